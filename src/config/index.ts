@@ -1,0 +1,4 @@
+export { loadConfig } from './load.js';
+export type { TernConfig, AuthUser, DnsServer } from './load.js';
+export type { OutboundConfig, SmtpMain, TlsConfig, TlsSection, DnsMain } from './schemas.js';
+export { parseDuration, parseTempFailIntervals } from './durations.js';

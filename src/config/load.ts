@@ -1,0 +1,172 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { isIP, BlockList } from 'node:net';
+import { join } from 'node:path';
+import { parse as parseIni } from 'ini';
+import type { ZodType, ZodError } from 'zod';
+import { ConfigError } from '../core/index.js';
+import { dnsMainSchema, outboundSchema, smtpMainSchema, tlsSchema } from './schemas.js';
+import type { DnsMain, OutboundConfig, SmtpMain, TlsConfig } from './schemas.js';
+
+export interface AuthUser {
+  readonly username: string;
+  /** `scrypt$<salt base64>$<key base64>`; see README "Authenticated relay". */
+  readonly hash: string;
+}
+
+export interface DnsServer {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** The whole configuration, validated and frozen; a reload builds a new one. */
+export interface TernConfig {
+  readonly dir: string;
+  readonly me: string;
+  readonly smtp: SmtpMain;
+  readonly relayAllow: readonly string[];
+  readonly authUsers: ReadonlyMap<string, AuthUser>;
+  readonly outbound: OutboundConfig;
+  readonly tls: TlsConfig;
+  readonly dns: DnsMain & { readonly serverList: readonly DnsServer[] };
+  /** The listener's certificate, when config/tls_key.pem and config/tls_cert.pem exist. */
+  readonly listenerTls?: { readonly key: Buffer; readonly cert: Buffer };
+}
+
+function readOptional(dir: string, name: string): string | undefined {
+  const path = join(dir, name);
+  return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+}
+
+function validate<T>(file: string, schema: ZodType<T, any, any>, input: unknown): T {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issue = (result.error as ZodError).issues[0];
+  const key = issue.path.join('.') || '(file)';
+  let value: unknown = input;
+  for (const p of issue.path) value = (value as Record<string, unknown> | undefined)?.[p as string];
+  const problem = issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}` : issue.message;
+  const named = issue.code === 'unrecognized_keys' ? issue.keys[0] : key;
+  const shown = issue.code === 'unrecognized_keys' ? (value as Record<string, unknown>)?.[issue.keys[0]] : value;
+  throw new ConfigError(file, named, shown, problem);
+}
+
+/** Reads an ini file whose keys may sit at the top or under `[main]` (Haraka accepts both). */
+function iniMain(dir: string, file: string): Record<string, unknown> {
+  const raw = readOptional(dir, file);
+  if (raw === undefined) return {};
+  const parsed = parseIni(raw) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(parsed)) {
+    if (k === 'main' && v && typeof v === 'object') Object.assign(out, v);
+    else if (v && typeof v === 'object') throw new ConfigError(file, `[${k}]`, k, 'unknown section');
+    else out[k] = v;
+  }
+  return out;
+}
+
+function lines(raw: string | undefined): { line: string; n: number }[] {
+  if (raw === undefined) return [];
+  return raw
+    .split(/\r?\n/)
+    .map((line, i) => ({ line: line.replace(/#.*$/, '').trim(), n: i + 1 }))
+    .filter((l) => l.line.length > 0);
+}
+
+function parseRelayAllow(raw: string | undefined): string[] {
+  if (raw === undefined) return ['127.0.0.0/8', '::1/128'];
+  const out: string[] = [];
+  for (const { line, n } of lines(raw)) {
+    const [net, prefix] = line.split('/');
+    const family = isIP(net);
+    const max = family === 6 ? 128 : 32;
+    const bits = prefix === undefined ? max : Number(prefix);
+    if (!family || !Number.isInteger(bits) || bits < 0 || bits > max || (prefix !== undefined && !/^\d+$/.test(prefix))) {
+      throw new ConfigError('relay_acl_allow', `line ${n}`, line, 'expected an IPv4 or IPv6 address or CIDR');
+    }
+    out.push(`${net}/${bits}`);
+  }
+  return out;
+}
+
+function parseAuthUsers(raw: string | undefined): Map<string, AuthUser> {
+  const users = new Map<string, AuthUser>();
+  for (const { line, n } of lines(raw)) {
+    const idx = line.indexOf(':');
+    const username = idx > 0 ? line.slice(0, idx) : '';
+    const hash = idx > 0 ? line.slice(idx + 1) : '';
+    if (!username || !/^scrypt\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$/.test(hash)) {
+      throw new ConfigError('auth_users', `line ${n}`, username || line, 'expected user:scrypt$<salt>$<hash> (make one with `tern hash-password`)');
+    }
+    users.set(username, { username, hash });
+  }
+  return users;
+}
+
+function parseServers(spec: string | undefined): DnsServer[] {
+  let hosts: string[];
+  if (spec && spec.trim()) {
+    hosts = spec.split(',').map((s) => s.trim()).filter(Boolean);
+  } else {
+    const resolv = existsSync('/etc/resolv.conf') ? readFileSync('/etc/resolv.conf', 'utf8') : '';
+    hosts = lines(resolv)
+      .map((l) => /^nameserver\s+(\S+)/.exec(l.line)?.[1])
+      .filter((h): h is string => !!h);
+    if (hosts.length === 0) hosts = ['127.0.0.1'];
+  }
+  return hosts.map((h) => {
+    let host = h;
+    let port = 53;
+    const v6 = /^\[(.+)\]:(\d+)$/.exec(h);
+    const v4 = /^([^:]+):(\d+)$/.exec(h);
+    if (v6) [host, port] = [v6[1], Number(v6[2])];
+    else if (v4) [host, port] = [v4[1], Number(v4[2])];
+    if (!isIP(host) || port < 1 || port > 65535) throw new ConfigError('dns.ini', 'servers', h, 'expected an IP address with an optional :port');
+    return { host, port };
+  });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value) && !Buffer.isBuffer(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Loads and validates every file of the config directory; throws ConfigError on the first problem. */
+export function loadConfig(dir: string): TernConfig {
+  const me = (readOptional(dir, 'me') ?? hostname()).trim().split(/\s+/)[0] || hostname();
+  const smtp = validate('smtp.ini', smtpMainSchema, iniMain(dir, 'smtp.ini'));
+  const outbound = validate('outbound.ini', outboundSchema, iniMain(dir, 'outbound.ini'));
+  const tlsRaw = readOptional(dir, 'tls.ini');
+  const tls = validate('tls.ini', tlsSchema, tlsRaw === undefined ? {} : parseIni(tlsRaw));
+  const dnsMain = validate('dns.ini', dnsMainSchema, iniMain(dir, 'dns.ini'));
+  const serverList = parseServers(dnsMain.servers);
+  const relayAllow = parseRelayAllow(readOptional(dir, 'relay_acl_allow'));
+  // A BlockList rejects what net.isIP let through only in corner cases; fail at load, not per connection.
+  const probe = new BlockList();
+  for (const cidr of relayAllow) {
+    const [net, bits] = cidr.split('/');
+    probe.addSubnet(net, Number(bits), isIP(net) === 6 ? 'ipv6' : 'ipv4');
+  }
+  const authUsers = parseAuthUsers(readOptional(dir, 'auth_users'));
+  const keyPath = join(dir, 'tls_key.pem');
+  const certPath = join(dir, 'tls_cert.pem');
+  let listenerTls: TernConfig['listenerTls'];
+  if (existsSync(keyPath) !== existsSync(certPath)) {
+    throw new ConfigError(existsSync(keyPath) ? 'tls_cert.pem' : 'tls_key.pem', '(file)', '', 'tls_key.pem and tls_cert.pem must both exist or both be absent');
+  }
+  if (existsSync(certPath)) listenerTls = { key: readFileSync(keyPath), cert: readFileSync(certPath) };
+  return deepFreeze({
+    dir,
+    me,
+    smtp,
+    relayAllow,
+    authUsers,
+    outbound,
+    tls,
+    dns: { ...dnsMain, serverList },
+    listenerTls,
+  });
+}

@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import { bool, bytes, int, intervals, seconds, text } from './fields.js';
+
+/** config/smtp.ini `[main]`: the listener. */
+export const smtpMainSchema = z
+  .object({
+    listen: z
+      .string()
+      .default('127.0.0.1:2525')
+      .refine((v) => v.split(',').every((hp) => /^(\[[0-9a-f:.]+\]|[^:\s]+):\d{1,5}$/i.test(hp.trim())), {
+        message: 'expected a comma separated list of host:port ([v6]:port for IPv6)',
+      }),
+    max_message_size: bytes(25 * 1024 * 1024),
+    max_recipients: int(1000, 1),
+    // Postfix's hopcount_limit: a message that has crossed this many hops is looping.
+    max_received_headers: int(50, 1),
+    max_line_length: int(4096, 512),
+    // AUTH is only offered after STARTTLS unless an operator says otherwise (no passwords in clear).
+    auth_insecure: bool(false),
+    banner: text('Tern ESMTP'),
+    max_clients: int(1000, 1),
+    socket_timeout: seconds(300),
+  })
+  .strict();
+
+/** config/outbound.ini: Haraka's keys with Haraka's meanings, plus Tern's own. */
+export const outboundSchema = z
+  .object({
+    disabled: bool(false),
+    concurrency_max: int(10000, 1),
+    enable_tls: bool(true),
+    maxTempFailures: int(13, 0),
+    temp_fail_intervals: intervals,
+    always_split: bool(false),
+    received_header: text('Tern outbound'),
+    connect_timeout: seconds(30),
+    local_mx_ok: bool(false),
+    inet_prefer: z.enum(['default', 'v4', 'v6']).default('default'),
+    max_queue_lifetime: seconds('5d'),
+    // RFC 5321 §4.5.3.2 timeouts, one per phase of the client session.
+    greeting_timeout: seconds('5m'),
+    mail_timeout: seconds('5m'),
+    rcpt_timeout: seconds('5m'),
+    data_init_timeout: seconds('2m'),
+    data_block_timeout: seconds('3m'),
+    data_done_timeout: seconds('10m'),
+    // How long SIGTERM waits for deliveries in flight before leaving them to the next start.
+    shutdown_timeout: seconds(30),
+    // Port for MX delivery; only tests and unusual setups change it.
+    remote_port: int(25, 1, 65535),
+  })
+  .strict();
+
+const tlsSection = z
+  .object({
+    ciphers: z.string().optional(),
+    minVersion: z.enum(['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']).optional(),
+    rejectUnauthorized: bool(false),
+    requestCert: bool(false),
+  })
+  .strict();
+
+/** config/tls.ini: `[main]` for the listener, `[outbound]` for delivery. */
+export const tlsSchema = z.object({ main: tlsSection.default({}), outbound: tlsSection.default({}) }).strict();
+
+/** config/dns.ini `[main]`. */
+export const dnsMainSchema = z
+  .object({
+    servers: z.string().optional(),
+    timeout: seconds(5),
+    cache_max_entries: int(10000, 0),
+  })
+  .strict();
+
+export type SmtpMain = z.infer<typeof smtpMainSchema>;
+export type OutboundConfig = z.infer<typeof outboundSchema>;
+export type TlsConfig = z.infer<typeof tlsSchema>;
+export type TlsSection = z.infer<typeof tlsSection>;
+export type DnsMain = z.infer<typeof dnsMainSchema>;

@@ -1,0 +1,41 @@
+import type { SmtpReply } from './types.js';
+
+/** Stable error codes; tests and scripts match these, never message text. */
+export const ErrorCode = {
+  CONFIG_INVALID: 'TERN_ERR_CONFIG_INVALID',
+  SPOOL_WRITE: 'TERN_ERR_SPOOL_WRITE',
+  SPOOL_FULL: 'TERN_ERR_SPOOL_FULL',
+  SPOOL_CORRUPT: 'TERN_ERR_SPOOL_CORRUPT',
+  MESSAGE_REFUSED: 'TERN_ERR_MESSAGE_REFUSED',
+  DNS_TEMPORARY: 'TERN_ERR_DNS_TEMPORARY',
+  DNS_PERMANENT: 'TERN_ERR_DNS_PERMANENT',
+  DELIVERY_TIMEOUT: 'TERN_ERR_DELIVERY_TIMEOUT',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** An error that knows the SMTP reply it becomes when it reaches a client or a log record. */
+export class TernError extends Error {
+  readonly code: ErrorCode;
+  readonly reply: SmtpReply;
+
+  constructor(code: ErrorCode, reply: SmtpReply, options?: { cause?: unknown }) {
+    super(`${reply.code}${reply.enhanced ? ' ' + reply.enhanced : ''} ${reply.text}`, options);
+    this.name = 'TernError';
+    this.code = code;
+    this.reply = reply;
+  }
+}
+
+/** A configuration problem, naming the file, key and value at fault. */
+export class ConfigError extends Error {
+  readonly code = ErrorCode.CONFIG_INVALID;
+  constructor(
+    readonly file: string,
+    readonly key: string,
+    readonly value: unknown,
+    readonly problem: string,
+  ) {
+    super(`${file}: ${key}=${JSON.stringify(value)}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}

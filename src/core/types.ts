@@ -1,0 +1,65 @@
+/** One SMTP reply as seen on the wire or produced by Tern itself. */
+export interface SmtpReply {
+  readonly code: number;
+  /** RFC 3463 enhanced status code, e.g. "5.7.26"; absent when the peer sent none. */
+  readonly enhanced?: string;
+  readonly text: string;
+}
+
+/** RFC 3461 parameters a client gave for one recipient. */
+export interface RecipientDsn {
+  readonly notify?: readonly ('NEVER' | 'SUCCESS' | 'FAILURE' | 'DELAY')[];
+  readonly orcpt?: string;
+}
+
+/** RFC 3461 parameters a client gave on MAIL FROM. */
+export interface EnvelopeDsn {
+  readonly ret?: 'FULL' | 'HDRS';
+  readonly envid?: string;
+}
+
+export type RecipientState = 'pending' | 'delivered' | 'deferred' | 'failed';
+
+export interface Recipient {
+  readonly address: string;
+  state: RecipientState;
+  /** The reply that decided the current state, when there was one. */
+  lastReply?: SmtpReply;
+  readonly dsn?: RecipientDsn;
+}
+
+/** What a client handed over in one SMTP transaction. */
+export interface Envelope {
+  /** Envelope sender; the empty string is the null sender `<>`. */
+  readonly sender: string;
+  readonly recipients: readonly { readonly address: string; readonly dsn?: RecipientDsn }[];
+  readonly dsn: EnvelopeDsn;
+  readonly smtpUtf8: boolean;
+  readonly bodyType: '7bit' | '8bitmime';
+}
+
+/** The result of one delivery attempt for one recipient. */
+export interface RecipientOutcome {
+  readonly address: string;
+  readonly result: 'delivered' | 'deferred' | 'failed';
+  readonly reply: SmtpReply;
+}
+
+export interface PeerInfo {
+  readonly name: string;
+  readonly address: string;
+  readonly port: number;
+}
+
+/** The result of one delivery attempt of one queue entry. */
+export interface DeliveryOutcome {
+  readonly recipients: readonly RecipientOutcome[];
+  readonly peer?: PeerInfo;
+  readonly tls: boolean;
+}
+
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };

@@ -1,0 +1,142 @@
+import { watch } from 'node:fs';
+import type { FSWatcher } from 'node:fs';
+import { resolve } from 'node:path';
+import { systemClock } from './core/index.js';
+import type { Clock } from './core/index.js';
+import { loadConfig } from './config/index.js';
+import type { TernConfig } from './config/index.js';
+import { createLogger } from './log/index.js';
+import type { Logger } from './log/index.js';
+import { DnsResolver } from './dns/index.js';
+import { DiskSpool } from './spool/index.js';
+import { DeliveryAgent } from './delivery/index.js';
+import { Scheduler } from './scheduler/index.js';
+import { Listener } from './listener/index.js';
+
+export interface DaemonOptions {
+  readonly configDir: string;
+  readonly queueDir: string;
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+  /** Installs SIGHUP/SIGTERM/SIGINT handlers (the CLI does; embedders may not want it). */
+  readonly handleSignals?: boolean;
+}
+
+export interface RunningDaemon {
+  readonly addresses: readonly { host: string; port: number }[];
+  /** SIGHUP: flush deferred entries and reload config. */
+  hangup(): void;
+  /** SIGTERM: stop listening, drain deliveries up to shutdown_timeout, close the queue. */
+  shutdown(): Promise<void>;
+  /** Resolves once the daemon has shut down (by signal or shutdown()). */
+  readonly stopped: Promise<void>;
+}
+
+function buildResolver(config: TernConfig, clock: Clock): DnsResolver {
+  return new DnsResolver({
+    servers: config.dns.serverList,
+    timeoutMs: config.dns.timeout * 1000,
+    cacheMaxEntries: config.dns.cache_max_entries,
+    clock,
+  });
+}
+
+/** Builds every part, wires them, recovers the queue and starts listening. */
+export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
+  const configDir = resolve(options.configDir);
+  const clock = options.clock ?? systemClock;
+  let config = loadConfig(configDir);
+  const logger = options.logger ?? createLogger();
+  let resolver = buildResolver(config, clock);
+
+  const spool = new DiskSpool(resolve(options.queueDir));
+  const recovery = await spool.open();
+  for (const c of recovery.corrupt) logger.error({ file: c.file, error: c.error, moved_to: 'corrupt/' }, 'corrupt queue entry moved aside');
+  logger.info(
+    {
+      entries: recovery.entries.length,
+      corrupt: recovery.corrupt.length,
+      removed_incomplete: recovery.removedIncomplete,
+      removed_temporary: recovery.removedTemporary,
+      removed_orphan_bodies: recovery.removedOrphanBodies,
+    },
+    'queue recovered',
+  );
+
+  const agent = new DeliveryAgent(config, { resolver: () => resolver, readBody: (e) => spool.readBody(e), logger });
+  const scheduler = new Scheduler(config.outbound, spool, agent, logger, clock);
+  scheduler.add(recovery.entries);
+  const listener = new Listener(config, { receive: () => spool.receive(), queued: (entries) => scheduler.add(entries) }, logger, clock);
+  const addresses = await listener.listen();
+  logger.info({ addresses, config: configDir, queue: spool.root, me: config.me }, 'tern listening');
+
+  const reload = (why: string) => {
+    try {
+      const next = loadConfig(configDir);
+      config = next;
+      resolver = buildResolver(config, clock);
+      listener.updateConfig(config);
+      agent.updateConfig(config);
+      scheduler.updateConfig(config.outbound);
+      logger.info({ why }, 'config reloaded');
+    } catch (err) {
+      // A broken edit never takes the running daemon down: the previous config stays in force.
+      logger.error({ why, error: (err as Error).message, code: (err as { code?: string }).code }, 'config reload failed; keeping the previous config');
+    }
+  };
+
+  let debounce: NodeJS.Timeout | undefined;
+  let watcher: FSWatcher | undefined;
+  try {
+    watcher = watch(configDir, () => {
+      clearTimeout(debounce);
+      debounce = setTimeout(() => reload('file changed'), 200);
+    });
+    watcher.on('error', (err) => logger.warn({ error: err.message }, 'config watch failed; SIGHUP still reloads'));
+  } catch (err) {
+    logger.warn({ error: (err as Error).message }, 'config watch unavailable; SIGHUP still reloads');
+  }
+
+  let stopping: Promise<void> | undefined;
+  let markStopped!: () => void;
+  const stopped = new Promise<void>((r) => (markStopped = r));
+
+  const hangup = () => {
+    reload('SIGHUP');
+    const flushed = scheduler.flush();
+    logger.info({ flushed, queued: scheduler.size, in_flight: scheduler.inFlightCount }, 'queue flushed');
+  };
+
+  const onHup = () => hangup();
+  const onTerm = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, 'shutting down');
+    void shutdown();
+  };
+
+  const shutdown = (): Promise<void> => {
+    stopping ??= (async () => {
+      clearTimeout(debounce);
+      watcher?.close();
+      const listenerClosed = listener.close();
+      const { aborted } = await scheduler.stop(config.outbound.shutdown_timeout * 1000);
+      await Promise.race([listenerClosed, new Promise((r) => setTimeout(r, 2000).unref())]);
+      await spool.close();
+      logger.info({ aborted_in_flight: aborted, queued: scheduler.size }, 'tern stopped; queue intact');
+      if (options.handleSignals) {
+        process.off('SIGHUP', onHup);
+        process.off('SIGTERM', onTerm);
+        process.off('SIGINT', onTerm);
+      }
+      await new Promise<void>((r) => logger.flush(() => r()));
+      markStopped();
+    })();
+    return stopping;
+  };
+
+  if (options.handleSignals) {
+    process.on('SIGHUP', onHup);
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onTerm);
+  }
+  return { addresses, hangup, shutdown, stopped };
+}

@@ -1,0 +1,94 @@
+import type { Readable } from 'node:stream';
+import type { DeliveryOutcome, PeerInfo, RecipientOutcome, SmtpReply } from '../core/index.js';
+import type { TernConfig } from '../config/index.js';
+import type { DnsResolver } from '../dns/index.js';
+import { resolveMxPlan } from '../dns/index.js';
+import type { Logger } from '../log/index.js';
+import { classifyReply } from '../smtp/index.js';
+import type { QueueEntry } from '../spool/index.js';
+import { DeliverySession } from './session.js';
+import type { SessionTimeouts } from './session.js';
+
+export interface AgentDeps {
+  /** The current resolver (a config reload may replace it). */
+  readonly resolver: () => DnsResolver;
+  readonly readBody: (entry: QueueEntry) => Readable;
+  readonly logger: Logger;
+}
+
+function everyone(recipients: readonly string[], reply: SmtpReply): RecipientOutcome[] {
+  const cls = classifyReply(reply);
+  return recipients.map((address) => ({ address, reply, result: cls === 'permanent' ? 'failed' : cls === 'success' ? 'delivered' : 'deferred' }));
+}
+
+/**
+ * Delivers one queue entry: destination domain → MX plan → one session per host in
+ * order until one holds a transaction. Remote failures are outcomes, never exceptions.
+ */
+export class DeliveryAgent {
+  private readonly active = new Set<DeliverySession>();
+
+  constructor(
+    private config: TernConfig,
+    private readonly deps: AgentDeps,
+  ) {}
+
+  updateConfig(config: TernConfig): void {
+    this.config = config;
+  }
+
+  async deliver(entry: QueueEntry): Promise<DeliveryOutcome> {
+    const cfg = this.config;
+    const pending = entry.recipients.filter((r) => r.state === 'pending' || r.state === 'deferred').map((r) => r.address);
+    if (pending.length === 0) return { recipients: [], tls: false };
+    const plan = await resolveMxPlan(this.deps.resolver(), entry.domain, { inetPrefer: cfg.outbound.inet_prefer, localMxOk: cfg.outbound.local_mx_ok });
+    if (!plan.ok) return { recipients: everyone(pending, plan.reply), tls: false };
+
+    const o = cfg.outbound;
+    const timeouts: SessionTimeouts = {
+      connect: o.connect_timeout,
+      greeting: o.greeting_timeout,
+      command: o.mail_timeout,
+      mail: o.mail_timeout,
+      rcpt: o.rcpt_timeout,
+      dataInit: o.data_init_timeout,
+      dataBlock: o.data_block_timeout,
+      dataDone: o.data_done_timeout,
+    };
+    let last: { reply: SmtpReply; peer: PeerInfo; tls: boolean } | undefined;
+    for (const host of plan.hosts) {
+      for (const address of host.addresses) {
+        const peer: PeerInfo = { name: host.name, address, port: o.remote_port };
+        const session = new DeliverySession();
+        this.active.add(session);
+        try {
+          const result = await session.run({
+            peer,
+            helo: cfg.me,
+            enableTls: o.enable_tls,
+            tls: { minVersion: cfg.tls.outbound.minVersion, ciphers: cfg.tls.outbound.ciphers, rejectUnauthorized: cfg.tls.outbound.rejectUnauthorized },
+            timeouts,
+            sender: entry.sender,
+            recipients: pending,
+            size: entry.size,
+            eightBit: entry.bodyType === '8bitmime',
+            body: () => this.deps.readBody(entry),
+          });
+          if (result.kind === 'done') return { recipients: result.recipients, peer, tls: result.tls };
+          last = { reply: result.reply, peer, tls: result.tls };
+          this.deps.logger.info({ id: entry.id, peer, reply: result.reply }, 'mail exchanger unavailable, trying the next');
+        } finally {
+          this.active.delete(session);
+        }
+      }
+    }
+    // Every host refused a session. That is temporary unless a host said, in a reply, that it is permanent.
+    const reply = last?.reply ?? { code: 451, enhanced: '4.4.0', text: 'no mail exchanger could be reached' };
+    return { recipients: everyone(pending, reply), peer: last?.peer, tls: last?.tls ?? false };
+  }
+
+  /** Shutdown: ends every session in progress; their entries stay queued. */
+  destroy(): void {
+    for (const session of this.active) session.destroy();
+  }
+}

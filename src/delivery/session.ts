@@ -1,0 +1,214 @@
+import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
+import { Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
+import type { PeerInfo, RecipientOutcome, SmtpReply } from '../core/index.js';
+import { classifyReply, parseReply } from '../smtp/index.js';
+import { Transcript } from './transcript.js';
+import type { Phase } from './transcript.js';
+
+/** Seconds per phase (RFC 5321 §4.5.3.2) plus the TCP connect bound. */
+export interface SessionTimeouts {
+  readonly connect: number;
+  readonly greeting: number;
+  readonly command: number;
+  readonly mail: number;
+  readonly rcpt: number;
+  readonly dataInit: number;
+  readonly dataBlock: number;
+  readonly dataDone: number;
+}
+
+export interface SessionRequest {
+  readonly peer: PeerInfo;
+  readonly helo: string;
+  readonly enableTls: boolean;
+  readonly tls: { readonly minVersion?: string; readonly ciphers?: string; readonly rejectUnauthorized: boolean };
+  readonly timeouts: SessionTimeouts;
+  readonly sender: string;
+  readonly recipients: readonly string[];
+  readonly size: number;
+  readonly eightBit: boolean;
+  readonly body: () => Readable;
+}
+
+export type SessionResult =
+  /** No transaction started (connect failure, bad greeting, 421 before MAIL): try the next host. */
+  | { readonly kind: 'unavailable'; readonly reply: SmtpReply; readonly tls: boolean }
+  | { readonly kind: 'done'; readonly recipients: readonly RecipientOutcome[]; readonly tls: boolean };
+
+const outcome = (address: string, reply: SmtpReply): RecipientOutcome => {
+  const cls = classifyReply(reply);
+  return { address, reply, result: cls === 'success' ? 'delivered' : cls === 'transient' ? 'deferred' : 'failed' };
+};
+
+interface NodemailerError extends Error {
+  code?: string;
+  response?: string;
+  responseCode?: number;
+  command?: string;
+}
+
+/**
+ * One SMTP client session with nodemailer's smtp-connection: connect, EHLO, opportunistic
+ * STARTTLS, one transaction, QUIT. It resolves with an outcome per recipient and never
+ * rejects for a remote failure. A watchdog enforces the per-phase timeouts, since a peer
+ * that stops mid-reply (a dangling `250-` continuation, say) would otherwise hold the
+ * delivery slot forever.
+ */
+export class DeliverySession {
+  private connection?: SMTPConnection;
+
+  run(req: SessionRequest): Promise<SessionResult> {
+    return new Promise<SessionResult>((resolve) => {
+      const transcript = new Transcript();
+      let watchdog: NodeJS.Timeout | undefined;
+      let settled = false;
+      let began = false;
+      const secure = () => Boolean(this.connection?.secure);
+
+      const finish = (result: SessionResult) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(watchdog);
+        resolve(result);
+      };
+
+      const phaseSeconds = (phase: Phase): number => {
+        const t = req.timeouts;
+        return { greeting: t.greeting, command: t.command, mail: t.mail, rcpt: t.rcpt, 'data-init': t.dataInit, 'data-block': t.dataBlock, 'data-done': t.dataDone }[phase];
+      };
+      const arm = () => {
+        clearTimeout(watchdog);
+        const phase = transcript.phase;
+        watchdog = setTimeout(() => {
+          const reply: SmtpReply = { code: 451, enhanced: '4.4.2', text: `timeout after ${phaseSeconds(phase)} s waiting in the ${phase} phase with ${req.peer.name} [${req.peer.address}]` };
+          finish(this.interrupted(transcript, req.recipients, reply, began, secure()));
+          this.destroy();
+        }, phaseSeconds(phase) * 1000);
+      };
+
+      const connection = new SMTPConnection({
+        host: req.peer.address,
+        port: req.peer.port,
+        name: req.helo,
+        connectionTimeout: req.timeouts.connect * 1000,
+        greetingTimeout: req.timeouts.greeting * 1000,
+        // The watchdog owns the phase timeouts; this is only a last resort.
+        socketTimeout: Math.max(...Object.values(req.timeouts)) * 2000,
+        opportunisticTLS: true,
+        ignoreTLS: !req.enableTls,
+        tls: {
+          servername: req.peer.name,
+          rejectUnauthorized: req.tls.rejectUnauthorized,
+          ...(req.tls.minVersion ? { minVersion: req.tls.minVersion as 'TLSv1.2' } : {}),
+          ...(req.tls.ciphers ? { ciphers: req.tls.ciphers } : {}),
+        },
+        transactionLog: true,
+        logger: {
+          level: () => undefined,
+          trace: () => undefined,
+          info: () => undefined,
+          warn: () => undefined,
+          error: () => undefined,
+          fatal: () => undefined,
+          debug: (entry: { tnx?: string }, message: string) => {
+            if (entry?.tnx === 'client') transcript.onClient(String(message));
+            else if (entry?.tnx === 'server') transcript.onServer(String(message));
+            else return;
+            arm();
+          },
+        } as unknown as SMTPConnection.Options['logger'],
+      } as SMTPConnection.Options);
+      this.connection = connection;
+
+      connection.on('error', (err: NodemailerError) => {
+        finish(this.fromError(err, transcript, req.recipients, began, secure()));
+        this.destroy();
+      });
+      connection.on('end', () => {
+        finish(this.interrupted(transcript, req.recipients, { code: 451, enhanced: '4.4.2', text: `connection closed by ${req.peer.name} [${req.peer.address}]` }, began, secure()));
+      });
+
+      connection.connect(() => {
+        arm();
+        began = true;
+        // Observing chunks through a Transform, not a 'data' listener, keeps the file
+        // stream paused until nodemailer pipes it after the 354.
+        const source = req.body();
+        const body = new Transform({
+          transform(chunk, _enc, done) {
+            transcript.onBody(false);
+            arm();
+            done(null, chunk);
+          },
+          flush(done) {
+            transcript.onBody(true);
+            arm();
+            done();
+          },
+        });
+        source.on('error', (err) => body.destroy(err));
+        source.pipe(body);
+        connection.send(
+          { from: req.sender, to: [...req.recipients], size: req.size, use8BitMime: req.eightBit } as SMTPConnection.Envelope,
+          body,
+          (err: NodemailerError | null) => {
+            if (err) {
+              finish(this.fromError(err, transcript, req.recipients, began, secure()));
+              this.destroy();
+              return;
+            }
+            finish({ kind: 'done', recipients: this.collect(transcript, req.recipients, undefined), tls: secure() });
+            connection.quit();
+          },
+        );
+      });
+    });
+  }
+
+  /** Ends the session at once; a pending run() resolves as interrupted. */
+  destroy(): void {
+    const c = this.connection;
+    if (c) {
+      c.removeAllListeners('end');
+      c.on('error', () => undefined);
+      c.close();
+    }
+  }
+
+  private collect(t: Transcript, recipients: readonly string[], fallback: SmtpReply | undefined): RecipientOutcome[] {
+    return recipients.map((address) => {
+      const rcpt = t.rcptReplies.get(address);
+      if (rcpt && rcpt.code >= 400) return outcome(address, rcpt);
+      if (t.mailReply && t.mailReply.code >= 400) return outcome(address, t.mailReply);
+      if (t.dataReply && t.dataReply.code >= 400) return outcome(address, t.dataReply);
+      if (t.finalReply) return outcome(address, t.finalReply);
+      return outcome(address, fallback ?? { code: 451, enhanced: '4.4.2', text: 'session ended before the message was accepted' });
+    });
+  }
+
+  private fromError(err: NodemailerError, t: Transcript, recipients: readonly string[], began: boolean, tls: boolean): SessionResult {
+    const remote = err.response ? parseReply(err.response) : undefined;
+    if (!began) {
+      const reply = remote ?? { code: 451, enhanced: '4.4.1', text: `cannot talk to the mail exchanger: ${err.code ?? 'error'} ${err.message}` };
+      return { kind: 'unavailable', reply, tls };
+    }
+    if (err.code === 'EMESSAGE' && !err.response) {
+      // nodemailer refuses before MAIL when the message exceeds the server's SIZE (RFC 1870).
+      return { kind: 'done', recipients: recipients.map((a) => outcome(a, { code: 552, enhanced: '5.3.4', text: err.message })), tls };
+    }
+    return this.interrupted(t, recipients, remote ?? { code: 451, enhanced: '4.4.2', text: `session failed: ${err.code ?? 'error'} ${err.message}` }, began, tls);
+  }
+
+  private interrupted(t: Transcript, recipients: readonly string[], reply: SmtpReply, began: boolean, tls: boolean): SessionResult {
+    // Before MAIL was answered no transaction exists: the next host may do better (a 421,
+    // a dropped connection, a stalled EHLO or STARTTLS).
+    if (!began || !t.mailReply) return { kind: 'unavailable', reply, tls };
+    return { kind: 'done', recipients: this.collect(t, recipients, toTransient(reply)), tls };
+  }
+}
+
+/** A session-level failure defers: only a reply addressed to the transaction may fail it for good. */
+function toTransient(reply: SmtpReply): SmtpReply {
+  return reply.code < 500 ? reply : { ...reply, code: 451 };
+}

@@ -1,0 +1,62 @@
+import type { SmtpReply } from '../core/index.js';
+import { parseReply } from '../smtp/index.js';
+
+export type Phase = 'greeting' | 'command' | 'mail' | 'rcpt' | 'data-init' | 'data-block' | 'data-done';
+
+/**
+ * Pairs each server reply with the command it answers, from nodemailer's transaction
+ * log (replies come back in command order, also when pipelined, RFC 2920 §3.1). This
+ * gives Tern every RCPT reply, including the exact text of accepted ones, and tells
+ * which phase the session is in for the RFC 5321 §4.5.3.2 timeouts.
+ */
+export class Transcript {
+  readonly rcptReplies = new Map<string, SmtpReply>();
+  mailReply?: SmtpReply;
+  dataReply?: SmtpReply;
+  /** The reply after the final dot: the one that decides accepted recipients. */
+  finalReply?: SmtpReply;
+  greeting?: SmtpReply;
+  phase: Phase = 'greeting';
+  private readonly awaiting: string[] = [];
+  private sawGreeting = false;
+
+  onClient(line: string): void {
+    const verb = line.slice(0, 4).toUpperCase();
+    this.awaiting.push(line);
+    if (verb === 'MAIL') this.phase = 'mail';
+    else if (verb === 'RCPT') this.phase = 'rcpt';
+    else if (verb === 'DATA') this.phase = 'data-init';
+    else this.phase = 'command';
+  }
+
+  onServer(raw: string): void {
+    const reply = parseReply(raw);
+    if (!this.sawGreeting) {
+      this.sawGreeting = true;
+      this.greeting = reply;
+      this.phase = 'command';
+      return;
+    }
+    if (this.phase === 'data-done' || (this.phase === 'data-block' && this.awaiting.length === 0)) {
+      this.finalReply = reply;
+      this.phase = 'command';
+      return;
+    }
+    const command = this.awaiting.shift();
+    if (!command || !reply) return;
+    const verb = command.slice(0, 4).toUpperCase();
+    if (verb === 'MAIL') this.mailReply = reply;
+    else if (verb === 'RCPT') {
+      const m = /^RCPT TO:<([^>]*)>/i.exec(command);
+      if (m) this.rcptReplies.set(m[1], reply);
+    } else if (verb === 'DATA') {
+      this.dataReply = reply;
+      if (reply.code === 354) this.phase = 'data-block';
+    }
+  }
+
+  /** The message body is being streamed (called per chunk) or has been fully sent. */
+  onBody(ended: boolean): void {
+    this.phase = ended ? 'data-done' : 'data-block';
+  }
+}

@@ -1,0 +1,176 @@
+import { createSocket } from 'node:dgram';
+import { connect as tcpConnect } from 'node:net';
+import { isIP } from 'node:net';
+import * as packet from 'dns-packet';
+import type { Answer, Packet } from 'dns-packet';
+import { ErrorCode, TernError } from '../core/index.js';
+import type { Clock } from '../core/index.js';
+import type { DnsServer } from '../config/index.js';
+
+export type RecordType = 'MX' | 'A' | 'AAAA' | 'TXT' | 'CNAME';
+
+export interface DnsAnswer {
+  /** NOERROR with answers, NOERROR without (NODATA), or NXDOMAIN. Anything else throws. */
+  readonly rcode: 'NOERROR' | 'NXDOMAIN';
+  readonly answers: readonly Answer[];
+}
+
+export interface ResolverOptions {
+  readonly servers: readonly DnsServer[];
+  /** Per query and server, in milliseconds. */
+  readonly timeoutMs: number;
+  readonly cacheMaxEntries: number;
+  readonly clock: Clock;
+}
+
+interface CacheEntry {
+  readonly expires: number;
+  readonly value: DnsAnswer;
+}
+
+// Negative answers are cached briefly whatever the SOA says, so a fixed typo does not linger.
+const NEGATIVE_TTL_CAP = 300;
+
+/**
+ * A stub resolver: asks the configured recursive servers over UDP, retries over TCP
+ * when the answer is truncated (RFC 1035 §4.2.2, RFC 7766), and caches by TTL. A
+ * SERVFAIL, REFUSED or timeout from every server is a temporary failure.
+ */
+export class DnsResolver {
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly inflight = new Map<string, Promise<DnsAnswer>>();
+  private nextId = 1;
+
+  constructor(private readonly options: ResolverOptions) {}
+
+  async query(name: string, type: RecordType): Promise<DnsAnswer> {
+    const key = `${type} ${name.toLowerCase()}`;
+    const now = this.options.clock.now();
+    const hit = this.cache.get(key);
+    if (hit && hit.expires > now) return hit.value;
+    if (hit) this.cache.delete(key);
+    let pending = this.inflight.get(key);
+    if (!pending) {
+      pending = this.queryServers(name, type).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, pending);
+    }
+    return pending;
+  }
+
+  private async queryServers(name: string, type: RecordType): Promise<DnsAnswer> {
+    let lastError: unknown;
+    for (const server of this.options.servers) {
+      try {
+        let response = await this.exchangeUdp(server, name, type);
+        if ((response.flags ?? 0) & packet.TRUNCATED_RESPONSE) response = await this.exchangeTcp(server, name, type);
+        const rcode = (response as Packet & { rcode?: string }).rcode ?? 'NOERROR';
+        if (rcode !== 'NOERROR' && rcode !== 'NXDOMAIN') {
+          lastError = new Error(`${rcode} from ${server.host}`);
+          continue;
+        }
+        const value: DnsAnswer = { rcode, answers: response.answers ?? [] };
+        this.remember(`${type} ${name.toLowerCase()}`, value, response);
+        return value;
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    throw new TernError(
+      ErrorCode.DNS_TEMPORARY,
+      { code: 451, enhanced: '4.4.3', text: `DNS lookup of ${type} ${name} failed: ${(lastError as Error)?.message ?? 'no server answered'}` },
+      { cause: lastError },
+    );
+  }
+
+  private remember(key: string, value: DnsAnswer, response: Packet): void {
+    if (this.options.cacheMaxEntries === 0) return;
+    let ttl: number;
+    if (value.answers.length > 0) {
+      ttl = Math.min(...value.answers.map((a) => ('ttl' in a && typeof a.ttl === 'number' ? a.ttl : 0)));
+    } else {
+      const soa = (response.authorities ?? []).find((a) => a.type === 'SOA') as { ttl?: number; data?: { minimum?: number } } | undefined;
+      ttl = Math.min(soa?.ttl ?? 60, soa?.data?.minimum ?? 60, NEGATIVE_TTL_CAP);
+    }
+    if (ttl <= 0) return;
+    if (this.cache.size >= this.options.cacheMaxEntries) {
+      // Map keeps insertion order: dropping the oldest entry is a cheap approximation of LRU.
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
+    this.cache.set(key, { expires: this.options.clock.now() + ttl * 1000, value });
+  }
+
+  private queryPacket(name: string, type: RecordType): { id: number; buf: Buffer } {
+    const id = this.nextId;
+    this.nextId = (this.nextId % 65535) + 1;
+    const buf = packet.encode({
+      type: 'query',
+      id,
+      flags: packet.RECURSION_DESIRED,
+      questions: [{ type, name, class: 'IN' }],
+    });
+    return { id, buf };
+  }
+
+  private exchangeUdp(server: DnsServer, name: string, type: RecordType): Promise<Packet> {
+    const { id, buf } = this.queryPacket(name, type);
+    return new Promise((resolve, reject) => {
+      const socket = createSocket(isIP(server.host) === 6 ? 'udp6' : 'udp4');
+      const timer = setTimeout(() => finish(new Error(`timeout after ${this.options.timeoutMs} ms from ${server.host}`)), this.options.timeoutMs);
+      const finish = (err: Error | null, response?: Packet) => {
+        clearTimeout(timer);
+        socket.close();
+        if (err) reject(err);
+        else resolve(response!);
+      };
+      socket.on('error', (err) => finish(err));
+      socket.on('message', (msg) => {
+        let decoded: Packet;
+        try {
+          decoded = packet.decode(msg);
+        } catch {
+          return; // garbage is ignored; the timeout decides
+        }
+        // Only an answer to our own question counts (guards against spoofed or stale replies).
+        if (decoded.id !== id || decoded.questions?.[0]?.name.toLowerCase() !== name.toLowerCase()) return;
+        finish(null, decoded);
+      });
+      socket.send(buf, server.port, server.host, (err) => err && finish(err));
+    });
+  }
+
+  private exchangeTcp(server: DnsServer, name: string, type: RecordType): Promise<Packet> {
+    const { id, buf } = this.queryPacket(name, type);
+    return new Promise((resolve, reject) => {
+      const socket = tcpConnect({ host: server.host, port: server.port });
+      let received = Buffer.alloc(0);
+      const timer = setTimeout(() => finish(new Error(`TCP timeout from ${server.host}`)), this.options.timeoutMs);
+      const finish = (err: Error | null, response?: Packet) => {
+        clearTimeout(timer);
+        socket.destroy();
+        if (err) reject(err);
+        else resolve(response!);
+      };
+      socket.on('error', (err) => finish(err));
+      socket.on('connect', () => {
+        const len = Buffer.alloc(2);
+        len.writeUInt16BE(buf.length);
+        socket.write(Buffer.concat([len, buf]));
+      });
+      socket.on('data', (chunk) => {
+        received = Buffer.concat([received, chunk]);
+        if (received.length < 2) return;
+        const size = received.readUInt16BE(0);
+        if (received.length < size + 2) return;
+        try {
+          const decoded = packet.decode(received.subarray(2, size + 2));
+          if (decoded.id !== id) return finish(new Error('mismatched DNS id over TCP'));
+          finish(null, decoded);
+        } catch (err) {
+          finish(err as Error);
+        }
+      });
+      socket.on('end', () => finish(new Error('DNS TCP connection closed early')));
+    });
+  }
+}

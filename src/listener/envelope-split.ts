@@ -1,0 +1,34 @@
+import type { RecipientDsn } from '../core/index.js';
+import { domainOf } from '../smtp/index.js';
+import type { EntryDraft } from '../spool/index.js';
+
+export interface AcceptedEnvelope {
+  readonly sender: string;
+  readonly recipients: readonly { readonly address: string; readonly dsn?: RecipientDsn }[];
+  readonly dsn: EntryDraft['dsn'];
+  readonly smtpUtf8: boolean;
+  readonly bodyType: EntryDraft['bodyType'];
+}
+
+/**
+ * One entry per destination domain, so that each domain's recipients share one SMTP
+ * transaction; with always_split, one entry per recipient (Haraka's semantics).
+ */
+export function splitEnvelope(envelope: AcceptedEnvelope, alwaysSplit: boolean): EntryDraft[] {
+  const groups = new Map<string, EntryDraft['recipients']>();
+  envelope.recipients.forEach((r, i) => {
+    const domain = domainOf(r.address);
+    const key = alwaysSplit ? `${domain}\u0000${i}` : domain;
+    const list = groups.get(key) ?? [];
+    list.push({ address: r.address, state: 'pending', ...(r.dsn ? { dsn: r.dsn } : {}) });
+    groups.set(key, list);
+  });
+  return [...groups.entries()].map(([key, recipients]) => ({
+    domain: key.split('\u0000')[0],
+    sender: envelope.sender,
+    recipients,
+    dsn: envelope.dsn,
+    smtpUtf8: envelope.smtpUtf8,
+    bodyType: envelope.bodyType,
+  }));
+}

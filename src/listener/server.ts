@@ -1,0 +1,232 @@
+import { SMTPServer } from 'smtp-server';
+import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerSession, SMTPServerDataStream } from 'smtp-server';
+import type { Clock, RecipientDsn, SmtpReply } from '../core/index.js';
+import { TernError } from '../core/index.js';
+import type { TernConfig } from '../config/index.js';
+import type { Logger } from '../log/index.js';
+import { logDisposition } from '../log/index.js';
+import { isRoutableAddress } from '../smtp/index.js';
+import { verifyPassword } from './auth.js';
+import { guardServer } from './command-guard.js';
+import { splitEnvelope } from './envelope-split.js';
+import type { Injector } from './injector.js';
+import { MessageGuard } from './message-guard.js';
+import { receivedHeader } from './received-header.js';
+import { RelayPolicy } from './relay-policy.js';
+
+// Parameters Tern implements; anything else is refused with 555 5.5.4 (RFC 5321 §4.1.1.11)
+// rather than silently dropped, since a client that asked for an extension relies on it.
+const MAIL_PARAMS = new Set(['SIZE', 'BODY', 'SMTPUTF8', 'RET', 'ENVID', 'AUTH']);
+const RCPT_PARAMS = new Set(['NOTIFY', 'ORCPT']);
+
+type Callback = (err?: Error | null) => void;
+
+function smtpError(reply: SmtpReply): Error {
+  return Object.assign(new Error(`${reply.enhanced ? reply.enhanced + ' ' : ''}${reply.text}`), { responseCode: reply.code });
+}
+
+function unknownParam(address: SMTPServerAddress, known: Set<string>): string | undefined {
+  const args = address.args;
+  if (!args || typeof args !== 'object') return undefined;
+  return Object.keys(args).find((k) => !known.has(k.toUpperCase()));
+}
+
+const nonAscii = (s: string) => /[^\x00-\x7f]/.test(s);
+
+/** The SMTP listener: relay policy, AUTH, limits and the smuggling guard in front of the spool. */
+export class Listener {
+  private servers: SMTPServer[] = [];
+  private relay: RelayPolicy;
+
+  constructor(
+    private config: TernConfig,
+    private readonly injector: Injector,
+    private readonly logger: Logger,
+    private readonly clock: Clock,
+  ) {
+    this.relay = new RelayPolicy(config.relayAllow);
+  }
+
+  /** Takes a reloaded config: relay networks, users and limits apply to new transactions. */
+  updateConfig(config: TernConfig): void {
+    this.config = config;
+    this.relay = new RelayPolicy(config.relayAllow);
+    for (const server of this.servers) {
+      Object.assign(server.options, { size: config.smtp.max_message_size, maxRecipients: config.smtp.max_recipients });
+    }
+  }
+
+  /** Binds every address of smtp.ini `listen`; each gets its own smtp-server with the same policy. */
+  async listen(): Promise<{ host: string; port: number }[]> {
+    const bound: { host: string; port: number }[] = [];
+    for (const spec of this.config.smtp.listen.split(',').map((s) => s.trim())) {
+      const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(spec)!;
+      const server = this.createServer();
+      await new Promise<void>((resolve, reject) => {
+        server.server.once('error', reject);
+        server.listen(Number(m[2]), m[1], () => {
+          server.server.off('error', reject);
+          resolve();
+        });
+      });
+      this.servers.push(server);
+      const addr = server.server.address();
+      bound.push({ host: m[1], port: typeof addr === 'object' && addr ? addr.port : Number(m[2]) });
+    }
+    return bound;
+  }
+
+  /** Stops accepting connections; sessions in progress are given smtp-server's close timeout. */
+  async close(): Promise<void> {
+    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    this.servers = [];
+  }
+
+  private createServer(): SMTPServer {
+    const cfg = this.config;
+    const tls = cfg.listenerTls;
+    const server = new SMTPServer({
+      name: cfg.me,
+      banner: cfg.smtp.banner,
+      size: cfg.smtp.max_message_size,
+      rejectOversized: true,
+      maxRecipients: cfg.smtp.max_recipients,
+      maxClients: cfg.smtp.max_clients,
+      maxCommandLength: cfg.smtp.max_line_length,
+      socketTimeout: cfg.smtp.socket_timeout * 1000,
+      authMethods: ['PLAIN', 'LOGIN'],
+      authOptional: true,
+      allowInsecureAuth: cfg.smtp.auth_insecure,
+      disabledCommands: cfg.authUsers.size === 0 ? ['AUTH'] : [],
+      hideSTARTTLS: !tls,
+      hideENHANCEDSTATUSCODES: false,
+      hideDSN: false,
+      hideSMTPUTF8: false,
+      hide8BITMIME: false,
+      hidePIPELINING: false,
+      // REQUIRETLS (RFC 8689) is not implemented by delivery yet, so it is not offered.
+      hideREQUIRETLS: true,
+      ...(tls ? { key: tls.key, cert: tls.cert, minVersion: cfg.tls.main.minVersion, ciphers: cfg.tls.main.ciphers } : {}),
+      logger: false,
+      onAuth: (auth, session, cb) => void this.onAuth(auth, session, cb),
+      onMailFrom: (address, session, cb) => this.onMailFrom(address, session, cb),
+      onRcptTo: (address, session, cb) => this.onRcptTo(address, session, cb),
+      onData: (stream, session, cb) => void this.onData(stream, session, cb),
+    });
+    guardServer(server);
+    server.on('error', (err) => this.logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'smtp listener error'));
+    return server;
+  }
+
+  private async onAuth(auth: SMTPServerAuthentication, _session: SMTPServerSession, cb: (err: Error | null | undefined, response?: { user?: unknown }) => void) {
+    const user = this.config.authUsers.get(auth.username ?? '');
+    const ok = await verifyPassword(user, auth.password ?? '').catch(() => false);
+    if (!ok) return cb(smtpError({ code: 535, enhanced: '5.7.8', text: 'Authentication credentials invalid' }));
+    cb(null, { user: auth.username });
+  }
+
+  private onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: Callback) {
+    const unknown = unknownParam(address, MAIL_PARAMS);
+    if (unknown) return cb(smtpError({ code: 555, enhanced: '5.5.4', text: `MAIL FROM parameter ${unknown} not recognized` }));
+    if (nonAscii(address.address) && !session.envelope.smtpUtf8) {
+      return cb(smtpError({ code: 553, enhanced: '5.6.7', text: 'Non-ASCII address requires the SMTPUTF8 parameter (RFC 6531)' }));
+    }
+    if (address.address && !isRoutableAddress(address.address)) {
+      return cb(smtpError({ code: 553, enhanced: '5.1.7', text: 'Sender address must be a full address or <>' }));
+    }
+    cb();
+  }
+
+  private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: Callback) {
+    const unknown = unknownParam(address, RCPT_PARAMS);
+    if (unknown) return cb(smtpError({ code: 555, enhanced: '5.5.4', text: `RCPT TO parameter ${unknown} not recognized` }));
+    if (!session.user && !this.relay.allows(session.remoteAddress)) {
+      return cb(smtpError({ code: 550, enhanced: '5.7.1', text: 'Relaying denied: authenticate or send from an allowed network' }));
+    }
+    if (nonAscii(address.address) && !session.envelope.smtpUtf8) {
+      return cb(smtpError({ code: 553, enhanced: '5.6.7', text: 'Non-ASCII address requires the SMTPUTF8 parameter (RFC 6531)' }));
+    }
+    if (!isRoutableAddress(address.address)) {
+      return cb(smtpError({ code: 553, enhanced: '5.1.3', text: 'Recipient address must be a full address with a domain' }));
+    }
+    cb();
+  }
+
+  private async onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void) {
+    const cfg = this.config;
+    const guard = new MessageGuard(cfg.smtp.max_received_headers, cfg.smtp.max_message_size);
+    stream.pipe(guard);
+    let incoming;
+    try {
+      incoming = await this.injector.receive();
+    } catch (err) {
+      guard.resume();
+      const reply = err instanceof TernError ? err.reply : { code: 451, enhanced: '4.3.0', text: 'Local error in processing' };
+      this.logger.error({ err: { message: (err as Error).message }, reply }, 'cannot start a queue file');
+      stream.on('end', () => cb(smtpError(reply)));
+      return;
+    }
+    const messageId = incoming.messageId;
+    if (cfg.outbound.received_header !== 'disabled') {
+      incoming.body.write(
+        receivedHeader({
+          helo: session.hostNameAppearsAs ?? '',
+          clientAddress: session.remoteAddress,
+          me: cfg.me,
+          text: cfg.outbound.received_header,
+          messageId,
+          tls: session.secure,
+          authenticated: !!session.user,
+          date: new Date(this.clock.now()),
+        }),
+      );
+    }
+    guard.pipe(incoming.body);
+    await new Promise<void>((resolve) => guard.once('end', resolve));
+
+    const refused = guard.violation;
+    if (refused) {
+      await incoming.abort();
+      this.logger.warn({ client: session.remoteAddress, reply: refused, message_id: messageId }, 'message refused');
+      return cb(smtpError(refused));
+    }
+    const env = session.envelope;
+    const sender = env.mailFrom ? env.mailFrom.address : '';
+    const recipients = env.rcptTo.map((r) => {
+      const dsn = (r as SMTPServerAddress & { dsn?: { notify?: string[]; orcpt?: string } }).dsn;
+      const rdsn: RecipientDsn | undefined = dsn ? { notify: dsn.notify as RecipientDsn['notify'], orcpt: dsn.orcpt } : undefined;
+      return { address: r.address, dsn: rdsn };
+    });
+    const drafts = splitEnvelope(
+      {
+        sender,
+        recipients,
+        dsn: { ret: env.dsn?.ret as 'FULL' | 'HDRS' | undefined, envid: env.dsn?.envid ?? undefined },
+        smtpUtf8: !!env.smtpUtf8,
+        bodyType: env.bodyType === '8bitmime' ? '8bitmime' : '7bit',
+      },
+      cfg.outbound.always_split,
+    );
+    try {
+      const now = this.clock.now();
+      const entries = await incoming.commit(drafts, now);
+      logDisposition(this.logger, {
+        type: 'Reception',
+        id: messageId,
+        message_id: messageId,
+        sender,
+        recipients: recipients.map((r) => r.address),
+        response: { code: 250, enhanced_code: '2.0.0', content: `Queued as ${messageId}` },
+        size: entries[0]?.size ?? 0,
+        queued_at: new Date(now).toISOString(),
+        client: { address: session.remoteAddress, helo: session.hostNameAppearsAs ?? undefined, user: session.user as string | undefined, tls: session.secure },
+      });
+      this.injector.queued(entries);
+      cb(null, `2.0.0 Queued as ${messageId}`);
+    } catch (err) {
+      const reply = err instanceof TernError ? err.reply : { code: 451, enhanced: '4.3.0', text: 'Local error in processing' };
+      this.logger.error({ err: { message: (err as Error).message, cause: String((err as Error).cause ?? '') }, reply, message_id: messageId }, 'queue write failed');
+      cb(smtpError(reply));
+    }
+  }
+}

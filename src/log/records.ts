@@ -1,0 +1,47 @@
+import type { SmtpReply, PeerInfo } from '../core/index.js';
+import type { Logger } from 'pino';
+
+/**
+ * The fixed set of disposition records, after KumoMTA's log record types. Every message
+ * that is accepted gets one Reception; every recipient eventually gets exactly one of
+ * Delivery, Bounce or Expiration, with any number of TransientFailure records before it.
+ */
+export type DispositionType = 'Reception' | 'Delivery' | 'TransientFailure' | 'Bounce' | 'Expiration';
+
+export interface DispositionRecord {
+  readonly type: DispositionType;
+  /** Queue entry id (`<message id>.<n>`), or the message id for Reception. */
+  readonly id: string;
+  readonly message_id: string;
+  readonly sender: string;
+  /** One recipient; Reception lists them all in `recipients` instead. */
+  readonly recipient?: string;
+  readonly recipients?: readonly string[];
+  readonly domain?: string;
+  readonly attempt?: number;
+  readonly response: { readonly code: number; readonly enhanced_code: string | null; readonly content: string };
+  readonly peer?: { readonly name: string; readonly address: string; readonly port: number } | null;
+  readonly tls?: boolean;
+  readonly size?: number;
+  /** When the message was accepted (ISO 8601). */
+  readonly queued_at: string;
+  /** When this disposition happened (ISO 8601). */
+  readonly timestamp?: string;
+  /** When the next attempt is due, for TransientFailure. */
+  readonly next_attempt_at?: string;
+  /** The client that sent it, for Reception. */
+  readonly client?: { readonly address: string; readonly helo?: string; readonly user?: string; readonly tls: boolean };
+}
+
+export function replyFields(reply: SmtpReply): DispositionRecord['response'] {
+  return { code: reply.code, enhanced_code: reply.enhanced ?? null, content: reply.text };
+}
+
+export function peerFields(peer: PeerInfo | undefined): DispositionRecord['peer'] {
+  return peer ? { name: peer.name, address: peer.address, port: peer.port } : null;
+}
+
+/** Writes one disposition record; the `msg` of the line is the record type so that `grep` finds it. */
+export function logDisposition(logger: Logger, record: DispositionRecord): void {
+  logger.info(record, record.type);
+}

@@ -1,0 +1,118 @@
+import type { DeliveryOutcome, RecipientOutcome, SmtpReply } from '../core/index.js';
+import type { DispositionRecord } from '../log/index.js';
+import { peerFields, replyFields } from '../log/index.js';
+import { formatReply } from '../smtp/index.js';
+import type { QueueEntry } from '../spool/index.js';
+import type { RetrySchedule } from './retry-schedule.js';
+
+export interface AppliedOutcome {
+  /** One record per recipient whose fate this attempt decided or postponed. */
+  readonly records: DispositionRecord[];
+  /** Every recipient has its final state: the entry leaves the queue. */
+  readonly finished: boolean;
+}
+
+interface Context {
+  readonly now: number;
+  readonly schedule: RetrySchedule;
+  /** max_queue_lifetime in seconds. */
+  readonly lifetime: number;
+}
+
+function baseRecord(entry: QueueEntry, outcome: DeliveryOutcome | undefined, now: number) {
+  return {
+    id: entry.id,
+    message_id: entry.messageId,
+    sender: entry.sender,
+    domain: entry.domain,
+    attempt: entry.attempts,
+    peer: peerFields(outcome?.peer),
+    tls: outcome?.tls ?? false,
+    size: entry.size,
+    queued_at: new Date(entry.queuedAt).toISOString(),
+    timestamp: new Date(now).toISOString(),
+  };
+}
+
+export function expiryReply(entry: QueueEntry, now: number, last: SmtpReply | undefined): SmtpReply {
+  const hours = ((now - entry.queuedAt) / 3600000).toFixed(1);
+  return {
+    code: 551,
+    enhanced: '5.4.7',
+    text: `Delivery time expired: message queued at ${new Date(entry.queuedAt).toISOString()} was still undelivered after ${hours} h` +
+      (last ? `; last error: ${formatReply(last)}` : ''),
+  };
+}
+
+/**
+ * Folds one attempt's per-recipient outcomes into the entry (mutating it) and decides
+ * what happens next: delivered and failed recipients are final; deferred ones either
+ * wait for the retry schedule, or bounce when the retries are used up, or expire when
+ * the next attempt would fall after max_queue_lifetime.
+ */
+export function applyOutcome(entry: QueueEntry, outcome: DeliveryOutcome, ctx: Context): AppliedOutcome {
+  const base = baseRecord(entry, outcome, ctx.now);
+  const records: DispositionRecord[] = [];
+  const byAddress = new Map<string, RecipientOutcome>(outcome.recipients.map((r) => [r.address, r]));
+  const deferred: { address: string; reply: SmtpReply }[] = [];
+
+  for (const rcpt of entry.recipients) {
+    const result = byAddress.get(rcpt.address);
+    if (!result || rcpt.state === 'delivered' || rcpt.state === 'failed') continue;
+    rcpt.lastReply = result.reply;
+    if (result.result === 'delivered') {
+      rcpt.state = 'delivered';
+      records.push({ ...base, type: 'Delivery', recipient: rcpt.address, response: replyFields(result.reply) });
+    } else if (result.result === 'failed') {
+      rcpt.state = 'failed';
+      records.push({ ...base, type: 'Bounce', recipient: rcpt.address, response: replyFields(result.reply) });
+    } else {
+      rcpt.state = 'deferred';
+      deferred.push({ address: rcpt.address, reply: result.reply });
+    }
+  }
+
+  if (deferred.length > 0) {
+    entry.tempFailures += 1;
+    const delay = ctx.schedule.delayAfter(entry.tempFailures);
+    const next = delay === undefined ? undefined : ctx.now + delay * 1000;
+    const expiresAt = entry.queuedAt + ctx.lifetime * 1000;
+    for (const d of deferred) {
+      const rcpt = entry.recipients.find((r) => r.address === d.address)!;
+      if (next === undefined) {
+        rcpt.state = 'failed';
+        records.push({ ...base, type: 'Bounce', recipient: d.address, response: replyFields(d.reply) });
+      } else if (next > expiresAt) {
+        rcpt.state = 'failed';
+        const reply = expiryReply(entry, ctx.now, d.reply);
+        rcpt.lastReply = reply;
+        records.push({ ...base, type: 'Expiration', recipient: d.address, response: replyFields(reply) });
+      } else {
+        records.push({
+          ...base,
+          type: 'TransientFailure',
+          recipient: d.address,
+          response: replyFields(d.reply),
+          next_attempt_at: new Date(next).toISOString(),
+        });
+      }
+    }
+    if (next !== undefined) entry.nextAttemptAt = next;
+  }
+  const finished = entry.recipients.every((r) => r.state === 'delivered' || r.state === 'failed');
+  return { records, finished };
+}
+
+/** Expires every unfinished recipient of an entry that outlived max_queue_lifetime without an attempt. */
+export function expireEntry(entry: QueueEntry, now: number): DispositionRecord[] {
+  const base = baseRecord(entry, undefined, now);
+  const records: DispositionRecord[] = [];
+  for (const rcpt of entry.recipients) {
+    if (rcpt.state === 'delivered' || rcpt.state === 'failed') continue;
+    const reply = expiryReply(entry, now, rcpt.lastReply);
+    rcpt.state = 'failed';
+    rcpt.lastReply = reply;
+    records.push({ ...base, type: 'Expiration', recipient: rcpt.address, response: replyFields(reply) });
+  }
+  return records;
+}

@@ -1,0 +1,5 @@
+export { Scheduler } from './scheduler.js';
+export type { Deliverer, SchedulerEvents } from './scheduler.js';
+export { RetrySchedule } from './retry-schedule.js';
+export { TimerHeap } from './timer-heap.js';
+export { applyOutcome, expireEntry } from './apply-outcome.js';

@@ -1,0 +1,183 @@
+import { EventEmitter } from 'node:events';
+import PQueue from 'p-queue';
+import type { Clock, DeliveryOutcome } from '../core/index.js';
+import type { OutboundConfig } from '../config/index.js';
+import type { Logger, DispositionRecord } from '../log/index.js';
+import { logDisposition } from '../log/index.js';
+import type { QueueEntry, Spool } from '../spool/index.js';
+import { applyOutcome, expireEntry } from './apply-outcome.js';
+import { RetrySchedule } from './retry-schedule.js';
+import { TimerHeap } from './timer-heap.js';
+
+/** What the scheduler needs from delivery; daemon.ts hands it the real agent. */
+export interface Deliverer {
+  /** One attempt for the entry's unfinished recipients; never throws for a remote failure. */
+  deliver(entry: QueueEntry): Promise<DeliveryOutcome>;
+  /** Aborts attempts in progress (shutdown after the drain bound). */
+  destroy(): void;
+}
+
+export interface SchedulerEvents {
+  disposition: [record: DispositionRecord, entry: QueueEntry];
+}
+
+// setTimeout's ceiling; a later due time just re-arms when this fires.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Decides when each queue entry is attempted: a min-heap of due times behind a single
+ * timer, pulled into a p-queue only while fewer than concurrency_max attempts are in
+ * flight, so that a flush of a huge queue never builds a huge backlog in memory.
+ */
+export class Scheduler extends EventEmitter<SchedulerEvents> {
+  private readonly entries = new Map<string, QueueEntry>();
+  private readonly heap = new TimerHeap();
+  private readonly inFlight = new Set<string>();
+  private readonly work: PQueue;
+  private timer?: NodeJS.Timeout;
+  private timerDue = Infinity;
+  private schedule: RetrySchedule;
+  private stopped = false;
+
+  constructor(
+    private config: OutboundConfig,
+    private readonly spool: Spool,
+    private readonly deliverer: Deliverer,
+    private readonly logger: Logger,
+    private readonly clock: Clock,
+  ) {
+    super();
+    this.schedule = RetrySchedule.fromConfig(config);
+    this.work = new PQueue({ concurrency: config.concurrency_max });
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  /** Adds entries (new ones from the listener, or every entry found at start). */
+  add(entries: readonly QueueEntry[]): void {
+    for (const entry of entries) {
+      this.entries.set(entry.id, entry);
+      this.heap.push(entry.nextAttemptAt, entry.id);
+    }
+    this.pump();
+  }
+
+  updateConfig(config: OutboundConfig): void {
+    this.config = config;
+    this.schedule = RetrySchedule.fromConfig(config);
+    this.work.concurrency = config.concurrency_max;
+    this.pump();
+  }
+
+  /** SIGHUP: every waiting entry is due now. An entry in flight keeps its one attempt. */
+  flush(): number {
+    const now = this.clock.now();
+    this.heap.clear();
+    let flushed = 0;
+    for (const entry of this.entries.values()) {
+      if (this.inFlight.has(entry.id)) continue;
+      if (entry.nextAttemptAt > now) flushed++;
+      entry.nextAttemptAt = Math.min(entry.nextAttemptAt, now);
+      this.heap.push(entry.nextAttemptAt, entry.id);
+    }
+    this.pump();
+    return flushed;
+  }
+
+  /** Stops starting attempts and waits up to `boundMs` for those in flight; then aborts the rest. */
+  async stop(boundMs: number): Promise<{ aborted: number }> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.work.clear();
+    if (this.inFlight.size === 0) return { aborted: 0 };
+    let bound: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      this.work.onIdle().then(() => false),
+      new Promise<boolean>((resolve) => (bound = setTimeout(() => resolve(true), boundMs))),
+    ]);
+    clearTimeout(bound);
+    const aborted = timedOut ? this.inFlight.size : 0;
+    if (timedOut) this.deliverer.destroy();
+    return { aborted };
+  }
+
+  private pump(): void {
+    if (this.stopped) return;
+    if (this.config.disabled) return this.arm(Infinity);
+    const now = this.clock.now();
+    while (this.work.size + this.work.pending < this.config.concurrency_max) {
+      const due = this.heap.peekDue();
+      if (due === undefined || due > now) break;
+      const { id } = this.heap.pop()!;
+      const entry = this.entries.get(id);
+      // Stale heap items (entry finished, rescheduled, or already in flight) are skipped.
+      if (!entry || entry.nextAttemptAt !== due || this.inFlight.has(id)) continue;
+      this.inFlight.add(id);
+      void this.work.add(() => this.attempt(entry));
+    }
+    this.arm(this.heap.peekDue() ?? Infinity);
+  }
+
+  private arm(due: number): void {
+    if (due === this.timerDue && this.timer) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerDue = due;
+    if (due === Infinity) return;
+    const delay = Math.min(Math.max(due - this.clock.now(), 0), MAX_TIMER_MS);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerDue = Infinity;
+      this.pump();
+    }, delay);
+  }
+
+  private async attempt(entry: QueueEntry): Promise<void> {
+    try {
+      const now = this.clock.now();
+      if (now > entry.queuedAt + this.config.max_queue_lifetime * 1000) {
+        await this.finish(entry, expireEntry(entry, now), true);
+        return;
+      }
+      entry.attempts += 1;
+      const outcome = await this.deliverer.deliver(entry);
+      if (this.stopped && outcome.recipients.length === 0) return;
+      const applied = applyOutcome(entry, outcome, {
+        now: this.clock.now(),
+        schedule: this.schedule,
+        lifetime: this.config.max_queue_lifetime,
+      });
+      await this.finish(entry, applied.records, applied.finished);
+    } catch (err) {
+      // A local fault (e.g. the spool cannot be written) leaves the entry on disk as it
+      // was; it is tried again later rather than lost.
+      entry.nextAttemptAt = this.clock.now() + 60_000;
+      this.logger.error({ err: { message: (err as Error).message, code: (err as { code?: string }).code }, id: entry.id }, 'attempt failed locally; retrying in 60 s');
+    } finally {
+      this.inFlight.delete(entry.id);
+      if (this.entries.has(entry.id)) this.heap.push(entry.nextAttemptAt, entry.id);
+      this.pump();
+    }
+  }
+
+  private async finish(entry: QueueEntry, records: DispositionRecord[], finished: boolean): Promise<void> {
+    // State reaches the disk before the log says so: a record is never ahead of the queue.
+    if (finished) {
+      await this.spool.remove(entry);
+      this.entries.delete(entry.id);
+    } else {
+      await this.spool.update(entry);
+    }
+    for (const record of records) {
+      logDisposition(this.logger, record);
+      this.emit('disposition', record, entry);
+    }
+  }
+}

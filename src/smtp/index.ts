@@ -1,0 +1,3 @@
+export * from './reply.js';
+export * from './address.js';
+export * from './date.js';

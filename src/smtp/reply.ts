@@ -1,0 +1,53 @@
+import type { SmtpReply } from '../core/index.js';
+
+// RFC 3463 §2: class.subject.detail, subject and detail up to three digits each.
+const ENHANCED = /^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)/;
+const REPLY_LINE = /^(\d{3})([ -]?)(.*)$/;
+
+/**
+ * Parses a (possibly multi-line) SMTP reply as servers send it. Continuation lines
+ * are joined with a space and their repeated code and enhanced code dropped, so the
+ * text reads as one sentence in logs and reports. Returns undefined for input that
+ * holds no reply code at all.
+ */
+export function parseReply(raw: string): SmtpReply | undefined {
+  const lines = raw.split(/\r?\n/).map((l) => l.trimEnd()).filter((l) => l.length > 0);
+  let code: number | undefined;
+  let enhanced: string | undefined;
+  const texts: string[] = [];
+  for (const line of lines) {
+    const m = REPLY_LINE.exec(line);
+    if (!m) {
+      texts.push(line.trim());
+      continue;
+    }
+    code ??= Number(m[1]);
+    let text = m[3].trim();
+    const e = ENHANCED.exec(text);
+    if (e) {
+      enhanced ??= `${e[1]}.${Number(e[2])}.${Number(e[3])}`;
+      text = text.slice(e[0].length).trim();
+    }
+    if (text) texts.push(text);
+  }
+  if (code === undefined || code < 200 || code > 599) return undefined;
+  // An enhanced code whose class disagrees with the basic code is not trustworthy (RFC 3463 §2).
+  if (enhanced && enhanced[0] !== String(code)[0]) enhanced = undefined;
+  return { code, enhanced, text: texts.join(' ') };
+}
+
+export function formatReply(reply: SmtpReply): string {
+  return [String(reply.code), reply.enhanced, reply.text].filter(Boolean).join(' ');
+}
+
+export type ReplyClass = 'success' | 'transient' | 'permanent';
+
+export function classifyReply(reply: SmtpReply): ReplyClass {
+  if (reply.code < 400) return 'success';
+  return reply.code < 500 ? 'transient' : 'permanent';
+}
+
+/** Builds a reply Tern itself produces (for local failures such as DNS errors or timeouts). */
+export function localReply(code: number, enhanced: string, text: string): SmtpReply {
+  return { code, enhanced, text };
+}

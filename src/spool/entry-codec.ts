@@ -1,0 +1,52 @@
+import { z } from 'zod';
+import type { QueueEntry } from './types.js';
+
+const reply = z.object({ code: z.number().int(), enhanced: z.string().optional(), text: z.string() });
+
+// The on-disk form is versioned so that a later Tern can read what an earlier one wrote.
+const entrySchema = z.object({
+  v: z.literal(1),
+  id: z.string().regex(/^[A-Za-z0-9]+\.\d+$/),
+  messageId: z.string().regex(/^[A-Za-z0-9]+$/),
+  domain: z.string(),
+  sender: z.string(),
+  recipients: z
+    .array(
+      z.object({
+        address: z.string().min(1),
+        state: z.enum(['pending', 'delivered', 'deferred', 'failed']),
+        lastReply: reply.optional(),
+        dsn: z
+          .object({
+            notify: z.array(z.enum(['NEVER', 'SUCCESS', 'FAILURE', 'DELAY'])).optional(),
+            orcpt: z.string().optional(),
+          })
+          .optional(),
+      }),
+    )
+    .min(1),
+  dsn: z.object({ ret: z.enum(['FULL', 'HDRS']).optional(), envid: z.string().optional() }),
+  smtpUtf8: z.boolean(),
+  bodyType: z.enum(['7bit', '8bitmime']),
+  queuedAt: z.number(),
+  size: z.number().int().nonnegative(),
+  attempts: z.number().int().nonnegative(),
+  tempFailures: z.number().int().nonnegative(),
+  nextAttemptAt: z.number(),
+  lastPeer: z.object({ name: z.string(), address: z.string(), port: z.number() }).optional(),
+});
+
+export function encodeEntry(entry: QueueEntry): string {
+  return JSON.stringify({ v: 1, ...entry });
+}
+
+/** Parses an entry file; throws with a readable reason when the file is not a valid entry. */
+export function decodeEntry(text: string): QueueEntry {
+  const parsed = entrySchema.safeParse(JSON.parse(text));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`invalid entry: ${issue.path.join('.')}: ${issue.message}`);
+  }
+  const { v: _version, ...entry } = parsed.data;
+  return entry;
+}

@@ -1,0 +1,119 @@
+import { EventEmitter, once } from 'node:events';
+import { SMTPServer } from 'smtp-server';
+import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
+import type { TestCert } from './certs.js';
+
+export interface ReceivedMail {
+  readonly from: string;
+  readonly to: string[];
+  readonly body: Buffer;
+  readonly secure: boolean;
+  readonly helo: string;
+  readonly mailArgs: Record<string, unknown>;
+}
+
+/**
+ * A test mail exchanger on a real loopback socket (127.0.0.x:25), built with smtp-server.
+ * What it does with a recipient depends on the local part:
+ *   tempfail…       451 4.2.1 at RCPT          permfail…     550 5.1.1 at RCPT
+ *   flaky…          451 on the first RCPT of that address, then accepts
+ *   rejectdata…     554 5.7.1 after the final dot
+ *   drop…           closes the connection at RCPT
+ *   anything else   accepted
+ */
+export class TestMx extends EventEmitter {
+  readonly mailbox: ReceivedMail[] = [];
+  readonly seen = new Map<string, number>();
+  connections = 0;
+  private server?: SMTPServer;
+
+  constructor(
+    readonly host: string,
+    readonly port = 25,
+    private readonly options: { cert?: TestCert; greeting?: { code: number; text: string } } = {},
+  ) {
+    super();
+  }
+
+  async start(): Promise<void> {
+    const { cert, greeting } = this.options;
+    const server: SMTPServer = new SMTPServer({
+      name: `mx-${this.host}`,
+      authOptional: true,
+      disabledCommands: ['AUTH'],
+      hideSTARTTLS: !cert,
+      ...(cert ? { key: cert.key, cert: cert.cert } : {}),
+      hideENHANCEDSTATUSCODES: false,
+      logger: false,
+      size: 50 * 1024 * 1024,
+      onConnect: (session, cb) => {
+        this.connections++;
+        if (greeting) return cb(Object.assign(new Error(greeting.text), { responseCode: greeting.code }));
+        cb();
+      },
+      onRcptTo: (address: SMTPServerAddress, session: SMTPServerSession, cb) => {
+        const local = address.address.split('@')[0].toLowerCase();
+        const n = (this.seen.get(address.address) ?? 0) + 1;
+        this.seen.set(address.address, n);
+        if (local.startsWith('tempfail')) return cb(Object.assign(new Error('4.2.1 Mailbox busy, try later'), { responseCode: 451 }));
+        if (local.startsWith('permfail')) return cb(Object.assign(new Error('5.1.1 No such user here'), { responseCode: 550 }));
+        if (local.startsWith('flaky') && n === 1) return cb(Object.assign(new Error('4.3.2 Not now, come back soon'), { responseCode: 451 }));
+        if (local.startsWith('drop')) {
+          for (const c of server.connections) {
+            const conn = c as unknown as { session: SMTPServerSession; _socket: { destroy(): void } };
+            if (conn.session === session) conn._socket.destroy();
+          }
+          return;
+        }
+        cb();
+      },
+      onData: (stream, session, cb) => {
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => {
+          const to = session.envelope.rcptTo.map((r) => r.address);
+          if (to.some((a) => a.toLowerCase().startsWith('rejectdata'))) {
+            return cb(Object.assign(new Error('5.7.1 Message content rejected'), { responseCode: 554 }));
+          }
+          const mail: ReceivedMail = {
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            to,
+            body: Buffer.concat(chunks),
+            secure: session.secure,
+            helo: session.hostNameAppearsAs ?? '',
+            mailArgs: (session.envelope.mailFrom && session.envelope.mailFrom.args) || {},
+          };
+          this.mailbox.push(mail);
+          this.emit('mail', mail);
+          cb(null, '2.0.0 Ok: queued as TEST');
+        });
+      },
+    });
+    server.on('error', () => undefined);
+    await new Promise<void>((resolve, reject) => {
+      server.server.once('error', reject);
+      server.listen(this.port, this.host, () => resolve());
+    });
+    this.server = server;
+  }
+
+  /** Resolves when `count` messages in all have arrived. */
+  async waitForMail(count: number, timeoutMs = 15000): Promise<ReceivedMail[]> {
+    const deadline = AbortSignal.timeout(timeoutMs);
+    while (this.mailbox.length < count) {
+      await once(this, 'mail', { signal: deadline });
+    }
+    return this.mailbox;
+  }
+
+  recipients(): string[] {
+    return this.mailbox.flatMap((m) => m.to);
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    for (const c of server.connections) (c as unknown as { _socket: { destroy(): void } })._socket.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}

@@ -1,0 +1,121 @@
+import { connect } from 'node:net';
+import type { Socket } from 'node:net';
+import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
+
+export interface SendOptions {
+  readonly port: number;
+  readonly host?: string;
+  readonly from: string;
+  readonly to: string[];
+  readonly body: string | Buffer;
+  readonly auth?: { user: string; pass: string };
+  readonly localAddress?: string;
+  readonly requireTLS?: boolean;
+  readonly dsn?: SMTPConnection.DSNOptions;
+}
+
+export interface SendResult {
+  readonly accepted: string[];
+  readonly rejected: string[];
+  readonly response: string;
+}
+
+/** Sends one message through Tern with nodemailer's SMTP client, as an application would. */
+export async function sendMail(opts: SendOptions): Promise<SendResult> {
+  const conn = new SMTPConnection({
+    host: opts.host ?? '127.0.0.1',
+    port: opts.port,
+    name: 'client.test',
+    localAddress: opts.localAddress,
+    requireTLS: opts.requireTLS,
+    tls: { rejectUnauthorized: false },
+    connectionTimeout: 5000,
+    socketTimeout: 20000,
+  });
+  conn.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    conn.once('error', reject);
+    conn.connect(() => resolve());
+  });
+  try {
+    if (opts.auth) {
+      await new Promise<void>((resolve, reject) => conn.login(opts.auth!, (err) => (err ? reject(err) : resolve())));
+    }
+    return await new Promise<SendResult>((resolve, reject) =>
+      conn.send({ from: opts.from, to: opts.to, dsn: opts.dsn } as SMTPConnection.Envelope, opts.body, (err, info) =>
+        err ? reject(err) : resolve({ accepted: info.accepted as string[], rejected: info.rejected as string[], response: String(info.response) }),
+      ),
+    );
+  } finally {
+    conn.quit();
+  }
+}
+
+/** A plain message with CRLF line ends. */
+export function message(subject: string, body = 'Hello from the test suite.', extraHeaders: string[] = []): string {
+  return [`From: sender@client.test`, `To: rcpt@good.test`, `Subject: ${subject}`, `Message-ID: <${subject.replace(/\W/g, '')}@client.test>`, ...extraHeaders, '', body, ''].join('\r\n');
+}
+
+/**
+ * A raw SMTP dialogue on a socket, for what a well-behaved client library would never
+ * send (bare LF, smuggling sequences, unknown parameters). Each `send` writes bytes as
+ * given and `reply` reads the next complete reply.
+ */
+export class RawSmtp {
+  private buf = '';
+  private waiting?: () => void;
+  closed = false;
+  private constructor(private readonly socket: Socket) {
+    socket.on('data', (d) => {
+      this.buf += d.toString('latin1');
+      this.waiting?.();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.waiting?.();
+    });
+    socket.on('error', () => undefined);
+  }
+
+  static async open(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawSmtp> {
+    const socket = connect({ port, host, localAddress });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    const raw = new RawSmtp(socket);
+    await raw.reply();
+    return raw;
+  }
+
+  send(bytes: string | Buffer): void {
+    this.socket.write(bytes);
+  }
+
+  /** The next complete (possibly multi-line) reply; '' when the server closed the connection. */
+  async reply(timeoutMs = 10000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = /^(?:\d{3}-[^\n]*\n)*\d{3}(?: [^\n]*)?\r?\n/.exec(this.buf);
+      if (m) {
+        this.buf = this.buf.slice(m[0].length);
+        return m[0].trimEnd();
+      }
+      if (this.closed) return '';
+      if (Date.now() > deadline) throw new Error(`no reply within ${timeoutMs} ms; buffer: ${JSON.stringify(this.buf)}`);
+      await new Promise<void>((resolve) => {
+        this.waiting = resolve;
+        setTimeout(resolve, 100);
+      });
+    }
+  }
+
+  async command(line: string): Promise<string> {
+    this.send(line + '\r\n');
+    return this.reply();
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}

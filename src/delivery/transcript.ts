@@ -19,6 +19,8 @@ export class Transcript {
   phase: Phase = 'greeting';
   private readonly awaiting: string[] = [];
   private sawGreeting = false;
+  private awaitingFinal = false;
+  private bodyEnded = false;
 
   onClient(line: string): void {
     const verb = line.slice(0, 4).toUpperCase();
@@ -37,7 +39,9 @@ export class Transcript {
       this.phase = 'command';
       return;
     }
-    if (this.phase === 'data-done' || (this.phase === 'data-block' && this.awaiting.length === 0)) {
+    // After a 354 the next reply answers the message itself, not a command.
+    if (this.awaitingFinal) {
+      this.awaitingFinal = false;
       this.finalReply = reply;
       this.phase = 'command';
       return;
@@ -51,12 +55,19 @@ export class Transcript {
       if (m) this.rcptReplies.set(m[1], reply);
     } else if (verb === 'DATA') {
       this.dataReply = reply;
-      if (reply.code === 354) this.phase = 'data-block';
+      if (reply.code === 354) {
+        this.awaitingFinal = true;
+        this.phase = this.bodyEnded ? 'data-done' : 'data-block';
+      }
     }
   }
 
-  /** The message body is being streamed (called per chunk) or has been fully sent. */
+  /**
+   * The message body is being read (per chunk) or has been read to its end. Reading can
+   * run ahead of the 354 (stream buffering), so the phase only moves once DATA is answered.
+   */
   onBody(ended: boolean): void {
-    this.phase = ended ? 'data-done' : 'data-block';
+    if (ended) this.bodyEnded = true;
+    if (this.awaitingFinal) this.phase = this.bodyEnded ? 'data-done' : 'data-block';
   }
 }

@@ -43,7 +43,8 @@ export class TestMx extends EventEmitter {
       disabledCommands: ['AUTH'],
       hideSTARTTLS: !cert,
       ...(cert ? { key: cert.key, cert: cert.cert } : {}),
-      hideENHANCEDSTATUSCODES: false,
+      // Replies carry their enhanced code in the text, exactly as written below.
+      hideENHANCEDSTATUSCODES: true,
       logger: false,
       size: 50 * 1024 * 1024,
       onConnect: (session, cb) => {

@@ -97,7 +97,6 @@ export class Listener {
       authMethods: ['PLAIN', 'LOGIN'],
       authOptional: true,
       allowInsecureAuth: cfg.smtp.auth_insecure,
-      disabledCommands: cfg.authUsers.size === 0 ? ['AUTH'] : [],
       hideSTARTTLS: !tls,
       hideENHANCEDSTATUSCODES: false,
       hideDSN: false,
@@ -108,6 +107,16 @@ export class Listener {
       hideREQUIRETLS: true,
       ...(tls ? { key: tls.key, cert: tls.cert, minVersion: cfg.tls.main.minVersion, ciphers: cfg.tls.main.ciphers } : {}),
       logger: false,
+      // AUTH is neither offered nor accepted until TLS is up (no passwords in clear), unless
+      // auth_insecure says otherwise; and never when no users are configured.
+      onConnect: (session, cb) => {
+        session.disabledCommands = this.authAllowed(session.secure) ? [] : ['AUTH'];
+        cb();
+      },
+      onSecure: (_socket, session, cb) => {
+        session.disabledCommands = this.authAllowed(true) ? [] : ['AUTH'];
+        cb();
+      },
       onAuth: (auth, session, cb) => void this.onAuth(auth, session, cb),
       onMailFrom: (address, session, cb) => this.onMailFrom(address, session, cb),
       onRcptTo: (address, session, cb) => this.onRcptTo(address, session, cb),
@@ -116,6 +125,10 @@ export class Listener {
     guardServer(server);
     server.on('error', (err) => this.logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'smtp listener error'));
     return server;
+  }
+
+  private authAllowed(secure: boolean): boolean {
+    return this.config.authUsers.size > 0 && (secure || this.config.smtp.auth_insecure);
   }
 
   private async onAuth(auth: SMTPServerAuthentication, _session: SMTPServerSession, cb: (err: Error | null | undefined, response?: { user?: unknown }) => void) {

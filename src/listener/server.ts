@@ -207,14 +207,18 @@ export class Listener {
     const sender = env.mailFrom ? env.mailFrom.address : '';
     const recipients = env.rcptTo.map((r) => {
       const dsn = (r as SMTPServerAddress & { dsn?: { notify?: string[]; orcpt?: string } }).dsn;
-      const rdsn: RecipientDsn | undefined = dsn ? { notify: dsn.notify as RecipientDsn['notify'], orcpt: dsn.orcpt } : undefined;
+      const rdsn: RecipientDsn | undefined =
+        dsn && (dsn.notify || dsn.orcpt)
+          ? { ...(dsn.notify ? { notify: dsn.notify as RecipientDsn['notify'] } : {}), ...(dsn.orcpt ? { orcpt: dsn.orcpt } : {}) }
+          : undefined;
       return { address: r.address, dsn: rdsn };
     });
     const drafts = splitEnvelope(
       {
         sender,
         recipients,
-        dsn: { ret: env.dsn?.ret as 'FULL' | 'HDRS' | undefined, envid: env.dsn?.envid ?? undefined },
+        // smtp-server leaves absent DSN parameters as null; the queue stores them as absent.
+        dsn: { ...(env.dsn?.ret ? { ret: env.dsn.ret as 'FULL' | 'HDRS' } : {}), ...(env.dsn?.envid ? { envid: env.dsn.envid } : {}) },
         smtpUtf8: !!env.smtpUtf8,
         bodyType: env.bodyType === '8bitmime' ? '8bitmime' : '7bit',
       },

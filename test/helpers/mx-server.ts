@@ -46,6 +46,7 @@ export class TestMx extends EventEmitter {
       // Replies carry their enhanced code in the text, exactly as written below.
       hideENHANCEDSTATUSCODES: true,
       logger: false,
+      closeTimeout: 500,
       size: 50 * 1024 * 1024,
       onConnect: (session, cb) => {
         this.connections++;

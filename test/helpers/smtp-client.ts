@@ -32,21 +32,27 @@ export async function sendMail(opts: SendOptions): Promise<SendResult> {
     connectionTimeout: 5000,
     socketTimeout: 20000,
   });
-  conn.on('error', () => undefined);
-  await new Promise<void>((resolve, reject) => {
+  // nodemailer does not call back when the server vanishes mid-dialogue; its events do.
+  const gone = new Promise<never>((_, reject) => {
     conn.once('error', reject);
-    conn.connect(() => resolve());
+    conn.once('end', () => reject(new Error('connection closed by the server')));
   });
+  gone.catch(() => undefined);
   try {
+    await Promise.race([gone, new Promise<void>((resolve) => conn.connect(() => resolve()))]);
     if (opts.auth) {
-      await new Promise<void>((resolve, reject) => conn.login(opts.auth!, (err) => (err ? reject(err) : resolve())));
+      await Promise.race([gone, new Promise<void>((resolve, reject) => conn.login(opts.auth!, (err) => (err ? reject(err) : resolve())))]);
     }
-    return await new Promise<SendResult>((resolve, reject) =>
-      conn.send({ from: opts.from, to: opts.to, dsn: opts.dsn } as SMTPConnection.Envelope, opts.body, (err, info) =>
-        err ? reject(err) : resolve({ accepted: info.accepted as string[], rejected: info.rejected as string[], response: String(info.response) }),
+    return await Promise.race([
+      gone,
+      new Promise<SendResult>((resolve, reject) =>
+        conn.send({ from: opts.from, to: opts.to, dsn: opts.dsn } as SMTPConnection.Envelope, opts.body, (err, info) =>
+          err ? reject(err) : resolve({ accepted: info.accepted as string[], rejected: info.rejected as string[], response: String(info.response) }),
+        ),
       ),
-    );
+    ]);
   } finally {
+    conn.on('error', () => undefined);
     conn.quit();
   }
 }

@@ -120,7 +120,12 @@ export class Listener {
       onAuth: (auth, session, cb) => void this.onAuth(auth, session, cb),
       onMailFrom: (address, session, cb) => this.onMailFrom(address, session, cb),
       onRcptTo: (address, session, cb) => this.onRcptTo(address, session, cb),
-      onData: (stream, session, cb) => void this.onData(stream, session, cb),
+      onData: (stream, session, cb) =>
+        void this.onData(stream, session, cb).catch((err: unknown) => {
+          // A fault here must cost one transaction a 451, never the daemon.
+          this.logger.error({ err: { message: (err as Error).message } }, 'unexpected error while receiving a message');
+          cb(smtpError({ code: 451, enhanced: '4.3.0', text: 'Local error in processing, try again later' }));
+        }),
     });
     guardServer(server);
     server.on('error', (err) => this.logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'smtp listener error'));

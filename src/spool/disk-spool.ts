@@ -99,7 +99,13 @@ export class DiskSpool implements Spool {
     }) as typeof body.write;
     const tmpFiles = [bodyTmp];
     const cleanup = async () => {
-      body.destroy();
+      // The file is opened asynchronously: wait for the stream to close so the unlink comes after the create.
+      if (!body.closed) {
+        // Not events.once(): a destroyed stream with writes pending emits 'error' before 'close'.
+        const closed = new Promise<void>((resolve) => body.once('close', () => resolve()));
+        body.destroy();
+        await closed;
+      }
       await Promise.all(tmpFiles.map((f) => unlink(f).catch(() => undefined)));
     };
     return {

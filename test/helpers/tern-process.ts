@@ -42,7 +42,11 @@ export class TernProcess {
     this.child = spawn(process.execPath, [join(REPO_ROOT, 'bin/tern'), 'start', '--config', this.configDir, '--queue', this.queueDir], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    this.exited = once(this.child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+    this.exited = once(this.child, 'exit').then(([code, signal]) => {
+      // A daemon that dies on its own is a finding: show why in the test output.
+      if (code !== 0 && signal === null) process.stderr.write(`tern exited with ${code}:\n${this.stderr.join('\n')}\n`);
+      return { code: code as number | null, signal: signal as NodeJS.Signals | null };
+    });
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       let rec: LogRecord;
       try {

@@ -38,6 +38,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   private timerDue = Infinity;
   private schedule: RetrySchedule;
   private stopped = false;
+  private aborting = false;
 
   constructor(
     private config: OutboundConfig,
@@ -104,7 +105,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     ]);
     clearTimeout(bound);
     const aborted = timedOut ? this.inFlight.size : 0;
-    if (timedOut) this.deliverer.destroy();
+    if (timedOut) {
+      this.aborting = true;
+      this.deliverer.destroy();
+      // Give the aborted attempts a moment to write what they did settle.
+      await Promise.race([this.work.onIdle(), new Promise((r) => setTimeout(r, 2000).unref())]);
+    }
     return { aborted };
   }
 
@@ -147,8 +153,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         return;
       }
       entry.attempts += 1;
-      const outcome = await this.deliverer.deliver(entry);
-      if (this.stopped && outcome.recipients.length === 0) return;
+      let outcome = await this.deliverer.deliver(entry);
+      if (this.aborting) {
+        // Sessions cut short by shutdown are not the remote's fault: record only what was settled.
+        outcome = { ...outcome, recipients: outcome.recipients.filter((r) => r.result !== 'deferred') };
+      }
       const applied = applyOutcome(entry, outcome, {
         now: this.clock.now(),
         schedule: this.schedule,

@@ -46,8 +46,3 @@ export function classifyReply(reply: SmtpReply): ReplyClass {
   if (reply.code < 400) return 'success';
   return reply.code < 500 ? 'transient' : 'permanent';
 }
-
-/** Builds a reply Tern itself produces (for local failures such as DNS errors or timeouts). */
-export function localReply(code: number, enhanced: string, text: string): SmtpReply {
-  return { code, enhanced, text };
-}

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, unlink, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
@@ -179,11 +179,6 @@ export class DiskSpool implements Spool {
 
   readBody(entry: QueueEntry): Readable {
     return createReadStream(join(this.msgDir, entry.messageId));
-  }
-
-  /** The body's size on disk, for the SIZE parameter. */
-  async bodySize(entry: QueueEntry): Promise<number> {
-    return (await stat(join(this.msgDir, entry.messageId))).size;
   }
 
   async close(): Promise<void> {

@@ -35,20 +35,6 @@ describe('delivery end to end through the daemon', () => {
     const reception = await tern.waitFor((r) => r.type === 'Reception' && r.id === delivery.message_id);
     assert.deepEqual(reception.recipients, ['bob@good.test']);
   });
-});
-
-describe('delivery outcomes per recipient and per destination', () => {
-  let world: World;
-  let tern: TernProcess;
-
-  before(async () => {
-    world = await new World().start();
-    tern = await world.tern();
-  });
-  after(async () => {
-    await tern?.stop();
-    await world?.stop();
-  });
 
   const byRecipient = (type: string, rcpt: string) => (r: Record<string, unknown>) => r.type === type && r.recipient === rcpt;
 

@@ -1,9 +1,10 @@
-import { watch } from 'node:fs';
+import { existsSync, statSync, watch } from 'node:fs';
 import type { FSWatcher } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { systemClock } from './core/index.js';
 import type { Clock } from './core/index.js';
-import { loadConfig } from './config/index.js';
+import { loadConfig, REWRITE_FILE } from './config/index.js';
+import { DeliveryStatusRewriter } from './rewrite/index.js';
 import type { TernConfig } from './config/index.js';
 import { createLogger } from './log/index.js';
 import type { Logger } from './log/index.js';
@@ -70,6 +71,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const addresses = await listener.listen();
   logger.info({ addresses, config: configDir, queue: spool.root, me: config.me }, 'tern listening');
 
+  let lastReloadError: string | undefined;
   const reload = (why: string) => {
     try {
       const next = loadConfig(configDir);
@@ -78,12 +80,32 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       listener.updateConfig(config);
       agent.updateConfig(config);
       scheduler.updateConfig(config.outbound);
-      logger.info({ why }, 'config reloaded');
+      lastReloadError = undefined;
+      logger.info({ why, rewrite_rules: new DeliveryStatusRewriter(config.rewrite).size }, 'config reloaded');
     } catch (err) {
       // A broken edit never takes the running daemon down: the previous config stays in force.
-      logger.error({ why, error: (err as Error).message, code: (err as { code?: string }).code }, 'config reload failed; keeping the previous config');
+      // The same problem is reported once, not at every periodic check.
+      const error = (err as Error).message;
+      const level = error === lastReloadError && why !== 'SIGHUP' ? 'debug' : 'error';
+      lastReloadError = error;
+      logger[level]({ why, error, code: (err as { code?: string }).code }, 'config reload failed; keeping the previous config');
     }
   };
+
+  // Where file watching is unreliable (network and some container mounts), the rewrite
+  // rules are still picked up: their file is checked every rewrite_ttl.
+  const rewritePath = join(configDir, REWRITE_FILE);
+  const rewriteStamp = () => (existsSync(rewritePath) ? statSync(rewritePath).mtimeMs : 0);
+  let rewriteSeen = rewriteStamp();
+  const rewriteCheck = () => {
+    const stamp = rewriteStamp();
+    if (stamp !== rewriteSeen) {
+      rewriteSeen = stamp;
+      reload('rewrite_ttl');
+    }
+    rewriteTimer = setTimeout(rewriteCheck, config.outbound.rewrite_ttl * 1000).unref();
+  };
+  let rewriteTimer = setTimeout(rewriteCheck, config.outbound.rewrite_ttl * 1000).unref();
 
   let debounce: NodeJS.Timeout | undefined;
   let watcher: FSWatcher | undefined;
@@ -116,6 +138,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const shutdown = (): Promise<void> => {
     stopping ??= (async () => {
       clearTimeout(debounce);
+      clearTimeout(rewriteTimer);
       watcher?.close();
       const listenerClosed = listener.close();
       const { aborted } = await scheduler.stop(config.outbound.shutdown_timeout * 1000);

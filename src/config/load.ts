@@ -7,6 +7,8 @@ import type { ZodType, ZodError } from 'zod';
 import { ConfigError } from '../core/index.js';
 import { dnsMainSchema, outboundSchema, smtpMainSchema, tlsSchema } from './schemas.js';
 import type { DnsMain, OutboundConfig, SmtpMain, TlsConfig } from './schemas.js';
+import { parseRewriteRules, REWRITE_FILE } from './rewrite-rules.js';
+import type { RewriteRules } from './rewrite-rules.js';
 
 export interface AuthUser {
   readonly username: string;
@@ -29,6 +31,7 @@ export interface TernConfig {
   readonly outbound: OutboundConfig;
   readonly tls: TlsConfig;
   readonly dns: DnsMain & { readonly serverList: readonly DnsServer[] };
+  readonly rewrite: RewriteRules;
   /** The listener's certificate, when config/tls_key.pem and config/tls_cert.pem exist. */
   readonly listenerTls?: { readonly key: Buffer; readonly cert: Buffer };
 }
@@ -158,8 +161,10 @@ export function loadConfig(dir: string): TernConfig {
     throw new ConfigError(existsSync(keyPath) ? 'tls_cert.pem' : 'tls_key.pem', '(file)', '', 'tls_key.pem and tls_cert.pem must both exist or both be absent');
   }
   if (existsSync(certPath)) listenerTls = { key: readFileSync(keyPath), cert: readFileSync(certPath) };
+  const rewrite = parseRewriteRules(readOptional(dir, REWRITE_FILE));
   return deepFreeze({
     dir,
+    rewrite,
     me,
     smtp,
     relayAllow,

@@ -46,6 +46,8 @@ export const outboundSchema = z
     data_done_timeout: seconds('10m'),
     // How long SIGTERM waits for deliveries in flight before leaving them to the next start.
     shutdown_timeout: seconds(30),
+    // config/rewrite_delivery_status.json is re-read when it changes, checked at least this often.
+    rewrite_ttl: seconds('5m'),
     // Port for MX delivery; only tests and unusual setups change it.
     remote_port: int(25, 1, 65535),
   })

@@ -6,6 +6,7 @@ import { resolveMxPlan } from '../dns/index.js';
 import type { Logger } from '../log/index.js';
 import { classifyReply } from '../smtp/index.js';
 import type { QueueEntry } from '../spool/index.js';
+import { DeliveryStatusRewriter } from '../rewrite/index.js';
 import { DeliverySession } from './session.js';
 import type { SessionTimeouts } from './session.js';
 
@@ -27,14 +28,18 @@ function everyone(recipients: readonly string[], reply: SmtpReply): RecipientOut
  */
 export class DeliveryAgent {
   private readonly active = new Set<DeliverySession>();
+  private rewriter: DeliveryStatusRewriter;
 
   constructor(
     private config: TernConfig,
     private readonly deps: AgentDeps,
-  ) {}
+  ) {
+    this.rewriter = new DeliveryStatusRewriter(config.rewrite);
+  }
 
   updateConfig(config: TernConfig): void {
     this.config = config;
+    this.rewriter = new DeliveryStatusRewriter(config.rewrite);
   }
 
   async deliver(entry: QueueEntry): Promise<DeliveryOutcome> {
@@ -55,6 +60,7 @@ export class DeliveryAgent {
       dataBlock: o.data_block_timeout,
       dataDone: o.data_done_timeout,
     };
+    const rewriter = this.rewriter;
     let last: { reply: SmtpReply; peer: PeerInfo; tls: boolean } | undefined;
     for (const host of plan.hosts) {
       for (const address of host.addresses) {
@@ -73,6 +79,7 @@ export class DeliveryAgent {
             size: entry.size,
             eightBit: entry.bodyType === '8bitmime',
             body: () => this.deps.readBody(entry),
+            judge: (reply) => rewriter.rewrite(reply, entry.domain),
           });
           if (result.kind === 'done') return { recipients: result.recipients, peer, tls: result.tls };
           last = { reply: result.reply, peer, tls: result.tls };

@@ -29,6 +29,8 @@ export interface SessionRequest {
   readonly size: number;
   readonly eightBit: boolean;
   readonly body: () => Readable;
+  /** Applied to every remote reply before it decides an outcome (the rewrite rules). */
+  readonly judge: (reply: SmtpReply) => SmtpReply;
 }
 
 export type SessionResult =
@@ -82,7 +84,7 @@ export class DeliverySession {
         const phase = transcript.phase;
         watchdog = setTimeout(() => {
           const reply: SmtpReply = { code: 451, enhanced: '4.4.2', text: `timeout after ${phaseSeconds(phase)} s waiting in the ${phase} phase with ${req.peer.name} [${req.peer.address}]` };
-          finish(this.interrupted(transcript, req.recipients, reply, began, secure()));
+          finish(this.interrupted(transcript, req, reply, began, secure()));
           this.destroy();
         }, phaseSeconds(phase) * 1000);
       };
@@ -122,11 +124,11 @@ export class DeliverySession {
       this.connection = connection;
 
       connection.on('error', (err: NodemailerError) => {
-        finish(this.fromError(err, transcript, req.recipients, began, secure()));
+        finish(this.fromError(err, transcript, req, began, secure()));
         this.destroy();
       });
       connection.on('end', () => {
-        finish(this.interrupted(transcript, req.recipients, { code: 451, enhanced: '4.4.2', text: `connection closed by ${req.peer.name} [${req.peer.address}]` }, began, secure()));
+        finish(this.interrupted(transcript, req, { code: 451, enhanced: '4.4.2', text: `connection closed by ${req.peer.name} [${req.peer.address}]` }, began, secure()));
       });
 
       connection.connect(() => {
@@ -154,11 +156,11 @@ export class DeliverySession {
           body,
           (err: NodemailerError | null) => {
             if (err) {
-              finish(this.fromError(err, transcript, req.recipients, began, secure()));
+              finish(this.fromError(err, transcript, req, began, secure()));
               this.destroy();
               return;
             }
-            finish({ kind: 'done', recipients: this.collect(transcript, req.recipients, undefined), tls: secure() });
+            finish({ kind: 'done', recipients: this.collect(transcript, req, undefined), tls: secure() });
             connection.quit();
           },
         );
@@ -176,35 +178,39 @@ export class DeliverySession {
     }
   }
 
-  private collect(t: Transcript, recipients: readonly string[], fallback: SmtpReply | undefined): RecipientOutcome[] {
-    return recipients.map((address) => {
+  /** The reply that decides each recipient: its own RCPT failure, else MAIL's, DATA's, or the final one. */
+  private collect(t: Transcript, req: SessionRequest, fallback: SmtpReply | undefined): RecipientOutcome[] {
+    return req.recipients.map((address) => {
       const rcpt = t.rcptReplies.get(address);
-      if (rcpt && rcpt.code >= 400) return outcome(address, rcpt);
-      if (t.mailReply && t.mailReply.code >= 400) return outcome(address, t.mailReply);
-      if (t.dataReply && t.dataReply.code >= 400) return outcome(address, t.dataReply);
-      if (t.finalReply) return outcome(address, t.finalReply);
+      const remote =
+        (rcpt && rcpt.code >= 400 && rcpt) ||
+        (t.mailReply && t.mailReply.code >= 400 && t.mailReply) ||
+        (t.dataReply && t.dataReply.code >= 400 && t.dataReply) ||
+        t.finalReply;
+      if (remote) return outcome(address, req.judge(remote));
       return outcome(address, fallback ?? { code: 451, enhanced: '4.4.2', text: 'session ended before the message was accepted' });
     });
   }
 
-  private fromError(err: NodemailerError, t: Transcript, recipients: readonly string[], began: boolean, tls: boolean): SessionResult {
-    const remote = err.response ? parseReply(err.response) : undefined;
+  private fromError(err: NodemailerError, t: Transcript, req: SessionRequest, began: boolean, tls: boolean): SessionResult {
+    const parsed = err.response ? parseReply(err.response) : undefined;
+    const remote = parsed && req.judge(parsed);
     if (!began) {
       const reply = remote ?? { code: 451, enhanced: '4.4.1', text: `cannot talk to the mail exchanger: ${err.code ?? 'error'} ${err.message}` };
       return { kind: 'unavailable', reply, tls };
     }
     if (err.code === 'EMESSAGE' && !err.response) {
       // nodemailer refuses before MAIL when the message exceeds the server's SIZE (RFC 1870).
-      return { kind: 'done', recipients: recipients.map((a) => outcome(a, { code: 552, enhanced: '5.3.4', text: err.message })), tls };
+      return { kind: 'done', recipients: req.recipients.map((a) => outcome(a, { code: 552, enhanced: '5.3.4', text: err.message })), tls };
     }
-    return this.interrupted(t, recipients, remote ?? { code: 451, enhanced: '4.4.2', text: `session failed: ${err.code ?? 'error'} ${err.message}` }, began, tls);
+    return this.interrupted(t, req, remote ?? { code: 451, enhanced: '4.4.2', text: `session failed: ${err.code ?? 'error'} ${err.message}` }, began, tls);
   }
 
-  private interrupted(t: Transcript, recipients: readonly string[], reply: SmtpReply, began: boolean, tls: boolean): SessionResult {
+  private interrupted(t: Transcript, req: SessionRequest, reply: SmtpReply, began: boolean, tls: boolean): SessionResult {
     // Before MAIL was answered no transaction exists: the next host may do better (a 421,
     // a dropped connection, a stalled EHLO or STARTTLS).
     if (!began || !t.mailReply) return { kind: 'unavailable', reply, tls };
-    return { kind: 'done', recipients: this.collect(t, recipients, toTransient(reply)), tls };
+    return { kind: 'done', recipients: this.collect(t, req, toTransient(reply)), tls };
   }
 }
 

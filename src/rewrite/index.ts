@@ -1,0 +1,1 @@
+export { DeliveryStatusRewriter } from './rewriter.js';

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { parse as parseIni } from 'ini';
 import type { ZodType, ZodError } from 'zod';
 import { ConfigError } from '../core/index.js';
-import { dnsMainSchema, outboundSchema, smtpMainSchema, tlsSchema } from './schemas.js';
-import type { DnsMain, OutboundConfig, SmtpMain, TlsConfig } from './schemas.js';
+import { dnsMainSchema, dsnMainSchema, outboundSchema, smtpMainSchema, tlsSchema } from './schemas.js';
+import type { DnsMain, DsnMain, OutboundConfig, SmtpMain, TlsConfig } from './schemas.js';
 import { parseRewriteRules, REWRITE_FILE } from './rewrite-rules.js';
 import type { RewriteRules } from './rewrite-rules.js';
 
@@ -32,6 +32,9 @@ export interface TernConfig {
   readonly tls: TlsConfig;
   readonly dns: DnsMain & { readonly serverList: readonly DnsServer[] };
   readonly rewrite: RewriteRules;
+  readonly dsn: DsnMain & { readonly reportingMta: { readonly type: string; readonly name: string } };
+  /** config/outbound.bounce_message: Haraka's template for the human-readable part of a report. */
+  readonly bounceTemplate?: string;
   /** The listener's certificate, when config/tls_key.pem and config/tls_cert.pem exist. */
   readonly listenerTls?: { readonly key: Buffer; readonly cert: Buffer };
 }
@@ -162,9 +165,14 @@ export function loadConfig(dir: string): TernConfig {
   }
   if (existsSync(certPath)) listenerTls = { key: readFileSync(keyPath), cert: readFileSync(certPath) };
   const rewrite = parseRewriteRules(readOptional(dir, REWRITE_FILE));
+  const dsnMain = validate('dsn.ini', dsnMainSchema, iniMain(dir, 'dsn.ini'));
+  const [mtaType, mtaName] = (dsnMain.reporting_mta ?? `dns; ${me}`).split(';').map((p) => p.trim());
+  const bounceTemplate = readOptional(dir, 'outbound.bounce_message');
   return deepFreeze({
     dir,
     rewrite,
+    dsn: { ...dsnMain, reportingMta: { type: mtaType, name: mtaName } },
+    bounceTemplate,
     me,
     smtp,
     relayAllow,

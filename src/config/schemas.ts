@@ -74,6 +74,26 @@ export const dnsMainSchema = z
   })
   .strict();
 
+/** config/dsn.ini `[main]`: KumoMTA's generate_rfc3464_message parameters, with its defaults. */
+export const dsnMainSchema = z
+  .object({
+    enable_bounce: bool(false),
+    enable_expiration: bool(false),
+    include_original_message: z.enum(['FullContent', 'HeadersOnly', 'No']).default('FullContent'),
+    // `<mta-type>; <name>` (RFC 3464 §2.2.2); empty means `dns; <config/me>`.
+    reporting_mta: z
+      .string()
+      .regex(/^[A-Za-z0-9-]+;\s*\S+$/, 'expected "dns; mta1.example.com"')
+      .optional(),
+    stable_content: bool(false),
+    // RFC 3461 NOTIFY=DELAY: one "delayed" report once a recipient has waited this long; 0 = never.
+    delay_warning_time: seconds(0),
+    // Postfix's bounce_size_limit: a larger original is returned as headers only.
+    bounce_size_limit: bytes(50000),
+  })
+  .strict();
+
+export type DsnMain = z.infer<typeof dsnMainSchema>;
 export type SmtpMain = z.infer<typeof smtpMainSchema>;
 export type OutboundConfig = z.infer<typeof outboundSchema>;
 export type TlsConfig = z.infer<typeof tlsSchema>;

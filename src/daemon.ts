@@ -11,7 +11,7 @@ import type { Logger } from './log/index.js';
 import { DnsResolver } from './dns/index.js';
 import { DiskSpool } from './spool/index.js';
 import { DeliveryAgent } from './delivery/index.js';
-import { Scheduler } from './scheduler/index.js';
+import { DsnReporter, Scheduler } from './scheduler/index.js';
 import { Listener } from './listener/index.js';
 
 export interface DaemonOptions {
@@ -65,7 +65,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   );
 
   const agent = new DeliveryAgent(config, { resolver: () => resolver, readBody: (e) => spool.readBody(e), logger });
-  const scheduler = new Scheduler(config.outbound, spool, agent, logger, clock);
+  // The reporter queues reports through the scheduler it serves; the indirection breaks the cycle.
+  const enqueue = (entries: Parameters<Scheduler['add']>[0]) => scheduler.add(entries);
+  const reporter = new DsnReporter(config, spool, (entries) => enqueue(entries), logger, clock);
+  const scheduler: Scheduler = new Scheduler(config.outbound, spool, agent, logger, clock, (entry, records) => reporter.report(entry, records));
   scheduler.add(recovery.entries);
   const listener = new Listener(config, { receive: () => spool.receive(), queued: (entries) => scheduler.add(entries) }, logger, clock);
   const addresses = await listener.listen();
@@ -79,6 +82,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       resolver = buildResolver(config, clock);
       listener.updateConfig(config);
       agent.updateConfig(config);
+      reporter.updateConfig(config);
       scheduler.updateConfig(config.outbound);
       lastReloadError = undefined;
       logger.info({ why, rewrite_rules: new DeliveryStatusRewriter(config.rewrite).size }, 'config reloaded');

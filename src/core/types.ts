@@ -26,6 +26,8 @@ export interface Recipient {
   /** The reply that decided the current state, when there was one. */
   lastReply?: SmtpReply;
   readonly dsn?: RecipientDsn;
+  /** A NOTIFY=DELAY report has been sent for this recipient (RFC 3461: once). */
+  delayReported?: boolean;
 }
 
 /** What a client handed over in one SMTP transaction. */

@@ -8,7 +8,7 @@ import { classifyReply } from '../smtp/index.js';
 import type { QueueEntry } from '../spool/index.js';
 import { DeliveryStatusRewriter } from '../rewrite/index.js';
 import { DeliverySession } from './session.js';
-import type { SessionTimeouts } from './session.js';
+import type { SessionRequest, SessionTimeouts } from './session.js';
 
 export interface AgentDeps {
   /** The current resolver (a config reload may replace it). */
@@ -20,6 +20,23 @@ export interface AgentDeps {
 function everyone(recipients: readonly string[], reply: SmtpReply): RecipientOutcome[] {
   const cls = classifyReply(reply);
   return recipients.map((address) => ({ address, reply, result: cls === 'permanent' ? 'failed' : cls === 'success' ? 'delivered' : 'deferred' }));
+}
+
+/**
+ * The RFC 3461 parameters to pass to the next hop. nodemailer applies one NOTIFY and
+ * one ORCPT to every RCPT of the transaction, so they go along only when that is true
+ * of every recipient; RET and ENVID belong to the message and always go.
+ */
+function passOnDsn(entry: QueueEntry, recipients: QueueEntry['recipients']): SessionRequest['dsn'] {
+  const notifies = new Set(recipients.map((r) => (r.dsn?.notify ?? []).join(',')));
+  const [notify] = notifies;
+  const dsn = {
+    ...(entry.dsn.ret ? { ret: entry.dsn.ret } : {}),
+    ...(entry.dsn.envid ? { envid: entry.dsn.envid } : {}),
+    ...(notifies.size === 1 && notify ? { notify: notify.split(',') } : {}),
+    ...(recipients.length === 1 && recipients[0].dsn?.orcpt ? { orcpt: recipients[0].dsn.orcpt } : {}),
+  };
+  return Object.keys(dsn).length ? dsn : undefined;
 }
 
 /**
@@ -44,7 +61,8 @@ export class DeliveryAgent {
 
   async deliver(entry: QueueEntry): Promise<DeliveryOutcome> {
     const cfg = this.config;
-    const pending = entry.recipients.filter((r) => r.state === 'pending' || r.state === 'deferred').map((r) => r.address);
+    const unsettled = entry.recipients.filter((r) => r.state === 'pending' || r.state === 'deferred');
+    const pending = unsettled.map((r) => r.address);
     if (pending.length === 0) return { recipients: [], tls: false };
     const plan = await resolveMxPlan(this.deps.resolver(), entry.domain, { inetPrefer: cfg.outbound.inet_prefer, localMxOk: cfg.outbound.local_mx_ok });
     if (!plan.ok) return { recipients: everyone(pending, plan.reply), tls: false };
@@ -78,6 +96,7 @@ export class DeliveryAgent {
             recipients: pending,
             size: entry.size,
             eightBit: entry.bodyType === '8bitmime',
+            dsn: passOnDsn(entry, unsettled),
             body: () => this.deps.readBody(entry),
             judge: (reply) => rewriter.rewrite(reply, entry.domain),
           });

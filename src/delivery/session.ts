@@ -28,6 +28,8 @@ export interface SessionRequest {
   readonly recipients: readonly string[];
   readonly size: number;
   readonly eightBit: boolean;
+  /** RFC 3461 parameters passed on when the next hop advertises DSN (nodemailer checks the EHLO). */
+  readonly dsn?: { readonly ret?: string; readonly envid?: string; readonly notify?: readonly string[]; readonly orcpt?: string };
   readonly body: () => Readable;
   /** Applied to every remote reply before it decides an outcome (the rewrite rules). */
   readonly judge: (reply: SmtpReply) => SmtpReply;
@@ -152,7 +154,7 @@ export class DeliverySession {
         source.on('error', (err) => body.destroy(err));
         source.pipe(body);
         connection.send(
-          { from: req.sender, to: [...req.recipients], size: req.size, use8BitMime: req.eightBit } as SMTPConnection.Envelope,
+          { from: req.sender, to: [...req.recipients], size: req.size, use8BitMime: req.eightBit, ...(req.dsn ? { dsn: { ...req.dsn, notify: req.dsn.notify && [...req.dsn.notify] } } : {}) } as SMTPConnection.Envelope,
           body,
           (err: NodemailerError | null) => {
             if (err) {

@@ -29,6 +29,8 @@ export interface DispositionRecord {
   readonly timestamp?: string;
   /** When the next attempt is due, for TransientFailure. */
   readonly next_attempt_at?: string;
+  /** For the Reception of a delivery status notification: which report, about which original. */
+  readonly report?: { readonly kind: string; readonly original_id: string; readonly original_message_id: string; readonly recipients: readonly string[] };
   /** The client that sent it, for Reception. */
   readonly client?: { readonly address: string; readonly helo?: string; readonly user?: string; readonly tls: boolean };
 }

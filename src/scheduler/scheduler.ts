@@ -46,6 +46,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     private readonly deliverer: Deliverer,
     private readonly logger: Logger,
     private readonly clock: Clock,
+    /** Called with each attempt's dispositions before a finished entry is removed (DSNs). */
+    private readonly reporter?: (entry: QueueEntry, records: readonly DispositionRecord[]) => Promise<void>,
   ) {
     super();
     this.schedule = RetrySchedule.fromConfig(config);
@@ -177,16 +179,17 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   }
 
   private async finish(entry: QueueEntry, records: DispositionRecord[], finished: boolean): Promise<void> {
-    // State reaches the disk before the log says so: a record is never ahead of the queue.
-    if (finished) {
-      await this.spool.remove(entry);
-      this.entries.delete(entry.id);
-    } else {
-      await this.spool.update(entry);
-    }
+    // A deferred entry's state reaches the disk before the log says so.
+    if (!finished) await this.spool.update(entry);
     for (const record of records) {
       logDisposition(this.logger, record);
       this.emit('disposition', record, entry);
+    }
+    // Reports read the original's body, so a finished entry leaves the queue only after them.
+    if (this.reporter) await this.reporter(entry, records);
+    if (finished) {
+      await this.spool.remove(entry);
+      this.entries.delete(entry.id);
     }
   }
 }

@@ -22,6 +22,7 @@ const entrySchema = z.object({
             orcpt: z.string().optional(),
           })
           .optional(),
+        delayReported: z.boolean().optional(),
       }),
     )
     .min(1),

@@ -10,6 +10,9 @@ export interface ReceivedMail {
   readonly secure: boolean;
   readonly helo: string;
   readonly mailArgs: Record<string, unknown>;
+  /** RFC 3461 parameters per recipient, as this server received them. */
+  readonly rcptDsn: Record<string, { notify?: string[]; orcpt?: string } | undefined>;
+  readonly envelopeDsn: { ret?: string | null; envid?: string | null };
 }
 
 /**
@@ -45,6 +48,7 @@ export class TestMx extends EventEmitter {
       ...(cert ? { key: cert.key, cert: cert.cert } : {}),
       // Replies carry their enhanced code in the text, exactly as written below.
       hideENHANCEDSTATUSCODES: true,
+      hideDSN: false,
       logger: false,
       closeTimeout: 500,
       size: 50 * 1024 * 1024,
@@ -84,6 +88,8 @@ export class TestMx extends EventEmitter {
             secure: session.secure,
             helo: session.hostNameAppearsAs ?? '',
             mailArgs: (session.envelope.mailFrom && session.envelope.mailFrom.args) || {},
+            rcptDsn: Object.fromEntries(session.envelope.rcptTo.map((r) => [r.address, (r as { dsn?: { notify?: string[]; orcpt?: string } }).dsn])),
+            envelopeDsn: { ret: session.envelope.dsn?.ret, envid: session.envelope.dsn?.envid },
           };
           this.mailbox.push(mail);
           this.emit('mail', mail);

@@ -199,6 +199,12 @@ export class Listener {
         }),
       );
     }
+    // If the disk fails mid-message, keep draining the client's data so it gets its 451/452
+    // at the end of DATA rather than a stalled session; commit() reports the failure.
+    incoming.body.once('error', () => {
+      guard.unpipe(incoming.body);
+      guard.resume();
+    });
     guard.pipe(incoming.body);
     await new Promise<void>((resolve) => guard.once('end', resolve));
 

@@ -13,6 +13,7 @@ import { DiskSpool } from './spool/index.js';
 import { DeliveryAgent } from './delivery/index.js';
 import { DsnReporter, Scheduler } from './scheduler/index.js';
 import { Listener } from './listener/index.js';
+import { AdminApi, TernMetrics } from './control/index.js';
 
 export interface DaemonOptions {
   readonly configDir: string;
@@ -25,6 +26,7 @@ export interface DaemonOptions {
 
 export interface RunningDaemon {
   readonly addresses: readonly { host: string; port: number }[];
+  readonly admin?: { host: string; port: number };
   /** SIGHUP: flush deferred entries and reload config. */
   hangup(): void;
   /** SIGTERM: stop listening, drain deliveries up to shutdown_timeout, close the queue. */
@@ -67,12 +69,35 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const agent = new DeliveryAgent(config, { resolver: () => resolver, readBody: (e) => spool.readBody(e), logger });
   // The reporter queues reports through the scheduler it serves; the indirection breaks the cycle.
   const enqueue = (entries: Parameters<Scheduler['add']>[0]) => scheduler.add(entries);
-  const reporter = new DsnReporter(config, spool, (entries) => enqueue(entries), logger, clock);
+  const reporter = new DsnReporter(config, spool, (entries) => enqueue(entries), logger, clock, (kind) => metrics.onReport(kind));
   const scheduler: Scheduler = new Scheduler(config.outbound, spool, agent, logger, clock, (entry, records) => reporter.report(entry, records));
+  const metrics = new TernMetrics(scheduler, () => agent.openSessions);
+  scheduler.on('disposition', (record, entry) => metrics.onDisposition(record, entry));
+  scheduler.on('attempt', (entry, records, ms) => metrics.onAttempt(entry, records, ms));
   scheduler.add(recovery.entries);
-  const listener = new Listener(config, { receive: () => spool.receive(), queued: (entries) => scheduler.add(entries) }, logger, clock);
+  const listener = new Listener(
+    config,
+    {
+      receive: () => spool.receive(),
+      queued: (entries) => {
+        metrics.onReceived(entries);
+        scheduler.add(entries);
+      },
+    },
+    logger,
+    clock,
+  );
+  const admin = new AdminApi(config.http, scheduler, metrics, logger, clock);
   const addresses = await listener.listen();
-  logger.info({ addresses, config: configDir, queue: spool.root, me: config.me }, 'tern listening');
+  const adminAddress = await admin.listen();
+  logger.info({ addresses, admin: adminAddress ?? null, config: configDir, queue: spool.root, me: config.me }, 'tern listening');
+
+  // Haraka's process_title: live counts in ps/top.
+  const showTitle = () => {
+    process.title = `tern: queued=${scheduler.size} in_flight=${scheduler.inFlightCount} sessions=${agent.openSessions}`;
+  };
+  showTitle();
+  const titleTimer = setInterval(showTitle, 5000).unref();
 
   let lastReloadError: string | undefined;
   const reload = (why: string) => {
@@ -83,12 +108,15 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       listener.updateConfig(config);
       agent.updateConfig(config);
       reporter.updateConfig(config);
+      admin.updateConfig(config.http);
+      metrics.onReload(true);
       scheduler.updateConfig(config.outbound);
       lastReloadError = undefined;
       logger.info({ why, rewrite_rules: new DeliveryStatusRewriter(config.rewrite).size }, 'config reloaded');
     } catch (err) {
       // A broken edit never takes the running daemon down: the previous config stays in force.
       // The same problem is reported once, not at every periodic check.
+      metrics.onReload(false);
       const error = (err as Error).message;
       const level = error === lastReloadError && why !== 'SIGHUP' ? 'debug' : 'error';
       lastReloadError = error;
@@ -143,6 +171,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     stopping ??= (async () => {
       clearTimeout(debounce);
       clearTimeout(rewriteTimer);
+      clearInterval(titleTimer);
+      await admin.close();
       watcher?.close();
       const listenerClosed = listener.close();
       const { aborted } = await scheduler.stop(config.outbound.shutdown_timeout * 1000);
@@ -165,5 +195,5 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     process.on('SIGTERM', onTerm);
     process.on('SIGINT', onTerm);
   }
-  return { addresses, hangup, shutdown, stopped };
+  return { addresses, admin: adminAddress, hangup, shutdown, stopped };
 }

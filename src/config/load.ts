@@ -1,12 +1,12 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { isIP, BlockList } from 'node:net';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { parse as parseIni } from 'ini';
 import type { ZodType, ZodError } from 'zod';
 import { ConfigError } from '../core/index.js';
-import { dnsMainSchema, dsnMainSchema, outboundSchema, smtpMainSchema, tlsSchema } from './schemas.js';
-import type { DnsMain, DsnMain, OutboundConfig, SmtpMain, TlsConfig } from './schemas.js';
+import { dnsMainSchema, dsnMainSchema, httpMainSchema, outboundSchema, smtpMainSchema, tlsSchema } from './schemas.js';
+import type { DnsMain, DsnMain, HttpMain, OutboundConfig, SmtpMain, TlsConfig } from './schemas.js';
 import { parseRewriteRules, REWRITE_FILE } from './rewrite-rules.js';
 import type { RewriteRules } from './rewrite-rules.js';
 
@@ -33,6 +33,7 @@ export interface TernConfig {
   readonly dns: DnsMain & { readonly serverList: readonly DnsServer[] };
   readonly rewrite: RewriteRules;
   readonly dsn: DsnMain & { readonly reportingMta: { readonly type: string; readonly name: string } };
+  readonly http: HttpMain;
   /** config/outbound.bounce_message: Haraka's template for the human-readable part of a report. */
   readonly bounceTemplate?: string;
   /** The listener's certificate, when config/tls_key.pem and config/tls_cert.pem exist. */
@@ -44,17 +45,22 @@ function readOptional(dir: string, name: string): string | undefined {
   return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
 }
 
-function validate<T>(file: string, schema: ZodType<T, any, any>, input: unknown): T {
-  const result = schema.safeParse(input);
-  if (result.success) return result.data;
-  const issue = (result.error as ZodError).issues[0];
+function toConfigError(file: string, issue: ZodError['issues'][number], input: unknown): ConfigError {
   const key = issue.path.join('.') || '(file)';
   let value: unknown = input;
   for (const p of issue.path) value = (value as Record<string, unknown> | undefined)?.[p as string];
-  const problem = issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}` : issue.message;
-  const named = issue.code === 'unrecognized_keys' ? issue.keys[0] : key;
-  const shown = issue.code === 'unrecognized_keys' ? (value as Record<string, unknown>)?.[issue.keys[0]] : value;
-  throw new ConfigError(file, named, shown, problem);
+  if (issue.code === 'unrecognized_keys') {
+    return new ConfigError(file, issue.keys[0], (value as Record<string, unknown>)?.[issue.keys[0]], `unknown key(s) ${issue.keys.join(', ')}`);
+  }
+  return new ConfigError(file, key, value, issue.message);
+}
+
+/** Validates one file's settings; the error thrown is the first problem and carries the rest. */
+function validate<T>(file: string, schema: ZodType<T, any, any>, input: unknown): T {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const [first, ...rest] = (result.error as ZodError).issues.map((issue) => toConfigError(file, issue, input));
+  throw Object.assign(first, { others: rest });
 }
 
 /** Reads an ini file whose keys may sit at the top or under `[main]` (Haraka accepts both). */
@@ -142,37 +148,64 @@ function deepFreeze<T>(value: T): T {
 
 /** Loads and validates every file of the config directory; throws ConfigError on the first problem. */
 export function loadConfig(dir: string): TernConfig {
+  return build(dir);
+}
+
+/** Validates every file and returns every problem found (`tern config check`), not just the first. */
+export function checkConfig(dir: string): ConfigError[] {
+  const problems: ConfigError[] = [];
+  if (!existsSync(dir)) return [new ConfigError(dir, '(directory)', dir, 'does not exist')];
+  build(dir, problems);
+  return problems;
+}
+
+function build(dir: string, problems?: ConfigError[]): TernConfig {
+  // With a problem list, each file's failure is recorded and its defaults stand in, so that
+  // one run reports everything that is wrong.
+  const step = <T>(fn: () => T, fallback: () => T): T => {
+    if (!problems) return fn();
+    try {
+      return fn();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(err, ...((err as ConfigError & { others?: ConfigError[] }).others ?? []));
+      return fallback();
+    }
+  };
   const me = (readOptional(dir, 'me') ?? hostname()).trim().split(/\s+/)[0] || hostname();
-  const smtp = validate('smtp.ini', smtpMainSchema, iniMain(dir, 'smtp.ini'));
-  const outbound = validate('outbound.ini', outboundSchema, iniMain(dir, 'outbound.ini'));
+  const smtp = step(() => validate('smtp.ini', smtpMainSchema, iniMain(dir, 'smtp.ini')), () => smtpMainSchema.parse({}));
+  const outbound = step(() => validate('outbound.ini', outboundSchema, iniMain(dir, 'outbound.ini')), () => outboundSchema.parse({}));
   const tlsRaw = readOptional(dir, 'tls.ini');
-  const tls = validate('tls.ini', tlsSchema, tlsRaw === undefined ? {} : parseIni(tlsRaw));
-  const dnsMain = validate('dns.ini', dnsMainSchema, iniMain(dir, 'dns.ini'));
-  const serverList = parseServers(dnsMain.servers);
-  const relayAllow = parseRelayAllow(readOptional(dir, 'relay_acl_allow'));
-  // A BlockList rejects what net.isIP let through only in corner cases; fail at load, not per connection.
-  const probe = new BlockList();
-  for (const cidr of relayAllow) {
-    const [net, bits] = cidr.split('/');
-    probe.addSubnet(net, Number(bits), isIP(net) === 6 ? 'ipv6' : 'ipv4');
-  }
-  const authUsers = parseAuthUsers(readOptional(dir, 'auth_users'));
+  const tls = step(() => validate('tls.ini', tlsSchema, tlsRaw === undefined ? {} : parseIni(tlsRaw)), () => tlsSchema.parse({}));
+  const dnsMain = step(() => validate('dns.ini', dnsMainSchema, iniMain(dir, 'dns.ini')), () => dnsMainSchema.parse({}));
+  const serverList = step(() => parseServers(dnsMain.servers), () => parseServers(undefined));
+  const relayAllow = step(() => parseRelayAllow(readOptional(dir, 'relay_acl_allow')), () => []);
+  const authUsers = step(() => parseAuthUsers(readOptional(dir, 'auth_users')), () => new Map());
   const keyPath = join(dir, 'tls_key.pem');
   const certPath = join(dir, 'tls_cert.pem');
-  let listenerTls: TernConfig['listenerTls'];
-  if (existsSync(keyPath) !== existsSync(certPath)) {
-    throw new ConfigError(existsSync(keyPath) ? 'tls_cert.pem' : 'tls_key.pem', '(file)', '', 'tls_key.pem and tls_cert.pem must both exist or both be absent');
-  }
-  if (existsSync(certPath)) listenerTls = { key: readFileSync(keyPath), cert: readFileSync(certPath) };
-  const rewrite = parseRewriteRules(readOptional(dir, REWRITE_FILE));
-  const dsnMain = validate('dsn.ini', dsnMainSchema, iniMain(dir, 'dsn.ini'));
+  const listenerTls = step<TernConfig['listenerTls']>(() => {
+    if (existsSync(keyPath) !== existsSync(certPath)) {
+      throw new ConfigError(existsSync(keyPath) ? 'tls_cert.pem' : 'tls_key.pem', '(file)', '', 'tls_key.pem and tls_cert.pem must both exist or both be absent');
+    }
+    return existsSync(certPath) ? { key: readFileSync(keyPath), cert: readFileSync(certPath) } : undefined;
+  }, () => undefined);
+  const rewrite = step(() => parseRewriteRules(readOptional(dir, REWRITE_FILE)), () => parseRewriteRules(undefined));
+  const dsnMain = step(() => validate('dsn.ini', dsnMainSchema, iniMain(dir, 'dsn.ini')), () => dsnMainSchema.parse({}));
   const [mtaType, mtaName] = (dsnMain.reporting_mta ?? `dns; ${me}`).split(';').map((p) => p.trim());
   const bounceTemplate = readOptional(dir, 'outbound.bounce_message');
+  const http = step(() => {
+    const h = validate('http.ini', httpMainSchema, iniMain(dir, 'http.ini'));
+    const host = /^\[?([^\]]+?)\]?:\d+$/.exec(h.listen.trim())?.[1] ?? '';
+    const loopback = host === 'localhost' || host === '::1' || host.startsWith('127.');
+    if (!h.disabled && !loopback && !h.token) throw new ConfigError('http.ini', 'token', '', `required when listen (${h.listen}) is not a loopback address`);
+    return h;
+  }, () => httpMainSchema.parse({}));
   return deepFreeze({
     dir,
     rewrite,
     dsn: { ...dsnMain, reportingMta: { type: mtaType, name: mtaName } },
     bounceTemplate,
+    http,
     me,
     smtp,
     relayAllow,

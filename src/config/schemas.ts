@@ -94,6 +94,21 @@ export const dsnMainSchema = z
   .strict();
 
 export type DsnMain = z.infer<typeof dsnMainSchema>;
+
+/** config/http.ini `[main]`: the admin API and metrics. */
+export const httpMainSchema = z
+  .object({
+    disabled: bool(false),
+    listen: z
+      .string()
+      .default('127.0.0.1:8025')
+      .refine((v) => /^(\[[0-9a-f:.]+\]|[^:\s]+):\d{1,5}$/i.test(v.trim()), { message: 'expected host:port ([v6]:port for IPv6)' }),
+    // Bearer token for the API; required when listening beyond loopback.
+    token: z.string().min(16, 'use a token of at least 16 characters').optional(),
+  })
+  .strict();
+
+export type HttpMain = z.infer<typeof httpMainSchema>;
 export type SmtpMain = z.infer<typeof smtpMainSchema>;
 export type OutboundConfig = z.infer<typeof outboundSchema>;
 export type TlsConfig = z.infer<typeof tlsSchema>;

@@ -54,6 +54,11 @@ export class DeliveryAgent {
     this.rewriter = new DeliveryStatusRewriter(config.rewrite);
   }
 
+  /** SMTP sessions open right now (metrics). */
+  get openSessions(): number {
+    return this.active.size;
+  }
+
   updateConfig(config: TernConfig): void {
     this.config = config;
     this.rewriter = new DeliveryStatusRewriter(config.rewrite);

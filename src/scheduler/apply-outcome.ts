@@ -103,16 +103,26 @@ export function applyOutcome(entry: QueueEntry, outcome: DeliveryOutcome, ctx: C
   return { records, finished };
 }
 
-/** Expires every unfinished recipient of an entry that outlived max_queue_lifetime without an attempt. */
-export function expireEntry(entry: QueueEntry, now: number): DispositionRecord[] {
+/** Fails every unsettled recipient of an entry with a reply of Tern's own (expiry, operator bounce). */
+function failUnsettled(entry: QueueEntry, now: number, type: 'Expiration' | 'Bounce', replyFor: (last?: SmtpReply) => SmtpReply): DispositionRecord[] {
   const base = baseRecord(entry, undefined, now);
   const records: DispositionRecord[] = [];
   for (const rcpt of entry.recipients) {
     if (rcpt.state === 'delivered' || rcpt.state === 'failed') continue;
-    const reply = expiryReply(entry, now, rcpt.lastReply);
+    const reply = replyFor(rcpt.lastReply);
     rcpt.state = 'failed';
     rcpt.lastReply = reply;
-    records.push({ ...base, type: 'Expiration', recipient: rcpt.address, response: replyFields(reply) });
+    records.push({ ...base, type, recipient: rcpt.address, response: replyFields(reply) });
   }
   return records;
+}
+
+/** Expires every unfinished recipient of an entry that outlived max_queue_lifetime without an attempt. */
+export function expireEntry(entry: QueueEntry, now: number): DispositionRecord[] {
+  return failUnsettled(entry, now, 'Expiration', (last) => expiryReply(entry, now, last));
+}
+
+/** The operator's bounce: every unfinished recipient fails with the given reply. */
+export function bounceEntry(entry: QueueEntry, now: number, reply: SmtpReply): DispositionRecord[] {
+  return failUnsettled(entry, now, 'Bounce', () => reply);
 }

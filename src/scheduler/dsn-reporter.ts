@@ -39,6 +39,7 @@ export class DsnReporter {
     private readonly enqueue: (entries: QueueEntry[]) => void,
     private readonly logger: Logger,
     private readonly clock: Clock,
+    private readonly onReport: (kind: DsnKind) => void = () => undefined,
   ) {}
 
   updateConfig(config: TernConfig): void {
@@ -141,6 +142,7 @@ export class DsnReporter {
       queued_at: new Date(now).toISOString(),
       report: { kind, original_id: entry.id, original_message_id: entry.messageId, recipients: dsn.reported },
     });
+    this.onReport(kind);
     this.enqueue(queued);
   }
 }

@@ -1,4 +1,4 @@
-export { Scheduler } from './scheduler.js';
+export { Scheduler, QueueAdminError } from './scheduler.js';
 export type { Deliverer, SchedulerEvents } from './scheduler.js';
 export { RetrySchedule } from './retry-schedule.js';
 export { TimerHeap } from './timer-heap.js';

@@ -5,7 +5,7 @@ import type { OutboundConfig } from '../config/index.js';
 import type { Logger, DispositionRecord } from '../log/index.js';
 import { logDisposition } from '../log/index.js';
 import type { QueueEntry, Spool } from '../spool/index.js';
-import { applyOutcome, expireEntry } from './apply-outcome.js';
+import { applyOutcome, bounceEntry, expireEntry } from './apply-outcome.js';
 import { RetrySchedule } from './retry-schedule.js';
 import { TimerHeap } from './timer-heap.js';
 
@@ -19,6 +19,17 @@ export interface Deliverer {
 
 export interface SchedulerEvents {
   disposition: [record: DispositionRecord, entry: QueueEntry];
+  /** One delivery attempt ended, with how long it took (metrics). */
+  attempt: [entry: QueueEntry, records: readonly DispositionRecord[], durationMs: number];
+}
+
+export class QueueAdminError extends Error {
+  constructor(
+    readonly reason: 'not_found' | 'in_flight',
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 // setTimeout's ceiling; a later due time just re-arms when this fires.
@@ -33,6 +44,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   private readonly entries = new Map<string, QueueEntry>();
   private readonly heap = new TimerHeap();
   private readonly inFlight = new Set<string>();
+  /** Suspended destination domains, with the entries that came due meanwhile. */
+  private readonly suspended = new Map<string, string[]>();
   private readonly work: PQueue;
   private timer?: NodeJS.Timeout;
   private timerDue = Infinity;
@@ -78,19 +91,100 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     this.pump();
   }
 
-  /** SIGHUP: every waiting entry is due now. An entry in flight keeps its one attempt. */
-  flush(): number {
+  /**
+   * SIGHUP: every waiting entry (of one domain, when given) is due now. An entry in
+   * flight keeps its one attempt; held entries and suspended domains stay as they are.
+   */
+  flush(domain?: string): number {
     const now = this.clock.now();
-    this.heap.clear();
     let flushed = 0;
     for (const entry of this.entries.values()) {
-      if (this.inFlight.has(entry.id)) continue;
-      if (entry.nextAttemptAt > now) flushed++;
-      entry.nextAttemptAt = Math.min(entry.nextAttemptAt, now);
-      this.heap.push(entry.nextAttemptAt, entry.id);
+      if (this.inFlight.has(entry.id) || entry.held || (domain && entry.domain !== domain)) continue;
+      if (entry.nextAttemptAt <= now) continue;
+      flushed++;
+      entry.nextAttemptAt = now;
+      this.heap.push(now, entry.id);
     }
     this.pump();
     return flushed;
+  }
+
+  /** Every entry, in arrival order; the admin API filters and pages it. */
+  all(): IterableIterator<QueueEntry> {
+    return this.entries.values();
+  }
+
+  get(id: string): QueueEntry | undefined {
+    return this.entries.get(id);
+  }
+
+  isInFlight(id: string): boolean {
+    return this.inFlight.has(id);
+  }
+
+  /** Operator actions on one entry; an entry in flight cannot be changed under its attempt. */
+  async hold(id: string): Promise<QueueEntry> {
+    const entry = this.idle(id);
+    entry.held = true;
+    await this.spool.update(entry);
+    return entry;
+  }
+
+  async release(id: string): Promise<QueueEntry> {
+    const entry = this.idle(id);
+    entry.held = false;
+    entry.nextAttemptAt = this.clock.now();
+    await this.spool.update(entry);
+    this.heap.push(entry.nextAttemptAt, entry.id);
+    this.pump();
+    return entry;
+  }
+
+  async remove(id: string): Promise<QueueEntry> {
+    const entry = this.idle(id);
+    await this.spool.remove(entry);
+    this.entries.delete(id);
+    this.logger.info({ id, message_id: entry.messageId, recipients: entry.recipients.map((r) => r.address) }, 'entry removed by the operator');
+    return entry;
+  }
+
+  /** Fails every unsettled recipient now, with a report to the sender as for any bounce. */
+  async bounce(id: string, text = 'Message bounced by the operator'): Promise<QueueEntry> {
+    const entry = this.idle(id);
+    this.inFlight.add(id);
+    try {
+      await this.finish(entry, bounceEntry(entry, this.clock.now(), { code: 550, enhanced: '5.0.0', text }), true);
+    } finally {
+      this.inFlight.delete(id);
+    }
+    return entry;
+  }
+
+  /** Stops delivery to a destination domain until resume(); its entries stay queued. */
+  suspend(domain: string): void {
+    this.suspended.set(domain.toLowerCase(), this.suspended.get(domain.toLowerCase()) ?? []);
+  }
+
+  resume(domain: string): number {
+    const parked = this.suspended.get(domain.toLowerCase());
+    this.suspended.delete(domain.toLowerCase());
+    for (const id of parked ?? []) {
+      const entry = this.entries.get(id);
+      if (entry) this.heap.push(entry.nextAttemptAt, id);
+    }
+    this.pump();
+    return parked?.length ?? 0;
+  }
+
+  suspendedDomains(): string[] {
+    return [...this.suspended.keys()];
+  }
+
+  private idle(id: string): QueueEntry {
+    const entry = this.entries.get(id);
+    if (!entry) throw new QueueAdminError('not_found', `no queue entry ${id}`);
+    if (this.inFlight.has(id)) throw new QueueAdminError('in_flight', `entry ${id} is being delivered right now; try again shortly`);
+    return entry;
   }
 
   /** Stops starting attempts and waits up to `boundMs` for those in flight; then aborts the rest. */
@@ -125,8 +219,14 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       if (due === undefined || due > now) break;
       const { id } = this.heap.pop()!;
       const entry = this.entries.get(id);
-      // Stale heap items (entry finished, rescheduled, or already in flight) are skipped.
-      if (!entry || entry.nextAttemptAt !== due || this.inFlight.has(id)) continue;
+      // Stale heap items (entry finished, rescheduled, or already in flight) are skipped;
+      // held entries come back with release(), suspended domains with resume().
+      if (!entry || entry.nextAttemptAt !== due || this.inFlight.has(id) || entry.held) continue;
+      const parked = this.suspended.get(entry.domain);
+      if (parked) {
+        parked.push(id);
+        continue;
+      }
       this.inFlight.add(id);
       void this.work.add(() => this.attempt(entry));
     }
@@ -155,7 +255,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         return;
       }
       entry.attempts += 1;
+      const started = this.clock.now();
       let outcome = await this.deliverer.deliver(entry);
+      const durationMs = this.clock.now() - started;
       if (this.aborting) {
         // Sessions cut short by shutdown are not the remote's fault: record only what was settled.
         outcome = { ...outcome, recipients: outcome.recipients.filter((r) => r.result !== 'deferred') };
@@ -166,6 +268,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         lifetime: this.config.max_queue_lifetime,
       });
       await this.finish(entry, applied.records, applied.finished);
+      this.emit('attempt', entry, applied.records, durationMs);
     } catch (err) {
       // A local fault (e.g. the spool cannot be written) leaves the entry on disk as it
       // was; it is tried again later rather than lost.

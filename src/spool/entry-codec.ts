@@ -34,6 +34,7 @@ const entrySchema = z.object({
   attempts: z.number().int().nonnegative(),
   tempFailures: z.number().int().nonnegative(),
   nextAttemptAt: z.number(),
+  held: z.boolean().optional(),
   lastPeer: z.object({ name: z.string(), address: z.string(), port: z.number() }).optional(),
 });
 

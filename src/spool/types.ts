@@ -21,6 +21,8 @@ export interface QueueEntry {
   tempFailures: number;
   /** Epoch ms when the next attempt is due. */
   nextAttemptAt: number;
+  /** Put on hold by the operator: never attempted until released. */
+  held?: boolean;
   /** Where the last attempt ended up, for the operator. */
   lastPeer?: { name: string; address: string; port: number };
 }

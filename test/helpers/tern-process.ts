@@ -30,6 +30,8 @@ export class TernProcess {
   readonly stderr: string[] = [];
   child!: ChildProcess;
   port = 0;
+  /** The admin API's base URL, when it listens. */
+  api = '';
   private waiters: { pred: (r: LogRecord) => boolean; resolve: (r: LogRecord) => void }[] = [];
   exited!: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
@@ -65,6 +67,8 @@ export class TernProcess {
       }),
     ]);
     this.port = (listening.addresses as { port: number }[])[0].port;
+    const admin = listening.admin as { host: string; port: number } | null;
+    if (admin) this.api = `http://${admin.host}:${admin.port}`;
     return this;
   }
 

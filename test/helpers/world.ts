@@ -52,6 +52,7 @@ export class World {
     return {
       me: 'tern.test\n',
       'smtp.ini': `[main]\nlisten=127.0.0.1:0\n${extra.smtp ?? ''}\n`,
+      'http.ini': 'listen=127.0.0.1:0\n',
       'dns.ini': `[main]\nservers=127.0.0.1:${this.dns.port}\ntimeout=2\n`,
       'outbound.ini': `local_mx_ok=true\nconnect_timeout=2\ntemp_fail_intervals=1s*3\n${extra.outbound ?? ''}\n`,
       ...(extra.files ?? {}),

@@ -1,0 +1,127 @@
+import { checkConfig } from '../config/index.js';
+import { apiTarget, call } from './control-client.js';
+import type { ApiTarget } from './control-client.js';
+import { size, span, table } from './format.js';
+
+export interface CliOptions {
+  readonly config: string;
+  readonly json: boolean;
+  readonly api?: string;
+  readonly token?: string;
+  readonly domain?: string;
+  readonly state?: string;
+  readonly olderThan?: string;
+  readonly limit?: string;
+  readonly offset?: string;
+}
+
+interface Summary {
+  id: string;
+  state: string;
+  domain: string;
+  sender: string;
+  recipients: number;
+  size: number;
+  attempts: number;
+  queued_at: string;
+  next_attempt_at: string;
+  last_reply: string | null;
+}
+
+const out = (s: string) => process.stdout.write(s);
+
+function queueTable(list: { total: number; entries: Summary[]; offset: number }): string {
+  const now = Date.now();
+  const rows = list.entries.map((e) => [
+    e.id,
+    e.state,
+    e.domain,
+    e.sender || '<>',
+    String(e.recipients),
+    size(e.size),
+    String(e.attempts),
+    span((now - Date.parse(e.queued_at)) / 1000),
+    e.state === 'held' ? '-' : span((Date.parse(e.next_attempt_at) - now) / 1000),
+    e.last_reply ?? '',
+  ]);
+  const shown = list.entries.length ? `${list.offset + 1}-${list.offset + list.entries.length}` : '0';
+  return table(['ID', 'STATE', 'DOMAIN', 'SENDER', 'RCPTS', 'SIZE', 'TRIES', 'AGE', 'NEXT', 'LAST REPLY'], rows) + `-- ${shown} of ${list.total} entries\n`;
+}
+
+/** `tern queue …`: mailq/postqueue/postsuper over the admin API. */
+export async function queueCommand(args: string[], o: CliOptions): Promise<number> {
+  const target: ApiTarget = apiTarget(o);
+  const [verb, id] = args;
+  const print = (body: unknown, human: () => string) => out(o.json ? JSON.stringify(body, null, 2) + '\n' : human());
+  switch (verb) {
+    case 'ls':
+    case undefined: {
+      const q = new URLSearchParams();
+      if (o.domain) q.set('domain', o.domain);
+      if (o.state) q.set('state', o.state);
+      if (o.olderThan) q.set('older_than', o.olderThan);
+      if (o.limit) q.set('limit', o.limit);
+      if (o.offset) q.set('offset', o.offset);
+      const body = (await call(target, 'GET', `/queue?${q}`)) as { total: number; entries: Summary[]; offset: number };
+      print(body, () => queueTable(body));
+      return 0;
+    }
+    case 'show': {
+      if (!id) return usage('tern queue show ID');
+      const body = (await call(target, 'GET', `/queue/${encodeURIComponent(id)}`)) as Summary & { recipients: { address: string; state: string; lastReply?: { code: number; enhanced?: string; text: string } }[] };
+      print(body, () => {
+        const head = Object.entries({ id: body.id, state: body.state, domain: body.domain, sender: body.sender || '<>', size: size(body.size), attempts: body.attempts, queued: body.queued_at, next: body.next_attempt_at })
+          .map(([k, v]) => `${k.padEnd(9)}${v}`)
+          .join('\n');
+        const rcpts = table(['RECIPIENT', 'STATE', 'LAST REPLY'], body.recipients.map((r) => [r.address, r.state, r.lastReply ? `${r.lastReply.code} ${r.lastReply.enhanced ?? ''} ${r.lastReply.text}`.replace(/\s+/g, ' ') : '']));
+        return `${head}\n\n${rcpts}`;
+      });
+      return 0;
+    }
+    case 'flush': {
+      const body = (await call(target, 'POST', `/queue/flush${o.domain ? `?domain=${encodeURIComponent(o.domain)}` : ''}`)) as { flushed: number };
+      print(body, () => `flushed ${body.flushed} entr${body.flushed === 1 ? 'y' : 'ies'}\n`);
+      return 0;
+    }
+    case 'rm':
+    case 'hold':
+    case 'release':
+    case 'bounce': {
+      if (!id) return usage(`tern queue ${verb} ID`);
+      const path = `/queue/${encodeURIComponent(id)}${verb === 'rm' ? '' : '/' + verb}`;
+      const body = await call(target, verb === 'rm' ? 'DELETE' : 'POST', path);
+      print(body, () => `${{ rm: 'removed', hold: 'held', release: 'released', bounce: 'bounced' }[verb]} ${id}\n`);
+      return 0;
+    }
+    default:
+      return usage('tern queue ls|show ID|flush [--domain D]|rm ID|hold ID|release ID|bounce ID');
+  }
+}
+
+/** `tern domain suspend|resume|ls`. */
+export async function domainCommand(args: string[], o: CliOptions): Promise<number> {
+  const target = apiTarget(o);
+  const [verb, domain] = args;
+  if (verb === 'ls') {
+    const body = (await call(target, 'GET', '/domains/suspended')) as { suspended: string[] };
+    out(o.json ? JSON.stringify(body) + '\n' : body.suspended.map((d) => `${d}\n`).join('') || 'no domain is suspended\n');
+    return 0;
+  }
+  if ((verb !== 'suspend' && verb !== 'resume') || !domain) return usage('tern domain suspend|resume DOMAIN, tern domain ls');
+  const body = (await call(target, 'POST', `/domains/${encodeURIComponent(domain)}/${verb}`)) as { released?: number };
+  out(o.json ? JSON.stringify(body) + '\n' : `${verb === 'suspend' ? 'suspended' : `resumed (${body.released ?? 0} entries due again)`} ${domain}\n`);
+  return 0;
+}
+
+/** `tern config check`: every problem, one line each; exit 1 when there is any. */
+export function configCheck(o: CliOptions): number {
+  const problems = checkConfig(o.config);
+  if (o.json) out(JSON.stringify(problems.map((p) => ({ file: p.file, key: p.key, value: p.value, problem: p.problem }))) + '\n');
+  else out(problems.length ? problems.map((p) => `${p.message}\n`).join('') : `config ${o.config}: ok\n`);
+  return problems.length ? 1 : 0;
+}
+
+function usage(text: string): number {
+  process.stderr.write(`usage: ${text}\n`);
+  return 2;
+}

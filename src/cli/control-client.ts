@@ -1,0 +1,46 @@
+import { loadConfig } from '../config/index.js';
+
+export interface ApiTarget {
+  readonly base: string;
+  readonly token?: string;
+}
+
+/** Where the daemon's admin API is: --api/--token, else TERN_API/TERN_API_TOKEN, else config/http.ini. */
+export function apiTarget(opts: { api?: string; token?: string; config: string }): ApiTarget {
+  const token = opts.token ?? process.env.TERN_API_TOKEN;
+  const api = opts.api ?? process.env.TERN_API;
+  if (api) return { base: api.replace(/\/$/, ''), token };
+  let listen = '127.0.0.1:8025';
+  let configured: string | undefined;
+  try {
+    const cfg = loadConfig(opts.config);
+    listen = cfg.http.listen;
+    configured = cfg.http.token;
+  } catch {
+    // A broken config must not stop an operator from looking at the queue: use the default address.
+  }
+  const host = listen.replace(/:\d+$/, '').replace(/^0\.0\.0\.0$/, '127.0.0.1');
+  const port = /:(\d+)$/.exec(listen)?.[1] ?? '8025';
+  return { base: `http://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`, token: token ?? configured };
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export async function call(target: ApiTarget, method: string, path: string): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(target.base + path, { method, headers: target.token ? { authorization: `Bearer ${target.token}` } : {} });
+  } catch (err) {
+    throw new ApiError(0, `cannot reach the Tern admin API at ${target.base} (${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}); is the daemon running?`);
+  }
+  const body = (await res.json().catch(() => ({}))) as { error?: string };
+  if (!res.ok) throw new ApiError(res.status, body.error ?? `HTTP ${res.status}`);
+  return body;
+}

@@ -1,0 +1,108 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DispositionRecord } from '../log/index.js';
+import type { QueueEntry } from '../spool/index.js';
+
+export interface QueueSource {
+  all(): IterableIterator<QueueEntry>;
+  isInFlight(id: string): boolean;
+}
+
+export type EntryState = 'held' | 'in-flight' | 'deferred' | 'scheduled';
+
+export function entryState(entry: QueueEntry, inFlight: boolean): EntryState {
+  if (entry.held) return 'held';
+  if (inFlight) return 'in-flight';
+  return entry.tempFailures > 0 ? 'deferred' : 'scheduled';
+}
+
+const TOP_DESTINATIONS = 10;
+
+/**
+ * Prometheus metrics on their own registry (no global state). Queue gauges are computed
+ * at scrape time from the scheduler's entries, so they cost nothing between scrapes.
+ */
+export class TernMetrics {
+  readonly registry = new Registry();
+  private readonly deliveries: Counter<'outcome'>;
+  private readonly replies: Counter<'code'>;
+  private readonly attemptSeconds: Histogram;
+  private readonly queueSeconds: Histogram;
+  private readonly bytes: Counter<'direction'>;
+  private readonly received: Counter;
+  private readonly dsn: Counter<'kind'>;
+  private readonly reloads: Counter<'result'>;
+
+  constructor(queue: QueueSource, openConnections: () => number) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'tern_process_' });
+    new Gauge({
+      name: 'tern_queue_entries',
+      help: 'Queue entries by state',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const counts: Record<EntryState, number> = { held: 0, 'in-flight': 0, deferred: 0, scheduled: 0 };
+        for (const e of queue.all()) counts[entryState(e, queue.isInFlight(e.id))]++;
+        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'tern_queue_destination_entries',
+      help: `Queue entries of the ${TOP_DESTINATIONS} destination domains with the most`,
+      labelNames: ['domain'],
+      registers,
+      collect() {
+        const byDomain = new Map<string, number>();
+        for (const e of queue.all()) byDomain.set(e.domain, (byDomain.get(e.domain) ?? 0) + 1);
+        this.reset();
+        for (const [domain, n] of [...byDomain].sort((a, b) => b[1] - a[1]).slice(0, TOP_DESTINATIONS)) this.set({ domain }, n);
+      },
+    });
+    new Gauge({
+      name: 'tern_outbound_connections_open',
+      help: 'SMTP client sessions open to remote mail exchangers',
+      registers,
+      collect() {
+        this.set(openConnections());
+      },
+    });
+    this.deliveries = new Counter({ name: 'tern_dispositions_total', help: 'Recipient dispositions by outcome', labelNames: ['outcome'], registers });
+    this.replies = new Counter({ name: 'tern_replies_total', help: 'Replies that decided a recipient outcome, by code', labelNames: ['code'], registers });
+    this.attemptSeconds = new Histogram({ name: 'tern_delivery_attempt_seconds', help: 'Duration of delivery attempts', buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300], registers });
+    this.queueSeconds = new Histogram({
+      name: 'tern_queue_time_seconds',
+      help: 'Time from acceptance to delivery',
+      buckets: [0.1, 0.5, 1, 5, 30, 60, 300, 900, 3600, 14400, 86400, 432000],
+      registers,
+    });
+    this.bytes = new Counter({ name: 'tern_bytes_total', help: 'Message bytes received and delivered', labelNames: ['direction'], registers });
+    this.received = new Counter({ name: 'tern_messages_received_total', help: 'Messages accepted into the queue', registers });
+    this.dsn = new Counter({ name: 'tern_dsn_generated_total', help: 'Delivery status notifications queued, by kind', labelNames: ['kind'], registers });
+    this.reloads = new Counter({ name: 'tern_config_reloads_total', help: 'Config reloads by result', labelNames: ['result'], registers });
+  }
+
+  onReceived(entries: readonly QueueEntry[]): void {
+    if (entries.length === 0) return;
+    this.received.inc();
+    this.bytes.inc({ direction: 'in' }, entries[0].size);
+  }
+
+  onDisposition(record: DispositionRecord, entry: QueueEntry): void {
+    this.deliveries.inc({ outcome: record.type });
+    this.replies.inc({ code: String(record.response.code) });
+    if (record.type === 'Delivery') this.queueSeconds.observe((Date.parse(record.timestamp ?? '') - entry.queuedAt) / 1000);
+  }
+
+  onAttempt(entry: QueueEntry, records: readonly DispositionRecord[], durationMs: number): void {
+    this.attemptSeconds.observe(durationMs / 1000);
+    if (records.some((r) => r.type === 'Delivery')) this.bytes.inc({ direction: 'out' }, entry.size);
+  }
+
+  onReport(kind: string): void {
+    this.dsn.inc({ kind });
+  }
+
+  onReload(ok: boolean): void {
+    this.reloads.inc({ result: ok ? 'ok' : 'failed' });
+  }
+}

@@ -1,0 +1,65 @@
+import type { QueueEntry } from '../spool/index.js';
+import { entryState } from './metrics.js';
+import type { EntryState, QueueSource } from './metrics.js';
+
+export interface QueueFilter {
+  readonly domain?: string;
+  readonly state?: EntryState;
+  /** Only entries queued at least this many seconds ago. */
+  readonly olderThan?: number;
+  readonly newerThan?: number;
+  readonly offset: number;
+  readonly limit: number;
+}
+
+export interface EntrySummary {
+  readonly id: string;
+  readonly message_id: string;
+  readonly domain: string;
+  readonly sender: string;
+  readonly recipients: number;
+  readonly size: number;
+  readonly state: EntryState;
+  readonly attempts: number;
+  readonly queued_at: string;
+  readonly next_attempt_at: string;
+  readonly last_reply: string | null;
+}
+
+function summary(e: QueueEntry, state: EntryState): EntrySummary {
+  const last = e.recipients.find((r) => r.lastReply && r.state !== 'delivered')?.lastReply;
+  return {
+    id: e.id,
+    message_id: e.messageId,
+    domain: e.domain,
+    sender: e.sender,
+    recipients: e.recipients.length,
+    size: e.size,
+    state,
+    attempts: e.attempts,
+    queued_at: new Date(e.queuedAt).toISOString(),
+    next_attempt_at: new Date(e.nextAttemptAt).toISOString(),
+    last_reply: last ? `${last.code}${last.enhanced ? ' ' + last.enhanced : ''} ${last.text}` : null,
+  };
+}
+
+/** One page of the queue, in arrival order, from the entries in memory: no body is read. */
+export function listQueue(queue: QueueSource, filter: QueueFilter, now: number): { total: number; entries: EntrySummary[] } {
+  const entries: EntrySummary[] = [];
+  let total = 0;
+  for (const e of queue.all()) {
+    if (filter.domain && e.domain !== filter.domain) continue;
+    const age = (now - e.queuedAt) / 1000;
+    if (filter.olderThan !== undefined && age < filter.olderThan) continue;
+    if (filter.newerThan !== undefined && age > filter.newerThan) continue;
+    const state = entryState(e, queue.isInFlight(e.id));
+    if (filter.state && state !== filter.state) continue;
+    if (total >= filter.offset && entries.length < filter.limit) entries.push(summary(e, state));
+    total++;
+  }
+  return { total, entries };
+}
+
+export function showEntry(queue: QueueSource, e: QueueEntry) {
+  return { ...summary(e, entryState(e, queue.isInFlight(e.id))), dsn: e.dsn, recipients: e.recipients, last_peer: e.lastPeer ?? null, held: !!e.held };
+}

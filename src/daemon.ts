@@ -49,7 +49,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const configDir = resolve(options.configDir);
   const clock = options.clock ?? systemClock;
   let config = loadConfig(configDir);
-  const logger = options.logger ?? createLogger();
+  const logger = options.logger ?? createLogger({ level: config.log.level, format: config.log.format, prettyOnTty: config.log.pretty_on_tty });
   let resolver = buildResolver(config, clock);
 
   const spool = new DiskSpool(resolve(options.queueDir));
@@ -109,6 +109,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       agent.updateConfig(config);
       reporter.updateConfig(config);
       admin.updateConfig(config.http);
+      logger.level = createLogger({ level: config.log.level, destination: { write: () => undefined } }).level;
       metrics.onReload(true);
       scheduler.updateConfig(config.outbound);
       lastReloadError = undefined;

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { parse as parseIni } from 'ini';
 import type { ZodType, ZodError } from 'zod';
 import { ConfigError } from '../core/index.js';
-import { dnsMainSchema, dsnMainSchema, httpMainSchema, outboundSchema, smtpMainSchema, tlsSchema } from './schemas.js';
-import type { DnsMain, DsnMain, HttpMain, OutboundConfig, SmtpMain, TlsConfig } from './schemas.js';
+import { dnsMainSchema, dsnMainSchema, httpMainSchema, logMainSchema, outboundSchema, smtpMainSchema, tlsSchema } from './schemas.js';
+import type { DnsMain, DsnMain, HttpMain, LogMain, OutboundConfig, SmtpMain, TlsConfig } from './schemas.js';
 import { parseRewriteRules, REWRITE_FILE } from './rewrite-rules.js';
 import type { RewriteRules } from './rewrite-rules.js';
 
@@ -34,6 +34,7 @@ export interface TernConfig {
   readonly rewrite: RewriteRules;
   readonly dsn: DsnMain & { readonly reportingMta: { readonly type: string; readonly name: string } };
   readonly http: HttpMain;
+  readonly log: LogMain;
   /** config/outbound.bounce_message: Haraka's template for the human-readable part of a report. */
   readonly bounceTemplate?: string;
   /** The listener's certificate, when config/tls_key.pem and config/tls_cert.pem exist. */
@@ -200,8 +201,10 @@ function build(dir: string, problems?: ConfigError[]): TernConfig {
     if (!h.disabled && !loopback && !h.token) throw new ConfigError('http.ini', 'token', '', `required when listen (${h.listen}) is not a loopback address`);
     return h;
   }, () => httpMainSchema.parse({}));
+  const log = step(() => validate('log.ini', logMainSchema, iniMain(dir, 'log.ini')), () => logMainSchema.parse({}));
   return deepFreeze({
     dir,
+    log,
     rewrite,
     dsn: { ...dsnMain, reportingMta: { type: mtaType, name: mtaName } },
     bounceTemplate,

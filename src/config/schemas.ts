@@ -109,6 +109,21 @@ export const httpMainSchema = z
   .strict();
 
 export type HttpMain = z.infer<typeof httpMainSchema>;
+
+/** config/log.ini `[main]`, as Haraka's log.ini (Haraka's level names are accepted and mapped). */
+export const logMainSchema = z
+  .object({
+    level: z
+      .enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'data', 'protocol', 'notice', 'crit', 'alert', 'emerg'])
+      .default('info'),
+    // `default` is Haraka's name for its human format: pretty output.
+    format: z.enum(['json', 'logfmt', 'default']).default('json'),
+    // pretty, colourised output when stdout is a terminal (format=json only).
+    pretty_on_tty: bool(true),
+  })
+  .strict();
+
+export type LogMain = z.infer<typeof logMainSchema>;
 export type SmtpMain = z.infer<typeof smtpMainSchema>;
 export type OutboundConfig = z.infer<typeof outboundSchema>;
 export type TlsConfig = z.infer<typeof tlsSchema>;

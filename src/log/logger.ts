@@ -1,17 +1,71 @@
+import { Writable } from 'node:stream';
 import { pino, destination, stdTimeFunctions } from 'pino';
-import type { Logger, DestinationStream } from 'pino';
+import type { Logger, DestinationStream, Level } from 'pino';
+import { PinoPretty } from 'pino-pretty';
+import logfmt from 'logfmt';
 
 export type { Logger };
 
-/** The daemon's logger: JSON lines, one structured record per event, on stdout unless told otherwise. */
-export function createLogger(options: { level?: string; destination?: DestinationStream } = {}): Logger {
+export interface LogOptions {
+  readonly level?: string;
+  readonly format?: 'json' | 'logfmt' | 'default';
+  readonly prettyOnTty?: boolean;
+  readonly destination?: DestinationStream;
+}
+
+// Haraka's level names, mapped onto pino's.
+const LEVELS: Record<string, Level> = {
+  data: 'trace', protocol: 'trace', trace: 'trace', debug: 'debug', info: 'info', notice: 'info',
+  warn: 'warn', error: 'error', crit: 'fatal', alert: 'fatal', emerg: 'fatal', fatal: 'fatal',
+};
+
+/** Flattens nested fields to dotted keys (`response.code=550`, `addresses.0.port=25`), since logfmt is flat. */
+function flatten(value: Record<string, unknown>, prefix = '', out: Record<string, unknown> = {}): Record<string, unknown> {
+  for (const [k, v] of Object.entries(value)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (Array.isArray(v) && v.every((x) => x === null || typeof x !== 'object')) out[key] = v.join(',');
+    else if (v && typeof v === 'object') flatten(v as Record<string, unknown>, key, out);
+    else out[key] = v;
+  }
+  return out;
+}
+
+/** A destination that rewrites pino's JSON lines as logfmt lines. */
+function logfmtDestination(target: NodeJS.WritableStream): DestinationStream {
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      const lines = chunk.toString('utf8').split('\n').filter(Boolean);
+      for (const line of lines) {
+        try {
+          target.write(logfmt.stringify(flatten(JSON.parse(line) as Record<string, unknown>) as Record<string, string>) + '\n');
+        } catch {
+          target.write(line + '\n');
+        }
+      }
+      done();
+    },
+  }) as unknown as DestinationStream;
+}
+
+/**
+ * The daemon's logger: one structured record per event on stdout; JSON lines by default,
+ * logfmt on request (config/log.ini), pretty and coloured when stdout is a terminal.
+ */
+export function createLogger(options: LogOptions = {}): Logger {
+  let dest = options.destination;
+  if (!dest) {
+    const format = options.format ?? 'json';
+    if (format === 'logfmt') dest = logfmtDestination(process.stdout);
+    else if (format === 'default' || (options.prettyOnTty !== false && process.stdout.isTTY)) dest = PinoPretty({ colorize: !!process.stdout.isTTY, destination: 1 });
+    else dest = destination({ dest: 1, sync: false });
+  }
   return pino(
     {
-      level: options.level ?? 'info',
+      level: LEVELS[options.level ?? 'info'] ?? 'info',
       base: { service: 'tern' },
       timestamp: stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    options.destination ?? destination({ dest: 1, sync: false }),
+    dest,
   );
 }

@@ -7,7 +7,8 @@ import { loadConfig, REWRITE_FILE } from './config/index.js';
 import { DeliveryStatusRewriter } from './rewrite/index.js';
 import type { TernConfig } from './config/index.js';
 import { createLogger } from './log/index.js';
-import type { Logger } from './log/index.js';
+import type { DispositionRecord, Logger } from './log/index.js';
+import { HookRunner, loadPlugins } from './hooks/index.js';
 import { DnsResolver } from './dns/index.js';
 import { DiskSpool } from './spool/index.js';
 import { DeliveryAgent } from './delivery/index.js';
@@ -49,7 +50,19 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const configDir = resolve(options.configDir);
   const clock = options.clock ?? systemClock;
   let config = loadConfig(configDir);
-  const logger = options.logger ?? createLogger({ level: config.log.level, format: config.log.format, prettyOnTty: config.log.pretty_on_tty });
+  // Plugins load before anything runs, so a broken plugin stops the start like a broken config.
+  const plugins = await loadPlugins(configDir);
+  let hooks: HookRunner | undefined;
+  const logger =
+    options.logger ??
+    createLogger({
+      level: config.log.level,
+      format: config.log.format,
+      prettyOnTty: config.log.pretty_on_tty,
+      onDisposition: (record) => void hooks?.logDisposition(record as unknown as DispositionRecord),
+    });
+  hooks = new HookRunner(plugins, logger);
+  if (plugins.length) logger.info({ plugins: hooks.names }, 'plugins loaded');
   let resolver = buildResolver(config, clock);
 
   const spool = new DiskSpool(resolve(options.queueDir));
@@ -66,11 +79,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     'queue recovered',
   );
 
-  const agent = new DeliveryAgent(config, { resolver: () => resolver, readBody: (e) => spool.readBody(e), logger });
+  const agent = new DeliveryAgent(config, { resolver: () => resolver, readBody: (e) => spool.readBody(e), logger, hooks });
   // The reporter queues reports through the scheduler it serves; the indirection breaks the cycle.
   const enqueue = (entries: Parameters<Scheduler['add']>[0]) => scheduler.add(entries);
   const reporter = new DsnReporter(config, spool, (entries) => enqueue(entries), logger, clock, (kind) => metrics.onReport(kind));
-  const scheduler: Scheduler = new Scheduler(config.outbound, spool, agent, logger, clock, (entry, records) => reporter.report(entry, records));
+  const scheduler: Scheduler = new Scheduler(config.outbound, spool, agent, logger, clock, (entry, records) => reporter.report(entry, records), hooks);
   const metrics = new TernMetrics(scheduler, () => agent.openSessions);
   scheduler.on('disposition', (record, entry) => metrics.onDisposition(record, entry));
   scheduler.on('attempt', (entry, records, ms) => metrics.onAttempt(entry, records, ms));
@@ -86,6 +99,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     },
     logger,
     clock,
+    hooks,
   );
   const admin = new AdminApi(config.http, scheduler, metrics, logger, clock);
   const addresses = await listener.listen();

@@ -2,7 +2,8 @@ import type { Readable } from 'node:stream';
 import type { DeliveryOutcome, PeerInfo, RecipientOutcome, SmtpReply } from '../core/index.js';
 import type { TernConfig } from '../config/index.js';
 import type { DnsResolver } from '../dns/index.js';
-import { resolveMxPlan } from '../dns/index.js';
+import { hostAddresses, resolveMxPlan } from '../dns/index.js';
+import type { HookRunner } from '../hooks/index.js';
 import type { Logger } from '../log/index.js';
 import { classifyReply } from '../smtp/index.js';
 import type { QueueEntry } from '../spool/index.js';
@@ -10,11 +11,22 @@ import { DeliveryStatusRewriter } from '../rewrite/index.js';
 import { DeliverySession } from './session.js';
 import type { SessionRequest, SessionTimeouts } from './session.js';
 
+interface DeliveryTarget {
+  readonly name: string;
+  readonly addresses: readonly string[];
+  readonly port: number;
+  readonly bind?: string;
+  readonly helo?: string;
+  readonly auth?: { readonly user: string; readonly pass: string };
+}
+
 export interface AgentDeps {
   /** The current resolver (a config reload may replace it). */
   readonly resolver: () => DnsResolver;
   readonly readBody: (entry: QueueEntry) => Readable;
   readonly logger: Logger;
+  /** Plugin hooks (get_mx). */
+  readonly hooks?: HookRunner;
 }
 
 function everyone(recipients: readonly string[], reply: SmtpReply): RecipientOutcome[] {
@@ -69,8 +81,8 @@ export class DeliveryAgent {
     const unsettled = entry.recipients.filter((r) => r.state === 'pending' || r.state === 'deferred');
     const pending = unsettled.map((r) => r.address);
     if (pending.length === 0) return { recipients: [], tls: false };
-    const plan = await resolveMxPlan(this.deps.resolver(), entry.domain, { inetPrefer: cfg.outbound.inet_prefer, localMxOk: cfg.outbound.local_mx_ok });
-    if (!plan.ok) return { recipients: everyone(pending, plan.reply), tls: false };
+    const targets = await this.targets(entry);
+    if ('reply' in targets) return { recipients: everyone(pending, targets.reply), tls: false };
 
     const o = cfg.outbound;
     const timeouts: SessionTimeouts = {
@@ -85,15 +97,17 @@ export class DeliveryAgent {
     };
     const rewriter = this.rewriter;
     let last: { reply: SmtpReply; peer: PeerInfo; tls: boolean } | undefined;
-    for (const host of plan.hosts) {
-      for (const address of host.addresses) {
-        const peer: PeerInfo = { name: host.name, address, port: o.remote_port };
+    for (const target of targets.hosts) {
+      for (const address of target.addresses) {
+        const peer: PeerInfo = { name: target.name, address, port: target.port };
         const session = new DeliverySession();
         this.active.add(session);
         try {
           const result = await session.run({
             peer,
-            helo: cfg.me,
+            helo: target.helo ?? cfg.me,
+            localAddress: target.bind,
+            auth: target.auth,
             enableTls: o.enable_tls,
             tls: { minVersion: cfg.tls.outbound.minVersion, ciphers: cfg.tls.outbound.ciphers, rejectUnauthorized: cfg.tls.outbound.rejectUnauthorized },
             timeouts,
@@ -116,6 +130,35 @@ export class DeliveryAgent {
     // Every host refused a session. That is temporary unless a host said, in a reply, that it is permanent.
     const reply = last?.reply ?? { code: 451, enhanced: '4.4.0', text: 'no mail exchanger could be reached' };
     return { recipients: everyone(pending, reply), peer: last?.peer, tls: last?.tls ?? false };
+  }
+
+  /** Where to deliver: a get_mx plugin's next hops, or the domain's MX plan. */
+  private async targets(entry: QueueEntry): Promise<{ hosts: DeliveryTarget[] } | { reply: SmtpReply }> {
+    const cfg = this.config;
+    const hops = await this.deps.hooks?.getMx(entry);
+    if (hops && hops.length > 0) {
+      const hosts: DeliveryTarget[] = [];
+      let temporary: string | undefined;
+      for (const hop of hops) {
+        // Next hops an operator chose are used as given: local_mx_ok guards DNS answers, not configuration.
+        const found = await hostAddresses(this.deps.resolver(), hop.host, cfg.outbound.inet_prefer);
+        temporary ??= found.temporaryFailure;
+        if (found.addresses.length === 0) continue;
+        hosts.push({
+          name: hop.host,
+          addresses: found.addresses,
+          port: hop.port ?? cfg.outbound.remote_port,
+          bind: hop.bind,
+          helo: hop.bind_helo,
+          auth: hop.auth_user ? { user: hop.auth_user, pass: hop.auth_pass ?? '' } : undefined,
+        });
+      }
+      if (hosts.length > 0) return { hosts };
+      return { reply: { code: 451, enhanced: '4.4.3', text: `no address for the next hops ${hops.map((h) => h.host).join(', ')}${temporary ? `: ${temporary}` : ''}` } };
+    }
+    const plan = await resolveMxPlan(this.deps.resolver(), entry.domain, { inetPrefer: cfg.outbound.inet_prefer, localMxOk: cfg.outbound.local_mx_ok });
+    if (!plan.ok) return { reply: plan.reply };
+    return { hosts: plan.hosts.map((h) => ({ name: h.name, addresses: h.addresses, port: cfg.outbound.remote_port })) };
   }
 
   /** Shutdown: ends every session in progress; their entries stay queued. */

@@ -21,6 +21,10 @@ export interface SessionTimeouts {
 export interface SessionRequest {
   readonly peer: PeerInfo;
   readonly helo: string;
+  /** Source address to bind (a route's or get_mx's `bind`). */
+  readonly localAddress?: string;
+  /** AUTH credentials for a smart host; sent only once the session is encrypted. */
+  readonly auth?: { readonly user: string; readonly pass: string };
   readonly enableTls: boolean;
   readonly tls: { readonly minVersion?: string; readonly ciphers?: string; readonly rejectUnauthorized: boolean };
   readonly timeouts: SessionTimeouts;
@@ -95,6 +99,7 @@ export class DeliverySession {
         host: req.peer.address,
         port: req.peer.port,
         name: req.helo,
+        ...(req.localAddress ? { localAddress: req.localAddress } : {}),
         connectionTimeout: req.timeouts.connect * 1000,
         greetingTimeout: req.timeouts.greeting * 1000,
         // The watchdog owns the phase timeouts; this is only a last resort.
@@ -133,7 +138,21 @@ export class DeliverySession {
         finish(this.interrupted(transcript, req, { code: 451, enhanced: '4.4.2', text: `connection closed by ${req.peer.name} [${req.peer.address}]` }, began, secure()));
       });
 
-      connection.connect(() => {
+      const afterLogin = (next: () => void) => {
+        if (!req.auth) return next();
+        if (!connection.secure) {
+          finish({ kind: 'unavailable', reply: { code: 451, enhanced: '4.7.10', text: `${req.peer.name} offered no TLS; credentials are never sent in clear` }, tls: false });
+          return this.destroy();
+        }
+        connection.login({ user: req.auth.user, pass: req.auth.pass }, (err) => {
+          if (!err) return next();
+          const reply = (err as NodemailerError).response ? parseReply((err as NodemailerError).response!) : undefined;
+          finish({ kind: 'unavailable', reply: reply ?? { code: 451, enhanced: '4.7.0', text: `authentication with ${req.peer.name} failed: ${err.message}` }, tls: secure() });
+          this.destroy();
+        });
+      };
+
+      connection.connect(() => afterLogin(() => {
         arm();
         began = true;
         // Observing chunks through a Transform, not a 'data' listener, keeps the file
@@ -166,7 +185,7 @@ export class DeliverySession {
             connection.quit();
           },
         );
-      });
+      }));
     });
   }
 

@@ -52,6 +52,12 @@ async function addressesOf(resolver: DnsResolver, name: string): Promise<HostAdd
   };
 }
 
+/** The addresses of one host, in inet_prefer order (a literal IP is its own address). */
+export async function hostAddresses(resolver: DnsResolver, name: string, prefer: MxPlanOptions['inetPrefer']): Promise<{ addresses: string[]; temporaryFailure?: string }> {
+  const addr = await addressesOf(resolver, name);
+  return { addresses: ordered(addr, prefer), temporaryFailure: addr.temporaryFailure };
+}
+
 function ordered(addr: HostAddresses, prefer: MxPlanOptions['inetPrefer']): string[] {
   // Haraka's `default` prefers IPv6 at equal MX priority.
   return prefer === 'v4' ? [...addr.v4, ...addr.v6] : [...addr.v6, ...addr.v4];

@@ -17,6 +17,8 @@ const HEADER_SCAN_LIMIT = 256 * 1024;
  */
 export class MessageGuard extends Transform {
   violation?: SmtpReply;
+  /** The header section, once seen (for queue_outbound hooks). */
+  headers = '';
   private prev = -1;
   private bytes = 0;
   private headerBuf: Buffer[] | null = [];
@@ -87,6 +89,7 @@ export class MessageGuard extends Transform {
   }
 
   private countReceived(headers: Buffer): void {
+    this.headers = headers.toString('utf8');
     const count = (headers.toString('latin1').match(/^Received:/gim) ?? []).length;
     if (count > this.maxReceived) {
       this.violation = { code: 554, enhanced: '5.4.6', text: `Too many hops (${count} Received: headers): mail loop suspected` };

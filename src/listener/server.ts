@@ -10,6 +10,7 @@ import { verifyPassword } from './auth.js';
 import { guardServer } from './command-guard.js';
 import { splitEnvelope } from './envelope-split.js';
 import type { Injector } from './injector.js';
+import type { HookRunner } from '../hooks/index.js';
 import { MessageGuard } from './message-guard.js';
 import { receivedHeader } from './received-header.js';
 import { RelayPolicy } from './relay-policy.js';
@@ -43,6 +44,7 @@ export class Listener {
     private readonly injector: Injector,
     private readonly logger: Logger,
     private readonly clock: Clock,
+    private readonly hooks?: HookRunner,
   ) {
     this.relay = new RelayPolicy(config.relayAllow);
   }
@@ -224,6 +226,17 @@ export class Listener {
           : undefined;
       return { address: r.address, dsn: rdsn };
     });
+    if (this.hooks?.has('queue_outbound')) {
+      const verdict = await this.hooks.queueOutbound({
+        envelope: { sender, recipients, dsn: {}, smtpUtf8: !!env.smtpUtf8, bodyType: env.bodyType === '8bitmime' ? '8bitmime' : '7bit' },
+        headers: guard.headers,
+      });
+      if (verdict?.action === 'deny') {
+        await incoming.abort();
+        this.logger.info({ client: session.remoteAddress, reply: verdict.reply, message_id: messageId }, 'message refused by a queue_outbound hook');
+        return cb(smtpError(verdict.reply));
+      }
+    }
     const drafts = splitEnvelope(
       {
         sender,

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import PQueue from 'p-queue';
-import type { Clock, DeliveryOutcome } from '../core/index.js';
+import type { Clock, DeliveryOutcome, SmtpReply } from '../core/index.js';
+import type { HookRunner } from '../hooks/index.js';
 import type { OutboundConfig } from '../config/index.js';
 import type { Logger, DispositionRecord } from '../log/index.js';
 import { logDisposition } from '../log/index.js';
@@ -32,6 +33,10 @@ export class QueueAdminError extends Error {
   }
 }
 
+function replyOf(record: DispositionRecord): SmtpReply {
+  return { code: record.response.code, enhanced: record.response.enhanced_code ?? undefined, text: record.response.content };
+}
+
 // setTimeout's ceiling; a later due time just re-arms when this fires.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -61,6 +66,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     private readonly clock: Clock,
     /** Called with each attempt's dispositions before a finished entry is removed (DSNs). */
     private readonly reporter?: (entry: QueueEntry, records: readonly DispositionRecord[]) => Promise<void>,
+    private readonly hooks?: HookRunner,
   ) {
     super();
     this.schedule = RetrySchedule.fromConfig(config);
@@ -254,6 +260,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         await this.finish(entry, expireEntry(entry, now), true);
         return;
       }
+      const postpone = await this.hooks?.sendEmail(entry);
+      if (postpone?.action === 'delay') {
+        entry.nextAttemptAt = now + postpone.seconds * 1000;
+        return;
+      }
       entry.attempts += 1;
       const started = this.clock.now();
       let outcome = await this.deliverer.deliver(entry);
@@ -267,8 +278,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         schedule: this.schedule,
         lifetime: this.config.max_queue_lifetime,
       });
-      await this.finish(entry, applied.records, applied.finished);
-      this.emit('attempt', entry, applied.records, durationMs);
+      const records = await this.askDeferred(entry, applied.records, applied.finished);
+      if (!records) return;
+      await this.finish(entry, records, applied.finished);
+      this.emit('attempt', entry, records, durationMs);
     } catch (err) {
       // A local fault (e.g. the spool cannot be written) leaves the entry on disk as it
       // was; it is tried again later rather than lost.
@@ -281,6 +294,29 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     }
   }
 
+  /**
+   * The deferred hook may change an attempt's delay or drop the entry; returns the records
+   * to log, or undefined when the entry was dropped.
+   */
+  private async askDeferred(entry: QueueEntry, records: DispositionRecord[], finished: boolean): Promise<DispositionRecord[] | undefined> {
+    const deferred = records.find((r) => r.type === 'TransientFailure');
+    if (!this.hooks || finished || !deferred) return records;
+    const now = this.clock.now();
+    const verdict = await this.hooks.deferred(entry, { delay: Math.round((entry.nextAttemptAt - now) / 1000), reply: replyOf(deferred) });
+    if (verdict?.action === 'drop') {
+      await this.spool.remove(entry);
+      this.entries.delete(entry.id);
+      this.logger.info({ id: entry.id, recipients: records.map((r) => r.recipient) }, 'entry dropped by a deferred hook');
+      return undefined;
+    }
+    if (verdict?.action === 'delay') {
+      entry.nextAttemptAt = now + verdict.seconds * 1000;
+      const at = new Date(entry.nextAttemptAt).toISOString();
+      return records.map((r) => (r.type === 'TransientFailure' ? { ...r, next_attempt_at: at } : r));
+    }
+    return records;
+  }
+
   private async finish(entry: QueueEntry, records: DispositionRecord[], finished: boolean): Promise<void> {
     // A deferred entry's state reaches the disk before the log says so.
     if (!finished) await this.spool.update(entry);
@@ -289,7 +325,17 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       this.emit('disposition', record, entry);
     }
     // Reports read the original's body, so a finished entry leaves the queue only after them.
-    if (this.reporter) await this.reporter(entry, records);
+    let reportable = records;
+    const bounced = records.filter((r) => r.type === 'Bounce');
+    if (this.hooks && bounced.length > 0) {
+      const verdict = await this.hooks.bounce(entry, { recipients: bounced.map((r) => r.recipient!), reply: replyOf(bounced[0]) });
+      if (verdict?.action === 'suppress') reportable = records.filter((r) => r.type !== 'Bounce');
+    }
+    if (this.reporter) await this.reporter(entry, reportable);
+    const delivered = records.filter((r) => r.type === 'Delivery');
+    if (this.hooks && delivered.length > 0) {
+      await this.hooks.delivered(entry, { recipients: delivered.map((r) => r.recipient!), reply: replyOf(delivered[0]), peer: delivered[0].peer, tls: !!delivered[0].tls });
+    }
     if (finished) {
       await this.spool.remove(entry);
       this.entries.delete(entry.id);

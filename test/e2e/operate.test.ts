@@ -109,6 +109,11 @@ describe('operating the queue: admin API, CLI and metrics', () => {
     assert.equal((await fetch(`${tern.api}/queue`, { headers: { authorization: 'Bearer wrong-token-0123456789' } })).status, 401);
     assert.equal((await fetch(`${tern.api}/health`)).status, 200, 'the health check needs no token');
   });
+
+  it('shows live counts in the process title', async () => {
+    const { readFileSync } = await import('node:fs');
+    assert.match(readFileSync(`/proc/${tern.child.pid}/cmdline`, 'utf8'), /^tern: queued=\d+ in_flight=\d+ sessions=\d+/);
+  });
 });
 
 describe('tern config check', () => {

@@ -130,6 +130,9 @@ export class Listener {
         }),
     });
     guardServer(server);
+    // SMTP is a dialogue of small writes: with Nagle's algorithm each reply can wait for
+    // the client's delayed ACK (~40 ms on Linux). Replies go out at once.
+    server.server.on('connection', (socket) => socket.setNoDelay(true));
     server.on('error', (err) => this.logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'smtp listener error'));
     return server;
   }

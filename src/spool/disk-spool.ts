@@ -1,11 +1,12 @@
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { decodeEntry, encodeEntry } from './entry-codec.js';
-import { fsyncDir, spoolError, writeFileSynced } from './durable-fs.js';
+import { DirSync, fsyncDir, spoolError, writeFileSynced } from './durable-fs.js';
+import { BodyWriter } from './body-writer.js';
 import type { EntryDraft, IncomingMessage, QueueEntry, RecoveryReport, Spool } from './types.js';
 
 /**
@@ -28,12 +29,16 @@ export class DiskSpool implements Spool {
   /** Live entries per message, so that the body goes with the last one. */
   private readonly liveEntries = new Map<string, number>();
   private sequence = 0;
+  private readonly entryDirSync: DirSync;
+  private readonly msgDirSync: DirSync;
 
   constructor(readonly root: string) {
     this.tmpDir = join(root, 'tmp');
     this.msgDir = join(root, 'msg');
     this.entryDir = join(root, 'entries');
     this.corruptDir = join(root, 'corrupt');
+    this.entryDirSync = new DirSync(this.entryDir);
+    this.msgDirSync = new DirSync(this.msgDir);
   }
 
   async open(): Promise<RecoveryReport> {
@@ -89,17 +94,11 @@ export class DiskSpool implements Spool {
   async receive(): Promise<IncomingMessage> {
     const messageId = this.newMessageId();
     const bodyTmp = join(this.tmpDir, `${messageId}.body`);
-    const body = createWriteStream(bodyTmp, { flags: 'wx', mode: 0o640 });
-    let size = 0;
+    const body = new BodyWriter(bodyTmp);
     body.on('error', () => undefined); // surfaced by commit(); an unhandled error would crash the daemon
-    const origWrite = body.write.bind(body);
-    body.write = ((chunk: Buffer | string, ...rest: unknown[]) => {
-      size += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
-      return (origWrite as (...a: unknown[]) => boolean)(chunk, ...rest);
-    }) as typeof body.write;
     const tmpFiles = [bodyTmp];
     const cleanup = async () => {
-      // The file is opened asynchronously: wait for the stream to close so the unlink comes after the create.
+      // Wait for the handle to close so that the unlink comes after the create.
       if (!body.closed) {
         // Not events.once(): a destroyed stream with writes pending emits 'error' before 'close'.
         const closed = new Promise<void>((resolve) => body.once('close', () => resolve()));
@@ -114,32 +113,30 @@ export class DiskSpool implements Spool {
       commit: async (drafts: readonly EntryDraft[], now: number) => {
         try {
           if (!body.writableEnded) body.end();
-          await finished(body);
-          const handle = await open(bodyTmp, 'r+');
-          try {
-            await handle.sync();
-          } finally {
-            await handle.close();
-          }
+          await finished(body, { cleanup: false });
+          await body.sync();
           const entries: QueueEntry[] = drafts.map((d, i) => ({
             ...d,
             recipients: d.recipients.map((r) => ({ ...r })),
             id: `${messageId}.${i + 1}`,
             messageId,
             queuedAt: now,
-            size,
+            size: body.size,
             attempts: 0,
             tempFailures: 0,
             nextAttemptAt: now,
           }));
-          for (const entry of entries) {
-            const tmp = join(this.tmpDir, `${entry.id}.json`);
-            tmpFiles.push(tmp);
-            await writeFileSynced(tmp, join(this.entryDir, `${entry.id}.json`), encodeEntry(entry));
-          }
-          await fsyncDir(this.entryDir);
+          await Promise.all(
+            entries.map((entry) => {
+              const tmp = join(this.tmpDir, `${entry.id}.json`);
+              tmpFiles.push(tmp);
+              return writeFileSynced(tmp, join(this.entryDir, `${entry.id}.json`), encodeEntry(entry));
+            }),
+          );
+          await this.entryDirSync.sync();
           await rename(bodyTmp, join(this.msgDir, messageId));
-          await fsyncDir(this.msgDir);
+          await this.msgDirSync.sync();
+          body.destroy();
           this.liveEntries.set(messageId, entries.length);
           return entries;
         } catch (err) {
@@ -157,7 +154,7 @@ export class DiskSpool implements Spool {
     const tmp = join(this.tmpDir, `${entry.id}.${randomBytes(4).toString('hex')}.json`);
     try {
       await writeFileSynced(tmp, join(this.entryDir, `${entry.id}.json`), encodeEntry(entry));
-      await fsyncDir(this.entryDir);
+      await this.entryDirSync.sync();
     } catch (err) {
       throw spoolError(err);
     }
@@ -167,7 +164,7 @@ export class DiskSpool implements Spool {
     await unlink(join(this.entryDir, `${entry.id}.json`)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw spoolError(err);
     });
-    await fsyncDir(this.entryDir);
+    await this.entryDirSync.sync();
     const left = (this.liveEntries.get(entry.messageId) ?? 1) - 1;
     if (left > 0) {
       this.liveEntries.set(entry.messageId, left);

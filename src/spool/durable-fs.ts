@@ -35,3 +35,29 @@ export function spoolError(err: unknown): TernError {
   }
   return new TernError(ErrorCode.SPOOL_WRITE, { code: 451, enhanced: '4.3.0', text: 'Local error in processing, try again later' }, { cause: err });
 }
+
+/**
+ * Group commit for a directory: callers that ask while an fsync is running share the next
+ * one, so N acceptances in flight cost about two directory fsyncs instead of N. Every
+ * caller's rename happened before its request, so the fsync it waits for covers it.
+ */
+export class DirSync {
+  private running?: Promise<void>;
+  private next?: Promise<void>;
+
+  constructor(private readonly dir: string) {}
+
+  sync(): Promise<void> {
+    if (!this.running) {
+      this.running = fsyncDir(this.dir).finally(() => (this.running = undefined));
+      return this.running;
+    }
+    this.next ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.next = undefined;
+        return this.sync();
+      });
+    return this.next;
+  }
+}

@@ -119,7 +119,7 @@ export class DeliveryAgent {
             body: () => this.deps.readBody(entry),
             judge: (reply) => rewriter.rewrite(reply, entry.domain),
           });
-          if (result.kind === 'done') return { recipients: result.recipients, peer, tls: result.tls };
+          if (result.kind === 'done') return { recipients: result.recipients, peer, tls: result.tls, tlsInfo: session.tlsInfo() };
           last = { reply: result.reply, peer, tls: result.tls };
           this.deps.logger.info({ id: entry.id, peer, reply: result.reply }, 'mail exchanger unavailable, trying the next');
         } finally {

@@ -1,6 +1,7 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import { connect as netConnect } from 'node:net';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { Transform } from 'node:stream';
 import type { Readable } from 'node:stream';
 import type { PeerInfo, RecipientOutcome, SmtpReply } from '../core/index.js';
@@ -208,6 +209,14 @@ export class DeliverySession {
         }));
       };
     });
+  }
+
+  /** The TLS version and cipher of the session, when STARTTLS succeeded. */
+  tlsInfo(): { version: string; cipher: string } | undefined {
+    // nodemailer replaces its socket with the TLSSocket after STARTTLS; it offers no accessor.
+    const socket = (this.connection as unknown as { _socket?: TLSSocket } | undefined)?._socket;
+    if (!this.connection?.secure || !socket || typeof socket.getProtocol !== 'function') return undefined;
+    return { version: socket.getProtocol() ?? 'unknown', cipher: socket.getCipher()?.name ?? 'unknown' };
   }
 
   /** Ends the session at once; a pending run() resolves as interrupted. */

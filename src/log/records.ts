@@ -22,6 +22,9 @@ export interface DispositionRecord {
   readonly response: { readonly code: number; readonly enhanced_code: string | null; readonly content: string };
   readonly peer?: { readonly name: string; readonly address: string; readonly port: number } | null;
   readonly tls?: boolean;
+  /** The negotiated TLS version and cipher; null when the session was not encrypted. */
+  readonly tls_version?: string | null;
+  readonly tls_cipher?: string | null;
   readonly size?: number;
   /** When the message was accepted (ISO 8601). */
   readonly queued_at: string;

@@ -28,6 +28,8 @@ function baseRecord(entry: QueueEntry, outcome: DeliveryOutcome | undefined, now
     attempt: entry.attempts,
     peer: peerFields(outcome?.peer),
     tls: outcome?.tls ?? false,
+    tls_version: outcome?.tlsInfo?.version ?? null,
+    tls_cipher: outcome?.tlsInfo?.cipher ?? null,
     size: entry.size,
     queued_at: new Date(entry.queuedAt).toISOString(),
     timestamp: new Date(now).toISOString(),

@@ -28,6 +28,8 @@ describe('delivery end to end through the daemon', () => {
     assert.match(mail.body.toString(), /Subject: tls\r\n/);
     const delivery = await tern.waitFor((r) => r.type === 'Delivery' && r.recipient === 'bob@good.test');
     assert.equal(delivery.tls, true);
+    assert.match(String(delivery.tls_version), /^TLSv1\.[23]$/);
+    assert.match(String(delivery.tls_cipher), /^TLS_|ECDHE|AES/);
     assert.equal(delivery.domain, 'good.test');
     assert.equal(delivery.attempt, 1);
     assert.deepEqual(delivery.peer, { name: 'mx.good.test', address: '127.0.0.2', port: 25 });
@@ -51,6 +53,8 @@ describe('delivery end to end through the daemon', () => {
     const other = world.mx2.mailbox.find((m) => m.to.includes('y1@other.test'))!;
     assert.equal(other.secure, false, 'the plain MX offers no STARTTLS');
     assert.equal(d3.tls, false);
+    assert.equal(d3.tls_version, null);
+    assert.equal(d3.tls_cipher, null);
   });
 
   it('bounces a 5xx recipient and delivers the rest of the same transaction', async () => {

@@ -79,7 +79,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     'queue recovered',
   );
 
-  const agent = new DeliveryAgent(config, { resolver: () => resolver, readBody: (e) => spool.readBody(e), logger, hooks });
+  const agent = new DeliveryAgent(config, { resolver: () => resolver, readBody: (e) => spool.readBody(e), logger, hooks, clock });
   // The reporter queues reports through the scheduler it serves; the indirection breaks the cycle.
   const enqueue = (entries: Parameters<Scheduler['add']>[0]) => scheduler.add(entries);
   const reporter = new DsnReporter(config, spool, (entries) => enqueue(entries), logger, clock, (kind) => metrics.onReport(kind));

@@ -1,6 +1,6 @@
 export { loadConfig, checkConfig } from './load.js';
 export type { TernConfig, AuthUser, DnsServer } from './load.js';
-export type { OutboundConfig, SmtpMain, TlsConfig, TlsSection, DnsMain, DsnMain, HttpMain, LogMain } from './schemas.js';
+export type { OutboundConfig, SmtpMain, TlsConfig, TlsSection, DnsMain, DsnMain, HttpMain, LogMain, Route } from './schemas.js';
 export { parseDuration, parseTempFailIntervals } from './durations.js';
 export { parseRewriteRules, REWRITE_FILE } from './rewrite-rules.js';
 export type { RewriteRule, RewriteRules } from './rewrite-rules.js';

@@ -1,12 +1,12 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { parse as parseIni } from 'ini';
 import type { ZodType, ZodError } from 'zod';
 import { ConfigError } from '../core/index.js';
-import { dnsMainSchema, dsnMainSchema, httpMainSchema, logMainSchema, outboundSchema, smtpMainSchema, tlsSchema } from './schemas.js';
-import type { DnsMain, DsnMain, HttpMain, LogMain, OutboundConfig, SmtpMain, TlsConfig } from './schemas.js';
+import { dnsMainSchema, dsnMainSchema, httpMainSchema, logMainSchema, outboundSchema, routeSchema, smtpMainSchema, tlsSchema } from './schemas.js';
+import type { DnsMain, DsnMain, HttpMain, LogMain, OutboundConfig, Route, SmtpMain, TlsConfig } from './schemas.js';
 import { parseRewriteRules, REWRITE_FILE } from './rewrite-rules.js';
 import type { RewriteRules } from './rewrite-rules.js';
 
@@ -35,6 +35,12 @@ export interface TernConfig {
   readonly dsn: DsnMain & { readonly reportingMta: { readonly type: string; readonly name: string } };
   readonly http: HttpMain;
   readonly log: LogMain;
+  /** config/routes.ini by destination domain (lower case) and `*`. */
+  readonly routes: ReadonlyMap<string, Route>;
+  /** The TLS mode for destinations without a route of their own. */
+  readonly defaultTlsMode: NonNullable<Route['tls']>;
+  /** Trust anchors from tls.ini [outbound] ca, for tls=verify. */
+  readonly outboundCa?: Buffer;
   /** config/outbound.bounce_message: Haraka's template for the human-readable part of a report. */
   readonly bounceTemplate?: string;
   /** The listener's certificate, when config/tls_key.pem and config/tls_cert.pem exist. */
@@ -139,6 +145,37 @@ function parseServers(spec: string | undefined): DnsServer[] {
   });
 }
 
+function parseRoutes(raw: string | undefined): Map<string, Route> {
+  const routes = new Map<string, Route>();
+  if (raw === undefined) return routes;
+  // ini nests `[example.com]` as example → com; domain sections are put back together here.
+  const sections: [string, Record<string, unknown>][] = [];
+  const collect = (prefix: string, obj: Record<string, unknown>) => {
+    const own: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(obj)) {
+      if (v && typeof v === 'object' && !Array.isArray(v)) collect(prefix ? `${prefix}.${k}` : k, v as Record<string, unknown>);
+      else own[k] = v;
+    }
+    if (Object.keys(own).length > 0) {
+      if (!prefix) throw new ConfigError('routes.ini', Object.keys(own)[0], Object.values(own)[0], 'settings must sit under a [domain] or [*] section');
+      sections.push([prefix, own]);
+    }
+  };
+  collect('', parseIni(raw) as Record<string, unknown>);
+  for (const [section, body] of sections) {
+    let route: Route;
+    try {
+      route = validate('routes.ini', routeSchema, body);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      throw new ConfigError('routes.ini', `[${section}] ${err.key}`, err.value, err.problem);
+    }
+    if (route.auth_user && !route.host) throw new ConfigError('routes.ini', `${section}.auth_user`, route.auth_user, 'AUTH needs a host (a smart host)');
+    routes.set(section.toLowerCase(), route);
+  }
+  return routes;
+}
+
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value) && !Buffer.isBuffer(value)) {
     for (const v of Object.values(value)) deepFreeze(v);
@@ -202,9 +239,30 @@ function build(dir: string, problems?: ConfigError[]): TernConfig {
     return h;
   }, () => httpMainSchema.parse({}));
   const log = step(() => validate('log.ini', logMainSchema, iniMain(dir, 'log.ini')), () => logMainSchema.parse({}));
+  const routes = step(() => parseRoutes(readOptional(dir, 'routes.ini')), () => new Map<string, Route>());
+  // Haraka's keys map onto the modes: enable_tls=false → disabled, force_tls → required,
+  // tls.ini [outbound] rejectUnauthorized=true → verify.
+  const defaultTlsMode = !outbound.enable_tls
+    ? 'disabled'
+    : outbound.tls_mode !== 'opportunistic'
+      ? outbound.tls_mode
+      : tls.outbound.rejectUnauthorized
+        ? 'verify'
+        : outbound.force_tls
+          ? 'required'
+          : 'opportunistic';
+  const outboundCa = step(() => {
+    if (!tls.outbound.ca) return undefined;
+    const path = isAbsolute(tls.outbound.ca) ? tls.outbound.ca : join(dir, tls.outbound.ca);
+    if (!existsSync(path)) throw new ConfigError('tls.ini', 'outbound.ca', tls.outbound.ca, 'file not found');
+    return readFileSync(path);
+  }, () => undefined);
   return deepFreeze({
     dir,
     log,
+    routes,
+    defaultTlsMode,
+    outboundCa,
     rewrite,
     dsn: { ...dsnMain, reportingMta: { type: mtaType, name: mtaName } },
     bounceTemplate,

@@ -46,6 +46,13 @@ export const outboundSchema = z
     data_done_timeout: seconds('10m'),
     // How long SIGTERM waits for deliveries in flight before leaving them to the next start.
     shutdown_timeout: seconds(30),
+    // TLS policy for destinations without a route of their own (routes.ini `tls`):
+    // opportunistic | required | verify | disabled. enable_tls=false means disabled and
+    // Haraka's force_tls=true means required.
+    tls_mode: z.enum(['opportunistic', 'required', 'verify', 'disabled']).default('opportunistic'),
+    force_tls: bool(false),
+    // After an opportunistic TLS handshake fails, the host is tried in plaintext and remembered this long.
+    no_tls_memory: seconds('1h'),
     // config/rewrite_delivery_status.json is re-read when it changes, checked at least this often.
     rewrite_ttl: seconds('5m'),
     // Port for MX delivery; only tests and unusual setups change it.
@@ -56,6 +63,8 @@ export const outboundSchema = z
 const tlsSection = z
   .object({
     ciphers: z.string().optional(),
+    // PEM file of extra trust anchors (relative to config/) for tls=verify, e.g. a private CA.
+    ca: z.string().optional(),
     minVersion: z.enum(['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']).optional(),
     rejectUnauthorized: bool(false),
     requestCert: bool(false),
@@ -124,6 +133,23 @@ export const logMainSchema = z
   .strict();
 
 export type LogMain = z.infer<typeof logMainSchema>;
+/** One section of config/routes.ini: a destination domain (or `*`) and its next hop and policy. */
+export const routeSchema = z
+  .object({
+    // Comma separated names or IPs, tried in order; absent: MX lookup as usual, with this section's policy.
+    host: z.string().optional(),
+    port: int(25, 1, 65535),
+    auth_user: z.string().optional(),
+    auth_pass: z.string().optional(),
+    // Allow AUTH without TLS to this next hop (a smart host on a trusted network only).
+    auth_insecure: bool(false),
+    bind: z.string().ip().optional(),
+    bind_helo: z.string().optional(),
+    tls: z.enum(['opportunistic', 'required', 'verify', 'disabled']).optional(),
+  })
+  .strict();
+
+export type Route = z.infer<typeof routeSchema>;
 export type SmtpMain = z.infer<typeof smtpMainSchema>;
 export type OutboundConfig = z.infer<typeof outboundSchema>;
 export type TlsConfig = z.infer<typeof tlsSchema>;

@@ -1,15 +1,15 @@
 import type { Readable } from 'node:stream';
-import type { DeliveryOutcome, PeerInfo, RecipientOutcome, SmtpReply } from '../core/index.js';
+import type { Clock, DeliveryOutcome, PeerInfo, RecipientOutcome, SmtpReply } from '../core/index.js';
 import type { TernConfig } from '../config/index.js';
 import type { DnsResolver } from '../dns/index.js';
 import { hostAddresses, resolveMxPlan } from '../dns/index.js';
-import type { HookRunner } from '../hooks/index.js';
+import type { HookRunner, NextHop } from '../hooks/index.js';
 import type { Logger } from '../log/index.js';
 import { classifyReply } from '../smtp/index.js';
 import type { QueueEntry } from '../spool/index.js';
 import { DeliveryStatusRewriter } from '../rewrite/index.js';
 import { DeliverySession } from './session.js';
-import type { SessionRequest, SessionTimeouts } from './session.js';
+import type { SessionRequest, SessionTimeouts, TlsMode } from './session.js';
 
 interface DeliveryTarget {
   readonly name: string;
@@ -18,6 +18,8 @@ interface DeliveryTarget {
   readonly bind?: string;
   readonly helo?: string;
   readonly auth?: { readonly user: string; readonly pass: string };
+  readonly authInsecure?: boolean;
+  readonly tlsMode: TlsMode;
 }
 
 export interface AgentDeps {
@@ -27,6 +29,7 @@ export interface AgentDeps {
   readonly logger: Logger;
   /** Plugin hooks (get_mx). */
   readonly hooks?: HookRunner;
+  readonly clock: Clock;
 }
 
 function everyone(recipients: readonly string[], reply: SmtpReply): RecipientOutcome[] {
@@ -58,6 +61,8 @@ function passOnDsn(entry: QueueEntry, recipients: QueueEntry['recipients']): Ses
 export class DeliveryAgent {
   private readonly active = new Set<DeliverySession>();
   private rewriter: DeliveryStatusRewriter;
+  /** Opportunistic hosts whose TLS handshake failed, until when they get plaintext. */
+  private readonly noTls = new Map<string, number>();
 
   constructor(
     private config: TernConfig,
@@ -96,35 +101,48 @@ export class DeliveryAgent {
       dataDone: o.data_done_timeout,
     };
     const rewriter = this.rewriter;
+    const attempt = async (target: DeliveryTarget, peer: PeerInfo, tlsMode: TlsMode) => {
+      const session = new DeliverySession();
+      this.active.add(session);
+      try {
+        const result = await session.run({
+          peer,
+          helo: target.helo ?? cfg.me,
+          localAddress: target.bind,
+          auth: target.auth,
+          authInsecure: target.authInsecure,
+          tlsMode,
+          tls: { minVersion: cfg.tls.outbound.minVersion, ciphers: cfg.tls.outbound.ciphers, ca: cfg.outboundCa },
+          timeouts,
+          sender: entry.sender,
+          recipients: pending,
+          size: entry.size,
+          eightBit: entry.bodyType === '8bitmime',
+          dsn: passOnDsn(entry, unsettled),
+          body: () => this.deps.readBody(entry),
+          judge: (reply) => rewriter.rewrite(reply, entry.domain),
+        });
+        return { result, tlsInfo: session.tlsInfo() };
+      } finally {
+        this.active.delete(session);
+      }
+    };
     let last: { reply: SmtpReply; peer: PeerInfo; tls: boolean } | undefined;
     for (const target of targets.hosts) {
       for (const address of target.addresses) {
         const peer: PeerInfo = { name: target.name, address, port: target.port };
-        const session = new DeliverySession();
-        this.active.add(session);
-        try {
-          const result = await session.run({
-            peer,
-            helo: target.helo ?? cfg.me,
-            localAddress: target.bind,
-            auth: target.auth,
-            enableTls: o.enable_tls,
-            tls: { minVersion: cfg.tls.outbound.minVersion, ciphers: cfg.tls.outbound.ciphers, rejectUnauthorized: cfg.tls.outbound.rejectUnauthorized },
-            timeouts,
-            sender: entry.sender,
-            recipients: pending,
-            size: entry.size,
-            eightBit: entry.bodyType === '8bitmime',
-            dsn: passOnDsn(entry, unsettled),
-            body: () => this.deps.readBody(entry),
-            judge: (reply) => rewriter.rewrite(reply, entry.domain),
-          });
-          if (result.kind === 'done') return { recipients: result.recipients, peer, tls: result.tls, tlsInfo: session.tlsInfo() };
-          last = { reply: result.reply, peer, tls: result.tls };
-          this.deps.logger.info({ id: entry.id, peer, reply: result.reply }, 'mail exchanger unavailable, trying the next');
-        } finally {
-          this.active.delete(session);
+        // An opportunistic host whose TLS handshake failed recently gets plaintext (Haraka does the same).
+        const noTlsKey = `${address}:${target.port}`;
+        const remembered = (this.noTls.get(noTlsKey) ?? 0) > this.deps.clock.now();
+        let { result, tlsInfo } = await attempt(target, peer, target.tlsMode === 'opportunistic' && remembered ? 'disabled' : target.tlsMode);
+        if (result.kind === 'unavailable' && result.tlsFailed && target.tlsMode === 'opportunistic' && !remembered) {
+          this.noTls.set(noTlsKey, this.deps.clock.now() + o.no_tls_memory * 1000);
+          this.deps.logger.warn({ id: entry.id, peer, reply: result.reply }, 'TLS handshake failed; retrying this host in plaintext');
+          ({ result, tlsInfo } = await attempt(target, peer, 'disabled'));
         }
+        if (result.kind === 'done') return { recipients: result.recipients, peer, tls: result.tls, tlsInfo };
+        last = { reply: result.reply, peer, tls: result.tls };
+        this.deps.logger.info({ id: entry.id, peer, reply: result.reply }, 'mail exchanger unavailable, trying the next');
       }
     }
     // Every host refused a session. That is temporary unless a host said, in a reply, that it is permanent.
@@ -132,11 +150,19 @@ export class DeliveryAgent {
     return { recipients: everyone(pending, reply), peer: last?.peer, tls: last?.tls ?? false };
   }
 
-  /** Where to deliver: a get_mx plugin's next hops, or the domain's MX plan. */
+  /** Where to deliver: a get_mx plugin's next hops, else the domain's route, else its MX plan. */
   private async targets(entry: QueueEntry): Promise<{ hosts: DeliveryTarget[] } | { reply: SmtpReply }> {
     const cfg = this.config;
-    const hops = await this.deps.hooks?.getMx(entry);
-    if (hops && hops.length > 0) {
+    const route = cfg.routes.get(entry.domain) ?? cfg.routes.get('*');
+    const tlsMode: TlsMode = route?.tls ?? cfg.defaultTlsMode;
+    const plugged = await this.deps.hooks?.getMx(entry);
+    const hops: NextHop[] | undefined =
+      plugged && plugged.length > 0
+        ? plugged
+        : route?.host
+          ? route.host.split(',').map((host) => ({ host: host.trim(), port: route.port, bind: route.bind, bind_helo: route.bind_helo, auth_user: route.auth_user, auth_pass: route.auth_pass }))
+          : undefined;
+    if (hops) {
       const hosts: DeliveryTarget[] = [];
       let temporary: string | undefined;
       for (const hop of hops) {
@@ -151,6 +177,8 @@ export class DeliveryAgent {
           bind: hop.bind,
           helo: hop.bind_helo,
           auth: hop.auth_user ? { user: hop.auth_user, pass: hop.auth_pass ?? '' } : undefined,
+          authInsecure: plugged ? false : route?.auth_insecure,
+          tlsMode,
         });
       }
       if (hosts.length > 0) return { hosts };
@@ -158,7 +186,9 @@ export class DeliveryAgent {
     }
     const plan = await resolveMxPlan(this.deps.resolver(), entry.domain, { inetPrefer: cfg.outbound.inet_prefer, localMxOk: cfg.outbound.local_mx_ok });
     if (!plan.ok) return { reply: plan.reply };
-    return { hosts: plan.hosts.map((h) => ({ name: h.name, addresses: h.addresses, port: cfg.outbound.remote_port })) };
+    return {
+      hosts: plan.hosts.map((h) => ({ name: h.name, addresses: h.addresses, port: cfg.outbound.remote_port, bind: route?.bind, helo: route?.bind_helo, tlsMode })),
+    };
   }
 
   /** Shutdown: ends every session in progress; their entries stay queued. */

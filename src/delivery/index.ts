@@ -1,4 +1,4 @@
 export { DeliveryAgent } from './agent.js';
 export type { AgentDeps } from './agent.js';
 export { DeliverySession } from './session.js';
-export type { SessionRequest, SessionResult, SessionTimeouts } from './session.js';
+export type { SessionRequest, SessionResult, SessionTimeouts, TlsMode } from './session.js';

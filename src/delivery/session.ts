@@ -28,8 +28,14 @@ export interface SessionRequest {
   readonly localAddress?: string;
   /** AUTH credentials for a smart host; sent only once the session is encrypted. */
   readonly auth?: { readonly user: string; readonly pass: string };
-  readonly enableTls: boolean;
-  readonly tls: { readonly minVersion?: string; readonly ciphers?: string; readonly rejectUnauthorized: boolean };
+  /** Send AUTH even without TLS (routes.ini auth_insecure: a smart host on a trusted network). */
+  readonly authInsecure?: boolean;
+  /**
+   * opportunistic: STARTTLS when offered, certificate not checked; required: no STARTTLS,
+   * no delivery; verify: required plus a certificate valid for the MX name; disabled: plaintext.
+   */
+  readonly tlsMode: TlsMode;
+  readonly tls: { readonly minVersion?: string; readonly ciphers?: string; readonly ca?: Buffer };
   readonly timeouts: SessionTimeouts;
   readonly sender: string;
   readonly recipients: readonly string[];
@@ -42,9 +48,11 @@ export interface SessionRequest {
   readonly judge: (reply: SmtpReply) => SmtpReply;
 }
 
+export type TlsMode = 'opportunistic' | 'required' | 'verify' | 'disabled';
+
 export type SessionResult =
   /** No transaction started (connect failure, bad greeting, 421 before MAIL): try the next host. */
-  | { readonly kind: 'unavailable'; readonly reply: SmtpReply; readonly tls: boolean }
+  | { readonly kind: 'unavailable'; readonly reply: SmtpReply; readonly tls: boolean; readonly tlsFailed?: boolean }
   | { readonly kind: 'done'; readonly recipients: readonly RecipientOutcome[]; readonly tls: boolean };
 
 const outcome = (address: string, reply: SmtpReply): RecipientOutcome => {
@@ -125,11 +133,13 @@ export class DeliverySession {
           greetingTimeout: req.timeouts.greeting * 1000,
           // The watchdog owns the phase timeouts; this is only a last resort.
           socketTimeout: Math.max(...Object.values(req.timeouts)) * 2000,
-          opportunisticTLS: true,
-          ignoreTLS: !req.enableTls,
+          opportunisticTLS: req.tlsMode === 'opportunistic',
+          ignoreTLS: req.tlsMode === 'disabled',
+          requireTLS: req.tlsMode === 'required' || req.tlsMode === 'verify',
           tls: {
             servername: req.peer.name,
-            rejectUnauthorized: req.tls.rejectUnauthorized,
+            rejectUnauthorized: req.tlsMode === 'verify',
+            ...(req.tls.ca ? { ca: req.tls.ca } : {}),
             ...(req.tls.minVersion ? { minVersion: req.tls.minVersion as 'TLSv1.2' } : {}),
             ...(req.tls.ciphers ? { ciphers: req.tls.ciphers } : {}),
           },
@@ -161,7 +171,7 @@ export class DeliverySession {
 
         const afterLogin = (next: () => void) => {
           if (!req.auth) return next();
-          if (!connection.secure) {
+          if (!connection.secure && !req.authInsecure) {
             finish({ kind: 'unavailable', reply: { code: 451, enhanced: '4.7.10', text: `${req.peer.name} offered no TLS; credentials are never sent in clear` }, tls: false });
             return this.destroy();
           }
@@ -248,6 +258,15 @@ export class DeliverySession {
     const parsed = err.response ? parseReply(err.response) : undefined;
     const remote = parsed && req.judge(parsed);
     if (!began) {
+      if (err.code === 'ETLS' || t.tlsPending) {
+        // A TLS failure is never the remote's verdict on the message: it defers (or, when
+        // opportunistic, the agent retries the host in plaintext).
+        const missing = !!remote && remote.code >= 400;
+        const text = missing
+          ? `TLS is ${req.tlsMode} for ${req.peer.name} but STARTTLS was refused: ${remote!.code} ${remote!.text}`
+          : `TLS with ${req.peer.name} [${req.peer.address}] failed (${req.tlsMode}): ${err.message}`;
+        return { kind: 'unavailable', reply: { code: 451, enhanced: missing ? '4.7.10' : '4.7.5', text }, tls, tlsFailed: true };
+      }
       const reply = remote ?? { code: 451, enhanced: '4.4.1', text: `cannot talk to the mail exchanger: ${err.code ?? 'error'} ${err.message}` };
       return { kind: 'unavailable', reply, tls };
     }

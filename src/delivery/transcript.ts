@@ -17,6 +17,8 @@ export class Transcript {
   finalReply?: SmtpReply;
   greeting?: SmtpReply;
   phase: Phase = 'greeting';
+  /** STARTTLS was sent and no EHLO has followed it yet: a failure now is a TLS failure. */
+  tlsPending = false;
   private readonly awaiting: string[] = [];
   private sawGreeting = false;
   private awaitingFinal = false;
@@ -24,6 +26,8 @@ export class Transcript {
 
   onClient(line: string): void {
     const verb = line.slice(0, 4).toUpperCase();
+    if (line.toUpperCase().startsWith('STARTTLS')) this.tlsPending = true;
+    else if (verb === 'EHLO' || verb === 'HELO' || verb === 'LHLO') this.tlsPending = false;
     this.awaiting.push(line);
     if (verb === 'MAIL') this.phase = 'mail';
     else if (verb === 'RCPT') this.phase = 'rcpt';

@@ -43,7 +43,8 @@ export class TestMx extends EventEmitter {
     const server: SMTPServer = new SMTPServer({
       name: `mx-${this.host}`,
       authOptional: true,
-      disabledCommands: ['AUTH'],
+      // Without a certificate there is no STARTTLS at all (smtp-server would otherwise use its built-in one).
+      disabledCommands: cert ? ['AUTH'] : ['AUTH', 'STARTTLS'],
       hideSTARTTLS: !cert,
       ...(cert ? { key: cert.key, cert: cert.cert } : {}),
       // Replies carry their enhanced code in the text, exactly as written below.

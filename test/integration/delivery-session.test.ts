@@ -81,7 +81,7 @@ describe('delivery sessions against misbehaving servers', () => {
     }));
     const resolver = new DnsResolver({ servers: [{ host: '127.0.0.1', port: dns.port }], timeoutMs: 1000, cacheMaxEntries: 100, clock: systemClock });
     const logger = createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }) as never });
-    agent = new DeliveryAgent(config, { resolver: () => resolver, readBody: () => Readable.from([Buffer.from('Subject: t\r\n\r\nbody\r\n')]), logger });
+    agent = new DeliveryAgent(config, { resolver: () => resolver, readBody: () => Readable.from([Buffer.from('Subject: t\r\n\r\nbody\r\n')]), logger, clock: systemClock });
   });
   after(async () => {
     for (const s of servers) s.close();

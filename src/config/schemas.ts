@@ -51,6 +51,8 @@ export const outboundSchema = z
     // Haraka's force_tls=true means required.
     tls_mode: z.enum(['opportunistic', 'required', 'verify', 'disabled']).default('opportunistic'),
     force_tls: bool(false),
+    // RFC 8461: honour the MTA-STS policies that destination domains publish.
+    mta_sts: bool(true),
     // After an opportunistic TLS handshake fails, the host is tried in plaintext and remembered this long.
     no_tls_memory: seconds('1h'),
     // config/rewrite_delivery_status.json is re-read when it changes, checked at least this often.

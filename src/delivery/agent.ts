@@ -9,6 +9,7 @@ import { classifyReply } from '../smtp/index.js';
 import type { QueueEntry } from '../spool/index.js';
 import { DeliveryStatusRewriter } from '../rewrite/index.js';
 import { DeliverySession } from './session.js';
+import { MtaStsPolicies, mxMatches } from './mta-sts.js';
 import type { SessionRequest, SessionTimeouts, TlsMode } from './session.js';
 
 interface DeliveryTarget {
@@ -64,11 +65,20 @@ export class DeliveryAgent {
   /** Opportunistic hosts whose TLS handshake failed, until when they get plaintext. */
   private readonly noTls = new Map<string, number>();
 
+  private readonly sts: MtaStsPolicies;
+
   constructor(
     private config: TernConfig,
     private readonly deps: AgentDeps,
   ) {
     this.rewriter = new DeliveryStatusRewriter(config.rewrite);
+    this.sts = new MtaStsPolicies({
+      resolver: deps.resolver,
+      clock: deps.clock,
+      logger: deps.logger,
+      ca: () => this.config.outboundCa,
+      timeoutMs: config.outbound.connect_timeout * 1000,
+    });
   }
 
   /** SMTP sessions open right now (metrics). */
@@ -186,8 +196,27 @@ export class DeliveryAgent {
     }
     const plan = await resolveMxPlan(this.deps.resolver(), entry.domain, { inetPrefer: cfg.outbound.inet_prefer, localMxOk: cfg.outbound.local_mx_ok });
     if (!plan.ok) return { reply: plan.reply };
+    let mxHosts = plan.hosts;
+    let mode = tlsMode;
+    const policy = cfg.outbound.mta_sts && !plan.implicit && !entry.domain.startsWith('[') ? await this.sts.policyFor(entry.domain) : undefined;
+    if (policy && policy.mode !== 'none') {
+      const matching = plan.hosts.filter((h) => mxMatches(policy.mx, h.name));
+      if (policy.mode === 'enforce') {
+        // RFC 8461 §4.2: only listed MX hosts, only with a certificate valid for their name.
+        if (matching.length === 0) {
+          return { reply: { code: 451, enhanced: '4.7.5', text: `MTA-STS policy of ${entry.domain} (enforce) lists none of its MX hosts ${plan.hosts.map((h) => h.name).join(', ')}` } };
+        }
+        mxHosts = matching;
+        mode = 'verify';
+      } else if (matching.length < plan.hosts.length) {
+        this.deps.logger.warn(
+          { domain: entry.domain, policy_mx: policy.mx, unlisted: plan.hosts.filter((h) => !matching.includes(h)).map((h) => h.name) },
+          'MTA-STS (testing): MX hosts not in the policy would be refused under enforce',
+        );
+      }
+    }
     return {
-      hosts: plan.hosts.map((h) => ({ name: h.name, addresses: h.addresses, port: cfg.outbound.remote_port, bind: route?.bind, helo: route?.bind_helo, tlsMode })),
+      hosts: mxHosts.map((h) => ({ name: h.name, addresses: h.addresses, port: cfg.outbound.remote_port, bind: route?.bind, helo: route?.bind_helo, tlsMode: mode })),
     };
   }
 

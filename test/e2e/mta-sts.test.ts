@@ -1,0 +1,94 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:https';
+import type { Server } from 'node:https';
+import { World } from '../helpers/world.js';
+import { makeCert } from '../helpers/certs.js';
+import { message, sendMail } from '../helpers/smtp-client.js';
+import type { LogRecord, TernProcess } from '../helpers/tern-process.js';
+import { mxMatches, parsePolicy } from '../../src/delivery/mta-sts.js';
+
+const is = (type: string, rcpt: string) => (r: LogRecord) => r.type === type && r.recipient === rcpt;
+
+describe('MTA-STS (RFC 8461) end to end', () => {
+  let world: World;
+  let tern: TernProcess;
+  let https: Server;
+  const fetches: string[] = [];
+  const policies: Record<string, string> = {
+    'mta-sts.sts.test': 'version: STSv1\nmode: enforce\nmx: mx.good.test\nmax_age: 86400\n',
+    'mta-sts.stsbad.test': 'version: STSv1\nmode: enforce\nmx: *.good.test\nmax_age: 86400\n',
+    'mta-sts.ststesting.test': 'version: STSv1\nmode: testing\nmx: mx.good.test\nmax_age: 86400\n',
+  };
+  const webCert = makeCert('mta-sts.sts.test', Object.keys(policies));
+
+  before(async () => {
+    world = new World({ tls: '127.0.0.82', dead: '127.0.0.83', plain: '127.0.0.84' });
+    for (const d of ['sts.test', 'stsbad.test', 'ststesting.test']) {
+      world.dns.add(`_mta-sts.${d}`, { type: 'TXT', data: 'v=STSv1; id=20261125T1;' }).add(`mta-sts.${d}`, { type: 'A', data: '127.0.0.85' });
+    }
+    world.dns
+      .add('sts.test', { type: 'MX', preference: 10, exchange: 'mx.good.test' })
+      .add('stsbad.test', { type: 'MX', preference: 10, exchange: 'mx.elsewhere.test' })
+      .add('mx.elsewhere.test', { type: 'A', data: '127.0.0.84' })
+      .add('ststesting.test', { type: 'MX', preference: 10, exchange: 'mx.elsewhere.test' });
+    await world.start();
+    https = createServer({ key: webCert.key, cert: webCert.cert }, (req, res) => {
+      fetches.push(`${req.headers.host}${req.url}`);
+      const body = policies[String(req.headers.host)];
+      if (!body || req.url !== '/.well-known/mta-sts.txt') return res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(body);
+    });
+    await new Promise<void>((r) => https.listen(443, '127.0.0.85', () => r()));
+    tern = await world.tern({
+      files: { 'tls.ini': '[outbound]\nca=trust.pem\n', 'trust.pem': Buffer.concat([world.cert.cert, webCert.cert]) },
+    });
+  });
+  after(async () => {
+    await tern?.stop();
+    https?.close();
+    await world?.stop();
+  });
+
+  it('enforce: delivers to a listed MX over verified TLS, fetching the policy once', async () => {
+    await sendMail({ port: tern.port, from: 'a@client.test', to: ['one@sts.test'], body: message('sts1') });
+    const d = await tern.waitFor(is('Delivery', 'one@sts.test'));
+    assert.equal(d.tls, true);
+    const fetched = await tern.waitFor((r) => r.msg === 'MTA-STS policy fetched' && r.domain === 'sts.test');
+    assert.equal(fetched.mode, 'enforce');
+    await sendMail({ port: tern.port, from: 'a@client.test', to: ['two@sts.test'], body: message('sts2') });
+    await tern.waitFor(is('Delivery', 'two@sts.test'));
+    assert.equal(fetches.filter((f) => f.startsWith('mta-sts.sts.test')).length, 1, 'cached for max_age');
+  });
+
+  it('enforce: defers when no MX host matches the policy', async () => {
+    await sendMail({ port: tern.port, from: 'a@client.test', to: ['x@stsbad.test'], body: message('stsbad') });
+    const tf = await tern.waitFor(is('TransientFailure', 'x@stsbad.test'));
+    assert.equal((tf.response as { enhanced_code: string }).enhanced_code, '4.7.5');
+    assert.match((tf.response as { content: string }).content, /MTA-STS policy of stsbad\.test \(enforce\) lists none of its MX hosts mx\.elsewhere\.test/);
+    assert.ok(!world.mx2.recipients().includes('x@stsbad.test'));
+  });
+
+  it('testing: delivers anyway and reports the mismatch', async () => {
+    await sendMail({ port: tern.port, from: 'a@client.test', to: ['t@ststesting.test'], body: message('ststesting') });
+    await tern.waitFor(is('Delivery', 't@ststesting.test'));
+    const warn = await tern.waitFor((r) => r.msg === 'MTA-STS (testing): MX hosts not in the policy would be refused under enforce');
+    assert.deepEqual(warn.unlisted, ['mx.elsewhere.test']);
+  });
+});
+
+describe('MTA-STS policy parsing and MX matching', () => {
+  it('parses a policy and refuses a broken one', () => {
+    assert.deepEqual(parsePolicy('version: STSv1\r\nmode: enforce\r\nmx: a.example\r\nmx: *.b.example\r\nmax_age: 604800\r\n', 'X1'), {
+      mode: 'enforce', mx: ['a.example', '*.b.example'], maxAge: 604800, id: 'X1',
+    });
+    assert.equal(parsePolicy('version: STSv2\nmode: enforce\nmax_age: 1\n', 'X'), undefined);
+    assert.equal(parsePolicy('version: STSv1\nmode: strict\nmax_age: 1\n', 'X'), undefined);
+  });
+  it('matches wildcards on exactly one label', () => {
+    assert.ok(mxMatches(['*.example.net'], 'mx1.example.net'));
+    assert.ok(!mxMatches(['*.example.net'], 'a.mx1.example.net'));
+    assert.ok(!mxMatches(['*.example.net'], 'example.net'));
+    assert.ok(mxMatches(['MX.Example.COM'], 'mx.example.com.'));
+  });
+});

@@ -51,6 +51,11 @@ export const outboundSchema = z
     // Haraka's force_tls=true means required.
     tls_mode: z.enum(['opportunistic', 'required', 'verify', 'disabled']).default('opportunistic'),
     force_tls: bool(false),
+    // Attempts in flight to one destination domain at most (routes.ini max_connections per domain).
+    max_domain_connections: int(20, 1),
+    // A destination whose every host refuses a session is left alone for this long, doubling up to the max.
+    destination_backoff_min: seconds('1m'),
+    destination_backoff_max: seconds('1h'),
     // RFC 8461: honour the MTA-STS policies that destination domains publish.
     mta_sts: bool(true),
     // After an opportunistic TLS handshake fails, the host is tried in plaintext and remembered this long.
@@ -148,6 +153,7 @@ export const routeSchema = z
     bind: z.string().ip().optional(),
     bind_helo: z.string().optional(),
     tls: z.enum(['opportunistic', 'required', 'verify', 'disabled']).optional(),
+    max_connections: z.union([z.number(), z.string().regex(/^\d+$/)]).transform(Number).pipe(z.number().int().min(1)).optional(),
   })
   .strict();
 

@@ -58,6 +58,8 @@ export interface DeliveryOutcome {
   readonly recipients: readonly RecipientOutcome[];
   readonly peer?: PeerInfo;
   readonly tls: boolean;
+  /** Every host of the destination refused a session (connect, greeting): it is down. */
+  readonly unreachable?: boolean;
   /** The negotiated TLS version and cipher, when the session was encrypted. */
   readonly tlsInfo?: { readonly version: string; readonly cipher: string };
 }

@@ -157,7 +157,7 @@ export class DeliveryAgent {
     }
     // Every host refused a session. That is temporary unless a host said, in a reply, that it is permanent.
     const reply = last?.reply ?? { code: 451, enhanced: '4.4.0', text: 'no mail exchanger could be reached' };
-    return { recipients: everyone(pending, reply), peer: last?.peer, tls: last?.tls ?? false };
+    return { recipients: everyone(pending, reply), peer: last?.peer, tls: last?.tls ?? false, unreachable: last !== undefined };
   }
 
   /** Where to deliver: a get_mx plugin's next hops, else the domain's route, else its MX plan. */

@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import PQueue from 'p-queue';
 import type { Clock, DeliveryOutcome, SmtpReply } from '../core/index.js';
 import type { HookRunner } from '../hooks/index.js';
-import type { OutboundConfig } from '../config/index.js';
+import type { OutboundConfig, Route } from '../config/index.js';
+import { DestinationGate } from './destinations.js';
 import type { Logger, DispositionRecord } from '../log/index.js';
 import { logDisposition } from '../log/index.js';
 import type { QueueEntry, Spool } from '../spool/index.js';
@@ -33,6 +34,11 @@ export class QueueAdminError extends Error {
   }
 }
 
+function gateSettings(config: OutboundConfig, routes?: ReadonlyMap<string, Route>): [(domain: string) => number, { minMs: number; maxMs: number }] {
+  const limit = (domain: string) => routes?.get(domain)?.max_connections ?? routes?.get('*')?.max_connections ?? config.max_domain_connections;
+  return [limit, { minMs: config.destination_backoff_min * 1000, maxMs: config.destination_backoff_max * 1000 }];
+}
+
 function replyOf(record: DispositionRecord): SmtpReply {
   return { code: record.response.code, enhanced: record.response.enhanced_code ?? undefined, text: record.response.content };
 }
@@ -57,6 +63,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   private schedule: RetrySchedule;
   private stopped = false;
   private aborting = false;
+  private readonly gate: DestinationGate;
 
   constructor(
     private config: OutboundConfig,
@@ -67,9 +74,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     /** Called with each attempt's dispositions before a finished entry is removed (DSNs). */
     private readonly reporter?: (entry: QueueEntry, records: readonly DispositionRecord[]) => Promise<void>,
     private readonly hooks?: HookRunner,
+    routes?: ReadonlyMap<string, Route>,
   ) {
     super();
     this.schedule = RetrySchedule.fromConfig(config);
+    this.gate = new DestinationGate(clock, ...gateSettings(config, routes));
     this.work = new PQueue({ concurrency: config.concurrency_max });
   }
 
@@ -90,8 +99,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     this.pump();
   }
 
-  updateConfig(config: OutboundConfig): void {
+  updateConfig(config: OutboundConfig, routes?: ReadonlyMap<string, Route>): void {
     this.config = config;
+    this.gate.configure(...gateSettings(config, routes));
     this.schedule = RetrySchedule.fromConfig(config);
     this.work.concurrency = config.concurrency_max;
     this.pump();
@@ -233,6 +243,15 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         parked.push(id);
         continue;
       }
+      const admission = this.gate.admit(entry.domain, id);
+      if (!admission.go) {
+        // Waiting for a connection slot (parked in the gate) or for a dead destination's backoff.
+        if (admission.retryAt !== undefined) {
+          entry.nextAttemptAt = admission.retryAt;
+          this.heap.push(admission.retryAt, id);
+        }
+        continue;
+      }
       this.inFlight.add(id);
       void this.work.add(() => this.attempt(entry));
     }
@@ -254,6 +273,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   }
 
   private async attempt(entry: QueueEntry): Promise<void> {
+    let unreachable = false;
     try {
       const now = this.clock.now();
       if (now > entry.queuedAt + this.config.max_queue_lifetime * 1000) {
@@ -268,6 +288,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       entry.attempts += 1;
       const started = this.clock.now();
       let outcome = await this.deliverer.deliver(entry);
+      unreachable = !!outcome.unreachable && !this.aborting;
       const durationMs = this.clock.now() - started;
       if (this.aborting) {
         // Sessions cut short by shutdown are not the remote's fault: record only what was settled.
@@ -290,6 +311,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     } finally {
       this.inFlight.delete(entry.id);
       if (this.entries.has(entry.id)) this.heap.push(entry.nextAttemptAt, entry.id);
+      for (const id of this.gate.finished(entry.domain, unreachable)) {
+        const waiting = this.entries.get(id);
+        if (waiting) this.heap.push(waiting.nextAttemptAt, id);
+      }
       this.pump();
     }
   }

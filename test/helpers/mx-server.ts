@@ -28,6 +28,8 @@ export class TestMx extends EventEmitter {
   readonly mailbox: ReceivedMail[] = [];
   readonly seen = new Map<string, number>();
   connections = 0;
+  /** When set, every session is refused at the greeting with this reply (change it to recover). */
+  greeting?: { code: number; text: string };
   private server?: SMTPServer;
 
   constructor(
@@ -36,10 +38,11 @@ export class TestMx extends EventEmitter {
     private readonly options: { cert?: TestCert; greeting?: { code: number; text: string } } = {},
   ) {
     super();
+    this.greeting = options.greeting;
   }
 
   async start(): Promise<void> {
-    const { cert, greeting } = this.options;
+    const { cert } = this.options;
     const server: SMTPServer = new SMTPServer({
       name: `mx-${this.host}`,
       authOptional: true,
@@ -55,7 +58,7 @@ export class TestMx extends EventEmitter {
       size: 50 * 1024 * 1024,
       onConnect: (session, cb) => {
         this.connections++;
-        if (greeting) return cb(Object.assign(new Error(greeting.text), { responseCode: greeting.code }));
+        if (this.greeting) return cb(Object.assign(new Error(this.greeting.text), { responseCode: this.greeting.code }));
         cb();
       },
       onRcptTo: (address: SMTPServerAddress, session: SMTPServerSession, cb) => {

@@ -1,0 +1,78 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { SMTPServer } from 'smtp-server';
+import { World } from '../helpers/world.js';
+import { TestMx } from '../helpers/mx-server.js';
+import { message, sendMail } from '../helpers/smtp-client.js';
+import type { LogRecord, TernProcess } from '../helpers/tern-process.js';
+
+const is = (type: string, rcpt: string) => (r: LogRecord) => r.type === type && r.recipient === rcpt;
+
+describe('per-destination limits and backoff', () => {
+  let world: World;
+  let tern: TernProcess;
+  let slow: SMTPServer;
+  const transactions = { now: 0, max: 0 };
+  const down = new TestMx('127.0.0.93', 25, { greeting: { code: 421, text: '4.3.2 Service not available, closing channel' } });
+
+  before(async () => {
+    world = new World({ tls: '127.0.0.94', dead: '127.0.0.95', plain: '127.0.0.96' });
+    world.dns
+      .add('slow.test', { type: 'MX', preference: 10, exchange: 'mx.slow.test' })
+      .add('mx.slow.test', { type: 'A', data: '127.0.0.92' })
+      .add('down.test', { type: 'MX', preference: 10, exchange: 'mx.down.test' })
+      .add('mx.down.test', { type: 'A', data: '127.0.0.93' });
+    await world.start();
+    await down.start();
+    // Holds every message for 300 ms and counts transactions in progress at once.
+    slow = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['AUTH', 'STARTTLS'],
+      logger: false,
+      onMailFrom: (_a, _s, cb) => {
+        transactions.now++;
+        transactions.max = Math.max(transactions.max, transactions.now);
+        cb();
+      },
+      onData: (stream, _s, cb) => {
+        stream.resume();
+        stream.on('end', () =>
+          setTimeout(() => {
+            transactions.now--;
+            cb(null, '2.0.0 slowly queued');
+          }, 300),
+        );
+      },
+    });
+    await new Promise<void>((r) => slow.listen(25, '127.0.0.92', () => r()));
+    tern = await world.tern({
+      outbound: 'temp_fail_intervals=1s*10\ndestination_backoff_min=2s\ndestination_backoff_max=10s',
+      files: { 'routes.ini': '[slow.test]\nmax_connections=2\n' },
+    });
+  });
+  after(async () => {
+    await tern?.stop();
+    slow?.close();
+    await down.stop();
+    await world?.stop();
+  });
+
+  it('keeps at most max_connections attempts in flight to one domain', async () => {
+    await Promise.all([1, 2, 3, 4, 5, 6].map((n) => sendMail({ port: tern.port, from: 'a@client.test', to: [`s${n}@slow.test`], body: message(`slow${n}`) })));
+    for (const n of [1, 2, 3, 4, 5, 6]) await tern.waitFor(is('Delivery', `s${n}@slow.test`));
+    assert.equal(transactions.max, 2);
+  });
+
+  it('backs a dead destination off as a whole, probes it once, and recovers when it answers', async () => {
+    await sendMail({ port: tern.port, from: 'a@client.test', to: ['d0@down.test'], body: message('down0') });
+    const first = await tern.waitFor(is('TransientFailure', 'd0@down.test'));
+    assert.equal((first.response as { code: number }).code, 421);
+    for (const n of [1, 2, 3, 4]) await sendMail({ port: tern.port, from: 'a@client.test', to: [`d${n}@down.test`], body: message(`down${n}`) });
+    await new Promise((r) => setTimeout(r, 800));
+    assert.equal(down.connections, 1, 'no stampede while the destination is backed off');
+    assert.equal(tern.dispositions('TransientFailure').filter((r) => String(r.recipient).endsWith('@down.test')).length, 1);
+    down.greeting = undefined;
+    for (const n of [0, 1, 2, 3, 4]) await tern.waitFor(is('Delivery', `d${n}@down.test`), 20000);
+    assert.equal(down.connections, 6, 'one failed attempt, then one session per entry once it answered');
+  });
+});

@@ -191,6 +191,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       watcher?.close();
       const listenerClosed = listener.close();
       const { aborted } = await scheduler.stop(config.outbound.shutdown_timeout * 1000);
+      agent.close();
       await Promise.race([listenerClosed, new Promise((r) => setTimeout(r, 2000).unref())]);
       await spool.close();
       logger.info({ aborted_in_flight: aborted, queued: scheduler.size }, 'tern stopped; queue intact');

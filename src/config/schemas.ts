@@ -51,6 +51,9 @@ export const outboundSchema = z
     // Haraka's force_tls=true means required.
     tls_mode: z.enum(['opportunistic', 'required', 'verify', 'disabled']).default('opportunistic'),
     force_tls: bool(false),
+    // Connection reuse: a session that delivered stays open for the next entry to the same host.
+    max_deliveries_per_connection: int(100, 1),
+    idle_timeout: seconds(5),
     // Attempts in flight to one destination domain at most (routes.ini max_connections per domain).
     max_domain_connections: int(20, 1),
     // A destination whose every host refuses a session is left alone for this long, doubling up to the max.

@@ -9,8 +9,9 @@ import { classifyReply } from '../smtp/index.js';
 import type { QueueEntry } from '../spool/index.js';
 import { DeliveryStatusRewriter } from '../rewrite/index.js';
 import { DeliverySession } from './session.js';
+import { SessionPool } from './pool.js';
 import { MtaStsPolicies, mxMatches } from './mta-sts.js';
-import type { SessionRequest, SessionTimeouts, TlsMode } from './session.js';
+import type { SessionRequest, SessionResult, SessionTimeouts, TlsMode } from './session.js';
 
 interface DeliveryTarget {
   readonly name: string;
@@ -66,6 +67,10 @@ export class DeliveryAgent {
   private readonly noTls = new Map<string, number>();
 
   private readonly sts: MtaStsPolicies;
+  private readonly pool = new SessionPool(() => ({
+    idleMs: this.config.outbound.idle_timeout * 1000,
+    maxDeliveries: this.config.outbound.max_deliveries_per_connection,
+  }));
 
   constructor(
     private config: TernConfig,
@@ -81,9 +86,9 @@ export class DeliveryAgent {
     });
   }
 
-  /** SMTP sessions open right now (metrics). */
+  /** SMTP sessions open right now, busy or idle in the pool (metrics). */
   get openSessions(): number {
-    return this.active.size;
+    return this.active.size + this.pool.size;
   }
 
   updateConfig(config: TernConfig): void {
@@ -112,30 +117,49 @@ export class DeliveryAgent {
     };
     const rewriter = this.rewriter;
     const attempt = async (target: DeliveryTarget, peer: PeerInfo, tlsMode: TlsMode) => {
-      const session = new DeliverySession();
-      this.active.add(session);
-      try {
-        const result = await session.run({
-          peer,
-          helo: target.helo ?? cfg.me,
-          localAddress: target.bind,
-          auth: target.auth,
-          authInsecure: target.authInsecure,
-          tlsMode,
-          tls: { minVersion: cfg.tls.outbound.minVersion, ciphers: cfg.tls.outbound.ciphers, ca: cfg.outboundCa },
-          timeouts,
-          sender: entry.sender,
-          recipients: pending,
-          size: entry.size,
-          eightBit: entry.bodyType === '8bitmime',
-          dsn: passOnDsn(entry, unsettled),
-          body: () => this.deps.readBody(entry),
-          judge: (reply) => rewriter.rewrite(reply, entry.domain),
-        });
-        return { result, tlsInfo: session.tlsInfo() };
-      } finally {
-        this.active.delete(session);
+      const req: SessionRequest = {
+        peer,
+        helo: target.helo ?? cfg.me,
+        localAddress: target.bind,
+        auth: target.auth,
+        authInsecure: target.authInsecure,
+        tlsMode,
+        tls: { minVersion: cfg.tls.outbound.minVersion, ciphers: cfg.tls.outbound.ciphers, ca: cfg.outboundCa },
+        timeouts,
+        sender: entry.sender,
+        recipients: pending,
+        size: entry.size,
+        eightBit: entry.bodyType === '8bitmime',
+        dsn: passOnDsn(entry, unsettled),
+        body: () => this.deps.readBody(entry),
+        judge: (reply) => rewriter.rewrite(reply, entry.domain),
+      };
+      // The MX name is part of the key: a session verified for one name must never carry mail
+      // for another name that happens to share its address.
+      const key = [peer.name, peer.address, peer.port, tlsMode, target.bind ?? '', req.helo, target.auth?.user ?? ''].join('|');
+      // A session kept open by an earlier delivery to this host goes first; if it has gone
+      // stale (no transaction started), a fresh one takes over.
+      let session = this.pool.take(key);
+      let result: SessionResult | undefined;
+      if (session) {
+        this.active.add(session);
+        result = await session.transact(req);
+        if (result.kind === 'unavailable') {
+          this.active.delete(session);
+          session.destroy();
+          session = undefined;
+        }
       }
+      if (!session) {
+        session = new DeliverySession();
+        this.active.add(session);
+        result = await session.run(req);
+      }
+      this.active.delete(session);
+      const tlsInfo = session.tlsInfo();
+      if (result!.kind === 'done') void this.pool.give(key, session);
+      else session.destroy();
+      return { result: result!, tlsInfo };
     };
     let last: { reply: SmtpReply; peer: PeerInfo; tls: boolean } | undefined;
     for (const target of targets.hosts) {
@@ -223,5 +247,11 @@ export class DeliveryAgent {
   /** Shutdown: ends every session in progress; their entries stay queued. */
   destroy(): void {
     for (const session of this.active) session.destroy();
+    this.pool.closeAll();
+  }
+
+  /** Clean shutdown: QUIT the idle sessions. */
+  close(): void {
+    this.pool.closeAll();
   }
 }

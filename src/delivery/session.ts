@@ -68,45 +68,80 @@ interface NodemailerError extends Error {
 }
 
 /**
- * One SMTP client session with nodemailer's smtp-connection: connect, EHLO, opportunistic
- * STARTTLS, one transaction, QUIT. It resolves with an outcome per recipient and never
- * rejects for a remote failure. A watchdog enforces the per-phase timeouts, since a peer
- * that stops mid-reply (a dangling `250-` continuation, say) would otherwise hold the
- * delivery slot forever.
+ * One SMTP client session with nodemailer's smtp-connection: open() connects, EHLOs,
+ * negotiates STARTTLS per the TLS mode and authenticates; transact() runs one
+ * MAIL/RCPT/DATA transaction and may be called again after reset() (connection reuse).
+ * Results are outcomes per recipient, never exceptions for a remote failure. A watchdog
+ * enforces the per-phase timeouts, since a peer that stops mid-reply (a dangling `250-`
+ * continuation, say) would otherwise hold the delivery slot forever.
  */
 export class DeliverySession {
   private connection?: SMTPConnection;
   private socket?: Socket;
+  private readonly transcript = new Transcript();
+  private watchdog?: NodeJS.Timeout;
+  private req?: SessionRequest;
+  /** The operation in progress (open, transact, reset) and how to end it when the connection fails. */
+  private op?: { readonly settle: (r: SessionResult) => void; began: boolean };
+  /** Transactions completed on this connection. */
+  deliveries = 0;
+  alive = false;
 
-  run(req: SessionRequest): Promise<SessionResult> {
-    return new Promise<SessionResult>((resolve) => {
-      const transcript = new Transcript();
-      let watchdog: NodeJS.Timeout | undefined;
-      let settled = false;
-      let began = false;
-      const secure = () => Boolean(this.connection?.secure);
+  /** A fresh connection and one transaction: what a first attempt to a host does. */
+  async run(req: SessionRequest): Promise<SessionResult> {
+    const failed = await this.open(req);
+    return failed ?? this.transact(req);
+  }
 
-      const finish = (result: SessionResult) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(watchdog);
-        resolve(result);
+  private secure(): boolean {
+    return Boolean(this.connection?.secure);
+  }
+
+  private phaseSeconds(phase: Phase): number {
+    const t = this.req!.timeouts;
+    return { greeting: t.greeting, command: t.command, mail: t.mail, rcpt: t.rcpt, 'data-init': t.dataInit, 'data-block': t.dataBlock, 'data-done': t.dataDone }[phase];
+  }
+
+  private arm(): void {
+    clearTimeout(this.watchdog);
+    if (!this.op) return;
+    const phase = this.transcript.phase;
+    const seconds = this.phaseSeconds(phase);
+    this.watchdog = setTimeout(() => {
+      const peer = this.req!.peer;
+      const reply: SmtpReply = { code: 451, enhanced: '4.4.2', text: `timeout after ${seconds} s waiting in the ${phase} phase with ${peer.name} [${peer.address}]` };
+      this.fail(this.interrupted(reply));
+    }, seconds * 1000);
+  }
+
+  /** Runs one operation; `settle` may be called once, by the operation or by a connection failure. */
+  private operate(began: boolean, start: (settle: (r: SessionResult | undefined) => void) => void): Promise<SessionResult | undefined> {
+    return new Promise((resolve) => {
+      let done = false;
+      const settle = (r: SessionResult | undefined) => {
+        if (done) return;
+        done = true;
+        this.op = undefined;
+        clearTimeout(this.watchdog);
+        resolve(r);
       };
+      this.op = { settle: (r) => settle(r), began };
+      this.arm();
+      start(settle);
+    });
+  }
 
-      const phaseSeconds = (phase: Phase): number => {
-        const t = req.timeouts;
-        return { greeting: t.greeting, command: t.command, mail: t.mail, rcpt: t.rcpt, 'data-init': t.dataInit, 'data-block': t.dataBlock, 'data-done': t.dataDone }[phase];
-      };
-      const arm = () => {
-        clearTimeout(watchdog);
-        const phase = transcript.phase;
-        watchdog = setTimeout(() => {
-          const reply: SmtpReply = { code: 451, enhanced: '4.4.2', text: `timeout after ${phaseSeconds(phase)} s waiting in the ${phase} phase with ${req.peer.name} [${req.peer.address}]` };
-          finish(this.interrupted(transcript, req, reply, began, secure()));
-          this.destroy();
-        }, phaseSeconds(phase) * 1000);
-      };
+  /** The connection failed under an operation: end it with this result, and the session with it. */
+  private fail(result: SessionResult): void {
+    const op = this.op;
+    this.destroy();
+    op?.settle(result);
+  }
 
+  /** Connects and gets the session ready for MAIL; resolves undefined when ready, else why not. */
+  open(req: SessionRequest): Promise<SessionResult | undefined> {
+    this.req = req;
+    return this.operate(false, (settle) => {
       // Tern opens the TCP connection itself so that it can turn Nagle's algorithm off: with it
       // on, the final dot waits for the server's delayed ACK (~40 ms a message on Linux).
       const socket = netConnect({ host: req.peer.address, port: req.peer.port, noDelay: true, ...(req.localAddress ? { localAddress: req.localAddress } : {}) });
@@ -115,110 +150,142 @@ export class DeliverySession {
       const onConnectError = (err: NodeJS.ErrnoException) => {
         clearTimeout(connectTimer);
         socket.destroy();
-        finish({ kind: 'unavailable', reply: { code: 451, enhanced: '4.4.1', text: `cannot connect to ${req.peer.name} [${req.peer.address}]:${req.peer.port}: ${err.code ?? err.message}` }, tls: false });
+        settle({ kind: 'unavailable', reply: { code: 451, enhanced: '4.4.1', text: `cannot connect to ${req.peer.name} [${req.peer.address}]:${req.peer.port}: ${err.code ?? err.message}` }, tls: false });
       };
       socket.once('error', onConnectError);
       socket.once('connect', () => {
         clearTimeout(connectTimer);
         socket.off('error', onConnectError);
-        if (!settled) startSmtp();
+        if (this.op) this.startSmtp(req, socket, settle);
       });
-
-      const startSmtp = () => {
-        const connection = new SMTPConnection({
-          connection: socket,
-          host: req.peer.address,
-          port: req.peer.port,
-          name: req.helo,
-          greetingTimeout: req.timeouts.greeting * 1000,
-          // The watchdog owns the phase timeouts; this is only a last resort.
-          socketTimeout: Math.max(...Object.values(req.timeouts)) * 2000,
-          opportunisticTLS: req.tlsMode === 'opportunistic',
-          ignoreTLS: req.tlsMode === 'disabled',
-          requireTLS: req.tlsMode === 'required' || req.tlsMode === 'verify',
-          tls: {
-            servername: req.peer.name,
-            rejectUnauthorized: req.tlsMode === 'verify',
-            ...(req.tls.ca ? { ca: req.tls.ca } : {}),
-            ...(req.tls.minVersion ? { minVersion: req.tls.minVersion as 'TLSv1.2' } : {}),
-            ...(req.tls.ciphers ? { ciphers: req.tls.ciphers } : {}),
-          },
-          transactionLog: true,
-          logger: {
-            level: () => undefined,
-            trace: () => undefined,
-            info: () => undefined,
-            warn: () => undefined,
-            error: () => undefined,
-            fatal: () => undefined,
-            debug: (entry: { tnx?: string }, message: string) => {
-              if (entry?.tnx === 'client') transcript.onClient(String(message));
-              else if (entry?.tnx === 'server') transcript.onServer(String(message));
-              else return;
-              arm();
-            },
-          } as unknown as SMTPConnection.Options['logger'],
-        } as SMTPConnection.Options);
-        this.connection = connection;
-
-        connection.on('error', (err: NodemailerError) => {
-          finish(this.fromError(err, transcript, req, began, secure()));
-          this.destroy();
-        });
-        connection.on('end', () => {
-          finish(this.interrupted(transcript, req, { code: 451, enhanced: '4.4.2', text: `connection closed by ${req.peer.name} [${req.peer.address}]` }, began, secure()));
-        });
-
-        const afterLogin = (next: () => void) => {
-          if (!req.auth) return next();
-          if (!connection.secure && !req.authInsecure) {
-            finish({ kind: 'unavailable', reply: { code: 451, enhanced: '4.7.10', text: `${req.peer.name} offered no TLS; credentials are never sent in clear` }, tls: false });
-            return this.destroy();
-          }
-          connection.login({ user: req.auth.user, pass: req.auth.pass }, (err) => {
-            if (!err) return next();
-            const reply = (err as NodemailerError).response ? parseReply((err as NodemailerError).response!) : undefined;
-            finish({ kind: 'unavailable', reply: reply ?? { code: 451, enhanced: '4.7.0', text: `authentication with ${req.peer.name} failed: ${err.message}` }, tls: secure() });
-            this.destroy();
-          });
-        };
-
-        connection.connect(() => afterLogin(() => {
-          arm();
-          began = true;
-          // Observing chunks through a Transform, not a 'data' listener, keeps the file
-          // stream paused until nodemailer pipes it after the 354.
-          const source = req.body();
-          const body = new Transform({
-            transform(chunk, _enc, done) {
-              transcript.onBody(false);
-              arm();
-              done(null, chunk);
-            },
-            flush(done) {
-              transcript.onBody(true);
-              arm();
-              done();
-            },
-          });
-          source.on('error', (err) => body.destroy(err));
-          source.pipe(body);
-          connection.send(
-            { from: req.sender, to: [...req.recipients], size: req.size, use8BitMime: req.eightBit, ...(req.dsn ? { dsn: { ...req.dsn, notify: req.dsn.notify && [...req.dsn.notify] } } : {}) } as SMTPConnection.Envelope,
-            body,
-            (err: NodemailerError | null) => {
-              if (err) {
-                finish(this.fromError(err, transcript, req, began, secure()));
-                this.destroy();
-                return;
-              }
-              finish({ kind: 'done', recipients: this.collect(transcript, req, undefined), tls: secure() });
-              connection.quit();
-            },
-          );
-        }));
-      };
     });
+  }
+
+  private startSmtp(req: SessionRequest, socket: Socket, settle: (r: SessionResult | undefined) => void): void {
+    const transcript = this.transcript;
+    const connection = new SMTPConnection({
+      connection: socket,
+      host: req.peer.address,
+      port: req.peer.port,
+      name: req.helo,
+      greetingTimeout: req.timeouts.greeting * 1000,
+      // The watchdog owns the phase timeouts; this is only a last resort (also for idle pooled sessions).
+      socketTimeout: Math.max(...Object.values(req.timeouts)) * 2000,
+      opportunisticTLS: req.tlsMode === 'opportunistic',
+      ignoreTLS: req.tlsMode === 'disabled',
+      requireTLS: req.tlsMode === 'required' || req.tlsMode === 'verify',
+      tls: {
+        servername: req.peer.name,
+        rejectUnauthorized: req.tlsMode === 'verify',
+        ...(req.tls.ca ? { ca: req.tls.ca } : {}),
+        ...(req.tls.minVersion ? { minVersion: req.tls.minVersion as 'TLSv1.2' } : {}),
+        ...(req.tls.ciphers ? { ciphers: req.tls.ciphers } : {}),
+      },
+      transactionLog: true,
+      logger: {
+        level: () => undefined,
+        trace: () => undefined,
+        info: () => undefined,
+        warn: () => undefined,
+        error: () => undefined,
+        fatal: () => undefined,
+        debug: (entry: { tnx?: string }, message: string) => {
+          if (entry?.tnx === 'client') transcript.onClient(String(message));
+          else if (entry?.tnx === 'server') transcript.onServer(String(message));
+          else return;
+          this.arm();
+        },
+      } as unknown as SMTPConnection.Options['logger'],
+    } as SMTPConnection.Options);
+    this.connection = connection;
+
+    connection.on('error', (err: NodemailerError) => this.fail(this.fromError(err)));
+    connection.on('end', () => {
+      const peer = req.peer;
+      this.fail(this.interrupted({ code: 451, enhanced: '4.4.2', text: `connection closed by ${peer.name} [${peer.address}]` }));
+    });
+
+    connection.connect(() => {
+      if (!req.auth) {
+        this.alive = true;
+        return settle(undefined);
+      }
+      if (!connection.secure && !req.authInsecure) {
+        this.destroy();
+        return settle({ kind: 'unavailable', reply: { code: 451, enhanced: '4.7.10', text: `${req.peer.name} offered no TLS; credentials are never sent in clear` }, tls: false });
+      }
+      connection.login({ user: req.auth.user, pass: req.auth.pass }, (err) => {
+        if (!err) {
+          this.alive = true;
+          return settle(undefined);
+        }
+        const reply = (err as NodemailerError).response ? parseReply((err as NodemailerError).response!) : undefined;
+        this.destroy();
+        settle({ kind: 'unavailable', reply: reply ?? { code: 451, enhanced: '4.7.0', text: `authentication with ${req.peer.name} failed: ${err.message}` }, tls: this.secure() });
+      });
+    });
+  }
+
+  /** One transaction on the open session. */
+  async transact(req: SessionRequest): Promise<SessionResult> {
+    const connection = this.connection;
+    if (!connection || !this.alive) return { kind: 'unavailable', reply: { code: 451, enhanced: '4.4.2', text: 'session is closed' }, tls: false };
+    this.req = req;
+    this.transcript.beginTransaction();
+    const result = await this.operate(true, (settle) => {
+      const transcript = this.transcript;
+      // Observing chunks through a Transform, not a 'data' listener, keeps the file
+      // stream paused until nodemailer pipes it after the 354.
+      const arm = () => this.arm();
+      const source = req.body();
+      const body = new Transform({
+        transform(chunk, _enc, done) {
+          transcript.onBody(false);
+          arm();
+          done(null, chunk);
+        },
+        flush(done) {
+          transcript.onBody(true);
+          arm();
+          done();
+        },
+      });
+      source.on('error', (err) => body.destroy(err));
+      source.pipe(body);
+      connection.send(
+        { from: req.sender, to: [...req.recipients], size: req.size, use8BitMime: req.eightBit, ...(req.dsn ? { dsn: { ...req.dsn, notify: req.dsn.notify && [...req.dsn.notify] } } : {}) } as SMTPConnection.Envelope,
+        body,
+        (err: NodemailerError | null) => {
+          if (err) {
+            const failed = this.fromError(err);
+            this.destroy();
+            return settle(failed);
+          }
+          this.deliveries++;
+          settle({ kind: 'done', recipients: this.collect(transcript, req, undefined), tls: this.secure() });
+        },
+      );
+    });
+    return result!;
+  }
+
+  /** RSET before the next transaction on a reused session; false when the session is no longer usable. */
+  async reset(): Promise<boolean> {
+    const connection = this.connection;
+    if (!connection || !this.alive) return false;
+    const result = await this.operate(true, (settle) => connection.reset((err) => settle(err ? { kind: 'unavailable', reply: { code: 451, text: 'RSET failed' }, tls: false } : undefined)));
+    if (result) this.destroy();
+    return !result;
+  }
+
+  /** Ends a session politely (QUIT). */
+  quit(): void {
+    this.alive = false;
+    const c = this.connection;
+    if (!c) return;
+    c.removeAllListeners('end');
+    c.on('error', () => undefined);
+    c.quit();
   }
 
   /** The TLS version and cipher of the session, when STARTTLS succeeded. */
@@ -229,8 +296,10 @@ export class DeliverySession {
     return { version: socket.getProtocol() ?? 'unknown', cipher: socket.getCipher()?.name ?? 'unknown' };
   }
 
-  /** Ends the session at once; a pending run() resolves as interrupted. */
+  /** Ends the session at once. */
   destroy(): void {
+    this.alive = false;
+    clearTimeout(this.watchdog);
     this.socket?.destroy();
     const c = this.connection;
     if (c) {
@@ -254,7 +323,11 @@ export class DeliverySession {
     });
   }
 
-  private fromError(err: NodemailerError, t: Transcript, req: SessionRequest, began: boolean, tls: boolean): SessionResult {
+  private fromError(err: NodemailerError): SessionResult {
+    const t = this.transcript;
+    const req = this.req!;
+    const began = this.op?.began ?? true;
+    const tls = this.secure();
     const parsed = err.response ? parseReply(err.response) : undefined;
     const remote = parsed && req.judge(parsed);
     if (!began) {
@@ -274,10 +347,14 @@ export class DeliverySession {
       // nodemailer refuses before MAIL when the message exceeds the server's SIZE (RFC 1870).
       return { kind: 'done', recipients: req.recipients.map((a) => outcome(a, { code: 552, enhanced: '5.3.4', text: err.message })), tls };
     }
-    return this.interrupted(t, req, remote ?? { code: 451, enhanced: '4.4.2', text: `session failed: ${err.code ?? 'error'} ${err.message}` }, began, tls);
+    return this.interrupted(remote ?? { code: 451, enhanced: '4.4.2', text: `session failed: ${err.code ?? 'error'} ${err.message}` });
   }
 
-  private interrupted(t: Transcript, req: SessionRequest, reply: SmtpReply, began: boolean, tls: boolean): SessionResult {
+  private interrupted(reply: SmtpReply): SessionResult {
+    const t = this.transcript;
+    const req = this.req!;
+    const began = this.op?.began ?? true;
+    const tls = this.secure();
     // Before MAIL was answered no transaction exists: the next host may do better (a 421,
     // a dropped connection, a stalled EHLO or STARTTLS).
     if (!began || !t.mailReply) return { kind: 'unavailable', reply, tls };

@@ -24,6 +24,17 @@ export class Transcript {
   private awaitingFinal = false;
   private bodyEnded = false;
 
+  /** A new transaction on the same connection: forget the last one's replies. */
+  beginTransaction(): void {
+    this.rcptReplies.clear();
+    this.mailReply = undefined;
+    this.dataReply = undefined;
+    this.finalReply = undefined;
+    this.awaitingFinal = false;
+    this.bodyEnded = false;
+    this.phase = 'command';
+  }
+
   onClient(line: string): void {
     const verb = line.slice(0, 4).toUpperCase();
     if (line.toUpperCase().startsWith('STARTTLS')) this.tlsPending = true;

@@ -21,6 +21,7 @@ interface DeliveryTarget {
   readonly helo?: string;
   readonly auth?: { readonly user: string; readonly pass: string };
   readonly authInsecure?: boolean;
+  readonly lmtp?: boolean;
   readonly tlsMode: TlsMode;
 }
 
@@ -123,6 +124,7 @@ export class DeliveryAgent {
         localAddress: target.bind,
         auth: target.auth,
         authInsecure: target.authInsecure,
+        lmtp: target.lmtp,
         tlsMode,
         tls: { minVersion: cfg.tls.outbound.minVersion, ciphers: cfg.tls.outbound.ciphers, ca: cfg.outboundCa },
         timeouts,
@@ -136,7 +138,7 @@ export class DeliveryAgent {
       };
       // The MX name is part of the key: a session verified for one name must never carry mail
       // for another name that happens to share its address.
-      const key = [peer.name, peer.address, peer.port, tlsMode, target.bind ?? '', req.helo, target.auth?.user ?? ''].join('|');
+      const key = [peer.name, peer.address, peer.port, tlsMode, target.bind ?? '', req.helo, target.auth?.user ?? '', target.lmtp ? 'lmtp' : 'smtp'].join('|');
       // A session kept open by an earlier delivery to this host goes first; if it has gone
       // stale (no transaction started), a fresh one takes over.
       let session = this.pool.take(key);
@@ -212,6 +214,7 @@ export class DeliveryAgent {
           helo: hop.bind_helo,
           auth: hop.auth_user ? { user: hop.auth_user, pass: hop.auth_pass ?? '' } : undefined,
           authInsecure: plugged ? false : route?.auth_insecure,
+          lmtp: plugged ? false : route?.lmtp,
           tlsMode,
         });
       }

@@ -30,6 +30,8 @@ export interface SessionRequest {
   readonly auth?: { readonly user: string; readonly pass: string };
   /** Send AUTH even without TLS (routes.ini auth_insecure: a smart host on a trusted network). */
   readonly authInsecure?: boolean;
+  /** Speak LMTP (RFC 2033): LHLO, and a reply per recipient after the message. */
+  readonly lmtp?: boolean;
   /**
    * opportunistic: STARTTLS when offered, certificate not checked; required: no STARTTLS,
    * no delivery; verify: required plus a certificate valid for the MX name; disabled: plaintext.
@@ -78,7 +80,7 @@ interface NodemailerError extends Error {
 export class DeliverySession {
   private connection?: SMTPConnection;
   private socket?: Socket;
-  private readonly transcript = new Transcript();
+  private transcript = new Transcript();
   private watchdog?: NodeJS.Timeout;
   private req?: SessionRequest;
   /** The operation in progress (open, transact, reset) and how to end it when the connection fails. */
@@ -141,6 +143,7 @@ export class DeliverySession {
   /** Connects and gets the session ready for MAIL; resolves undefined when ready, else why not. */
   open(req: SessionRequest): Promise<SessionResult | undefined> {
     this.req = req;
+    this.transcript = new Transcript(!!req.lmtp);
     return this.operate(false, (settle) => {
       // Tern opens the TCP connection itself so that it can turn Nagle's algorithm off: with it
       // on, the final dot waits for the server's delayed ACK (~40 ms a message on Linux).
@@ -168,6 +171,7 @@ export class DeliverySession {
       host: req.peer.address,
       port: req.peer.port,
       name: req.helo,
+      lmtp: !!req.lmtp,
       greetingTimeout: req.timeouts.greeting * 1000,
       // The watchdog owns the phase timeouts; this is only a last resort (also for idle pooled sessions).
       socketTimeout: Math.max(...Object.values(req.timeouts)) * 2000,
@@ -317,6 +321,7 @@ export class DeliverySession {
         (rcpt && rcpt.code >= 400 && rcpt) ||
         (t.mailReply && t.mailReply.code >= 400 && t.mailReply) ||
         (t.dataReply && t.dataReply.code >= 400 && t.dataReply) ||
+        t.lmtpReplies.get(address) ||
         t.finalReply;
       if (remote) return outcome(address, req.judge(remote));
       return outcome(address, fallback ?? { code: 451, enhanced: '4.4.2', text: 'session ended before the message was accepted' });

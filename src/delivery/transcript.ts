@@ -15,6 +15,11 @@ export class Transcript {
   dataReply?: SmtpReply;
   /** The reply after the final dot: the one that decides accepted recipients. */
   finalReply?: SmtpReply;
+  /** LMTP (RFC 2033 §4.2): one reply after the final dot per accepted recipient. */
+  readonly lmtpReplies = new Map<string, SmtpReply>();
+  private lmtpPending: string[] = [];
+
+  constructor(private readonly lmtp = false) {}
   greeting?: SmtpReply;
   phase: Phase = 'greeting';
   /** STARTTLS was sent and no EHLO has followed it yet: a failure now is a TLS failure. */
@@ -27,6 +32,8 @@ export class Transcript {
   /** A new transaction on the same connection: forget the last one's replies. */
   beginTransaction(): void {
     this.rcptReplies.clear();
+    this.lmtpReplies.clear();
+    this.lmtpPending = [];
     this.mailReply = undefined;
     this.dataReply = undefined;
     this.finalReply = undefined;
@@ -54,10 +61,17 @@ export class Transcript {
       this.phase = 'command';
       return;
     }
-    // After a 354 the next reply answers the message itself, not a command.
+    // After a 354 the next reply answers the message itself, not a command (under LMTP,
+    // one reply per accepted recipient, in RCPT order).
     if (this.awaitingFinal) {
+      if (this.lmtp) {
+        const rcpt = this.lmtpPending.shift();
+        if (rcpt && reply) this.lmtpReplies.set(rcpt, reply);
+        if (this.lmtpPending.length > 0) return;
+      } else {
+        this.finalReply = reply;
+      }
       this.awaitingFinal = false;
-      this.finalReply = reply;
       this.phase = 'command';
       return;
     }
@@ -72,6 +86,7 @@ export class Transcript {
       this.dataReply = reply;
       if (reply.code === 354) {
         this.awaitingFinal = true;
+        this.lmtpPending = [...this.rcptReplies].filter(([, r]) => r.code < 400).map(([a]) => a);
         this.phase = this.bodyEnded ? 'data-done' : 'data-block';
       }
     }

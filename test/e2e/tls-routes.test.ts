@@ -58,6 +58,8 @@ describe('TLS policy, routes and IPv6', () => {
   const seenAuth: string[] = [];
   let smarthost: SMTPServer;
   let plainAuthHost: SMTPServer;
+  let lmtpServer: SMTPServer;
+  const lmtpSeen: string[] = [];
 
   before(async () => {
     world = new World({ tls: '127.0.0.72', dead: '127.0.0.73', plain: '127.0.0.74' });
@@ -92,6 +94,26 @@ describe('TLS policy, routes and IPv6', () => {
     plainAuthHost = authServer(false);
     await new Promise<void>((r) => smarthost.listen(587, '127.0.0.76', () => r()));
     await new Promise<void>((r) => plainAuthHost.listen(587, '127.0.0.77', () => r()));
+    // An LMTP mailbox server: one reply per recipient after the message (RFC 2033).
+    lmtpServer = new SMTPServer({
+      lmtp: true,
+      authOptional: true,
+      disabledCommands: ['AUTH', 'STARTTLS'],
+      logger: false,
+      onData: (stream, session, cb) => {
+        stream.resume();
+        stream.on('end', () => {
+          lmtpSeen.push(...session.envelope.rcptTo.map((r) => r.address));
+          cb(
+            null,
+            session.envelope.rcptTo.map((r) =>
+              r.address.startsWith('full') ? Object.assign(new Error('4.2.2 Mailbox full'), { responseCode: 452 }) : `2.0.0 <${r.address}> delivered`,
+            ) as unknown as string,
+          );
+        });
+      },
+    });
+    await new Promise<void>((r) => lmtpServer.listen(24, '127.0.0.79', () => r()));
     tern = await world.tern({
       outbound: 'temp_fail_intervals=1h',
       files: {
@@ -103,6 +125,7 @@ describe('TLS policy, routes and IPv6', () => {
           '[verifyfail.test]', 'tls=verify',
           '[smarthost.test]', 'host=127.0.0.76', 'port=587', 'auth_user=relay-user', 'auth_pass=relay-pass', 'tls=required',
           '[cleartext.test]', 'host=127.0.0.77', 'port=587', 'auth_user=relay-user', 'auth_pass=relay-pass',
+          '[lmtp.test]', 'host=127.0.0.79', 'port=24', 'lmtp=true',
           '',
         ].join('\n'),
       },
@@ -114,6 +137,7 @@ describe('TLS policy, routes and IPv6', () => {
     await v6.stop();
     smarthost?.close();
     plainAuthHost?.close();
+    lmtpServer?.close();
     await world?.stop();
   });
 
@@ -159,6 +183,17 @@ describe('TLS policy, routes and IPv6', () => {
     const tf = await tern.waitFor(is('TransientFailure', 'c@cleartext.test'));
     assert.equal((tf.response as { enhanced_code: string }).enhanced_code, '4.7.10');
     assert.equal(seenAuth.length, 1, 'no password went to the plaintext host');
+  });
+
+  it('delivers with LMTP, with an outcome per recipient from the replies after the message', async () => {
+    await sendMail({ port: tern.port, from: 'a@client.test', to: ['a@lmtp.test', 'full@lmtp.test', 'b@lmtp.test'], body: message('lmtp') });
+    const a = await tern.waitFor(is('Delivery', 'a@lmtp.test'));
+    assert.deepEqual(a.response, { code: 250, enhanced_code: '2.0.0', content: '<a@lmtp.test> delivered' });
+    const b = await tern.waitFor(is('Delivery', 'b@lmtp.test'));
+    assert.equal((b.response as { content: string }).content, '<b@lmtp.test> delivered');
+    const full = await tern.waitFor(is('TransientFailure', 'full@lmtp.test'));
+    assert.equal((full.response as { code: number }).code, 452);
+    assert.deepEqual(lmtpSeen, ['a@lmtp.test', 'full@lmtp.test', 'b@lmtp.test']);
   });
 
   it('delivers over IPv6, and inet_prefer orders the families', async () => {

@@ -12,6 +12,8 @@ export interface SendOptions {
   readonly localAddress?: string;
   readonly requireTLS?: boolean;
   readonly dsn?: SMTPConnection.DSNOptions;
+  /** Declare BODY=8BITMIME. */
+  readonly eightBit?: boolean;
 }
 
 export interface SendResult {
@@ -46,7 +48,7 @@ export async function sendMail(opts: SendOptions): Promise<SendResult> {
     return await Promise.race([
       gone,
       new Promise<SendResult>((resolve, reject) =>
-        conn.send({ from: opts.from, to: opts.to, dsn: opts.dsn } as SMTPConnection.Envelope, opts.body, (err, info) =>
+        conn.send({ from: opts.from, to: opts.to, dsn: opts.dsn, use8BitMime: opts.eightBit } as SMTPConnection.Envelope, opts.body, (err, info) =>
           err ? reject(err) : resolve({ accepted: info.accepted as string[], rejected: info.rejected as string[], response: String(info.response) }),
         ),
       ),

@@ -1,0 +1,84 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { World } from '../helpers/world.js';
+import { TestPostfix } from '../helpers/postfix.js';
+import { sendMail } from '../helpers/smtp-client.js';
+import type { TernProcess } from '../helpers/tern-process.js';
+
+function bodyOf(raw: Buffer): Buffer {
+  return raw.subarray(raw.indexOf('\r\n\r\n') === -1 ? raw.indexOf('\n\n') + 2 : raw.indexOf('\r\n\r\n') + 4);
+}
+
+const crlf = (b: Buffer) => Buffer.from(b.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
+
+describe('interoperability: Tern delivering to a real Postfix', () => {
+  let world: World;
+  let tern: TernProcess;
+  const postfix = new TestPostfix('pf.test', 2526);
+
+  before(async () => {
+    await postfix.start();
+    world = await new World({ tls: '127.0.0.102', dead: '127.0.0.103', plain: '127.0.0.104' }).start();
+    tern = await world.tern({
+      smtp: 'max_message_size=40M',
+      files: {
+        'routes.ini': '[pf.test]\nhost=127.0.0.1\nport=2526\ntls=verify\n',
+        'tls.ini': '[outbound]\nca=postfix-ca.pem\n',
+        'postfix-ca.pem': postfix.cert.cert,
+      },
+    });
+  });
+  after(async () => {
+    await tern?.stop();
+    await world?.stop();
+    postfix.stop();
+  });
+
+  it('arrives over verified TLS, intact: headers, 8-bit body, dot-stuffed lines, a 10 MB attachment', async () => {
+    const attachment = randomBytes(10 * 1024 * 1024).toString('base64').replace(/.{76}/g, '$&\r\n');
+    const body = Buffer.concat([
+      Buffer.from(
+        [
+          'From: Jörg <app@client.test>',
+          'To: inbox@pf.test',
+          'Subject: interop with Postfix',
+          'Message-ID: <interop@client.test>',
+          'MIME-Version: 1.0',
+          'Content-Type: multipart/mixed; boundary="b1"',
+          '',
+          '--b1',
+          'Content-Type: text/plain; charset=utf-8',
+          'Content-Transfer-Encoding: 8bit',
+          '',
+          'Grüße aus Tern — déjà vu.',
+          '.',
+          '..two dots',
+          '.leading dot',
+          '',
+          '--b1',
+          'Content-Type: application/octet-stream; name="big.bin"',
+          'Content-Transfer-Encoding: base64',
+          '',
+          '',
+        ].join('\r\n'),
+        'utf8',
+      ),
+      Buffer.from(attachment + '\r\n--b1--\r\n'),
+    ]);
+    const res = await sendMail({ port: tern.port, from: 'app@client.test', to: ['inbox@pf.test'], body, eightBit: true });
+    assert.match(res.response, /^250 /);
+    const d = await tern.waitFor((r) => r.type === 'Delivery' && r.recipient === 'inbox@pf.test', 60000);
+    assert.equal(d.tls, true);
+    assert.match(String(d.tls_version), /^TLSv1\.[23]$/);
+    const [raw] = await postfix.waitFor(1, 60000);
+    const text = raw.toString('utf8');
+    assert.match(text, /^Received: from tern\.test \(.*\)\n\s+\(using TLSv1\.[23] with cipher /m, 'Postfix saw TLS');
+    assert.match(text, /by mx\.pf\.test \(Postfix\) with ESMTPS/);
+    assert.match(text, /^Received: from client\.test \(\[127\.0\.0\.1\]\)\n\s+by tern\.test \(Tern outbound\)/m);
+    assert.match(text, /^Subject: interop with Postfix$/m);
+    assert.match(text, /^From: Jörg <app@client\.test>$/m, '8-bit header intact');
+    // Postfix's Maildir has LF line ends; the content is otherwise byte for byte what was sent.
+    assert.ok(crlf(bodyOf(raw)).equals(bodyOf(body)), 'body identical, dot-stuffing undone, attachment intact');
+  });
+});

@@ -156,6 +156,8 @@ export const routeSchema = z
     bind: z.string().ip().optional(),
     bind_helo: z.string().optional(),
     tls: z.enum(['opportunistic', 'required', 'verify', 'disabled']).optional(),
+    // Transactions per reused session to this domain (outbound.ini max_deliveries_per_connection otherwise).
+    max_deliveries_per_connection: z.union([z.number(), z.string().regex(/^\d+$/)]).transform(Number).pipe(z.number().int().min(1)).optional(),
     // Deliver with LMTP (RFC 2033) to this next hop, e.g. a mailbox server's LMTP port.
     lmtp: bool(false),
     max_connections: z.union([z.number(), z.string().regex(/^\d+$/)]).transform(Number).pipe(z.number().int().min(1)).optional(),

@@ -23,6 +23,8 @@ interface DeliveryTarget {
   readonly authInsecure?: boolean;
   readonly lmtp?: boolean;
   readonly tlsMode: TlsMode;
+  /** routes.ini max_deliveries_per_connection for this destination. */
+  readonly maxDeliveries?: number;
 }
 
 export interface AgentDeps {
@@ -159,7 +161,7 @@ export class DeliveryAgent {
       }
       this.active.delete(session);
       const tlsInfo = session.tlsInfo();
-      if (result!.kind === 'done') void this.pool.give(key, session);
+      if (result!.kind === 'done') void this.pool.give(key, session, target.maxDeliveries);
       else session.destroy();
       return { result: result!, tlsInfo };
     };
@@ -216,6 +218,7 @@ export class DeliveryAgent {
           authInsecure: plugged ? false : route?.auth_insecure,
           lmtp: plugged ? false : route?.lmtp,
           tlsMode,
+          maxDeliveries: route?.max_deliveries_per_connection,
         });
       }
       if (hosts.length > 0) return { hosts };
@@ -243,7 +246,15 @@ export class DeliveryAgent {
       }
     }
     return {
-      hosts: mxHosts.map((h) => ({ name: h.name, addresses: h.addresses, port: cfg.outbound.remote_port, bind: route?.bind, helo: route?.bind_helo, tlsMode: mode })),
+      hosts: mxHosts.map((h) => ({
+        name: h.name,
+        addresses: h.addresses,
+        port: cfg.outbound.remote_port,
+        bind: route?.bind,
+        helo: route?.bind_helo,
+        tlsMode: mode,
+        maxDeliveries: route?.max_deliveries_per_connection,
+      })),
     };
   }
 

@@ -33,8 +33,9 @@ export class SessionPool {
   }
 
   /** Takes a session back after a successful transaction, or closes it when it has done enough. */
-  async give(key: string, session: DeliverySession): Promise<void> {
-    const { idleMs, maxDeliveries } = this.limits();
+  async give(key: string, session: DeliverySession, maxOverride?: number): Promise<void> {
+    const { idleMs, maxDeliveries: globalMax } = this.limits();
+    const maxDeliveries = maxOverride ?? globalMax;
     if (!session.alive || session.deliveries >= maxDeliveries || idleMs <= 0) return session.quit();
     if (!(await session.reset())) return;
     const timer = setTimeout(() => {

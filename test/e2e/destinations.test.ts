@@ -14,7 +14,10 @@ describe('connection reuse', () => {
 
   before(async () => {
     world = await new World({ tls: '127.0.0.97', dead: '127.0.0.98', plain: '127.0.0.99' }).start();
-    tern = await world.tern({ outbound: 'max_deliveries_per_connection=2\nidle_timeout=1s' });
+    tern = await world.tern({
+      outbound: 'max_deliveries_per_connection=2\nidle_timeout=1s',
+      files: { 'routes.ini': '[other.test]\nmax_deliveries_per_connection=1\n' },
+    });
   });
   after(async () => {
     await tern?.stop();
@@ -34,6 +37,14 @@ describe('connection reuse', () => {
     assert.equal(world.mx.connections, 3, 'the idle session was closed after idle_timeout');
     const metrics = await (await fetch(`${tern.api}/metrics`)).text();
     assert.match(metrics, /^tern_outbound_connections_open 1$/m, 'the last session waits idle in the pool');
+  });
+
+  it('takes max_deliveries_per_connection per domain from routes.ini', async () => {
+    for (const n of [1, 2]) {
+      await sendMail({ port: tern.port, from: 'a@client.test', to: [`one${n}@other.test`], body: message(`one${n}`) });
+      await tern.waitFor(is('Delivery', `one${n}@other.test`));
+    }
+    assert.equal(world.mx2.connections, 2, 'one transaction per session for other.test');
   });
 });
 

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import type { Server } from 'node:net';
+import { scriptedServer } from '../helpers/scripted-server.js';
 import { SMTPServer } from 'smtp-server';
 import { World } from '../helpers/world.js';
 import { TestMx } from '../helpers/mx-server.js';
@@ -12,41 +12,31 @@ const is = (type: string, rcpt: string) => (r: LogRecord) => r.type === type && 
 
 /** Offers STARTTLS, then breaks every handshake; accepts mail in plaintext. Counts STARTTLS commands. */
 function brokenTlsServer(host: string, counter: { starttls: number; mails: number }): Promise<Server> {
-  const server = createServer((socket) => {
-    socket.on('error', () => undefined);
-    socket.write('220 broken-tls.test ESMTP\r\n');
-    let buf = '';
+  return scriptedServer(host, 25, '220 broken-tls.test ESMTP', (socket) => {
     let inData = false;
-    socket.on('data', (d) => {
-      buf += d.toString('latin1');
-      let i;
-      while ((i = buf.indexOf('\r\n')) !== -1) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        if (inData) {
-          if (line === '.') {
-            inData = false;
-            counter.mails++;
-            socket.write('250 2.0.0 ok plain\r\n');
-          }
-          continue;
+    return (line) => {
+      if (inData) {
+        if (line === '.') {
+          inData = false;
+          counter.mails++;
+          socket.write('250 2.0.0 ok plain\r\n');
         }
-        const verb = line.slice(0, 4).toUpperCase();
-        if (verb === 'EHLO') socket.write('250-broken-tls.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n');
-        else if (verb === 'STAR') {
-          counter.starttls++;
-          socket.write('220 2.0.0 go ahead\r\n');
-          socket.end('this is not a TLS server hello\r\n');
-        } else if (verb === 'MAIL' || verb === 'RCPT') socket.write('250 2.1.0 ok\r\n');
-        else if (verb === 'DATA') {
-          inData = true;
-          socket.write('354 go on\r\n');
-        } else if (verb === 'QUIT') socket.end('221 bye\r\n');
-        else socket.write('250 ok\r\n');
+        return;
       }
-    });
+      const verb = line.slice(0, 4).toUpperCase();
+      if (verb === 'EHLO') socket.write('250-broken-tls.test\r\n250-PIPELINING\r\n250 STARTTLS\r\n');
+      else if (verb === 'STAR') {
+        counter.starttls++;
+        socket.write('220 2.0.0 go ahead\r\n');
+        socket.end('this is not a TLS server hello\r\n');
+      } else if (verb === 'MAIL' || verb === 'RCPT') socket.write('250 2.1.0 ok\r\n');
+      else if (verb === 'DATA') {
+        inData = true;
+        socket.write('354 go on\r\n');
+      } else if (verb === 'QUIT') socket.end('221 bye\r\n');
+      else socket.write('250 ok\r\n');
+    };
   });
-  return new Promise((resolve) => server.listen(25, host, () => resolve(server)));
 }
 
 describe('TLS policy, routes and IPv6', () => {

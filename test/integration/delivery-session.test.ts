@@ -1,6 +1,5 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { loadConfig } from '../../src/config/index.js';
@@ -12,25 +11,12 @@ import type { QueueEntry } from '../../src/spool/index.js';
 import { TestDnsServer } from '../helpers/dns-server.js';
 import { TestMx } from '../helpers/mx-server.js';
 import { writeConfig } from '../helpers/tern-process.js';
+import { scriptedServer } from '../helpers/scripted-server.js';
 import { Writable } from 'node:stream';
 
 /** A misbehaving peer: replies as scripted per command, then goes silent. */
-function scriptedServer(host: string, script: (line: string, socket: Socket) => void): Promise<Server> {
-  const server = createServer((socket) => {
-    socket.on('error', () => undefined);
-    socket.write('220 garbage.test ESMTP\r\n');
-    let buf = '';
-    socket.on('data', (d) => {
-      buf += d.toString('latin1');
-      let i;
-      while ((i = buf.indexOf('\r\n')) !== -1) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        script(line, socket);
-      }
-    });
-  });
-  return new Promise((resolve) => server.listen(25, host, () => resolve(server)));
+function silentAfter(host: string, script: (line: string, socket: Socket) => void): Promise<Server> {
+  return scriptedServer(host, 25, '220 garbage.test ESMTP', (socket) => (line) => script(line, socket));
 }
 
 function entry(domain: string, recipients: string[]): QueueEntry {
@@ -60,17 +46,17 @@ describe('delivery sessions against misbehaving servers', () => {
     await busy.start();
     await good.start();
     // After the 220 to STARTTLS it injects a dangling `250-` continuation and never speaks TLS.
-    servers.push(await scriptedServer('127.0.0.6', (line, s) => {
+    servers.push(await silentAfter('127.0.0.6', (line, s) => {
       if (/^EHLO/i.test(line)) s.write('250-garbage.test\r\n250 STARTTLS\r\n');
       else if (/^STARTTLS/i.test(line)) s.write('220 Ready to start TLS\r\n250-injected\r\n');
     }));
     // Answers MAIL with half a multi-line reply.
-    servers.push(await scriptedServer('127.0.0.9', (line, s) => {
+    servers.push(await silentAfter('127.0.0.9', (line, s) => {
       if (/^EHLO/i.test(line)) s.write('250 garbage.test\r\n');
       else if (/^MAIL/i.test(line)) s.write('250-this never ends\r\n');
     }));
     // Accepts the envelope and the body, then never answers the final dot.
-    servers.push(await scriptedServer('127.0.0.10', (line, s) => {
+    servers.push(await silentAfter('127.0.0.10', (line, s) => {
       if (/^EHLO/i.test(line)) s.write('250 garbage.test\r\n');
       else if (/^(MAIL|RCPT)/i.test(line)) s.write('250 2.1.0 ok\r\n');
       else if (/^DATA/i.test(line)) s.write('354 go on\r\n');

@@ -116,6 +116,7 @@ describe('TLS policy, routes and IPv6', () => {
           '[smarthost.test]', 'host=127.0.0.76', 'port=587', 'auth_user=relay-user', 'auth_pass=relay-pass', 'tls=required',
           '[cleartext.test]', 'host=127.0.0.77', 'port=587', 'auth_user=relay-user', 'auth_pass=relay-pass',
           '[lmtp.test]', 'host=127.0.0.79', 'port=24', 'lmtp=true',
+          '[bound.test]', 'host=mx.other.test', 'bind=127.0.0.9', 'bind_helo=out1.tern.test', 'tls=disabled',
           '',
         ].join('\n'),
       },
@@ -173,6 +174,15 @@ describe('TLS policy, routes and IPv6', () => {
     const tf = await tern.waitFor(is('TransientFailure', 'c@cleartext.test'));
     assert.equal((tf.response as { enhanced_code: string }).enhanced_code, '4.7.10');
     assert.equal(seenAuth.length, 1, 'no password went to the plaintext host');
+  });
+
+  it('binds the source address and EHLO name a route asks for', async () => {
+    await sendMail({ port: tern.port, from: 'a@client.test', to: ['x@bound.test'], body: message('bound') });
+    const d = await tern.waitFor(is('Delivery', 'x@bound.test'));
+    assert.equal(d.tls, false, 'tls=disabled');
+    const got = world.mx2.mailbox.find((m) => m.to.includes('x@bound.test'))!;
+    assert.equal(got.clientAddress, '127.0.0.9');
+    assert.equal(got.helo, 'out1.tern.test');
   });
 
   it('delivers with LMTP, with an outcome per recipient from the replies after the message', async () => {

@@ -9,6 +9,8 @@ export interface ReceivedMail {
   readonly body: Buffer;
   readonly secure: boolean;
   readonly helo: string;
+  /** The address the sending MTA connected from. */
+  readonly clientAddress: string;
   readonly mailArgs: Record<string, unknown>;
   /** RFC 3461 parameters per recipient, as this server received them. */
   readonly rcptDsn: Record<string, { notify?: string[]; orcpt?: string } | undefined>;
@@ -91,6 +93,7 @@ export class TestMx extends EventEmitter {
             body: Buffer.concat(chunks),
             secure: session.secure,
             helo: session.hostNameAppearsAs ?? '',
+            clientAddress: session.remoteAddress,
             mailArgs: (session.envelope.mailFrom && session.envelope.mailFrom.args) || {},
             rcptDsn: Object.fromEntries(session.envelope.rcptTo.map((r) => [r.address, (r as { dsn?: { notify?: string[]; orcpt?: string } }).dsn])),
             envelopeDsn: { ret: session.envelope.dsn?.ret, envid: session.envelope.dsn?.envid },

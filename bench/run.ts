@@ -9,6 +9,8 @@
  *         (on 127.0.0.2:25, needs root), delivery enabled; peak RSS of the daemon.
  */
 import { parseArgs } from 'node:util';
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import { World } from '../test/helpers/world.js';
@@ -75,8 +77,27 @@ function rssOf(pid: number): number {
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
 }
 
+const hasPostfixTools = spawnSync('sh', ['-c', 'command -v smtp-source && command -v smtp-sink'], { encoding: 'utf8' }).status === 0;
+
+/** Postfix's smtp-source as the load generator: N messages of SIZE bytes over C sessions, reusing connections. */
+function smtpSource(target: string): number {
+  const started = process.hrtime.bigint();
+  const res = spawnSync('smtp-source', ['-d', '-s', String(C), '-m', String(N), '-l', String(SIZE), '-f', 'bench@client.test', '-t', 'sink@sink.test', target], { encoding: 'utf8' });
+  if (res.status !== 0) throw new Error(`smtp-source failed: ${res.stderr}`);
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+/** Postfix's smtp-sink: accepts and discards as fast as it can (-u: it refuses to run as root). */
+async function smtpSink(target: string): Promise<ChildProcess> {
+  const child = spawn('smtp-sink', ['-u', 'postfix', target, '256'], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 300));
+  return child;
+}
+
 async function main(): Promise<void> {
-  const world = await new World().start();
+  const world = new World();
+  world.dns.add('sink.test', { type: 'MX', preference: 10, exchange: 'mx.sink.test' }).add('mx.sink.test', { type: 'A', data: '127.0.0.121' });
+  await world.start();
   const results: Record<string, unknown>[] = [];
   try {
     // ingest: delivery paused, every 250 fsynced
@@ -101,6 +122,33 @@ async function main(): Promise<void> {
     const relayRss = rssOf(tern.child.pid!);
     await tern.stop();
     results.push({ scenario: 'relay', messages: N, concurrency: C, size: SIZE, msgs_per_s: +(N / seconds).toFixed(1), peak_rss_mb: +relayRss.toFixed(1) });
+
+    if (hasPostfixTools) {
+      // The loopback ceiling: Postfix's own tools talking to each other, nothing in between.
+      const direct = await smtpSink('127.0.0.121:2599');
+      const ceiling = N / smtpSource('127.0.0.121:2599');
+      direct.kill();
+      results.push({ scenario: 'ceiling (smtp-source -> smtp-sink)', messages: N, concurrency: C, size: SIZE, msgs_per_s: +ceiling.toFixed(1) });
+
+      tern = await world.tern({ outbound: 'disabled=true' });
+      const ingestSeconds = smtpSource(`127.0.0.1:${tern.port}`);
+      await tern.stop();
+      results.push({ scenario: 'ingest (smtp-source)', messages: N, concurrency: C, size: SIZE, msgs_per_s: +(N / ingestSeconds).toFixed(1), of_ceiling: +(N / ingestSeconds / ceiling).toFixed(3) });
+
+      const sink = await smtpSink('127.0.0.121:25');
+      tern = await world.tern({ outbound: 'concurrency_max=64' });
+      const t1 = process.hrtime.bigint();
+      smtpSource(`127.0.0.1:${tern.port}`);
+      await tern.waitForCount((r) => r.type === 'Delivery' && r.domain === 'sink.test', N, 600000);
+      const relaySeconds = Number(process.hrtime.bigint() - t1) / 1e9;
+      const rss = rssOf(tern.child.pid!);
+      await tern.stop();
+      sink.kill();
+      results.push({
+        scenario: 'relay (smtp-source -> tern -> smtp-sink)', messages: N, concurrency: C, size: SIZE,
+        msgs_per_s: +(N / relaySeconds).toFixed(1), of_ceiling: +(N / relaySeconds / ceiling).toFixed(3), peak_rss_mb: +rss.toFixed(1),
+      });
+    }
   } finally {
     await world.stop();
   }

@@ -7,6 +7,8 @@
  *         and p50/p99 of the time from sending the message to its 250.
  * relay:  messages/s from the first byte sent to the last message received by a sink MX
  *         (on 127.0.0.2:25, needs root), delivery enabled; peak RSS of the daemon.
+ * retry storm: --storm-entries deferred entries flushed with SIGHUP; drain time, most sessions open.
+ * fan-out: one message to --fanout-recipients recipients over --fanout-domains domains.
  */
 import { parseArgs } from 'node:util';
 import { spawn, spawnSync } from 'node:child_process';
@@ -14,6 +16,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import { World } from '../test/helpers/world.js';
+import { fanOut, retryStorm } from './queue-scenarios.js';
 import type { TernProcess } from '../test/helpers/tern-process.js';
 
 const { values } = parseArgs({
@@ -22,6 +25,9 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '16' },
     size: { type: 'string', default: '4096' },
     json: { type: 'boolean', default: false },
+    'storm-entries': { type: 'string', default: '5000' },
+    'fanout-recipients': { type: 'string', default: '1000' },
+    'fanout-domains': { type: 'string', default: '100' },
   },
 });
 const N = Number(values.messages);
@@ -149,6 +155,8 @@ async function main(): Promise<void> {
         msgs_per_s: +(N / relaySeconds).toFixed(1), of_ceiling: +(N / relaySeconds / ceiling).toFixed(3), peak_rss_mb: +rss.toFixed(1),
       });
     }
+    results.push(await retryStorm(world, Number(values['storm-entries']), C));
+    results.push(await fanOut(world, Number(values['fanout-recipients']), Number(values['fanout-domains'])));
   } finally {
     await world.stop();
   }

@@ -155,6 +155,8 @@ export class DeliveryAgent {
         }
       }
       if (!session) {
+        // Idle sessions give way to new ones: open connections stay within concurrency_max.
+        while (this.active.size + this.pool.size >= cfg.outbound.concurrency_max && this.pool.evictOne());
         session = new DeliverySession();
         this.active.add(session);
         result = await session.run(req);

@@ -2,13 +2,16 @@ import type { DeliverySession } from './session.js';
 
 interface Idle {
   readonly session: DeliverySession;
-  readonly timer: NodeJS.Timeout;
+  timer?: NodeJS.Timeout;
+  /** False while its RSET is in flight: counted as open, not yet handed out. */
+  ready: boolean;
 }
 
 /**
  * Idle sessions kept open after a transaction, by next hop and session settings, for the
  * next entry to the same destination (RSET between, at most max_deliveries_per_connection
- * transactions each, QUIT after idle_timeout).
+ * transactions each, QUIT after idle_timeout). Sessions being reset count as open, so that
+ * the agent can keep the total within concurrency_max.
  */
 export class SessionPool {
   private readonly idle = new Map<string, Idle[]>();
@@ -21,13 +24,19 @@ export class SessionPool {
     return n;
   }
 
-  take(key: string): DeliverySession | undefined {
+  private drop(key: string, item: Idle): void {
     const list = this.idle.get(key);
-    while (list && list.length > 0) {
-      const { session, timer } = list.pop()!;
-      clearTimeout(timer);
-      if (list.length === 0) this.idle.delete(key);
-      if (session.alive) return session;
+    const at = list?.indexOf(item) ?? -1;
+    if (list && at >= 0) list.splice(at, 1);
+    if (list?.length === 0) this.idle.delete(key);
+    clearTimeout(item.timer);
+  }
+
+  take(key: string): DeliverySession | undefined {
+    for (const item of [...(this.idle.get(key) ?? [])].reverse()) {
+      if (!item.ready) continue;
+      this.drop(key, item);
+      if (item.session.alive) return item.session;
     }
     return undefined;
   }
@@ -37,27 +46,45 @@ export class SessionPool {
     const { idleMs, maxDeliveries: globalMax } = this.limits();
     const maxDeliveries = maxOverride ?? globalMax;
     if (!session.alive || session.deliveries >= maxDeliveries || idleMs <= 0) return session.quit();
-    if (!(await session.reset())) return;
-    const timer = setTimeout(() => {
-      const list = this.idle.get(key);
-      const at = list?.findIndex((i) => i.session === session) ?? -1;
-      if (list && at >= 0) list.splice(at, 1);
-      if (list?.length === 0) this.idle.delete(key);
+    const item: Idle = { session, ready: false };
+    const list = this.idle.get(key) ?? [];
+    list.push(item);
+    this.idle.set(key, list);
+    if (!(await session.reset()) || !this.idle.get(key)?.includes(item)) {
+      this.drop(key, item);
+      return;
+    }
+    item.ready = true;
+    item.timer = setTimeout(() => {
+      this.drop(key, item);
       session.quit();
     }, idleMs);
-    timer.unref();
-    const list = this.idle.get(key) ?? [];
-    list.push({ session, timer });
-    this.idle.set(key, list);
+    item.timer.unref();
+  }
+
+  /** Closes one idle session (the oldest ready one, else one being reset); false when there is none. */
+  evictOne(): boolean {
+    let victim: { key: string; item: Idle } | undefined;
+    for (const [key, list] of this.idle) {
+      for (const item of list) {
+        if (!victim || (item.ready && !victim.item.ready)) victim = { key, item };
+        if (victim.item.ready) break;
+      }
+      if (victim?.item.ready) break;
+    }
+    if (!victim) return false;
+    this.drop(victim.key, victim.item);
+    if (victim.item.ready) victim.item.session.quit();
+    else victim.item.session.destroy();
+    return true;
   }
 
   closeAll(): void {
-    for (const list of this.idle.values()) {
-      for (const { session, timer } of list) {
-        clearTimeout(timer);
-        session.quit();
+    for (const [key, list] of [...this.idle]) {
+      for (const item of [...list]) {
+        this.drop(key, item);
+        item.session.quit();
       }
     }
-    this.idle.clear();
   }
 }

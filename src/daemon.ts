@@ -6,7 +6,7 @@ import type { Clock } from './core/index.js';
 import { loadConfig, REWRITE_FILE } from './config/index.js';
 import { DeliveryStatusRewriter } from './rewrite/index.js';
 import type { TernConfig } from './config/index.js';
-import { createLogger } from './log/index.js';
+import { createLogger, pinoLevel } from './log/index.js';
 import type { DispositionRecord, Logger } from './log/index.js';
 import { HookRunner, loadPlugins } from './hooks/index.js';
 import { DnsResolver } from './dns/index.js';
@@ -123,7 +123,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       agent.updateConfig(config);
       reporter.updateConfig(config);
       admin.updateConfig(config.http);
-      logger.level = createLogger({ level: config.log.level, destination: { write: () => undefined } }).level;
+      logger.level = pinoLevel(config.log.level);
       metrics.onReload(true);
       scheduler.updateConfig(config.outbound, config.routes);
       lastReloadError = undefined;

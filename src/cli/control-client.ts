@@ -1,4 +1,4 @@
-import { loadConfig } from '../config/index.js';
+import { loadConfig, splitHostPort } from '../config/index.js';
 
 export interface ApiTarget {
   readonly base: string;
@@ -19,9 +19,10 @@ export function apiTarget(opts: { api?: string; token?: string; config: string }
   } catch {
     // A broken config must not stop an operator from looking at the queue: use the default address.
   }
-  const host = listen.replace(/:\d+$/, '').replace(/^0\.0\.0\.0$/, '127.0.0.1');
-  const port = /:(\d+)$/.exec(listen)?.[1] ?? '8025';
-  return { base: `http://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`, token: token ?? configured };
+  const { host: bound, port } = splitHostPort(listen);
+  // A wildcard listen is reached on loopback.
+  const host = bound === '0.0.0.0' ? '127.0.0.1' : bound;
+  return { base: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, token: token ?? configured };
 }
 
 export class ApiError extends Error {

@@ -1,4 +1,5 @@
 export { loadConfig, checkConfig } from './load.js';
+export { splitHostPort } from './host-port.js';
 export type { TernConfig, AuthUser, DnsServer } from './load.js';
 export type { OutboundConfig, SmtpMain, TlsConfig, TlsSection, DnsMain, DsnMain, HttpMain, LogMain, Route } from './schemas.js';
 export { parseDuration, parseTempFailIntervals } from './durations.js';

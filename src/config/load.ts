@@ -8,6 +8,7 @@ import { ConfigError } from '../core/index.js';
 import { dnsMainSchema, dsnMainSchema, httpMainSchema, logMainSchema, outboundSchema, routeSchema, smtpMainSchema, tlsSchema } from './schemas.js';
 import type { DnsMain, DsnMain, HttpMain, LogMain, OutboundConfig, Route, SmtpMain, TlsConfig } from './schemas.js';
 import { parseRewriteRules, REWRITE_FILE } from './rewrite-rules.js';
+import { splitHostPort } from './host-port.js';
 import type { RewriteRules } from './rewrite-rules.js';
 
 export interface AuthUser {
@@ -233,7 +234,7 @@ function build(dir: string, problems?: ConfigError[]): TernConfig {
   const bounceTemplate = readOptional(dir, 'outbound.bounce_message');
   const http = step(() => {
     const h = validate('http.ini', httpMainSchema, iniMain(dir, 'http.ini'));
-    const host = /^\[?([^\]]+?)\]?:\d+$/.exec(h.listen.trim())?.[1] ?? '';
+    const { host } = splitHostPort(h.listen);
     const loopback = host === 'localhost' || host === '::1' || host.startsWith('127.');
     if (!h.disabled && !loopback && !h.token) throw new ConfigError('http.ini', 'token', '', `required when listen (${h.listen}) is not a loopback address`);
     return h;

@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../core/index.js';
+import { splitHostPort } from '../config/index.js';
 import type { HttpMain } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import { QueueAdminError } from '../scheduler/index.js';
@@ -50,15 +51,15 @@ export class AdminApi {
 
   async listen(): Promise<{ host: string; port: number } | undefined> {
     if (this.config.disabled) return undefined;
-    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(this.config.listen.trim())!;
+    const { host, port } = splitHostPort(this.config.listen);
     const server = createServer((req, res) => void this.handle(req, res));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(Number(m[2]), m[1], () => resolve());
+      server.listen(port, host, () => resolve());
     });
     this.server = server;
     const addr = server.address();
-    return { host: m[1], port: typeof addr === 'object' && addr ? addr.port : Number(m[2]) };
+    return { host, port: typeof addr === 'object' && addr ? addr.port : port };
   }
 
   close(): Promise<void> {

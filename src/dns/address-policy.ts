@@ -23,10 +23,15 @@ for (const [net, bits] of [
   LOCAL.addSubnet(net, bits, 'ipv6');
 }
 
-export function isLocalAddress(address: string): boolean {
-  const family = isIP(address);
-  if (family === 0) return false;
+/** Whether an address falls in a BlockList, an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) counting as IPv4. */
+export function inBlockList(list: BlockList, address: string): boolean {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return LOCAL.check(mapped[1], 'ipv4');
-  return LOCAL.check(address, family === 6 ? 'ipv6' : 'ipv4');
+  const plain = mapped ? mapped[1] : address;
+  const family = isIP(plain);
+  if (family === 0) return false;
+  return list.check(plain, family === 6 ? 'ipv6' : 'ipv4');
+}
+
+export function isLocalAddress(address: string): boolean {
+  return inBlockList(LOCAL, address);
 }

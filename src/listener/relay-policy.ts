@@ -1,4 +1,5 @@
 import { BlockList, isIP } from 'node:net';
+import { inBlockList } from '../dns/index.js';
 
 /** Who may relay without AUTH: the networks in config/relay_acl_allow. Everyone else authenticates. */
 export class RelayPolicy {
@@ -12,10 +13,6 @@ export class RelayPolicy {
   }
 
   allows(remoteAddress: string): boolean {
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(remoteAddress);
-    const address = mapped ? mapped[1] : remoteAddress;
-    const family = isIP(address);
-    if (family === 0) return false;
-    return this.allow.check(address, family === 6 ? 'ipv6' : 'ipv4');
+    return inBlockList(this.allow, remoteAddress);
   }
 }

@@ -2,6 +2,7 @@ import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerSession, SMTPServerDataStream } from 'smtp-server';
 import type { Clock, RecipientDsn, SmtpReply } from '../core/index.js';
 import { TernError } from '../core/index.js';
+import { splitHostPort } from '../config/index.js';
 import type { TernConfig } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import { logDisposition } from '../log/index.js';
@@ -62,18 +63,18 @@ export class Listener {
   async listen(): Promise<{ host: string; port: number }[]> {
     const bound: { host: string; port: number }[] = [];
     for (const spec of this.config.smtp.listen.split(',').map((s) => s.trim())) {
-      const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(spec)!;
+      const { host, port } = splitHostPort(spec);
       const server = this.createServer();
       await new Promise<void>((resolve, reject) => {
         server.server.once('error', reject);
-        server.listen(Number(m[2]), m[1], () => {
+        server.listen(port, host, () => {
           server.server.off('error', reject);
           resolve();
         });
       });
       this.servers.push(server);
       const addr = server.server.address();
-      bound.push({ host: m[1], port: typeof addr === 'object' && addr ? addr.port : Number(m[2]) });
+      bound.push({ host, port: typeof addr === 'object' && addr ? addr.port : port });
     }
     return bound;
   }

@@ -23,6 +23,11 @@ const LEVELS: Record<string, Level> = {
   warn: 'warn', error: 'error', crit: 'fatal', alert: 'fatal', emerg: 'fatal', fatal: 'fatal',
 };
 
+/** pino's level for a configured level name (pino's own or Haraka's). */
+export function pinoLevel(name: string | undefined): Level {
+  return LEVELS[name ?? 'info'] ?? 'info';
+}
+
 /** Flattens nested fields to dotted keys (`response.code=550`, `addresses.0.port=25`), since logfmt is flat. */
 function flatten(value: Record<string, unknown>, prefix = '', out: Record<string, unknown> = {}): Record<string, unknown> {
   for (const [k, v] of Object.entries(value)) {
@@ -65,7 +70,7 @@ export function createLogger(options: LogOptions = {}): Logger {
   }
   return pino(
     {
-      level: LEVELS[options.level ?? 'info'] ?? 'info',
+      level: pinoLevel(options.level),
       base: { service: 'tern' },
       timestamp: stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },

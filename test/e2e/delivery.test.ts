@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { World } from '../helpers/world.js';
 import { message, sendMail } from '../helpers/smtp-client.js';
+import { is } from '../helpers/tern-process.js';
 import type { TernProcess } from '../helpers/tern-process.js';
 
 describe('delivery end to end through the daemon', () => {
@@ -38,13 +39,11 @@ describe('delivery end to end through the daemon', () => {
     assert.deepEqual(reception.recipients, ['bob@good.test']);
   });
 
-  const byRecipient = (type: string, rcpt: string) => (r: Record<string, unknown>) => r.type === type && r.recipient === rcpt;
-
   it('splits a multi-domain message into one entry per domain', async () => {
     await sendMail({ port: tern.port, from: 'a@client.test', to: ['x1@good.test', 'x2@good.test', 'y1@other.test'], body: message('split') });
-    const d1 = await tern.waitFor(byRecipient('Delivery', 'x1@good.test'));
-    const d2 = await tern.waitFor(byRecipient('Delivery', 'x2@good.test'));
-    const d3 = await tern.waitFor(byRecipient('Delivery', 'y1@other.test'));
+    const d1 = await tern.waitFor(is('Delivery', 'x1@good.test'));
+    const d2 = await tern.waitFor(is('Delivery', 'x2@good.test'));
+    const d3 = await tern.waitFor(is('Delivery', 'y1@other.test'));
     assert.equal(d1.id, d2.id, 'same-domain recipients share one entry');
     assert.notEqual(d1.id, d3.id);
     assert.equal(d1.message_id, d3.message_id);
@@ -59,38 +58,38 @@ describe('delivery end to end through the daemon', () => {
 
   it('bounces a 5xx recipient and delivers the rest of the same transaction', async () => {
     await sendMail({ port: tern.port, from: 'a@client.test', to: ['ok1@good.test', 'permfail1@good.test'], body: message('partial') });
-    const bounce = await tern.waitFor(byRecipient('Bounce', 'permfail1@good.test'));
+    const bounce = await tern.waitFor(is('Bounce', 'permfail1@good.test'));
     assert.deepEqual(bounce.response, { code: 550, enhanced_code: '5.1.1', content: 'No such user here' });
-    await tern.waitFor(byRecipient('Delivery', 'ok1@good.test'));
+    await tern.waitFor(is('Delivery', 'ok1@good.test'));
     const got = world.mx.mailbox.find((m) => m.to.includes('ok1@good.test'))!;
     assert.deepEqual(got.to, ['ok1@good.test']);
   });
 
   it('falls back to the next MX when the first refuses connections', async () => {
     await sendMail({ port: tern.port, from: 'a@client.test', to: ['z@fallback.test'], body: message('fallback') });
-    const d = await tern.waitFor(byRecipient('Delivery', 'z@fallback.test'));
+    const d = await tern.waitFor(is('Delivery', 'z@fallback.test'));
     assert.deepEqual(d.peer, { name: 'mx.good.test', address: '127.0.0.2', port: 25 });
   });
 
   it('delivers to the domain itself when it has no MX (implicit MX)', async () => {
     await sendMail({ port: tern.port, from: 'a@client.test', to: ['i@implicit.test'], body: message('implicit') });
-    const d = await tern.waitFor(byRecipient('Delivery', 'i@implicit.test'));
+    const d = await tern.waitFor(is('Delivery', 'i@implicit.test'));
     assert.equal((d.peer as { address: string }).address, '127.0.0.4');
   });
 
   it('bounces at once for a null MX (556 5.1.10) and for NXDOMAIN', async () => {
     await sendMail({ port: tern.port, from: 'a@client.test', to: ['n@nullmx.test', 'q@nowhere.test'], body: message('nullmx') });
-    const nullmx = await tern.waitFor(byRecipient('Bounce', 'n@nullmx.test'));
+    const nullmx = await tern.waitFor(is('Bounce', 'n@nullmx.test'));
     assert.equal((nullmx.response as { code: number }).code, 556);
     assert.equal((nullmx.response as { enhanced_code: string }).enhanced_code, '5.1.10');
-    const nx = await tern.waitFor(byRecipient('Bounce', 'q@nowhere.test'));
+    const nx = await tern.waitFor(is('Bounce', 'q@nowhere.test'));
     assert.equal((nx.response as { enhanced_code: string }).enhanced_code, '5.1.2');
     assert.equal(nx.attempt, 1);
   });
 
   it('rejects 5xx after the final dot as a bounce for every recipient of the transaction', async () => {
     await sendMail({ port: tern.port, from: 'a@client.test', to: ['rejectdata@other.test'], body: message('content') });
-    const b = await tern.waitFor(byRecipient('Bounce', 'rejectdata@other.test'));
+    const b = await tern.waitFor(is('Bounce', 'rejectdata@other.test'));
     assert.equal((b.response as { code: number }).code, 554);
   });
 });

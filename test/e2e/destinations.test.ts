@@ -4,9 +4,9 @@ import { SMTPServer } from 'smtp-server';
 import { World } from '../helpers/world.js';
 import { TestMx } from '../helpers/mx-server.js';
 import { message, sendMail } from '../helpers/smtp-client.js';
-import type { LogRecord, TernProcess } from '../helpers/tern-process.js';
+import { is } from '../helpers/tern-process.js';
+import type { TernProcess } from '../helpers/tern-process.js';
 
-const is = (type: string, rcpt: string) => (r: LogRecord) => r.type === type && r.recipient === rcpt;
 
 describe('connection reuse', () => {
   let world: World;

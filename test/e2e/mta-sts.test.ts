@@ -5,10 +5,10 @@ import type { Server } from 'node:https';
 import { World } from '../helpers/world.js';
 import { makeCert } from '../helpers/certs.js';
 import { message, sendMail } from '../helpers/smtp-client.js';
-import type { LogRecord, TernProcess } from '../helpers/tern-process.js';
+import { is } from '../helpers/tern-process.js';
+import type { TernProcess } from '../helpers/tern-process.js';
 import { mxMatches, parsePolicy } from '../../src/delivery/mta-sts.js';
 
-const is = (type: string, rcpt: string) => (r: LogRecord) => r.type === type && r.recipient === rcpt;
 
 describe('MTA-STS (RFC 8461) end to end', () => {
   let world: World;

@@ -2,9 +2,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { World } from '../helpers/world.js';
 import { message, sendMail } from '../helpers/smtp-client.js';
-import type { LogRecord } from '../helpers/tern-process.js';
+import { is } from '../helpers/tern-process.js';
 
-const is = (type: string, rcpt: string) => (r: LogRecord) => r.type === type && r.recipient === rcpt;
 
 describe('retries, expiry and flush', () => {
   let world: World;

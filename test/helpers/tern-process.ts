@@ -10,6 +10,9 @@ export const REPO_ROOT = resolve(import.meta.dirname, '../../..');
 
 export type LogRecord = Record<string, unknown> & { msg?: string; type?: string };
 
+/** Matches the disposition record of one type for one recipient, e.g. is('Delivery', 'bob@good.test'). */
+export const is = (type: string, rcpt: string) => (r: LogRecord) => r.type === type && r.recipient === rcpt;
+
 /** A config directory in a fresh temp folder, from a map of file name → contents. */
 export function writeConfig(files: Record<string, string | Buffer>, dir = mkdtempSync(join(tmpdir(), 'tern-config-'))): string {
   mkdirSync(dir, { recursive: true });

@@ -1,13 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { DiskSpool } from '../src/spool/index.js';
 import type { World } from '../test/helpers/world.js';
 import { tempQueue } from '../test/helpers/tern-process.js';
 import type { TernProcess } from '../test/helpers/tern-process.js';
 import { message, sendMail } from '../test/helpers/smtp-client.js';
-
-export function peakRssMb(pid: number): number {
-  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-}
+import { peakRssMb } from './systems.js';
 
 /** Samples the daemon's open outbound sessions (metrics) until stopped; returns the maximum seen. */
 function sampleConnections(tern: TernProcess): { stop: () => Promise<number> } {
@@ -40,7 +36,7 @@ export async function fanOut(world: World, recipients: number, domains: number):
   const accepted = Number(process.hrtime.bigint() - t0) / 1e9;
   await tern.waitForCount((r) => r.type === 'Delivery' && String(r.domain).startsWith('fan'), recipients, 600000);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const rss = peakRssMb(tern.child.pid!);
+  const rss = peakRssMb([tern.child.pid!]);
   await tern.stop();
   return { scenario: 'fan-out', recipients, domains, accepted_s: +accepted.toFixed(3), delivered_s: +seconds.toFixed(3), rcpts_per_s: +(recipients / seconds).toFixed(1), peak_rss_mb: +rss.toFixed(1) };
 }
@@ -74,7 +70,7 @@ export async function retryStorm(world: World, entries: number, concurrencyMax: 
   await tern.waitForCount((r) => r.type === 'Delivery' && String(r.recipient).startsWith('storm'), entries, 1800000);
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const maxOpen = await sampler.stop();
-  const rss = peakRssMb(tern.child.pid!);
+  const rss = peakRssMb([tern.child.pid!]);
   await tern.stop();
   return { scenario: 'retry storm', entries, concurrency_max: concurrencyMax, drained_s: +seconds.toFixed(2), entries_per_s: +(entries / seconds).toFixed(1), max_open_sessions: maxOpen, peak_rss_mb: +rss.toFixed(1) };
 }

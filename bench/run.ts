@@ -1,168 +1,175 @@
 /**
- * Tern benchmarks on loopback. Prints one line of figures per scenario (and JSON with --json).
+ * Tern benchmarks on loopback, side by side with Haraka and Postfix in one run. Prints one
+ * line of figures per scenario (and JSON lines with --json). See bench/README.md.
  *
- *   npm run bench -- [--messages N] [--concurrency C] [--size BYTES] [--json]
- *
- * ingest: messages/s acknowledged with 250 into the durable queue (delivery paused),
- *         and p50/p99 of the time from sending the message to its 250.
- * relay:  messages/s from the first byte sent to the last message received by a sink MX
- *         (on 127.0.0.2:25, needs root), delivery enabled; peak RSS of the daemon.
- * retry storm: --storm-entries deferred entries flushed with SIGHUP; drain time, most sessions open.
- * fan-out: one message to --fanout-recipients recipients over --fanout-domains domains.
+ *   npm run bench -- [--messages N] [--concurrency C] [--size BYTES] [--recipients R]
+ *                    [--domains D] [--peers haraka,postfix] [--only ingest,relay,...] [--json]
  */
 import { parseArgs } from 'node:util';
-import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { World } from '../test/helpers/world.js';
+import { TestMx } from '../test/helpers/mx-server.js';
 import { fanOut, retryStorm } from './queue-scenarios.js';
-import type { TernProcess } from '../test/helpers/tern-process.js';
+import { bigQueue } from './big-queue.js';
+import { expectedTransactions, percentile, runLoad, sinkDomain } from './load-generator.js';
+import type { LoadShape } from './load-generator.js';
+import { hasPostfixTools, postfixSink, testMxSink } from './sink.js';
+import type { Sink } from './sink.js';
+import { cpuSeconds, hasPostfix, machineCpuSeconds, peakRssMb, pssMb, startHaraka, startPostfix, startTern } from './systems.js';
+import type { Mode, SystemUnderTest } from './systems.js';
 
 const { values } = parseArgs({
   options: {
     messages: { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '16' },
     size: { type: 'string', default: '4096' },
+    recipients: { type: 'string', default: '1' },
+    domains: { type: 'string', default: '1' },
+    peers: { type: 'string', default: 'haraka,postfix' },
+    only: { type: 'string', default: 'ceiling,ingest,relay,storm,big-queue,fan-out' },
     json: { type: 'boolean', default: false },
-    'storm-entries': { type: 'string', default: '5000' },
+    'storm-entries': { type: 'string', default: '100000' },
+    'big-queue-entries': { type: 'string', default: '1000000' },
     'fanout-recipients': { type: 'string', default: '1000' },
     'fanout-domains': { type: 'string', default: '100' },
   },
 });
-const N = Number(values.messages);
-const C = Number(values.concurrency);
-const SIZE = Number(values.size);
+const shape: LoadShape = {
+  messages: Number(values.messages),
+  concurrency: Number(values.concurrency),
+  size: Number(values.size),
+  recipients: Number(values.recipients),
+  domains: Number(values.domains),
+};
+const only = new Set(values.only!.split(','));
+const peers = new Set(values.peers!.split(',').filter(Boolean));
+const SINK_HOST = '127.0.0.121';
+const round = (x: number, digits = 1) => +x.toFixed(digits);
 
-function body(i: number): string {
-  const head = `From: bench@client.test\r\nTo: sink@good.test\r\nSubject: bench ${i}\r\nMessage-ID: <b${i}@client.test>\r\n\r\n`;
-  const line = 'x'.repeat(76) + '\r\n';
-  return head + line.repeat(Math.max(1, Math.floor((SIZE - head.length) / line.length)));
+function print(result: Record<string, unknown>): void {
+  if (values.json) console.log(JSON.stringify(result));
+  else console.log(Object.entries(result).map(([k, v]) => `${k}=${v}`).join(' '));
 }
 
-async function open(port: number): Promise<SMTPConnection> {
-  const c = new SMTPConnection({ host: '127.0.0.1', port, name: 'bench.test', socketTimeout: 60000 });
-  await new Promise<void>((resolve, reject) => {
-    c.once('error', reject);
-    c.connect(() => resolve());
-  });
-  // Like a well-behaved sender (and Postfix's smtp-source), no Nagle stalls on the client side:
-  // otherwise every message waits ~40 ms for the server's delayed ACK and the load generator
-  // measures itself. nodemailer has no option for it, hence its socket.
-  (c as unknown as { _socket: import('node:net').Socket })._socket.setNoDelay(true);
-  return c;
-}
-
-/** C sessions, each sending its share of N messages back to back over one connection (RSET between). */
-async function load(port: number): Promise<{ seconds: number; latencies: number[] }> {
-  const latencies: number[] = [];
-  let next = 0;
+/**
+ * Postfix's smtp-source into a sink, nothing in between: what loopback SMTP can do here.
+ * Spawned asynchronously: the sink's counter is read from a pipe by this process.
+ */
+async function smtpSourceSeconds(target: string): Promise<number> {
   const started = process.hrtime.bigint();
-  await Promise.all(
-    Array.from({ length: C }, async () => {
-      const conn = await open(port);
-      while (next < N) {
-        const i = next++;
-        const t0 = process.hrtime.bigint();
-        await new Promise<void>((resolve, reject) =>
-          conn.send({ from: 'bench@client.test', to: [`sink${i % 50}@good.test`] }, body(i), (err) => (err ? reject(err) : resolve())),
-        );
-        latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-        await new Promise<void>((resolve, reject) => conn.reset((err) => (err ? reject(err) : resolve())));
-      }
-      conn.quit();
-    }),
-  );
-  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, latencies };
-}
-
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
-
-function rssOf(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024;
-}
-
-const hasPostfixTools = spawnSync('sh', ['-c', 'command -v smtp-source && command -v smtp-sink'], { encoding: 'utf8' }).status === 0;
-
-/** Postfix's smtp-source as the load generator: N messages of SIZE bytes over C sessions, reusing connections. */
-function smtpSource(target: string): number {
-  const started = process.hrtime.bigint();
-  const res = spawnSync('smtp-source', ['-d', '-s', String(C), '-m', String(N), '-l', String(SIZE), '-f', 'bench@client.test', '-t', 'sink@sink.test', target], { encoding: 'utf8' });
-  if (res.status !== 0) throw new Error(`smtp-source failed: ${res.stderr}`);
+  const child = spawn('smtp-source', ['-d', '-s', String(shape.concurrency), '-m', String(shape.messages), '-l', String(shape.size), '-f', 'bench@client.test', '-t', 'sink@sink.test', target], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`smtp-source failed: ${stderr}`);
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
-/** Postfix's smtp-sink: accepts and discards as fast as it can (-u: it refuses to run as root). */
-async function smtpSink(target: string): Promise<ChildProcess> {
-  const child = spawn('smtp-sink', ['-u', 'postfix', target, '256'], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 300));
-  return child;
+type Start = (mode: Mode) => Promise<SystemUnderTest>;
+
+/**
+ * Peak RSS of the serving process (Tern, haraka.js), and the PSS of all of the system's
+ * processes at the end of the run: Postfix is a dozen processes sharing pages, whose
+ * RSS added up would count the shared ones many times.
+ */
+function memory(sut: SystemUnderTest): Record<string, number> {
+  const pids = sut.pids();
+  const serving = pids.length === 1 ? pids : pids.slice(-1);
+  return { ...(sut.name === 'postfix' ? {} : { peak_rss_mb: round(peakRssMb(serving)) }), pss_mb: round(pssMb(pids)) };
+}
+
+/** Scenario 1: messages/s acknowledged with 250 while delivery is paused; latency from "." to 250. */
+async function ingest(start: Start): Promise<Record<string, unknown>> {
+  const sut = await start('ingest');
+  try {
+    const cpu0 = cpuSeconds(sut.pids());
+    const load = await runLoad('127.0.0.1', sut.port, shape);
+    const cpu = cpuSeconds(sut.pids()) - cpu0;
+    return {
+      scenario: 'ingest', system: sut.name, ...shape,
+      msgs_per_s: round(shape.messages / load.seconds),
+      p50_ms: round(percentile(load.latencies, 50), 2), p99_ms: round(percentile(load.latencies, 99), 2),
+      cpu_s_per_1000: round((cpu / shape.messages) * 1000, 2), ...memory(sut),
+    };
+  } finally {
+    await sut.stop();
+  }
+}
+
+/** Scenario 2: first byte sent to the last transaction received by the sink, delivery on. */
+async function relay(start: Start, sink: Sink, ceiling?: number): Promise<Record<string, unknown>> {
+  const sut = await start('relay');
+  try {
+    const expected = sink.count() + expectedTransactions(shape);
+    const cpu0 = cpuSeconds(sut.pids());
+    const machine0 = machineCpuSeconds();
+    const t0 = process.hrtime.bigint();
+    await runLoad('127.0.0.1', sut.port, shape);
+    await sink.waitFor(expected, 900_000);
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const rate = shape.messages / seconds;
+    return {
+      scenario: 'relay', system: sut.name, sink: sink.name, ...shape,
+      msgs_per_s: round(rate),
+      ...(ceiling ? { of_ceiling: round(rate / ceiling, 3) } : {}),
+      cpu_s_per_1000: round(((cpuSeconds(sut.pids()) - cpu0) / shape.messages) * 1000, 2),
+      machine_cpu_s_per_1000: round(((machineCpuSeconds() - machine0) / shape.messages) * 1000, 2),
+      ...memory(sut),
+    };
+  } finally {
+    await sut.stop();
+  }
 }
 
 async function main(): Promise<void> {
   const world = new World();
-  world.dns.add('sink.test', { type: 'MX', preference: 10, exchange: 'mx.sink.test' }).add('mx.sink.test', { type: 'A', data: '127.0.0.121' });
+  for (let j = 0; j < shape.domains; j++) world.dns.add(sinkDomain(j, shape.domains), { type: 'MX', preference: 10, exchange: 'mx.sink.test' });
+  world.dns.add('mx.sink.test', { type: 'A', data: SINK_HOST });
   await world.start();
-  const results: Record<string, unknown>[] = [];
+  const fallbackMx = hasPostfixTools ? undefined : new TestMx(SINK_HOST, 25);
+  await fallbackMx?.start();
+  const sink: Sink = fallbackMx ? testMxSink(fallbackMx, SINK_HOST) : await postfixSink(SINK_HOST, 25);
+  const systems: [string, Start][] = [['tern', (mode) => startTern(world, mode)]];
+  if (peers.has('haraka')) systems.push(['haraka', (mode) => startHaraka(mode, world.dns.port)]);
+  if (peers.has('postfix') && hasPostfix) systems.push(['postfix', (mode) => startPostfix(mode, { host: SINK_HOST, port: 25 })]);
+  if (peers.has('postfix') && !hasPostfix) print({ scenario: 'note', text: 'postfix is not installed: no Postfix figures in this run' });
   try {
-    // ingest: delivery paused, every 250 fsynced
-    let tern: TernProcess = await world.tern({ outbound: 'disabled=true' });
-    const ingest = await load(tern.port);
-    const ingestRss = rssOf(tern.child.pid!);
-    await tern.stop();
-    results.push({
-      scenario: 'ingest', messages: N, concurrency: C, size: SIZE,
-      msgs_per_s: +(N / ingest.seconds).toFixed(1),
-      p50_ms: +pct(ingest.latencies, 50).toFixed(2), p99_ms: +pct(ingest.latencies, 99).toFixed(2),
-      peak_rss_mb: +ingestRss.toFixed(1),
-    });
-
-    // relay: accepted and delivered to the sink MX
-    tern = await world.tern({ outbound: 'concurrency_max=64' });
-    const before = world.mx.mailbox.length;
-    const t0 = process.hrtime.bigint();
-    await load(tern.port);
-    await world.mx.waitForMail(before + N, 600000);
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    const relayRss = rssOf(tern.child.pid!);
-    await tern.stop();
-    results.push({ scenario: 'relay', messages: N, concurrency: C, size: SIZE, msgs_per_s: +(N / seconds).toFixed(1), peak_rss_mb: +relayRss.toFixed(1) });
-
-    if (hasPostfixTools) {
-      // The loopback ceiling: Postfix's own tools talking to each other, nothing in between.
-      const direct = await smtpSink('127.0.0.121:2599');
-      const ceiling = N / smtpSource('127.0.0.121:2599');
-      direct.kill();
-      results.push({ scenario: 'ceiling (smtp-source -> smtp-sink)', messages: N, concurrency: C, size: SIZE, msgs_per_s: +ceiling.toFixed(1) });
-
-      tern = await world.tern({ outbound: 'disabled=true' });
-      const ingestSeconds = smtpSource(`127.0.0.1:${tern.port}`);
-      await tern.stop();
-      results.push({ scenario: 'ingest (smtp-source)', messages: N, concurrency: C, size: SIZE, msgs_per_s: +(N / ingestSeconds).toFixed(1), of_ceiling: +(N / ingestSeconds / ceiling).toFixed(3) });
-
-      const sink = await smtpSink('127.0.0.121:25');
-      tern = await world.tern({ outbound: 'concurrency_max=64' });
-      const t1 = process.hrtime.bigint();
-      smtpSource(`127.0.0.1:${tern.port}`);
-      await tern.waitForCount((r) => r.type === 'Delivery' && r.domain === 'sink.test', N, 600000);
-      const relaySeconds = Number(process.hrtime.bigint() - t1) / 1e9;
-      const rss = rssOf(tern.child.pid!);
-      await tern.stop();
-      sink.kill();
-      results.push({
-        scenario: 'relay (smtp-source -> tern -> smtp-sink)', messages: N, concurrency: C, size: SIZE,
-        msgs_per_s: +(N / relaySeconds).toFixed(1), of_ceiling: +(N / relaySeconds / ceiling).toFixed(3), peak_rss_mb: +rss.toFixed(1),
-      });
+    let ceiling: number | undefined;
+    if (only.has('ceiling') && hasPostfixTools) {
+      const direct = await postfixSink(SINK_HOST, 2599);
+      ceiling = shape.messages / await smtpSourceSeconds(`${SINK_HOST}:2599`);
+      const ours = await runLoad(SINK_HOST, 2599, shape);
+      await direct.stop();
+      print({ scenario: 'ceiling', system: 'smtp-source -> smtp-sink', ...shape, msgs_per_s: round(ceiling), bench_client_msgs_per_s: round(shape.messages / ours.seconds) });
     }
-    results.push(await retryStorm(world, Number(values['storm-entries']), C));
-    results.push(await fanOut(world, Number(values['fanout-recipients']), Number(values['fanout-domains'])));
+    const figures = new Map<string, Record<string, unknown>>();
+    for (const [name, start] of systems) {
+      if (only.has('ingest')) {
+        const r = await ingest(start);
+        figures.set(`ingest/${name}`, r);
+        print(r);
+      }
+      if (only.has('relay')) {
+        const r = await relay(start, sink, ceiling);
+        figures.set(`relay/${name}`, r);
+        print(r);
+      }
+    }
+    for (const scenario of ['ingest', 'relay']) {
+      const tern = figures.get(`${scenario}/tern`)?.msgs_per_s as number | undefined;
+      for (const [name] of systems.slice(1)) {
+        const peer = figures.get(`${scenario}/${name}`)?.msgs_per_s as number | undefined;
+        if (tern && peer) print({ scenario: `${scenario} ratio`, system: `tern/${name}`, ratio: round(tern / peer, 2) });
+      }
+    }
+    if (only.has('storm')) print(await retryStorm(world, Number(values['storm-entries']), shape.concurrency));
+    if (only.has('big-queue')) print(await bigQueue(world, Number(values['big-queue-entries'])));
+    if (only.has('fan-out')) print(await fanOut(world, Number(values['fanout-recipients']), Number(values['fanout-domains'])));
   } finally {
+    await sink.stop();
+    await fallbackMx?.stop();
     await world.stop();
-  }
-  for (const r of results) {
-    if (values.json) console.log(JSON.stringify(r));
-    else console.log(Object.entries(r).map(([k, v]) => `${k}=${v}`).join(' '));
   }
 }
 

@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeEntry } from '../src/spool/entry-codec.js';
+import { encodeTrailer } from '../src/spool/message-file.js';
 import type { QueueEntry } from '../src/spool/index.js';
 import type { World } from '../test/helpers/world.js';
 import { tempQueue } from '../test/helpers/tern-process.js';
@@ -16,36 +17,37 @@ function currentRssMb(pid: number): number {
 }
 
 /**
- * Writes a queue as a crashed or stopped daemon would have left it: `entries` entries,
- * ten per message (one per destination domain, sharing the message's body), each
- * deferred once. Written directly, without fsync: this is setup, not what is measured.
+ * Writes a queue as a stopped daemon would have left it: `entries` entries, ten per
+ * message (one per destination domain, sharing the message file), each already deferred
+ * once (so each has a state file too: the costlier case to read back). Written directly,
+ * without fsync: this is setup, not what is measured.
  */
 function writeQueue(dir: string, entries: number, now: number): void {
-  mkdirSync(join(dir, 'entries'), { recursive: true });
-  mkdirSync(join(dir, 'msg'), { recursive: true });
-  const body = message('big queue');
+  for (const d of ['entries', 'msg', 'tmp']) mkdirSync(join(dir, d), { recursive: true });
+  const body = Buffer.from(message('big queue'));
   for (let m = 0; m * ENTRIES_PER_MESSAGE < entries; m++) {
     const messageId = `BQ${m.toString(36).toUpperCase().padStart(6, '0')}`;
-    writeFileSync(join(dir, 'msg', messageId), body);
-    for (let k = 1; k <= ENTRIES_PER_MESSAGE && m * ENTRIES_PER_MESSAGE + k <= entries; k++) {
+    const siblings = Math.min(ENTRIES_PER_MESSAGE, entries - m * ENTRIES_PER_MESSAGE);
+    const queued: QueueEntry[] = [];
+    for (let k = 1; k <= siblings; k++) {
       const n = m * ENTRIES_PER_MESSAGE + k - 1;
       const domain = `bq${k - 1}.test`;
-      const entry: QueueEntry = {
-        id: `${messageId}.${k}`,
-        messageId,
-        domain,
-        sender: 'bench@client.test',
-        recipients: [{ address: `user${n}@${domain}`, state: 'deferred', lastReply: { code: 451, enhanced: '4.4.1', text: 'Connection timed out' } }],
-        dsn: {},
-        smtpUtf8: false,
-        bodyType: '7bit',
-        queuedAt: now - 600_000,
-        size: body.length,
-        attempts: 1,
-        tempFailures: 1,
-        nextAttemptAt: n < DUE_NOW ? now - 1000 : now + 3600_000,
+      queued.push({
+        id: `${messageId}.${k}`, messageId, domain, sender: 'bench@client.test',
+        recipients: [{ address: `user${n}@${domain}`, state: 'pending' }],
+        dsn: {}, smtpUtf8: false, bodyType: '7bit', queuedAt: now - 600_000, size: body.length, siblings,
+        attempts: 0, tempFailures: 0, nextAttemptAt: now - 600_000,
+      });
+    }
+    writeFileSync(join(dir, 'msg', messageId), Buffer.concat([body, encodeTrailer(body.length, queued)]));
+    for (const entry of queued) {
+      const n = m * ENTRIES_PER_MESSAGE + Number(entry.id.split('.')[1]) - 1;
+      const deferred: QueueEntry = {
+        ...entry,
+        recipients: [{ ...entry.recipients[0], state: 'deferred', lastReply: { code: 451, enhanced: '4.4.1', text: 'Connection timed out' } }],
+        attempts: 1, tempFailures: 1, nextAttemptAt: n < DUE_NOW ? now - 1000 : now + 3600_000,
       };
-      writeFileSync(join(dir, 'entries', `${entry.id}.json`), encodeEntry(entry));
+      writeFileSync(join(dir, 'entries', `${entry.id}.json`), encodeEntry(deferred));
     }
   }
 }

@@ -66,18 +66,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let resolver = buildResolver(config, clock);
 
   const spool = new DiskSpool(resolve(options.queueDir));
-  const recovery = await spool.open();
-  for (const c of recovery.corrupt) logger.error({ file: c.file, error: c.error, moved_to: 'corrupt/' }, 'corrupt queue entry moved aside');
-  logger.info(
-    {
-      entries: recovery.entries.length,
-      corrupt: recovery.corrupt.length,
-      removed_incomplete: recovery.removedIncomplete,
-      removed_temporary: recovery.removedTemporary,
-      removed_orphan_bodies: recovery.removedOrphanBodies,
-    },
-    'queue recovered',
-  );
+  const { removedTemporary } = await spool.open();
 
   const agent = new DeliveryAgent(config, { resolver: () => resolver, readBody: (e) => spool.readBody(e), logger, hooks, clock });
   // The reporter queues reports through the scheduler it serves; the indirection breaks the cycle.
@@ -87,7 +76,6 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const metrics = new TernMetrics(scheduler, () => agent.openSessions);
   scheduler.on('disposition', (record, entry) => metrics.onDisposition(record, entry));
   scheduler.on('attempt', (entry, records, ms) => metrics.onAttempt(entry, records, ms));
-  scheduler.add(recovery.entries);
   const listener = new Listener(
     config,
     {
@@ -104,7 +92,6 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const admin = new AdminApi(config.http, scheduler, metrics, logger, clock);
   const addresses = await listener.listen();
   const adminAddress = await admin.listen();
-  logger.info({ addresses, admin: adminAddress ?? null, config: configDir, queue: spool.root, me: config.me }, 'tern listening');
 
   // Haraka's process_title: live counts in ps/top.
   const showTitle = () => {
@@ -166,6 +153,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     logger.warn({ error: (err as Error).message }, 'config watch unavailable; SIGHUP still reloads');
   }
 
+  const recoveryAbort = new AbortController();
+  let recovering: Promise<void> = Promise.resolve();
   let stopping: Promise<void> | undefined;
   let markStopped!: () => void;
   const stopped = new Promise<void>((r) => (markStopped = r));
@@ -189,6 +178,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       clearInterval(titleTimer);
       await admin.close();
       watcher?.close();
+      recoveryAbort.abort();
+      await recovering;
       const listenerClosed = listener.close();
       const { aborted } = await scheduler.stop(config.outbound.shutdown_timeout * 1000);
       agent.close();
@@ -211,5 +202,23 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     process.on('SIGTERM', onTerm);
     process.on('SIGINT', onTerm);
   }
+  // Announced once everything is in place (signals, config watch): whoever waits for
+  // this line may act on the daemon at once.
+  logger.info({ addresses, admin: adminAddress ?? null, config: configDir, queue: spool.root, me: config.me }, 'tern listening');
+
+  // The queue of an earlier run is read back while mail is already accepted and delivered:
+  // with a million entries, the listener does not wait for the scan.
+  scheduler.recoveryStarted();
+  recovering = spool
+    .recover({ onBatch: (heads) => scheduler.addRecovered(heads), signal: recoveryAbort.signal })
+    .then((report) => {
+      for (const c of report.corrupt) logger.error({ file: c.file, error: c.error, moved_to: 'corrupt/' }, 'corrupt queue entry moved aside');
+      logger.info(
+        { entries: report.recovered, corrupt: report.corrupt.length, removed_orphans: report.removedOrphans, removed_temporary: removedTemporary, queued: scheduler.size },
+        recoveryAbort.signal.aborted ? 'queue recovery stopped by shutdown' : 'queue recovered',
+      );
+    })
+    .catch((err: Error) => logger.error({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'queue recovery failed; entries not yet read stay on disk until the next start'))
+    .finally(() => scheduler.recoveryFinished());
   return { addresses, admin: adminAddress, hangup, shutdown, stopped };
 }

@@ -116,7 +116,7 @@ export class AdminApi {
           offset: number(q, 'offset', 0)!,
           limit: number(q, 'limit', 100, 1000)!,
         };
-        return { ...listQueue(s, filter, this.clock.now()), offset: filter.offset, limit: filter.limit };
+        return { ...(await listQueue(s, filter, this.clock.now())), offset: filter.offset, limit: filter.limit };
       }
       if (parts.length === 2 && parts[1] === 'flush' && method === 'POST') {
         const domain = q.get('domain')?.toLowerCase() || undefined;
@@ -126,7 +126,7 @@ export class AdminApi {
       }
       const id = parts[1];
       if (parts.length === 2 && method === 'GET') {
-        const entry = s.get(id);
+        const entry = await s.load(id);
         if (!entry) throw new HttpError(404, `no queue entry ${id}`);
         return showEntry(s, entry);
       }

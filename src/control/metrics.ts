@@ -1,15 +1,18 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DispositionRecord } from '../log/index.js';
-import type { QueueEntry } from '../spool/index.js';
+import type { EntryHead, QueueEntry } from '../spool/index.js';
 
 export interface QueueSource {
-  all(): IterableIterator<QueueEntry>;
+  /** Every entry's head: what the scheduler keeps in memory. */
+  all(): IterableIterator<EntryHead>;
   isInFlight(id: string): boolean;
+  /** The whole entry, read from disk when needed. */
+  load(id: string): Promise<QueueEntry | undefined>;
 }
 
 export type EntryState = 'held' | 'in-flight' | 'deferred' | 'scheduled';
 
-export function entryState(entry: QueueEntry, inFlight: boolean): EntryState {
+export function entryState(entry: Pick<EntryHead, 'held' | 'tempFailures'>, inFlight: boolean): EntryState {
   if (entry.held) return 'held';
   if (inFlight) return 'in-flight';
   return entry.tempFailures > 0 ? 'deferred' : 'scheduled';

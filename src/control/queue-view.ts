@@ -43,9 +43,13 @@ function summary(e: QueueEntry, state: EntryState): EntrySummary {
   };
 }
 
-/** One page of the queue, in arrival order, from the entries in memory: no body is read. */
-export function listQueue(queue: QueueSource, filter: QueueFilter, now: number): { total: number; entries: EntrySummary[] } {
-  const entries: EntrySummary[] = [];
+/**
+ * One page of the queue, in arrival order. Filtering uses the heads in memory; only the
+ * page's entries are read from disk, so a million queued entries cost one pass, not a
+ * million reads. No body is read.
+ */
+export async function listQueue(queue: QueueSource, filter: QueueFilter, now: number): Promise<{ total: number; entries: EntrySummary[] }> {
+  const page: { id: string; state: EntryState }[] = [];
   let total = 0;
   for (const e of queue.all()) {
     if (filter.domain && e.domain !== filter.domain) continue;
@@ -54,10 +58,12 @@ export function listQueue(queue: QueueSource, filter: QueueFilter, now: number):
     if (filter.newerThan !== undefined && age > filter.newerThan) continue;
     const state = entryState(e, queue.isInFlight(e.id));
     if (filter.state && state !== filter.state) continue;
-    if (total >= filter.offset && entries.length < filter.limit) entries.push(summary(e, state));
+    if (total >= filter.offset && page.length < filter.limit) page.push({ id: e.id, state });
     total++;
   }
-  return { total, entries };
+  const loaded = await Promise.all(page.map(async ({ id, state }) => ({ entry: await queue.load(id), state })));
+  // An entry that finished between the pass and its read is simply not on the page.
+  return { total, entries: loaded.filter((l) => l.entry).map((l) => summary(l.entry!, l.state)) };
 }
 
 export function showEntry(queue: QueueSource, e: QueueEntry) {

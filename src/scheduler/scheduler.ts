@@ -6,10 +6,11 @@ import type { OutboundConfig, Route } from '../config/index.js';
 import { DestinationGate } from './destinations.js';
 import type { Logger, DispositionRecord } from '../log/index.js';
 import { logDisposition } from '../log/index.js';
-import type { QueueEntry, Spool } from '../spool/index.js';
+import type { EntryHead, QueueEntry, Spool } from '../spool/index.js';
 import { applyOutcome, bounceEntry, expireEntry } from './apply-outcome.js';
 import { RetrySchedule } from './retry-schedule.js';
-import { TimerHeap } from './timer-heap.js';
+import { QueueIndex, syncItem } from './queue-index.js';
+import type { QueueItem } from './queue-index.js';
 
 /** What the scheduler needs from delivery; daemon.ts hands it the real agent. */
 export interface Deliverer {
@@ -46,14 +47,15 @@ function replyOf(record: DispositionRecord): SmtpReply {
 // setTimeout's ceiling; a later due time just re-arms when this fires.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+const isGone = (err: unknown) => (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+
 /**
  * Decides when each queue entry is attempted: a min-heap of due times behind a single
  * timer, pulled into a p-queue only while fewer than concurrency_max attempts are in
  * flight, so that a flush of a huge queue never builds a huge backlog in memory.
  */
 export class Scheduler extends EventEmitter<SchedulerEvents> {
-  private readonly entries = new Map<string, QueueEntry>();
-  private readonly heap = new TimerHeap();
+  private readonly queue = new QueueIndex();
   private readonly inFlight = new Set<string>();
   /** Suspended destination domains, with the entries that came due meanwhile. */
   private readonly suspended = new Map<string, string[]>();
@@ -83,20 +85,45 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.queue.size;
   }
 
   get inFlightCount(): number {
     return this.inFlight.size;
   }
 
-  /** Adds entries (new ones from the listener, or every entry found at start). */
+  /** Adds new entries (from the listener, or reports): kept whole until their first attempt. */
   add(entries: readonly QueueEntry[]): void {
-    for (const entry of entries) {
-      this.entries.set(entry.id, entry);
-      this.heap.push(entry.nextAttemptAt, entry.id);
-    }
+    for (const entry of entries) this.queue.addNew(entry);
     this.pump();
+  }
+
+  /** Adds entries read back from the queue of an earlier run. */
+  addRecovered(heads: readonly EntryHead[]): void {
+    for (const head of heads) this.queue.addRecovered(head);
+    this.pump();
+  }
+
+  recoveryStarted(): void {
+    this.queue.recoveryStarted();
+  }
+
+  recoveryFinished(): void {
+    this.queue.recoveryFinished();
+  }
+
+  has(id: string): boolean {
+    return this.queue.has(id);
+  }
+
+  /** The whole entry, with the scheduler's current view of its timing. */
+  private async entryOf(item: QueueItem): Promise<QueueEntry> {
+    const entry = item.entry ?? (await this.spool.load(item.id));
+    entry.nextAttemptAt = item.nextAttemptAt;
+    entry.attempts = item.attempts;
+    entry.tempFailures = item.tempFailures;
+    entry.held = item.held;
+    return entry;
   }
 
   updateConfig(config: OutboundConfig, routes?: ReadonlyMap<string, Route>): void {
@@ -112,26 +139,26 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
    * flight keeps its one attempt; held entries and suspended domains stay as they are.
    */
   flush(domain?: string): number {
-    const now = this.clock.now();
-    let flushed = 0;
-    for (const entry of this.entries.values()) {
-      if (this.inFlight.has(entry.id) || entry.held || (domain && entry.domain !== domain)) continue;
-      if (entry.nextAttemptAt <= now) continue;
-      flushed++;
-      entry.nextAttemptAt = now;
-      this.heap.push(now, entry.id);
-    }
+    const flushed = this.queue.flush(this.clock.now(), domain, (item) => this.inFlight.has(item.id));
     this.pump();
     return flushed;
   }
 
-  /** Every entry, in arrival order; the admin API filters and pages it. */
-  all(): IterableIterator<QueueEntry> {
-    return this.entries.values();
+  /** Every entry's head, in the order they were added; the admin API filters and pages it. */
+  all(): IterableIterator<EntryHead> {
+    return this.queue.values();
   }
 
-  get(id: string): QueueEntry | undefined {
-    return this.entries.get(id);
+  /** The whole entry (read from disk unless it is new), or undefined when it is not queued. */
+  async load(id: string): Promise<QueueEntry | undefined> {
+    const item = this.queue.get(id);
+    if (!item) return undefined;
+    try {
+      return await this.entryOf(item);
+    } catch (err) {
+      if (isGone(err)) return undefined;
+      throw err;
+    }
   }
 
   isInFlight(id: string): boolean {
@@ -139,41 +166,54 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   }
 
   /** Operator actions on one entry; an entry in flight cannot be changed under its attempt. */
-  async hold(id: string): Promise<QueueEntry> {
-    const entry = this.idle(id);
-    entry.held = true;
-    await this.spool.update(entry);
-    return entry;
+  hold(id: string): Promise<QueueEntry> {
+    return this.exclusive(id, async (entry) => {
+      entry.held = true;
+      await this.spool.update(entry);
+    });
   }
 
-  async release(id: string): Promise<QueueEntry> {
-    const entry = this.idle(id);
-    entry.held = false;
-    entry.nextAttemptAt = this.clock.now();
-    await this.spool.update(entry);
-    this.heap.push(entry.nextAttemptAt, entry.id);
-    this.pump();
-    return entry;
+  release(id: string): Promise<QueueEntry> {
+    return this.exclusive(id, async (entry) => {
+      entry.held = false;
+      entry.nextAttemptAt = this.clock.now();
+      await this.spool.update(entry);
+    });
   }
 
-  async remove(id: string): Promise<QueueEntry> {
-    const entry = this.idle(id);
-    await this.spool.remove(entry);
-    this.entries.delete(id);
-    this.logger.info({ id, message_id: entry.messageId, recipients: entry.recipients.map((r) => r.address) }, 'entry removed by the operator');
-    return entry;
+  remove(id: string): Promise<QueueEntry> {
+    return this.exclusive(id, async (entry) => {
+      await this.spool.remove(entry);
+      this.queue.delete(id);
+      this.logger.info({ id, message_id: entry.messageId, recipients: entry.recipients.map((r) => r.address) }, 'entry removed by the operator');
+    });
   }
 
   /** Fails every unsettled recipient now, with a report to the sender as for any bounce. */
-  async bounce(id: string, text = 'Message bounced by the operator'): Promise<QueueEntry> {
-    const entry = this.idle(id);
+  bounce(id: string, text = 'Message bounced by the operator'): Promise<QueueEntry> {
+    return this.exclusive(id, (entry) => this.finish(entry, bounceEntry(entry, this.clock.now(), { code: 550, enhanced: '5.0.0', text }), true));
+  }
+
+  /** Runs an operator action with the entry marked busy, so that no attempt starts under it. */
+  private async exclusive(id: string, action: (entry: QueueEntry) => Promise<void>): Promise<QueueEntry> {
+    const item = this.queue.get(id);
+    if (!item) throw new QueueAdminError('not_found', `no queue entry ${id}`);
+    if (this.inFlight.has(id)) throw new QueueAdminError('in_flight', `entry ${id} is being delivered right now; try again shortly`);
     this.inFlight.add(id);
     try {
-      await this.finish(entry, bounceEntry(entry, this.clock.now(), { code: 550, enhanced: '5.0.0', text }), true);
+      const entry = await this.entryOf(item).catch((err: unknown) => {
+        if (!isGone(err)) throw err;
+        this.queue.delete(id);
+        throw new QueueAdminError('not_found', `no queue entry ${id}`);
+      });
+      await action(entry);
+      syncItem(item, entry);
+      return entry;
     } finally {
       this.inFlight.delete(id);
+      if (this.queue.has(id)) this.queue.schedule(item);
+      this.pump();
     }
-    return entry;
   }
 
   /** Stops delivery to a destination domain until resume(); its entries stay queued. */
@@ -185,8 +225,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     const parked = this.suspended.get(domain.toLowerCase());
     this.suspended.delete(domain.toLowerCase());
     for (const id of parked ?? []) {
-      const entry = this.entries.get(id);
-      if (entry) this.heap.push(entry.nextAttemptAt, id);
+      const item = this.queue.get(id);
+      if (item) this.queue.schedule(item);
     }
     this.pump();
     return parked?.length ?? 0;
@@ -194,13 +234,6 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   suspendedDomains(): string[] {
     return [...this.suspended.keys()];
-  }
-
-  private idle(id: string): QueueEntry {
-    const entry = this.entries.get(id);
-    if (!entry) throw new QueueAdminError('not_found', `no queue entry ${id}`);
-    if (this.inFlight.has(id)) throw new QueueAdminError('in_flight', `entry ${id} is being delivered right now; try again shortly`);
-    return entry;
   }
 
   /** Stops starting attempts and waits up to `boundMs` for those in flight; then aborts the rest. */
@@ -231,31 +264,31 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     if (this.config.disabled) return this.arm(Infinity);
     const now = this.clock.now();
     while (this.work.size + this.work.pending < this.config.concurrency_max) {
-      const due = this.heap.peekDue();
+      const due = this.queue.heap.peekDue();
       if (due === undefined || due > now) break;
-      const { id } = this.heap.pop()!;
-      const entry = this.entries.get(id);
+      const { id } = this.queue.heap.pop()!;
+      const item = this.queue.get(id);
       // Stale heap items (entry finished, rescheduled, or already in flight) are skipped;
       // held entries come back with release(), suspended domains with resume().
-      if (!entry || entry.nextAttemptAt !== due || this.inFlight.has(id) || entry.held) continue;
-      const parked = this.suspended.get(entry.domain);
+      if (!item || item.nextAttemptAt !== due || this.inFlight.has(id) || item.held) continue;
+      const parked = this.suspended.get(item.domain);
       if (parked) {
         parked.push(id);
         continue;
       }
-      const admission = this.gate.admit(entry.domain, id);
+      const admission = this.gate.admit(item.domain, id);
       if (!admission.go) {
         // Waiting for a connection slot (parked in the gate) or for a dead destination's backoff.
         if (admission.retryAt !== undefined) {
-          entry.nextAttemptAt = admission.retryAt;
-          this.heap.push(admission.retryAt, id);
+          item.nextAttemptAt = admission.retryAt;
+          this.queue.schedule(item);
         }
         continue;
       }
       this.inFlight.add(id);
-      void this.work.add(() => this.attempt(entry));
+      void this.work.add(() => this.attempt(item));
     }
-    this.arm(this.heap.peekDue() ?? Infinity);
+    this.arm(this.queue.heap.peekDue() ?? Infinity);
   }
 
   private arm(due: number): void {
@@ -272,9 +305,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     }, delay);
   }
 
-  private async attempt(entry: QueueEntry): Promise<void> {
+  private async attempt(item: QueueItem): Promise<void> {
     let unreachable = false;
+    let entry: QueueEntry | undefined;
     try {
+      entry = await this.entryOf(item);
       const now = this.clock.now();
       if (now > entry.queuedAt + this.config.max_queue_lifetime * 1000) {
         await this.finish(entry, expireEntry(entry, now), true);
@@ -304,16 +339,28 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       await this.finish(entry, records, applied.finished);
       this.emit('attempt', entry, records, durationMs);
     } catch (err) {
-      // A local fault (e.g. the spool cannot be written) leaves the entry on disk as it
-      // was; it is tried again later rather than lost.
-      entry.nextAttemptAt = this.clock.now() + 60_000;
-      this.logger.error({ err: { message: (err as Error).message, code: (err as { code?: string }).code }, id: entry.id }, 'attempt failed locally; retrying in 60 s');
+      if (!entry && isGone(err)) {
+        // Its files are gone (removed by hand): nothing left to deliver.
+        this.queue.delete(item.id);
+        this.logger.warn({ id: item.id }, 'queue entry vanished from disk; dropped');
+      } else {
+        // A local fault (e.g. the spool cannot be written) leaves the entry on disk as it
+        // was; it is tried again later rather than lost.
+        item.nextAttemptAt = this.clock.now() + 60_000;
+        if (entry) entry.nextAttemptAt = item.nextAttemptAt;
+        this.logger.error({ err: { message: (err as Error).message, code: (err as { code?: string }).code }, id: item.id }, 'attempt failed locally; retrying in 60 s');
+      }
     } finally {
-      this.inFlight.delete(entry.id);
-      if (this.entries.has(entry.id)) this.heap.push(entry.nextAttemptAt, entry.id);
-      for (const id of this.gate.finished(entry.domain, unreachable)) {
-        const waiting = this.entries.get(id);
-        if (waiting) this.heap.push(waiting.nextAttemptAt, id);
+      this.inFlight.delete(item.id);
+      if (this.queue.has(item.id)) {
+        if (entry) syncItem(item, entry);
+        // Between attempts only the head stays in memory.
+        item.entry = undefined;
+        this.queue.schedule(item);
+      }
+      for (const id of this.gate.finished(item.domain, unreachable)) {
+        const waiting = this.queue.get(id);
+        if (waiting) this.queue.schedule(waiting);
       }
       this.pump();
     }
@@ -330,7 +377,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     const verdict = await this.hooks.deferred(entry, { delay: Math.round((entry.nextAttemptAt - now) / 1000), reply: replyOf(deferred) });
     if (verdict?.action === 'drop') {
       await this.spool.remove(entry);
-      this.entries.delete(entry.id);
+      this.queue.delete(entry.id);
       this.logger.info({ id: entry.id, recipients: records.map((r) => r.recipient) }, 'entry dropped by a deferred hook');
       return undefined;
     }
@@ -363,7 +410,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     }
     if (finished) {
       await this.spool.remove(entry);
-      this.entries.delete(entry.id);
+      this.queue.delete(entry.id);
     }
   }
 }

@@ -36,6 +36,11 @@ export class BodyWriter extends Writable {
     this.handle!.writev(buffers).then(() => done(), done);
   }
 
+  /** Writes bytes after the body that do not count towards its size (the message file's trailer). */
+  async append(data: Buffer): Promise<void> {
+    await this.handle!.write(data);
+  }
+
   /** Flushes the data to disk; call after the stream has finished. */
   async sync(): Promise<void> {
     await this.handle!.sync();

@@ -1,33 +1,44 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { decodeEntry, encodeEntry } from './entry-codec.js';
 import { DirSync, fsyncDir, spoolError, writeFileSynced } from './durable-fs.js';
 import { BodyWriter } from './body-writer.js';
-import type { EntryDraft, IncomingMessage, QueueEntry, RecoveryReport, Spool } from './types.js';
+import { encodeTrailer, readTrailer } from './message-file.js';
+import { recoverQueue } from './recovery.js';
+import type { EntryDraft, IncomingMessage, QueueEntry, RecoveryOptions, RecoveryReport, Spool } from './types.js';
+
+async function unlinkIfThere(path: string): Promise<void> {
+  await unlink(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
+}
 
 /**
  * The queue directory:
- *   tmp/      files being written; anything here at start is a leftover and is removed
- *   msg/      message bodies, one per accepted message, shared by its entries
- *   entries/  one small JSON file per entry: envelope and delivery state
- *   corrupt/  entries that could not be read, kept for the operator
+ *   tmp/      message files being written; anything here at start was never acknowledged
+ *   msg/      one file per accepted message: its body, then the entries it was queued
+ *             with (see message-file.ts); renamed in from tmp/ when complete
+ *   entries/  `<id>.json`, an entry's state once it changed (attempted, held, ...), and
+ *             `<id>.done`, an entry finished while others of its message are still queued
+ *   corrupt/  files that could not be read, kept for the operator
  *
- * Acceptance writes the body and the entries to tmp/, fsyncs them, renames the entries
- * into entries/ and fsyncs that directory, and renames the body into msg/ last: the
- * body's rename is the commit point. An entry without its body is therefore an
- * acceptance that never completed (no 250 was sent) and recovery removes it.
+ * Acceptance writes the message file to tmp/, fsyncs it, renames it into msg/ and
+ * fsyncs that directory (shared with every acceptance in flight): one file and one
+ * fsync per message. State changes never touch the message file.
  */
 export class DiskSpool implements Spool {
   private readonly tmpDir: string;
   private readonly msgDir: string;
   private readonly entryDir: string;
   private readonly corruptDir: string;
-  /** Live entries per message, so that the body goes with the last one. */
-  private readonly liveEntries = new Map<string, number>();
+  /** Live entries of messages queued with several, so that the message goes with the last one. */
+  private readonly liveSiblings = new Map<string, number>();
+  /** While an earlier run's queue is being read back: the messages this run queued itself. */
+  private ownDuringRecovery?: Set<string>;
   private sequence = 0;
   private readonly entryDirSync: DirSync;
   private readonly msgDirSync: DirSync;
@@ -41,48 +52,37 @@ export class DiskSpool implements Spool {
     this.msgDirSync = new DirSync(this.msgDir);
   }
 
-  async open(): Promise<RecoveryReport> {
+  async open(): Promise<{ removedTemporary: number }> {
     for (const dir of [this.root, this.tmpDir, this.msgDir, this.entryDir, this.corruptDir]) await mkdir(dir, { recursive: true });
     const leftovers = await readdir(this.tmpDir);
     for (const name of leftovers) await rm(join(this.tmpDir, name), { force: true, recursive: true });
+    if (leftovers.length) await fsyncDir(this.tmpDir);
+    return { removedTemporary: leftovers.length };
+  }
 
-    const bodies = new Set(await readdir(this.msgDir));
-    const entries: QueueEntry[] = [];
-    const corrupt: RecoveryReport['corrupt'] = [];
-    let removedIncomplete = 0;
-    for (const name of await readdir(this.entryDir)) {
-      const path = join(this.entryDir, name);
-      if (!name.endsWith('.json')) {
-        corrupt.push({ file: name, error: 'not an entry file' });
-        await rename(path, join(this.corruptDir, name));
-        continue;
-      }
-      let entry: QueueEntry;
-      try {
-        entry = decodeEntry(await readFile(path, 'utf8'));
-        if (`${entry.id}.json` !== name) throw new Error(`file name does not match entry id ${entry.id}`);
-      } catch (err) {
-        corrupt.push({ file: name, error: (err as Error).message });
-        await rename(path, join(this.corruptDir, name));
-        continue;
-      }
-      if (!bodies.has(entry.messageId)) {
-        await unlink(path);
-        removedIncomplete++;
-        continue;
-      }
-      entries.push(entry);
-      this.liveEntries.set(entry.messageId, (this.liveEntries.get(entry.messageId) ?? 0) + 1);
+  async recover(options: RecoveryOptions): Promise<RecoveryReport> {
+    const own = (this.ownDuringRecovery = new Set());
+    try {
+      return await recoverQueue(
+        { msgDir: this.msgDir, entryDir: this.entryDir, corruptDir: this.corruptDir },
+        { isOwn: (id) => own.has(id), setLive: (id, live) => this.liveSiblings.set(id, live) },
+        options,
+      );
+    } finally {
+      this.ownDuringRecovery = undefined;
     }
-    let removedOrphanBodies = 0;
-    for (const body of bodies) {
-      if (!this.liveEntries.has(body)) {
-        await unlink(join(this.msgDir, body));
-        removedOrphanBodies++;
-      }
+  }
+
+  async load(id: string): Promise<QueueEntry> {
+    const messageId = id.slice(0, id.lastIndexOf('.'));
+    try {
+      return decodeEntry(await readFile(join(this.entryDir, `${id}.json`), 'utf8'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    await Promise.all([fsyncDir(this.entryDir), fsyncDir(this.msgDir), fsyncDir(this.corruptDir)]);
-    return { entries, corrupt, removedIncomplete, removedTemporary: leftovers.length, removedOrphanBodies };
+    const entry = (await readTrailer(join(this.msgDir, messageId))).find((e) => e.id === id);
+    if (!entry) throw new Error(`message ${messageId} has no entry ${id}`);
+    return entry;
   }
 
   private newMessageId(): string {
@@ -93,10 +93,12 @@ export class DiskSpool implements Spool {
 
   async receive(): Promise<IncomingMessage> {
     const messageId = this.newMessageId();
-    const bodyTmp = join(this.tmpDir, `${messageId}.body`);
-    const body = new BodyWriter(bodyTmp);
+    this.ownDuringRecovery?.add(messageId);
+    const tmp = join(this.tmpDir, messageId);
+    const final = join(this.msgDir, messageId);
+    const body = new BodyWriter(tmp);
     body.on('error', () => undefined); // surfaced by commit(); an unhandled error would crash the daemon
-    const tmpFiles = [bodyTmp];
+    let renamed = false;
     const cleanup = async () => {
       // Wait for the handle to close so that the unlink comes after the create.
       if (!body.closed) {
@@ -105,7 +107,7 @@ export class DiskSpool implements Spool {
         body.destroy();
         await closed;
       }
-      await Promise.all(tmpFiles.map((f) => unlink(f).catch(() => undefined)));
+      await unlink(renamed ? final : tmp).catch(() => undefined);
     };
     return {
       messageId,
@@ -114,7 +116,6 @@ export class DiskSpool implements Spool {
         try {
           if (!body.writableEnded) body.end();
           await finished(body, { cleanup: false });
-          await body.sync();
           const entries: QueueEntry[] = drafts.map((d, i) => ({
             ...d,
             recipients: d.recipients.map((r) => ({ ...r })),
@@ -122,26 +123,21 @@ export class DiskSpool implements Spool {
             messageId,
             queuedAt: now,
             size: body.size,
+            siblings: drafts.length,
             attempts: 0,
             tempFailures: 0,
             nextAttemptAt: now,
           }));
-          await Promise.all(
-            entries.map((entry) => {
-              const tmp = join(this.tmpDir, `${entry.id}.json`);
-              tmpFiles.push(tmp);
-              return writeFileSynced(tmp, join(this.entryDir, `${entry.id}.json`), encodeEntry(entry));
-            }),
-          );
-          await this.entryDirSync.sync();
-          await rename(bodyTmp, join(this.msgDir, messageId));
+          await body.append(encodeTrailer(body.size, entries));
+          await body.sync();
+          await rename(tmp, final);
+          renamed = true;
           await this.msgDirSync.sync();
           body.destroy();
-          this.liveEntries.set(messageId, entries.length);
+          if (entries.length > 1) this.liveSiblings.set(messageId, entries.length);
           return entries;
         } catch (err) {
-          // Entries already renamed into place have no body: remove them so nothing half-accepted lingers.
-          for (let i = 1; i <= drafts.length; i++) await unlink(join(this.entryDir, `${messageId}.${i}.json`)).catch(() => undefined);
+          // No 250 will be sent: nothing of the message may stay behind to be delivered later.
           await cleanup();
           throw spoolError(err);
         }
@@ -161,21 +157,37 @@ export class DiskSpool implements Spool {
   }
 
   async remove(entry: QueueEntry): Promise<void> {
-    await unlink(join(this.entryDir, `${entry.id}.json`)).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw spoolError(err);
-    });
-    await this.entryDirSync.sync();
-    const left = (this.liveEntries.get(entry.messageId) ?? 1) - 1;
-    if (left > 0) {
-      this.liveEntries.set(entry.messageId, left);
-      return;
+    const { messageId } = entry;
+    // Counted down before any await: siblings finishing at the same moment must not both
+    // think another is still queued (and both leave the message behind).
+    const left = entry.siblings > 1 ? (this.liveSiblings.get(messageId) ?? entry.siblings) - 1 : 0;
+    if (left > 0) this.liveSiblings.set(messageId, left);
+    else this.liveSiblings.delete(messageId);
+    try {
+      if (left > 0) {
+        // Others of the message are still queued: retire this one with a marker, durably.
+        await (await open(join(this.entryDir, `${entry.id}.done`), 'w', 0o640)).close();
+        await this.entryDirSync.sync();
+        await unlinkIfThere(join(this.entryDir, `${entry.id}.json`));
+        return;
+      }
+      await unlinkIfThere(join(this.msgDir, messageId));
+      await this.msgDirSync.sync();
+    } catch (err) {
+      if (entry.siblings > 1) this.liveSiblings.set(messageId, left + 1);
+      throw spoolError(err);
     }
-    this.liveEntries.delete(entry.messageId);
-    await unlink(join(this.msgDir, entry.messageId)).catch(() => undefined);
+    // Without its message file these are orphans, which recovery would remove anyway.
+    for (let i = 1; i <= entry.siblings; i++) {
+      await unlinkIfThere(join(this.entryDir, `${messageId}.${i}.json`)).catch(() => undefined);
+      if (entry.siblings > 1) await unlinkIfThere(join(this.entryDir, `${messageId}.${i}.done`)).catch(() => undefined);
+    }
   }
 
   readBody(entry: QueueEntry): Readable {
-    return createReadStream(join(this.msgDir, entry.messageId));
+    // The body is the file's first `size` bytes; the trailer after it is the spool's own.
+    if (entry.size === 0) return Readable.from([]);
+    return createReadStream(join(this.msgDir, entry.messageId), { start: 0, end: entry.size - 1 });
   }
 
   async close(): Promise<void> {

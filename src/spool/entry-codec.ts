@@ -31,6 +31,7 @@ const entrySchema = z.object({
   bodyType: z.enum(['7bit', '8bitmime']),
   queuedAt: z.number(),
   size: z.number().int().nonnegative(),
+  siblings: z.number().int().positive(),
   attempts: z.number().int().nonnegative(),
   tempFailures: z.number().int().nonnegative(),
   nextAttemptAt: z.number(),
@@ -44,7 +45,12 @@ export function encodeEntry(entry: QueueEntry): string {
 
 /** Parses an entry file; throws with a readable reason when the file is not a valid entry. */
 export function decodeEntry(text: string): QueueEntry {
-  const parsed = entrySchema.safeParse(JSON.parse(text));
+  return parseEntry(JSON.parse(text));
+}
+
+/** Checks an already parsed entry (one of a message file's trailer). */
+export function parseEntry(raw: unknown): QueueEntry {
+  const parsed = entrySchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new Error(`invalid entry: ${issue.path.join('.')}: ${issue.message}`);

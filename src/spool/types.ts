@@ -15,6 +15,8 @@ export interface QueueEntry {
   /** Epoch ms when the message was accepted. */
   readonly queuedAt: number;
   readonly size: number;
+  /** How many entries the message was queued with (this one included). */
+  readonly siblings: number;
   /** Delivery attempts made so far. */
   attempts: number;
   /** Temporary failures so far; what the retry schedule counts. */
@@ -45,20 +47,40 @@ export interface IncomingMessage {
   abort(): Promise<void>;
 }
 
+/** What scheduling needs of an entry: the rest stays on disk until an attempt loads it. */
+export type EntryHead = Pick<QueueEntry, 'id' | 'messageId' | 'domain' | 'queuedAt' | 'nextAttemptAt' | 'attempts' | 'tempFailures' | 'held'>;
+
 export interface RecoveryReport {
-  readonly entries: QueueEntry[];
-  /** Entries moved to `corrupt/` because they could not be read. */
+  /** Live entries found and handed over. */
+  readonly recovered: number;
+  /** Files moved to `corrupt/` because they could not be read. */
   readonly corrupt: { file: string; error: string }[];
-  /** Leftovers of acceptances that never completed, removed. */
-  readonly removedIncomplete: number;
-  readonly removedTemporary: number;
-  readonly removedOrphanBodies: number;
+  /** State files left behind by messages that had already left the queue, removed. */
+  readonly removedOrphans: number;
+}
+
+export interface RecoveryOptions {
+  /** Called with each batch of live entries as they are read. */
+  onBatch(heads: EntryHead[]): void;
+  /** Stops the scan (shutdown while recovering). */
+  signal?: AbortSignal;
 }
 
 /** The queue on disk. Every method that resolves has made its change durable. */
 export interface Spool {
-  /** Creates the layout if needed, cleans up after a crash and returns every live entry. */
-  open(): Promise<RecoveryReport>;
+  /**
+   * Creates the layout if needed and removes leftovers of writes that never completed
+   * (never acknowledged). Quick whatever the queue's size: the spool is usable after it.
+   */
+  open(): Promise<{ removedTemporary: number }>;
+  /**
+   * Reads every entry an earlier run left, in batches, while the spool is already in
+   * use: new messages may be received and entries handed over may be updated or removed
+   * meanwhile.
+   */
+  recover(options: RecoveryOptions): Promise<RecoveryReport>;
+  /** The entry's current state, from disk. */
+  load(id: string): Promise<QueueEntry>;
   receive(): Promise<IncomingMessage>;
   /** Persists an entry's changed state (attempts, next attempt, recipient states); O(entry), never the body. */
   update(entry: QueueEntry): Promise<void>;

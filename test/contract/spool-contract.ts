@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { text } from 'node:stream/consumers';
-import type { EntryDraft, Spool } from '../../src/spool/index.js';
+import type { EntryDraft, EntryHead, Spool } from '../../src/spool/index.js';
 
 const draft = (domain: string, addresses: string[]): EntryDraft => ({
   domain,
@@ -16,6 +16,15 @@ async function accept(spool: Spool, body: string, drafts: EntryDraft[]) {
   const incoming = await spool.receive();
   incoming.body.write(body);
   return incoming.commit(drafts, 1_700_000_000_000);
+}
+
+/** A restart: open, read everything back, and load each live entry whole. */
+async function restart(spool: Spool) {
+  await spool.open();
+  const heads: EntryHead[] = [];
+  const report = await spool.recover({ onBatch: (batch) => heads.push(...batch) });
+  const entries = await Promise.all(heads.map((h) => spool.load(h.id)));
+  return { ...report, heads, entries };
 }
 
 /**
@@ -35,8 +44,10 @@ export function spoolContract(name: string, make: (key: string) => Spool, fresh:
       assert.notEqual(entries[0].id, entries[1].id);
       assert.equal(entries[0].size, 'Subject: hi\r\n\r\nbody\r\n'.length);
       const reopened = make(key);
-      const report = await reopened.open();
+      const report = await restart(reopened);
+      assert.equal(report.recovered, 2);
       assert.deepEqual(report.entries.map((e) => e.id).sort(), entries.map((e) => e.id).sort());
+      assert.deepEqual(report.entries.sort((x, y) => x.id.localeCompare(y.id)), entries, 'read back exactly as queued');
       const b = report.entries.find((e) => e.domain === 'b.test')!;
       assert.equal(await text(reopened.readBody(b)), 'Subject: hi\r\n\r\nbody\r\n');
       assert.deepEqual(b.dsn, { ret: 'HDRS' });
@@ -55,8 +66,9 @@ export function spoolContract(name: string, make: (key: string) => Spool, fresh:
       e.recipients[0].lastReply = { code: 250, enhanced: '2.0.0', text: 'ok' };
       e.recipients[1].state = 'deferred';
       await spool.update(e);
-      const [again] = (await make(key).open()).entries;
+      const [again] = (await restart(make(key))).entries;
       assert.deepEqual(again, e);
+      assert.deepEqual(await spool.load(e.id), e, 'load() sees the update too');
     });
 
     it('removes the body only with the last entry of the message', async () => {
@@ -66,10 +78,11 @@ export function spoolContract(name: string, make: (key: string) => Spool, fresh:
       const [a, b] = await accept(spool, 'shared\r\n', [draft('a.test', ['x@a.test']), draft('b.test', ['y@b.test'])]);
       await spool.remove(a);
       assert.equal(await text(spool.readBody(b)), 'shared\r\n');
+      assert.deepEqual((await restart(make(key))).entries.map((e) => e.id), [b.id], 'a restart in between finds only the other');
       await spool.remove(b);
-      const report = await make(key).open();
+      const report = await restart(make(key));
       assert.equal(report.entries.length, 0);
-      assert.equal(report.removedOrphanBodies, 0, 'nothing was left behind to clean up');
+      assert.equal(report.removedOrphans, 0, 'nothing was left behind to clean up');
     });
 
     it('keeps nothing of an aborted message', async () => {
@@ -79,9 +92,52 @@ export function spoolContract(name: string, make: (key: string) => Spool, fresh:
       const incoming = await spool.receive();
       incoming.body.write('partial');
       await incoming.abort();
-      const report = await make(key).open();
-      assert.equal(report.entries.length, 0);
-      assert.equal(report.removedTemporary, 0);
+      assert.equal((await make(key).open()).removedTemporary, 0);
+      assert.equal((await restart(make(key))).entries.length, 0);
+    });
+
+    it('is usable while recovering: new messages are not read back twice, and removals during the scan hold', async () => {
+      const key = fresh();
+      const first = make(key);
+      await first.open();
+      const old: string[] = [];
+      for (let i = 0; i < 300; i++) old.push(...(await accept(first, `old ${i}\r\n`, [draft('a.test', [`o${i}@a.test`]), draft('b.test', [`p${i}@b.test`])])).map((e) => e.id));
+      const spool = make(key);
+      await spool.open();
+      const seen: EntryHead[] = [];
+      let arriving: Promise<unknown> | undefined;
+      const report = await spool.recover({
+        onBatch: (heads) => {
+          seen.push(...heads);
+          // A message arriving mid-scan.
+          arriving ??= accept(spool, 'new\r\n', [draft('c.test', ['n@c.test'])]);
+        },
+      });
+      await arriving;
+      assert.equal(report.recovered, 600);
+      assert.deepEqual(seen.map((h) => h.id).sort(), [...old].sort(), 'every old entry once, no new one');
+      const removed = await spool.load(seen[0].id);
+      await spool.remove(removed);
+      const again = await restart(make(key));
+      assert.equal(again.entries.length, 600 - 1 + 1);
+      assert.ok(!again.entries.some((e) => e.id === removed.id));
+    });
+
+    it('moves an unreadable message file aside and drops state files of messages already gone', async () => {
+      const key = fresh();
+      const spool = make(key);
+      await spool.open();
+      const [ok] = await accept(spool, 'fine\r\n', [draft('a.test', ['x@a.test'])]);
+      const { writeFileSync, existsSync } = await import('node:fs');
+      const { join } = await import('node:path');
+      writeFileSync(join(key, 'msg', 'BROKEN'), 'no trailer here');
+      writeFileSync(join(key, 'entries', 'GONE.1.json'), '{}');
+      const report = await restart(make(key));
+      assert.deepEqual(report.entries.map((e) => e.id), [ok.id]);
+      assert.deepEqual(report.corrupt.map((c) => c.file), ['BROKEN']);
+      assert.equal(report.removedOrphans, 1);
+      assert.ok(existsSync(join(key, 'corrupt', 'BROKEN')));
+      assert.ok(!existsSync(join(key, 'entries', 'GONE.1.json')));
     });
   });
 }

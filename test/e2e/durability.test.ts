@@ -22,7 +22,7 @@ describe('the queue survives restarts and crashes', () => {
     await sendMail({ port: first.port, from: 'a@client.test', to: ['restart1@good.test', 'restart2@other.test'], body: message('restart') });
     const stopped = await first.stop();
     assert.equal(stopped.code, 0, 'SIGTERM exits 0');
-    assert.equal(readdirSync(join(queue, 'entries')).length, 2);
+    assert.equal(readdirSync(join(queue, 'msg')).length, 1, 'one message file holds the message and both its entries');
     const second = await world.tern({}, queue);
     try {
       const recovered = await second.waitFor((r) => r.msg === 'queue recovered');
@@ -71,25 +71,27 @@ describe('the queue survives restarts and crashes', () => {
     }
   });
 
-  it('moves a corrupt entry aside, removes leftovers, and still starts', async () => {
+  it('moves a corrupt message aside, removes leftovers, and still starts', async () => {
     const queue = tempQueue();
     for (const d of ['entries', 'msg', 'tmp']) mkdirSync(join(queue, d), { recursive: true });
-    writeFileSync(join(queue, 'entries', 'BROKEN1.1.json'), '{"v":1,"id":');
-    writeFileSync(join(queue, 'tmp', 'HALF.body'), 'half-written');
+    writeFileSync(join(queue, 'msg', 'BROKEN1'), 'Subject: cut off before its trailer\r\n');
+    writeFileSync(join(queue, 'tmp', 'HALF'), 'half-written');
+    // The state of an entry whose message already left the queue (a removal cut short).
     writeFileSync(join(queue, 'entries', 'NOBODY.1.json'), JSON.stringify({
       v: 1, id: 'NOBODY.1', messageId: 'NOBODY', domain: 'good.test', sender: 'a@client.test',
-      recipients: [{ address: 'x@good.test', state: 'pending' }], dsn: {}, smtpUtf8: false, bodyType: '7bit',
-      queuedAt: Date.now(), size: 10, attempts: 0, tempFailures: 0, nextAttemptAt: Date.now(),
+      recipients: [{ address: 'x@good.test', state: 'deferred' }], dsn: {}, smtpUtf8: false, bodyType: '7bit',
+      queuedAt: Date.now(), size: 10, siblings: 1, attempts: 1, tempFailures: 1, nextAttemptAt: Date.now(),
     }));
     const tern = await world.tern({}, queue);
     try {
       const err = await tern.waitFor((r) => r.msg === 'corrupt queue entry moved aside');
-      assert.equal(err.file, 'BROKEN1.1.json');
+      assert.equal(err.file, 'BROKEN1');
       const rec = await tern.waitFor((r) => r.msg === 'queue recovered');
-      assert.equal(rec.removed_incomplete, 1, 'an entry without its body was never acknowledged');
-      assert.equal(rec.removed_temporary, 1);
-      assert.ok(existsSync(join(queue, 'corrupt', 'BROKEN1.1.json')));
+      assert.equal(rec.removed_orphans, 1, 'a state file without its message belongs to nothing');
+      assert.equal(rec.removed_temporary, 1, 'a message still in tmp/ was never acknowledged');
+      assert.ok(existsSync(join(queue, 'corrupt', 'BROKEN1')));
       assert.deepEqual(readdirSync(join(queue, 'tmp')), []);
+      assert.deepEqual(readdirSync(join(queue, 'entries')), []);
       const res = await sendMail({ port: tern.port, from: 'a@client.test', to: ['after-corrupt@good.test'], body: message('after') });
       assert.match(res.response, /^250 /);
     } finally {
@@ -101,15 +103,16 @@ describe('the queue survives restarts and crashes', () => {
     const queue = tempQueue();
     const tern = await world.tern({}, queue);
     try {
-      // Replace entries/ with a plain file: the rename into it fails as a full or broken disk would.
-      renameSync(join(queue, 'entries'), join(queue, 'entries.away'));
-      writeFileSync(join(queue, 'entries'), 'not a directory');
+      // Replace msg/ with a plain file: the rename into it fails as a full or broken disk would.
+      renameSync(join(queue, 'msg'), join(queue, 'msg.away'));
+      writeFileSync(join(queue, 'msg'), 'not a directory');
       await assert.rejects(
         sendMail({ port: tern.port, from: 'a@client.test', to: ['nowrite@good.test'], body: message('nowrite') }),
         (err: Error & { response?: string }) => /^451 4\.3\.0 /.test(err.response ?? ''),
       );
       assert.deepEqual(readdirSync(join(queue, 'tmp')), [], 'no temp file left behind');
-      assert.deepEqual(readdirSync(join(queue, 'msg')), [], 'no body left behind');
+      assert.deepEqual(readdirSync(join(queue, 'msg.away')), [], 'no message left behind');
+      assert.deepEqual(readdirSync(join(queue, 'entries')), [], 'no entry state left behind');
     } finally {
       await tern.stop();
     }

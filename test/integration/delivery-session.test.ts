@@ -23,7 +23,7 @@ function entry(domain: string, recipients: string[]): QueueEntry {
   return {
     id: 'TEST.1', messageId: 'TEST', domain, sender: 'a@client.test',
     recipients: recipients.map((address) => ({ address, state: 'pending' as const })),
-    dsn: {}, smtpUtf8: false, bodyType: '7bit', queuedAt: Date.now(), size: 40, attempts: 1, tempFailures: 0, nextAttemptAt: Date.now(),
+    dsn: {}, smtpUtf8: false, bodyType: '7bit', queuedAt: Date.now(), size: 40, siblings: 1, attempts: 1, tempFailures: 0, nextAttemptAt: Date.now(),
   };
 }
 

@@ -88,7 +88,12 @@ describe('Scheduler', () => {
     assert.equal(aborted, 1);
     assert.ok(deliverer.destroyed);
     assert.equal(records.length, 0, 'no TransientFailure for an attempt cut short');
-    const [onDisk] = (await new DiskSpool(spool.root).open()).entries;
+    const restarted = new DiskSpool(spool.root);
+    await restarted.open();
+    const ids: string[] = [];
+    await restarted.recover({ onBatch: (heads) => ids.push(...heads.map((h) => h.id)) });
+    assert.deepEqual(ids, [entry.id]);
+    const onDisk = await restarted.load(entry.id);
     assert.equal(onDisk.id, entry.id);
     assert.equal(onDisk.tempFailures, 0);
     assert.equal(onDisk.recipients[0].state, 'pending');

@@ -1,0 +1,104 @@
+import type { EntryHead, QueueEntry } from '../spool/index.js';
+import { TimerHeap } from './timer-heap.js';
+
+/**
+ * An entry as the scheduler keeps it between attempts: its head only (about 200 bytes,
+ * so that a million queued entries fit in memory), and the whole entry while it is new
+ * and about to be attempted anyway. Attempts and operator actions load the rest.
+ */
+export interface QueueItem extends EntryHead {
+  entry?: QueueEntry;
+}
+
+/** The index's copy of these is authoritative: flushes and gate delays change them in memory only. */
+export function syncItem(item: QueueItem, entry: QueueEntry): void {
+  item.nextAttemptAt = entry.nextAttemptAt;
+  item.attempts = entry.attempts;
+  item.tempFailures = entry.tempFailures;
+  item.held = entry.held;
+}
+
+/** The queue in memory: every entry's head by id, and a min-heap of due times over them. */
+export class QueueIndex {
+  private readonly items = new Map<string, QueueItem>();
+  readonly heap = new TimerHeap();
+  /** One string per destination domain, shared by its items. */
+  private readonly domains = new Map<string, string>();
+  /** Flushes (by domain, '*' for all) made while the queue is still being read back. */
+  private recoveryFlushes?: Map<string, number>;
+
+  get size(): number {
+    return this.items.size;
+  }
+
+  get(id: string): QueueItem | undefined {
+    return this.items.get(id);
+  }
+
+  has(id: string): boolean {
+    return this.items.has(id);
+  }
+
+  delete(id: string): void {
+    this.items.delete(id);
+  }
+
+  values(): IterableIterator<QueueItem> {
+    return this.items.values();
+  }
+
+  /** (Re)schedules an item at its nextAttemptAt; stale heap positions are skipped when popped. */
+  schedule(item: QueueItem): void {
+    this.heap.push(item.nextAttemptAt, item.id);
+  }
+
+  addNew(entry: QueueEntry): void {
+    this.insert({ ...this.headOf(entry), entry });
+  }
+
+  addRecovered(head: EntryHead): void {
+    const item: QueueItem = { ...head, domain: this.intern(head.domain) };
+    const flushedAt = Math.min(this.recoveryFlushes?.get('*') ?? Infinity, this.recoveryFlushes?.get(item.domain) ?? Infinity);
+    if (!item.held && item.nextAttemptAt > flushedAt) item.nextAttemptAt = flushedAt;
+    this.insert(item);
+  }
+
+  /** Between these, a flush also applies to the entries still to be read back. */
+  recoveryStarted(): void {
+    this.recoveryFlushes = new Map();
+  }
+
+  recoveryFinished(): void {
+    this.recoveryFlushes = undefined;
+  }
+
+  /** Makes every waiting item (of one domain, when given) due now, but those `skip` names; returns how many. */
+  flush(now: number, domain: string | undefined, skip: (item: QueueItem) => boolean): number {
+    this.recoveryFlushes?.set(domain ?? '*', now);
+    let flushed = 0;
+    for (const item of this.items.values()) {
+      if (skip(item) || item.held || (domain && item.domain !== domain)) continue;
+      if (item.nextAttemptAt <= now) continue;
+      flushed++;
+      item.nextAttemptAt = now;
+      this.schedule(item);
+    }
+    return flushed;
+  }
+
+  private headOf(e: QueueEntry): EntryHead {
+    return { id: e.id, messageId: e.messageId, domain: this.intern(e.domain), queuedAt: e.queuedAt, nextAttemptAt: e.nextAttemptAt, attempts: e.attempts, tempFailures: e.tempFailures, held: e.held };
+  }
+
+  private intern(domain: string): string {
+    const known = this.domains.get(domain);
+    if (known !== undefined) return known;
+    this.domains.set(domain, domain);
+    return domain;
+  }
+
+  private insert(item: QueueItem): void {
+    this.items.set(item.id, item);
+    this.schedule(item);
+  }
+}

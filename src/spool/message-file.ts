@@ -1,0 +1,63 @@
+import { open } from 'node:fs/promises';
+import { encodeEntry, parseEntry } from './entry-codec.js';
+import type { QueueEntry } from './types.js';
+
+/**
+ * A message file is the body, byte for byte, followed by a trailer: the message's
+ * entries as first queued (JSON), and a fixed-size footer that says where the trailer
+ * starts. One file, one fsync and one rename make an acceptance durable; the body's
+ * bytes never move afterwards (a delivery reads [0, size)).
+ *
+ *   <body> <trailer JSON> "\nTERN1 <offset, 12 hex> <length, 8 hex>\n"
+ */
+const MAGIC = 'TERN1';
+export const FOOTER_LENGTH = 1 + MAGIC.length + 1 + 12 + 1 + 8 + 1;
+/** Most trailers fit in the first read from the end; larger ones need a second. */
+const TAIL_READ = 64 * 1024;
+
+export function encodeTrailer(offset: number, entries: readonly QueueEntry[]): Buffer {
+  const json = Buffer.from(`[${entries.map(encodeEntry).join(',')}]`);
+  const footer = `\n${MAGIC} ${offset.toString(16).padStart(12, '0')} ${json.length.toString(16).padStart(8, '0')}\n`;
+  return Buffer.concat([json, Buffer.from(footer)]);
+}
+
+export class CorruptMessageError extends Error {}
+
+/** Reads the entries a message file was queued with; throws CorruptMessageError when the trailer is unreadable. */
+export async function readTrailer(path: string): Promise<QueueEntry[]> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    if (size < FOOTER_LENGTH) throw new CorruptMessageError('message file too short for its trailer');
+    const tailLength = Math.min(size, TAIL_READ);
+    const tail = Buffer.allocUnsafe(tailLength);
+    await handle.read(tail, 0, tailLength, size - tailLength);
+    const footer = /^\nTERN1 ([0-9a-f]{12}) ([0-9a-f]{8})\n$/.exec(tail.toString('latin1', tailLength - FOOTER_LENGTH));
+    if (!footer) throw new CorruptMessageError('no trailer footer');
+    const offset = parseInt(footer[1], 16);
+    const length = parseInt(footer[2], 16);
+    if (offset + length + FOOTER_LENGTH !== size) throw new CorruptMessageError('trailer footer does not match the file size');
+    let json: Buffer;
+    if (size - offset <= tailLength) {
+      const start = tailLength - (size - offset);
+      json = tail.subarray(start, start + length);
+    } else {
+      json = Buffer.allocUnsafe(length);
+      await handle.read(json, 0, length, offset);
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(json.toString('utf8'));
+    } catch (err) {
+      throw new CorruptMessageError(`trailer is not JSON: ${(err as Error).message}`);
+    }
+    if (!Array.isArray(raw) || raw.length === 0) throw new CorruptMessageError('trailer has no entries');
+    try {
+      return raw.map(parseEntry);
+    } catch (err) {
+      throw new CorruptMessageError((err as Error).message);
+    }
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,20 +1,22 @@
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { closeSync, createReadStream, openSync, readFileSync, readSync, renameSync, unlinkSync } from 'node:fs';
+import { mkdir, readdir, rm, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { decodeEntry, encodeEntry } from './entry-codec.js';
 import { DirSync, fsyncDir, spoolError, writeFileSynced } from './durable-fs.js';
-import { BodyWriter } from './body-writer.js';
+import { BodyWriter, IN_MEMORY_BODY } from './body-writer.js';
 import { encodeTrailer, readTrailer } from './message-file.js';
 import { recoverQueue } from './recovery.js';
 import type { EntryDraft, IncomingMessage, QueueEntry, RecoveryOptions, RecoveryReport, Spool } from './types.js';
 
-async function unlinkIfThere(path: string): Promise<void> {
-  await unlink(path).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err;
-  });
+function unlinkIfThere(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
 }
 
 /**
@@ -76,11 +78,11 @@ export class DiskSpool implements Spool {
   async load(id: string): Promise<QueueEntry> {
     const messageId = id.slice(0, id.lastIndexOf('.'));
     try {
-      return decodeEntry(await readFile(join(this.entryDir, `${id}.json`), 'utf8'));
+      return decodeEntry(readFileSync(join(this.entryDir, `${id}.json`), 'utf8'));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    const entry = (await readTrailer(join(this.msgDir, messageId))).find((e) => e.id === id);
+    const entry = readTrailer(join(this.msgDir, messageId)).find((e) => e.id === id);
     if (!entry) throw new Error(`message ${messageId} has no entry ${id}`);
     return entry;
   }
@@ -107,7 +109,11 @@ export class DiskSpool implements Spool {
         body.destroy();
         await closed;
       }
-      await unlink(renamed ? final : tmp).catch(() => undefined);
+      try {
+        unlinkIfThere(renamed ? final : tmp);
+      } catch {
+        // Nothing more can be done here; a leftover in tmp/ goes at the next start.
+      }
     };
     return {
       messageId,
@@ -128,9 +134,8 @@ export class DiskSpool implements Spool {
             tempFailures: 0,
             nextAttemptAt: now,
           }));
-          await body.append(encodeTrailer(body.size, entries));
-          await body.sync();
-          await rename(tmp, final);
+          await body.seal(encodeTrailer(body.size, entries));
+          renameSync(tmp, final);
           renamed = true;
           await this.msgDirSync.sync();
           body.destroy();
@@ -166,28 +171,59 @@ export class DiskSpool implements Spool {
     try {
       if (left > 0) {
         // Others of the message are still queued: retire this one with a marker, durably.
-        await (await open(join(this.entryDir, `${entry.id}.done`), 'w', 0o640)).close();
+        closeSync(openSync(join(this.entryDir, `${entry.id}.done`), 'w', 0o640));
         await this.entryDirSync.sync();
-        await unlinkIfThere(join(this.entryDir, `${entry.id}.json`));
+        unlinkIfThere(join(this.entryDir, `${entry.id}.json`));
         return;
       }
-      await unlinkIfThere(join(this.msgDir, messageId));
+      // Unlinking a file with data takes a journal handle, which waits out any commit in
+      // progress: in the thread pool that wait does not stall the event loop.
+      await unlink(join(this.msgDir, messageId)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
       await this.msgDirSync.sync();
     } catch (err) {
       if (entry.siblings > 1) this.liveSiblings.set(messageId, left + 1);
       throw spoolError(err);
     }
     // Without its message file these are orphans, which recovery would remove anyway.
-    for (let i = 1; i <= entry.siblings; i++) {
-      await unlinkIfThere(join(this.entryDir, `${messageId}.${i}.json`)).catch(() => undefined);
-      if (entry.siblings > 1) await unlinkIfThere(join(this.entryDir, `${messageId}.${i}.done`)).catch(() => undefined);
+    try {
+      for (let i = 1; i <= entry.siblings; i++) {
+        unlinkIfThere(join(this.entryDir, `${messageId}.${i}.json`));
+        if (entry.siblings > 1) unlinkIfThere(join(this.entryDir, `${messageId}.${i}.done`));
+      }
+    } catch {
+      // Left for recovery, which removes state files whose message is gone.
     }
   }
 
   readBody(entry: QueueEntry): Readable {
     // The body is the file's first `size` bytes; the trailer after it is the spool's own.
-    if (entry.size === 0) return Readable.from([]);
-    return createReadStream(join(this.msgDir, entry.messageId), { start: 0, end: entry.size - 1 });
+    const path = join(this.msgDir, entry.messageId);
+    if (entry.size === 0) return Readable.from([], { objectMode: false });
+    if (entry.size > IN_MEMORY_BODY) return createReadStream(path, { start: 0, end: entry.size - 1 });
+    // A small body in one read, as it was written: no thread-pool round trips.
+    try {
+      const fd = openSync(path, 'r');
+      try {
+        const body = Buffer.allocUnsafe(entry.size);
+        let got = 0;
+        while (got < entry.size) {
+          const n = readSync(fd, body, got, entry.size - got, got);
+          if (n === 0) throw new Error(`message file ${entry.messageId} is shorter than its body`);
+          got += n;
+        }
+        return Readable.from([body], { objectMode: false });
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      return new Readable({
+        read() {
+          this.destroy(err as Error);
+        },
+      });
+    }
   }
 
   async close(): Promise<void> {

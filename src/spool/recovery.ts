@@ -1,4 +1,6 @@
-import { opendir, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { opendir, readdir } from 'node:fs/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { join } from 'node:path';
 import { decodeEntry } from './entry-codec.js';
 import { fsyncDir } from './durable-fs.js';
@@ -18,8 +20,20 @@ export interface RecoveryHost {
   setLive(messageId: string, live: number): void;
 }
 
-/** Messages read at once: enough to keep the thread pool busy, few enough to keep the listener responsive. */
-const BATCH = 128;
+/**
+ * Files are read synchronously (from the page cache that is microseconds, where a
+ * thread-pool trip costs tens of microseconds of CPU) in slices of this many ms, with
+ * the event loop served in between: the listener never waits longer than one slice.
+ */
+const SLICE_MS = 10;
+
+function quietly(action: () => void): void {
+  try {
+    action();
+  } catch {
+    // best effort: what is left is found again at the next start
+  }
+}
 
 const headOf = (e: QueueEntry, messageId: string): EntryHead => ({
   id: e.id,
@@ -44,9 +58,9 @@ export async function recoverQueue(dirs: QueueDirs, host: RecoveryHost, options:
   const corrupt: { file: string; error: string }[] = [];
   let recovered = 0;
   let removedOrphans = 0;
-  const moveAside = async (dir: string, name: string, error: string) => {
+  const moveAside = (dir: string, name: string, error: string) => {
     corrupt.push({ file: name, error });
-    await rename(join(dir, name), join(dirs.corruptDir, name)).catch(() => undefined);
+    quietly(() => renameSync(join(dir, name), join(dirs.corruptDir, name)));
   };
 
   // State files by message, taken before the scan: what is left at the end has no message.
@@ -54,7 +68,7 @@ export async function recoverQueue(dirs: QueueDirs, host: RecoveryHost, options:
   for (const name of await readdir(dirs.entryDir)) {
     const messageId = messageIdOf(name);
     if (!messageId) {
-      await moveAside(dirs.entryDir, name, 'not a state file');
+      moveAside(dirs.entryDir, name, 'not a state file');
       continue;
     }
     const list = stateFiles.get(messageId);
@@ -62,18 +76,18 @@ export async function recoverQueue(dirs: QueueDirs, host: RecoveryHost, options:
     else stateFiles.set(messageId, [name]);
   }
 
-  const readMessage = async (messageId: string): Promise<EntryHead[]> => {
+  const readMessage = (messageId: string): EntryHead[] => {
     if (host.isOwn(messageId)) return [];
     const files = stateFiles.get(messageId) ?? [];
     stateFiles.delete(messageId);
     let entries: QueueEntry[];
     try {
-      entries = await readTrailer(join(dirs.msgDir, messageId));
+      entries = readTrailer(join(dirs.msgDir, messageId));
       if (entries.some((e) => e.messageId !== messageId)) throw new Error('trailer names another message');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      await moveAside(dirs.msgDir, messageId, (err as Error).message);
-      for (const f of files) await moveAside(dirs.entryDir, f, `state of corrupt message ${messageId}`);
+      moveAside(dirs.msgDir, messageId, (err as Error).message);
+      for (const f of files) moveAside(dirs.entryDir, f, `state of corrupt message ${messageId}`);
       return [];
     }
     const names = new Set(files);
@@ -82,20 +96,20 @@ export async function recoverQueue(dirs: QueueDirs, host: RecoveryHost, options:
       if (names.has(`${entry.id}.done`)) continue;
       if (names.has(`${entry.id}.json`)) {
         try {
-          const state = decodeEntry(await readFile(join(dirs.entryDir, `${entry.id}.json`), 'utf8'));
+          const state = decodeEntry(readFileSync(join(dirs.entryDir, `${entry.id}.json`), 'utf8'));
           if (state.id !== entry.id) throw new Error(`file name does not match entry id ${state.id}`);
           entry = state;
         } catch (err) {
           // The entry as queued is still known: deliver it (perhaps twice) rather than lose it.
-          await moveAside(dirs.entryDir, `${entry.id}.json`, (err as Error).message);
+          moveAside(dirs.entryDir, `${entry.id}.json`, (err as Error).message);
         }
       }
       live.push(headOf(entry, messageId));
     }
     if (live.length === 0) {
       // Every entry finished but the message's removal was cut short.
-      await unlink(join(dirs.msgDir, messageId)).catch(() => undefined);
-      for (const f of files) await unlink(join(dirs.entryDir, f)).catch(() => undefined);
+      quietly(() => unlinkSync(join(dirs.msgDir, messageId)));
+      for (const f of files) quietly(() => unlinkSync(join(dirs.entryDir, f)));
       removedOrphans += files.length;
     } else if (entries.length > 1) {
       host.setLive(messageId, live.length);
@@ -104,20 +118,24 @@ export async function recoverQueue(dirs: QueueDirs, host: RecoveryHost, options:
   };
 
   const dir = await opendir(dirs.msgDir, { bufferSize: 1024 });
-  let batch: string[] = [];
-  const flush = async () => {
-    const heads = (await Promise.all(batch.map(readMessage))).flat();
-    batch = [];
+  let heads: EntryHead[] = [];
+  const handOver = () => {
     recovered += heads.length;
     if (heads.length) options.onBatch(heads);
+    heads = [];
   };
   try {
+    let sliceStart = performance.now();
     for await (const dirent of dir) {
       if (options.signal?.aborted) break;
-      batch.push(dirent.name);
-      if (batch.length >= BATCH) await flush();
+      for (const head of readMessage(dirent.name)) heads.push(head);
+      if (performance.now() - sliceStart >= SLICE_MS) {
+        handOver();
+        await nextTurn();
+        sliceStart = performance.now();
+      }
     }
-    if (!options.signal?.aborted) await flush();
+    if (!options.signal?.aborted) handOver();
   } finally {
     // for-await closes the directory when it runs to the end or breaks; a throw needs it too.
     await dir.close().catch(() => undefined);
@@ -126,7 +144,7 @@ export async function recoverQueue(dirs: QueueDirs, host: RecoveryHost, options:
 
   for (const [messageId, files] of stateFiles) {
     if (host.isOwn(messageId)) continue;
-    for (const f of files) await unlink(join(dirs.entryDir, f)).catch(() => undefined);
+    for (const f of files) quietly(() => unlinkSync(join(dirs.entryDir, f)));
     removedOrphans += files.length;
   }
   await Promise.all([fsyncDir(dirs.entryDir), fsyncDir(dirs.msgDir), fsyncDir(dirs.corruptDir)]);

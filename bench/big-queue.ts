@@ -1,12 +1,8 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { encodeEntry } from '../src/spool/entry-codec.js';
-import { encodeTrailer } from '../src/spool/message-file.js';
-import type { QueueEntry } from '../src/spool/index.js';
+import { readFileSync, rmSync } from 'node:fs';
 import type { World } from '../test/helpers/world.js';
 import { tempQueue } from '../test/helpers/tern-process.js';
-import { message } from '../test/helpers/smtp-client.js';
 import { peakRssMb } from './systems.js';
+import { writeQueue } from './queue-writer.js';
 
 const ENTRIES_PER_MESSAGE = 10;
 /** Entries due right away when the daemon starts (the rest wait an hour): what "first delivery" measures. */
@@ -14,42 +10,6 @@ const DUE_NOW = 1000;
 
 function currentRssMb(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-}
-
-/**
- * Writes a queue as a stopped daemon would have left it: `entries` entries, ten per
- * message (one per destination domain, sharing the message file), each already deferred
- * once (so each has a state file too: the costlier case to read back). Written directly,
- * without fsync: this is setup, not what is measured.
- */
-function writeQueue(dir: string, entries: number, now: number): void {
-  for (const d of ['entries', 'msg', 'tmp']) mkdirSync(join(dir, d), { recursive: true });
-  const body = Buffer.from(message('big queue'));
-  for (let m = 0; m * ENTRIES_PER_MESSAGE < entries; m++) {
-    const messageId = `BQ${m.toString(36).toUpperCase().padStart(6, '0')}`;
-    const siblings = Math.min(ENTRIES_PER_MESSAGE, entries - m * ENTRIES_PER_MESSAGE);
-    const queued: QueueEntry[] = [];
-    for (let k = 1; k <= siblings; k++) {
-      const n = m * ENTRIES_PER_MESSAGE + k - 1;
-      const domain = `bq${k - 1}.test`;
-      queued.push({
-        id: `${messageId}.${k}`, messageId, domain, sender: 'bench@client.test',
-        recipients: [{ address: `user${n}@${domain}`, state: 'pending' }],
-        dsn: {}, smtpUtf8: false, bodyType: '7bit', queuedAt: now - 600_000, size: body.length, siblings,
-        attempts: 0, tempFailures: 0, nextAttemptAt: now - 600_000,
-      });
-    }
-    writeFileSync(join(dir, 'msg', messageId), Buffer.concat([body, encodeTrailer(body.length, queued)]));
-    for (const entry of queued) {
-      const n = m * ENTRIES_PER_MESSAGE + Number(entry.id.split('.')[1]) - 1;
-      const deferred: QueueEntry = {
-        ...entry,
-        recipients: [{ ...entry.recipients[0], state: 'deferred', lastReply: { code: 451, enhanced: '4.4.1', text: 'Connection timed out' } }],
-        attempts: 1, tempFailures: 1, nextAttemptAt: n < DUE_NOW ? now - 1000 : now + 3600_000,
-      };
-      writeFileSync(join(dir, 'entries', `${entry.id}.json`), encodeEntry(deferred));
-    }
-  }
 }
 
 /**
@@ -61,7 +21,14 @@ export async function bigQueue(world: World, entries: number): Promise<Record<st
   for (let k = 0; k < ENTRIES_PER_MESSAGE; k++) world.dns.add(`bq${k}.test`, { type: 'MX', preference: 10, exchange: 'mx.other.test' });
   const queue = tempQueue();
   const w0 = process.hrtime.bigint();
-  writeQueue(queue, entries, Date.now());
+  const now = Date.now();
+  writeQueue(queue, {
+    entries,
+    perMessage: ENTRIES_PER_MESSAGE,
+    domain: (k) => `bq${k}.test`,
+    dueAt: (n) => (n < DUE_NOW ? now - 1000 : now + 3600_000),
+    prefix: 'BQ',
+  }, now);
   const writeSeconds = Number(process.hrtime.bigint() - w0) / 1e9;
   const since = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e9;
   try {

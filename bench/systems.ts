@@ -1,6 +1,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { startPostfixInstance } from '../test/helpers/postfix.js';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { World } from '../test/helpers/world.js';
@@ -114,6 +115,23 @@ async function waitForPort(port: number, child: ChildProcess | undefined, what: 
   }
 }
 
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export const HARAKA_VERSION = '3.3.4';
 
 /** Haraka from the npm registry, installed once into a temporary directory and reused. */
@@ -194,10 +212,13 @@ export async function startHaraka(mode: Mode, dnsPort: number, port = 2600): Pro
     port,
     pids: () => processTree(child.pid!),
     stop: async () => {
-      child.kill('SIGTERM');
-      const exited = new Promise((r) => child.once('exit', r));
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-      if (child.exitCode === null) child.kill('SIGKILL');
+      // bin/haraka runs haraka.js as a child: stop the whole tree, or a Haraka with a
+      // disabled queue keeps retrying it every second through the next scenarios.
+      const tree = processTree(child.pid!);
+      for (const pid of tree) signal(pid, 'SIGTERM');
+      const deadline = Date.now() + 5000;
+      while (tree.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      for (const pid of tree.filter(alive)) signal(pid, 'SIGKILL');
       rmSync(join(dir, '..'), { recursive: true, force: true });
     },
   };
@@ -226,41 +247,16 @@ function postfixPids(configDir: string): number[] {
  */
 export async function startPostfix(mode: Mode, sink: SinkAddress, port = 2601): Promise<SystemUnderTest> {
   const dir = mkdtempSync(join(tmpdir(), 'tern-bench-postfix-'));
-  chmodSync(dir, 0o755);
-  const etc = join(dir, 'etc');
-  const id = (flag: string) => Number(execFileSync('id', [flag, 'postfix'], { encoding: 'utf8' }).trim());
-  for (const d of ['etc', 'spool', 'data']) mkdirSync(join(dir, d));
-  chownSync(join(dir, 'data'), id('-u'), id('-g'));
-  writeFileSync(
-    join(etc, 'main.cf'),
-    [
-      'compatibility_level = 3.6',
-      `queue_directory = ${join(dir, 'spool')}`,
-      `data_directory = ${join(dir, 'data')}`,
-      'mail_owner = postfix',
-      'setgid_group = postdrop',
-      'inet_interfaces = 127.0.0.1',
-      'inet_protocols = ipv4',
-      'myhostname = postfix.bench.test',
-      'mydestination =',
-      'mynetworks = 127.0.0.0/8',
-      `relayhost = [${sink.host}]:${sink.port}`,
-      mode === 'ingest' ? 'smtpd_client_restrictions = check_client_access static:HOLD' : '',
-      'smtpd_relay_restrictions = permit_mynetworks, reject',
-      'default_process_limit = 100',
-      'smtp_destination_concurrency_limit = 64',
-      'default_destination_concurrency_limit = 64',
-      'message_size_limit = 52428800',
-      '',
-    ].join('\n'),
-  );
-  copyFileSync('/etc/postfix/master.cf', join(etc, 'master.cf'));
-  const master = readFileSync(join(etc, 'master.cf'), 'utf8')
-    .replace(/^smtp\s+inet\s+.*$/m, `127.0.0.1:${port} inet n - n - - smtpd`)
-    .replace(/^([a-z]+\s+(?:unix|unix-dgram|fifo)\s+[-ny]\s+[-ny]\s+)y\s/gm, '$1n ');
-  writeFileSync(join(etc, 'master.cf'), master);
-  execFileSync('postfix', ['-c', etc, 'start'], { stdio: 'ignore' });
-  await waitForPort(port, undefined, 'Postfix');
+  const etc = await startPostfixInstance(dir, port, [
+    'myhostname = postfix.bench.test',
+    `relayhost = [${sink.host}]:${sink.port}`,
+    mode === 'ingest' ? 'smtpd_client_restrictions = check_client_access static:HOLD' : '',
+    'smtpd_relay_restrictions = permit_mynetworks, reject',
+    'default_process_limit = 100',
+    'smtp_destination_concurrency_limit = 64',
+    'default_destination_concurrency_limit = 64',
+    'message_size_limit = 52428800',
+  ]);
   return {
     name: 'postfix',
     port,

@@ -1,15 +1,15 @@
 import { EventEmitter } from 'node:events';
 import PQueue from 'p-queue';
-import type { Clock, DeliveryOutcome, SmtpReply } from '../core/index.js';
+import type { Clock, DeliveryOutcome } from '../core/index.js';
 import type { HookRunner } from '../hooks/index.js';
 import type { OutboundConfig, Route } from '../config/index.js';
 import { DestinationGate } from './destinations.js';
 import type { Logger, DispositionRecord } from '../log/index.js';
-import { logDisposition } from '../log/index.js';
 import type { EntryHead, QueueEntry, Spool } from '../spool/index.js';
 import { applyOutcome, bounceEntry, expireEntry } from './apply-outcome.js';
 import { RetrySchedule } from './retry-schedule.js';
 import { QueueIndex, syncItem } from './queue-index.js';
+import { AttemptSettler } from './settle.js';
 import type { QueueItem } from './queue-index.js';
 
 /** What the scheduler needs from delivery; daemon.ts hands it the real agent. */
@@ -40,9 +40,6 @@ function gateSettings(config: OutboundConfig, routes?: ReadonlyMap<string, Route
   return [limit, { minMs: config.destination_backoff_min * 1000, maxMs: config.destination_backoff_max * 1000 }];
 }
 
-function replyOf(record: DispositionRecord): SmtpReply {
-  return { code: record.response.code, enhanced: record.response.enhanced_code ?? undefined, text: record.response.content };
-}
 
 // setTimeout's ceiling; a later due time just re-arms when this fires.
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -66,6 +63,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   private stopped = false;
   private aborting = false;
   private readonly gate: DestinationGate;
+  private readonly settler: AttemptSettler;
 
   constructor(
     private config: OutboundConfig,
@@ -74,11 +72,20 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     private readonly logger: Logger,
     private readonly clock: Clock,
     /** Called with each attempt's dispositions before a finished entry is removed (DSNs). */
-    private readonly reporter?: (entry: QueueEntry, records: readonly DispositionRecord[]) => Promise<void>,
+    reporter?: (entry: QueueEntry, records: readonly DispositionRecord[]) => Promise<void>,
     private readonly hooks?: HookRunner,
     routes?: ReadonlyMap<string, Route>,
   ) {
     super();
+    this.settler = new AttemptSettler({
+      spool,
+      logger,
+      clock,
+      hooks,
+      reporter,
+      forget: (id) => this.queue.delete(id),
+      onDisposition: (record, entry) => this.emit('disposition', record, entry),
+    });
     this.schedule = RetrySchedule.fromConfig(config);
     this.gate = new DestinationGate(clock, ...gateSettings(config, routes));
     this.work = new PQueue({ concurrency: config.concurrency_max });
@@ -191,7 +198,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   /** Fails every unsettled recipient now, with a report to the sender as for any bounce. */
   bounce(id: string, text = 'Message bounced by the operator'): Promise<QueueEntry> {
-    return this.exclusive(id, (entry) => this.finish(entry, bounceEntry(entry, this.clock.now(), { code: 550, enhanced: '5.0.0', text }), true));
+    return this.exclusive(id, (entry) => this.settler.finish(entry, bounceEntry(entry, this.clock.now(), { code: 550, enhanced: '5.0.0', text }), true));
   }
 
   /** Runs an operator action with the entry marked busy, so that no attempt starts under it. */
@@ -312,7 +319,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       entry = await this.entryOf(item);
       const now = this.clock.now();
       if (now > entry.queuedAt + this.config.max_queue_lifetime * 1000) {
-        await this.finish(entry, expireEntry(entry, now), true);
+        await this.settler.finish(entry, expireEntry(entry, now), true);
         return;
       }
       const postpone = await this.hooks?.sendEmail(entry);
@@ -334,9 +341,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         schedule: this.schedule,
         lifetime: this.config.max_queue_lifetime,
       });
-      const records = await this.askDeferred(entry, applied.records, applied.finished);
+      const records = await this.settler.askDeferred(entry, applied.records, applied.finished);
       if (!records) return;
-      await this.finish(entry, records, applied.finished);
+      await this.settler.finish(entry, records, applied.finished);
       this.emit('attempt', entry, records, durationMs);
     } catch (err) {
       if (!entry && isGone(err)) {
@@ -363,54 +370,6 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         if (waiting) this.queue.schedule(waiting);
       }
       this.pump();
-    }
-  }
-
-  /**
-   * The deferred hook may change an attempt's delay or drop the entry; returns the records
-   * to log, or undefined when the entry was dropped.
-   */
-  private async askDeferred(entry: QueueEntry, records: DispositionRecord[], finished: boolean): Promise<DispositionRecord[] | undefined> {
-    const deferred = records.find((r) => r.type === 'TransientFailure');
-    if (!this.hooks || finished || !deferred) return records;
-    const now = this.clock.now();
-    const verdict = await this.hooks.deferred(entry, { delay: Math.round((entry.nextAttemptAt - now) / 1000), reply: replyOf(deferred) });
-    if (verdict?.action === 'drop') {
-      await this.spool.remove(entry);
-      this.queue.delete(entry.id);
-      this.logger.info({ id: entry.id, recipients: records.map((r) => r.recipient) }, 'entry dropped by a deferred hook');
-      return undefined;
-    }
-    if (verdict?.action === 'delay') {
-      entry.nextAttemptAt = now + verdict.seconds * 1000;
-      const at = new Date(entry.nextAttemptAt).toISOString();
-      return records.map((r) => (r.type === 'TransientFailure' ? { ...r, next_attempt_at: at } : r));
-    }
-    return records;
-  }
-
-  private async finish(entry: QueueEntry, records: DispositionRecord[], finished: boolean): Promise<void> {
-    // A deferred entry's state reaches the disk before the log says so.
-    if (!finished) await this.spool.update(entry);
-    for (const record of records) {
-      logDisposition(this.logger, record);
-      this.emit('disposition', record, entry);
-    }
-    // Reports read the original's body, so a finished entry leaves the queue only after them.
-    let reportable = records;
-    const bounced = records.filter((r) => r.type === 'Bounce');
-    if (this.hooks && bounced.length > 0) {
-      const verdict = await this.hooks.bounce(entry, { recipients: bounced.map((r) => r.recipient!), reply: replyOf(bounced[0]) });
-      if (verdict?.action === 'suppress') reportable = records.filter((r) => r.type !== 'Bounce');
-    }
-    if (this.reporter) await this.reporter(entry, reportable);
-    const delivered = records.filter((r) => r.type === 'Delivery');
-    if (this.hooks && delivered.length > 0) {
-      await this.hooks.delivered(entry, { recipients: delivered.map((r) => r.recipient!), reply: replyOf(delivered[0]), peer: delivered[0].peer, tls: !!delivered[0].tls });
-    }
-    if (finished) {
-      await this.spool.remove(entry);
-      this.queue.delete(entry.id);
     }
   }
 }

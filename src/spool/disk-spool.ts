@@ -1,5 +1,5 @@
-import { closeSync, createReadStream, openSync, readFileSync, readSync, renameSync, unlinkSync } from 'node:fs';
-import { mkdir, readdir, rm, unlink } from 'node:fs/promises';
+import { closeSync, createReadStream, openSync, readFileSync, readSync } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
@@ -11,12 +11,10 @@ import { encodeTrailer, readTrailer } from './message-file.js';
 import { recoverQueue } from './recovery.js';
 import type { EntryDraft, IncomingMessage, QueueEntry, RecoveryOptions, RecoveryReport, Spool } from './types.js';
 
-function unlinkIfThere(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
+async function unlinkIfThere(path: string): Promise<void> {
+  await unlink(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
 }
 
 /**
@@ -109,11 +107,8 @@ export class DiskSpool implements Spool {
         body.destroy();
         await closed;
       }
-      try {
-        unlinkIfThere(renamed ? final : tmp);
-      } catch {
-        // Nothing more can be done here; a leftover in tmp/ goes at the next start.
-      }
+      // Nothing more can be done on failure; a leftover in tmp/ goes at the next start.
+      await unlinkIfThere(renamed ? final : tmp).catch(() => undefined);
     };
     return {
       messageId,
@@ -135,7 +130,7 @@ export class DiskSpool implements Spool {
             nextAttemptAt: now,
           }));
           await body.seal(encodeTrailer(body.size, entries));
-          renameSync(tmp, final);
+          await rename(tmp, final);
           renamed = true;
           await this.msgDirSync.sync();
           body.destroy();
@@ -171,30 +166,25 @@ export class DiskSpool implements Spool {
     try {
       if (left > 0) {
         // Others of the message are still queued: retire this one with a marker, durably.
-        closeSync(openSync(join(this.entryDir, `${entry.id}.done`), 'w', 0o640));
+        await (await open(join(this.entryDir, `${entry.id}.done`), 'w', 0o640)).close();
         await this.entryDirSync.sync();
-        unlinkIfThere(join(this.entryDir, `${entry.id}.json`));
+        await unlinkIfThere(join(this.entryDir, `${entry.id}.json`));
         return;
       }
-      // Unlinking a file with data takes a journal handle, which waits out any commit in
-      // progress: in the thread pool that wait does not stall the event loop.
-      await unlink(join(this.msgDir, messageId)).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') throw err;
-      });
+      await unlinkIfThere(join(this.msgDir, messageId));
       await this.msgDirSync.sync();
     } catch (err) {
       if (entry.siblings > 1) this.liveSiblings.set(messageId, left + 1);
       throw spoolError(err);
     }
     // Without its message file these are orphans, which recovery would remove anyway.
-    try {
-      for (let i = 1; i <= entry.siblings; i++) {
-        unlinkIfThere(join(this.entryDir, `${messageId}.${i}.json`));
-        if (entry.siblings > 1) unlinkIfThere(join(this.entryDir, `${messageId}.${i}.done`));
-      }
-    } catch {
-      // Left for recovery, which removes state files whose message is gone.
+    const leftovers: Promise<void>[] = [];
+    for (let i = 1; i <= entry.siblings; i++) {
+      leftovers.push(unlinkIfThere(join(this.entryDir, `${messageId}.${i}.json`)));
+      if (entry.siblings > 1) leftovers.push(unlinkIfThere(join(this.entryDir, `${messageId}.${i}.done`)));
     }
+    // What cannot be removed now, recovery removes: state files whose message is gone.
+    await Promise.allSettled(leftovers);
   }
 
   readBody(entry: QueueEntry): Readable {

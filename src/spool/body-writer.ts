@@ -13,8 +13,7 @@ export const IN_MEMORY_BODY = 256 * 1024;
  * Receives a message body on its way to its message file and counts its bytes (the
  * entry's size). Most mail is small: holding it until the end of DATA makes the file one
  * open, one write, one fsync and one close, where streaming costs a thread-pool round
- * trip per chunk (and the trailer one more). Only bodies past IN_MEMORY_BODY stream,
- * through one file handle.
+ * trip per chunk. Only bodies past IN_MEMORY_BODY stream, through one file handle.
  */
 export class BodyWriter extends Writable {
   size = 0;

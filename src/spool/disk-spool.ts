@@ -1,5 +1,5 @@
-import { closeSync, createReadStream, openSync, readFileSync, readSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { closeSync, createReadStream, openSync, readFileSync, readSync, renameSync, unlinkSync } from 'node:fs';
+import { mkdir, readdir, rm, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
@@ -11,10 +11,12 @@ import { encodeTrailer, readTrailer } from './message-file.js';
 import { recoverQueue } from './recovery.js';
 import type { EntryDraft, IncomingMessage, QueueEntry, RecoveryOptions, RecoveryReport, Spool } from './types.js';
 
-async function unlinkIfThere(path: string): Promise<void> {
-  await unlink(path).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err;
-  });
+function unlinkIfThere(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
 }
 
 /**
@@ -107,8 +109,11 @@ export class DiskSpool implements Spool {
         body.destroy();
         await closed;
       }
-      // Nothing more can be done on failure; a leftover in tmp/ goes at the next start.
-      await unlinkIfThere(renamed ? final : tmp).catch(() => undefined);
+      try {
+        unlinkIfThere(renamed ? final : tmp);
+      } catch {
+        // Nothing more can be done here; a leftover in tmp/ goes at the next start.
+      }
     };
     return {
       messageId,
@@ -130,7 +135,7 @@ export class DiskSpool implements Spool {
             nextAttemptAt: now,
           }));
           await body.seal(encodeTrailer(body.size, entries));
-          await rename(tmp, final);
+          renameSync(tmp, final);
           renamed = true;
           await this.msgDirSync.sync();
           body.destroy();
@@ -166,25 +171,30 @@ export class DiskSpool implements Spool {
     try {
       if (left > 0) {
         // Others of the message are still queued: retire this one with a marker, durably.
-        await (await open(join(this.entryDir, `${entry.id}.done`), 'w', 0o640)).close();
+        closeSync(openSync(join(this.entryDir, `${entry.id}.done`), 'w', 0o640));
         await this.entryDirSync.sync();
-        await unlinkIfThere(join(this.entryDir, `${entry.id}.json`));
+        unlinkIfThere(join(this.entryDir, `${entry.id}.json`));
         return;
       }
-      await unlinkIfThere(join(this.msgDir, messageId));
+      // Unlinking a file with data takes a journal handle, which waits out any commit in
+      // progress: in the thread pool that wait does not stall the event loop.
+      await unlink(join(this.msgDir, messageId)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
       await this.msgDirSync.sync();
     } catch (err) {
       if (entry.siblings > 1) this.liveSiblings.set(messageId, left + 1);
       throw spoolError(err);
     }
     // Without its message file these are orphans, which recovery would remove anyway.
-    const leftovers: Promise<void>[] = [];
-    for (let i = 1; i <= entry.siblings; i++) {
-      leftovers.push(unlinkIfThere(join(this.entryDir, `${messageId}.${i}.json`)));
-      if (entry.siblings > 1) leftovers.push(unlinkIfThere(join(this.entryDir, `${messageId}.${i}.done`)));
+    try {
+      for (let i = 1; i <= entry.siblings; i++) {
+        unlinkIfThere(join(this.entryDir, `${messageId}.${i}.json`));
+        if (entry.siblings > 1) unlinkIfThere(join(this.entryDir, `${messageId}.${i}.done`));
+      }
+    } catch {
+      // Left for recovery, which removes state files whose message is gone.
     }
-    // What cannot be removed now, recovery removes: state files whose message is gone.
-    await Promise.allSettled(leftovers);
   }
 
   readBody(entry: QueueEntry): Readable {

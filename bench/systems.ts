@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { World } from '../test/helpers/world.js';
+import { tempQueue } from '../test/helpers/tern-process.js';
 import type { TernProcess } from '../test/helpers/tern-process.js';
 
 /** A mail server being measured: where it listens and which processes are its own. */
@@ -93,8 +94,17 @@ export function peakRssMb(pids: number[]): number {
 }
 
 export async function startTern(world: World, mode: Mode): Promise<SystemUnderTest> {
-  const tern: TernProcess = await world.tern({ outbound: mode === 'ingest' ? 'disabled=true' : 'concurrency_max=64' });
-  return { name: 'tern', port: tern.port, pids: () => [tern.child.pid!], stop: () => tern.stop().then(() => undefined) };
+  const queue = tempQueue();
+  const tern: TernProcess = await world.tern({ outbound: mode === 'ingest' ? 'disabled=true' : 'concurrency_max=64' }, queue);
+  return {
+    name: 'tern',
+    port: tern.port,
+    pids: () => [tern.child.pid!],
+    stop: async () => {
+      await tern.stop();
+      rmSync(queue, { recursive: true, force: true });
+    },
+  };
 }
 
 async function waitForPort(port: number, child: ChildProcess | undefined, what: string, timeoutMs = 30000): Promise<void> {

@@ -1,3 +1,4 @@
+import { entryHead } from '../spool/index.js';
 import type { EntryHead, QueueEntry } from '../spool/index.js';
 import { TimerHeap } from './timer-heap.js';
 
@@ -10,12 +11,15 @@ export interface QueueItem extends EntryHead {
   entry?: QueueEntry;
 }
 
-/** The index's copy of these is authoritative: flushes and gate delays change them in memory only. */
-export function syncItem(item: QueueItem, entry: QueueEntry): void {
-  item.nextAttemptAt = entry.nextAttemptAt;
-  item.attempts = entry.attempts;
-  item.tempFailures = entry.tempFailures;
-  item.held = entry.held;
+/** What changes between attempts: the item's copy is authoritative (flushes and gate delays change it in memory only). */
+type Timing = Pick<EntryHead, 'nextAttemptAt' | 'attempts' | 'tempFailures' | 'held'>;
+
+/** Item → a freshly loaded entry before an attempt, entry → item after it. */
+export function copyTiming(to: Timing, from: Timing): void {
+  to.nextAttemptAt = from.nextAttemptAt;
+  to.attempts = from.attempts;
+  to.tempFailures = from.tempFailures;
+  to.held = from.held;
 }
 
 /** The queue in memory: every entry's head by id, and a min-heap of due times over them. */
@@ -53,7 +57,7 @@ export class QueueIndex {
   }
 
   addNew(entry: QueueEntry): void {
-    this.insert({ ...this.headOf(entry), entry });
+    this.insert({ ...entryHead(entry), domain: this.intern(entry.domain), entry });
   }
 
   addRecovered(head: EntryHead): void {
@@ -84,10 +88,6 @@ export class QueueIndex {
       this.schedule(item);
     }
     return flushed;
-  }
-
-  private headOf(e: QueueEntry): EntryHead {
-    return { id: e.id, messageId: e.messageId, domain: this.intern(e.domain), queuedAt: e.queuedAt, nextAttemptAt: e.nextAttemptAt, attempts: e.attempts, tempFailures: e.tempFailures, held: e.held };
   }
 
   private intern(domain: string): string {

@@ -8,7 +8,7 @@ import type { Logger, DispositionRecord } from '../log/index.js';
 import type { EntryHead, QueueEntry, Spool } from '../spool/index.js';
 import { applyOutcome, bounceEntry, expireEntry } from './apply-outcome.js';
 import { RetrySchedule } from './retry-schedule.js';
-import { QueueIndex, syncItem } from './queue-index.js';
+import { QueueIndex, copyTiming } from './queue-index.js';
 import { AttemptSettler } from './settle.js';
 import type { QueueItem } from './queue-index.js';
 
@@ -119,17 +119,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     this.queue.recoveryFinished();
   }
 
-  has(id: string): boolean {
-    return this.queue.has(id);
-  }
-
   /** The whole entry, with the scheduler's current view of its timing. */
   private async entryOf(item: QueueItem): Promise<QueueEntry> {
     const entry = item.entry ?? (await this.spool.load(item.id));
-    entry.nextAttemptAt = item.nextAttemptAt;
-    entry.attempts = item.attempts;
-    entry.tempFailures = item.tempFailures;
-    entry.held = item.held;
+    copyTiming(entry, item);
     return entry;
   }
 
@@ -214,7 +207,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         throw new QueueAdminError('not_found', `no queue entry ${id}`);
       });
       await action(entry);
-      syncItem(item, entry);
+      copyTiming(item, entry);
       return entry;
     } finally {
       this.inFlight.delete(id);
@@ -360,7 +353,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     } finally {
       this.inFlight.delete(item.id);
       if (this.queue.has(item.id)) {
-        if (entry) syncItem(item, entry);
+        if (entry) copyTiming(item, entry);
         // Between attempts only the head stays in memory.
         item.entry = undefined;
         this.queue.schedule(item);

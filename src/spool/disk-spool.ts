@@ -1,11 +1,11 @@
-import { closeSync, createReadStream, openSync, readFileSync, readSync, renameSync, unlinkSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { mkdir, readdir, rm, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { decodeEntry, encodeEntry } from './entry-codec.js';
-import { DirSync, fsyncDir, spoolError, writeFileSynced } from './durable-fs.js';
+import { DirSync, fsyncDir, readFully, spoolError, writeFileSynced } from './durable-fs.js';
 import { BodyWriter, IN_MEMORY_BODY } from './body-writer.js';
 import { encodeTrailer, readTrailer } from './message-file.js';
 import { recoverQueue } from './recovery.js';
@@ -207,12 +207,7 @@ export class DiskSpool implements Spool {
       const fd = openSync(path, 'r');
       try {
         const body = Buffer.allocUnsafe(entry.size);
-        let got = 0;
-        while (got < entry.size) {
-          const n = readSync(fd, body, got, entry.size - got, got);
-          if (n === 0) throw new Error(`message file ${entry.messageId} is shorter than its body`);
-          got += n;
-        }
+        readFully(fd, body, 0, `message file ${entry.messageId}`);
         return Readable.from([body], { objectMode: false });
       } finally {
         closeSync(fd);

@@ -1,13 +1,14 @@
-import { closeSync, fsync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { ErrorCode, TernError } from '../core/index.js';
 
 /*
- * The spool's file system calls are made synchronously except fsync. On a local file
- * system open, write (to the page cache), close, rename and unlink take microseconds,
- * while each trip through libuv's thread pool costs tens of microseconds of CPU in
- * thread wake-ups (measured: 35-150 us per async open+close against 4 us sync on the
- * bench machine). fsync waits for the disk, so it alone goes to the pool.
+ * The spool's file system calls are made synchronously except fsync (and the unlink of
+ * a delivered message file, see DiskSpool.remove). On a local file system open, write
+ * (to the page cache), read, close and rename take microseconds, while each trip
+ * through libuv's thread pool costs tens of microseconds of CPU in thread wake-ups
+ * (measured: 35-150 us per async open+close against 4 us sync on the bench machine).
+ * fsync waits for the disk, so it goes to the pool.
  */
 const fsyncFd = promisify(fsync);
 
@@ -18,6 +19,15 @@ export async function fsyncDir(dir: string): Promise<void> {
     await fsyncFd(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Fills `buf` from `position` of an open file; `what` names the file when it ends early. */
+export function readFully(fd: number, buf: Buffer, position: number, what: string): void {
+  for (let got = 0; got < buf.length; ) {
+    const n = readSync(fd, buf, got, buf.length - got, position + got);
+    if (n === 0) throw new Error(`${what} ends early`);
+    got += n;
   }
 }
 

@@ -1,4 +1,5 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { readFully } from './durable-fs.js';
 import { encodeEntry, parseEntry } from './entry-codec.js';
 import type { QueueEntry } from './types.js';
 
@@ -21,53 +22,39 @@ export function encodeTrailer(offset: number, entries: readonly QueueEntry[]): B
   return Buffer.concat([json, Buffer.from(footer)]);
 }
 
-export class CorruptMessageError extends Error {}
-
-function readFully(fd: number, buf: Buffer, position: number): void {
-  for (let got = 0; got < buf.length; ) {
-    const n = readSync(fd, buf, got, buf.length - got, position + got);
-    if (n === 0) throw new CorruptMessageError('message file ends early');
-    got += n;
-  }
-}
-
 /**
  * Reads the entries a message file was queued with (synchronously: a few microseconds
- * from the page cache); throws CorruptMessageError when the trailer is unreadable.
+ * from the page cache); throws, saying why, when the trailer is unreadable.
  */
 export function readTrailer(path: string): QueueEntry[] {
   const fd = openSync(path, 'r');
   try {
     const { size } = fstatSync(fd);
-    if (size < FOOTER_LENGTH) throw new CorruptMessageError('message file too short for its trailer');
+    if (size < FOOTER_LENGTH) throw new Error('message file too short for its trailer');
     const tailLength = Math.min(size, TAIL_READ);
     const tail = Buffer.allocUnsafe(tailLength);
-    readFully(fd, tail, size - tailLength);
+    readFully(fd, tail, size - tailLength, 'message file');
     const footer = /^\nTERN1 ([0-9a-f]{12}) ([0-9a-f]{8})\n$/.exec(tail.toString('latin1', tailLength - FOOTER_LENGTH));
-    if (!footer) throw new CorruptMessageError('no trailer footer');
+    if (!footer) throw new Error('no trailer footer');
     const offset = parseInt(footer[1], 16);
     const length = parseInt(footer[2], 16);
-    if (offset + length + FOOTER_LENGTH !== size) throw new CorruptMessageError('trailer footer does not match the file size');
+    if (offset + length + FOOTER_LENGTH !== size) throw new Error('trailer footer does not match the file size');
     let json: Buffer;
     if (size - offset <= tailLength) {
       const start = tailLength - (size - offset);
       json = tail.subarray(start, start + length);
     } else {
       json = Buffer.allocUnsafe(length);
-      readFully(fd, json, offset);
+      readFully(fd, json, offset, 'message file');
     }
     let raw: unknown;
     try {
       raw = JSON.parse(json.toString('utf8'));
     } catch (err) {
-      throw new CorruptMessageError(`trailer is not JSON: ${(err as Error).message}`);
+      throw new Error(`trailer is not JSON: ${(err as Error).message}`);
     }
-    if (!Array.isArray(raw) || raw.length === 0) throw new CorruptMessageError('trailer has no entries');
-    try {
-      return raw.map(parseEntry);
-    } catch (err) {
-      throw new CorruptMessageError((err as Error).message);
-    }
+    if (!Array.isArray(raw) || raw.length === 0) throw new Error('trailer has no entries');
+    return raw.map(parseEntry);
   } finally {
     closeSync(fd);
   }

@@ -3,6 +3,7 @@ import { opendir, readdir } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { join } from 'node:path';
 import { decodeEntry } from './entry-codec.js';
+import { entryHead } from './entry-head.js';
 import { fsyncDir } from './durable-fs.js';
 import { readTrailer } from './message-file.js';
 import type { EntryHead, QueueEntry, RecoveryOptions, RecoveryReport } from './types.js';
@@ -34,17 +35,6 @@ function quietly(action: () => void): void {
     // best effort: what is left is found again at the next start
   }
 }
-
-const headOf = (e: QueueEntry, messageId: string): EntryHead => ({
-  id: e.id,
-  messageId,
-  domain: e.domain,
-  queuedAt: e.queuedAt,
-  nextAttemptAt: e.nextAttemptAt,
-  attempts: e.attempts,
-  tempFailures: e.tempFailures,
-  held: e.held,
-});
 
 const messageIdOf = (name: string) => /^([A-Za-z0-9]+)\.\d+\.(json|done)$/.exec(name)?.[1];
 
@@ -104,7 +94,7 @@ export async function recoverQueue(dirs: QueueDirs, host: RecoveryHost, options:
           moveAside(dirs.entryDir, `${entry.id}.json`, (err as Error).message);
         }
       }
-      live.push(headOf(entry, messageId));
+      live.push(entryHead(entry, messageId));
     }
     if (live.length === 0) {
       // Every entry finished but the message's removal was cut short.
@@ -124,22 +114,18 @@ export async function recoverQueue(dirs: QueueDirs, host: RecoveryHost, options:
     if (heads.length) options.onBatch(heads);
     heads = [];
   };
-  try {
-    let sliceStart = performance.now();
-    for await (const dirent of dir) {
-      if (options.signal?.aborted) break;
-      for (const head of readMessage(dirent.name)) heads.push(head);
-      if (performance.now() - sliceStart >= SLICE_MS) {
-        handOver();
-        await nextTurn();
-        sliceStart = performance.now();
-      }
+  let sliceStart = performance.now();
+  // for-await closes the directory however the loop ends (end, break or throw).
+  for await (const dirent of dir) {
+    if (options.signal?.aborted) break;
+    for (const head of readMessage(dirent.name)) heads.push(head);
+    if (performance.now() - sliceStart >= SLICE_MS) {
+      handOver();
+      await nextTurn();
+      sliceStart = performance.now();
     }
-    if (!options.signal?.aborted) handOver();
-  } finally {
-    // for-await closes the directory when it runs to the end or breaks; a throw needs it too.
-    await dir.close().catch(() => undefined);
   }
+  if (!options.signal?.aborted) handOver();
   if (options.signal?.aborted) return { recovered, corrupt, removedOrphans };
 
   for (const [messageId, files] of stateFiles) {

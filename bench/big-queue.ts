@@ -1,16 +1,12 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import type { World } from '../test/helpers/world.js';
 import { tempQueue } from '../test/helpers/tern-process.js';
-import { peakRssMb } from './systems.js';
+import { peakRssMb, rssMb } from './systems.js';
 import { writeQueue } from './queue-writer.js';
 
 const ENTRIES_PER_MESSAGE = 10;
 /** Entries due right away when the daemon starts (the rest wait an hour): what "first delivery" measures. */
 const DUE_NOW = 1000;
-
-function currentRssMb(pid: number): number {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-}
 
 /**
  * Big queue: a restart with `entries` queued entries. Seconds from spawning the daemon
@@ -47,7 +43,7 @@ export async function bigQueue(world: World, entries: number): Promise<Record<st
       return {
         scenario: 'big queue', entries, written_s: +writeSeconds.toFixed(1),
         listening_s: +listening.toFixed(2), first_delivery_s: +firstDelivery.toFixed(2), recovered_s: +recoveredSeconds.toFixed(2),
-        recovered_entries: recovered.entries, idle_rss_mb: +currentRssMb(pid).toFixed(1), peak_rss_mb: +peakRssMb([pid]).toFixed(1),
+        recovered_entries: recovered.entries, idle_rss_mb: +rssMb([pid]).toFixed(1), peak_rss_mb: +peakRssMb([pid]).toFixed(1),
       };
     } finally {
       await tern.stop();

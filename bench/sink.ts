@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
+import { waitForPort } from '../test/helpers/wait-for-port.js';
 import type { TestMx } from '../test/helpers/mx-server.js';
 
 export const hasPostfixTools = spawnSync('sh', ['-c', 'command -v smtp-source && command -v smtp-sink'], { encoding: 'utf8' }).status === 0;
@@ -23,22 +23,6 @@ async function until(check: () => boolean, timeoutMs: number, what: string): Pro
   }
 }
 
-async function listening(host: string, port: number, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = connect(port, host, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (up) return;
-    if (Date.now() > deadline) throw new Error(`nothing listening on ${host}:${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /**
  * Postfix's smtp-sink: accepts and discards as fast as it can. `-c` prints a running
  * "mesg=N" counter, which is how transactions are counted. It refuses to run as root,
@@ -53,7 +37,7 @@ export async function postfixSink(host: string, port: number): Promise<Sink> {
     const all = [...tail.matchAll(/mesg=(\d+)/g)];
     if (all.length) received = Number(all[all.length - 1][1]);
   });
-  await listening(host, port);
+  await waitForPort(host, port, 'smtp-sink', 5000);
   return {
     name: 'smtp-sink',
     host,

@@ -1,6 +1,6 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { startPostfixInstance } from '../test/helpers/postfix.js';
-import type { ChildProcess } from 'node:child_process';
+import { waitForPort } from '../test/helpers/wait-for-port.js';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,12 +67,13 @@ export function processTree(root: number): number[] {
   return tree;
 }
 
-/** Proportional set size summed over the processes, in MB: shared pages counted once. */
-export function pssMb(pids: number[]): number {
+/** A "<field>: N kB" line of /proc/<pid>/<file>, summed over the processes, in MB; an exited process counts 0. */
+function procMb(pids: number[], file: 'status' | 'smaps_rollup', field: string): number {
+  const line = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm');
   let kb = 0;
   for (const pid of pids) {
     try {
-      kb += Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
+      kb += Number(line.exec(readFileSync(`/proc/${pid}/${file}`, 'utf8'))?.[1] ?? 0);
     } catch {
       // exited
     }
@@ -80,18 +81,12 @@ export function pssMb(pids: number[]): number {
   return kb / 1024;
 }
 
+/** Proportional set size summed over the processes, in MB: shared pages counted once. */
+export const pssMb = (pids: number[]) => procMb(pids, 'smaps_rollup', 'Pss');
 /** Peak resident set (VmHWM) summed over the processes, in MB. */
-export function peakRssMb(pids: number[]): number {
-  let kb = 0;
-  for (const pid of pids) {
-    try {
-      kb += Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-    } catch {
-      // exited
-    }
-  }
-  return kb / 1024;
-}
+export const peakRssMb = (pids: number[]) => procMb(pids, 'status', 'VmHWM');
+/** Resident set now, in MB. */
+export const rssMb = (pids: number[]) => procMb(pids, 'status', 'VmRSS');
 
 export async function startTern(world: World, mode: Mode): Promise<SystemUnderTest> {
   const queue = tempQueue();
@@ -105,24 +100,6 @@ export async function startTern(world: World, mode: Mode): Promise<SystemUnderTe
       rmSync(queue, { recursive: true, force: true });
     },
   };
-}
-
-async function waitForPort(port: number, child: ChildProcess | undefined, what: string, timeoutMs = 30000): Promise<void> {
-  const { connect } = await import('node:net');
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (child && child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode} before listening`);
-    const up = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (up) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not listen on 127.0.0.1:${port}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {
@@ -213,7 +190,7 @@ export async function startHaraka(mode: Mode, dnsPort: number, port = 2600): Pro
   const stderr: string[] = [];
   child.stderr!.setEncoding('utf8').on('data', (d: string) => stderr.push(d));
   try {
-    await waitForPort(port, child, 'Haraka');
+    await waitForPort('127.0.0.1', port, 'Haraka', 30000, () => (child.exitCode !== null ? `exited with ${child.exitCode}` : undefined));
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${stderr.join('').slice(-2000)}`);
   }

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { waitForPort } from './wait-for-port.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeCert } from './certs.js';
@@ -43,19 +43,8 @@ export async function startPostfixInstance(dir: string, port: number, mainCf: re
     .replace(/^([a-z]+\s+(?:unix|unix-dgram|fifo)\s+[-ny]\s+[-ny]\s+)y\s/gm, '$1n ');
   writeFileSync(join(etc, 'master.cf'), master);
   execFileSync('postfix', ['-c', etc, 'start'], { stdio: 'ignore' });
-  const deadline = Date.now() + 15000;
-  for (;;) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (up) return etc;
-    if (Date.now() > deadline) throw new Error('postfix did not start listening');
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await waitForPort('127.0.0.1', port, 'postfix', 15000);
+  return etc;
 }
 
 /**

@@ -84,9 +84,8 @@ function settle(): void {
  * RSS added up would count the shared ones many times.
  */
 function memory(sut: SystemUnderTest): Record<string, number> {
-  const pids = sut.pids();
-  const serving = pids.length === 1 ? pids : pids.slice(-1);
-  return { ...(sut.name === 'postfix' ? {} : { peak_rss_mb: round(peakRssMb(serving)) }), pss_mb: round(pssMb(pids)) };
+  const serving = sut.servingPid();
+  return { ...(serving === undefined ? {} : { peak_rss_mb: round(peakRssMb([serving])) }), pss_mb: round(pssMb(sut.pids())) };
 }
 
 /** Scenario 1: messages/s acknowledged with 250 while delivery is paused; latency from "." to 250. */

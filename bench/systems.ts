@@ -14,6 +14,8 @@ export interface SystemUnderTest {
   readonly port: number;
   /** Its processes now (Postfix has several); for CPU and RSS. */
   pids(): number[];
+  /** The one process that serves SMTP, when there is one (Postfix has none: smtpd, cleanup, qmgr …). */
+  servingPid(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -95,6 +97,7 @@ export async function startTern(world: World, mode: Mode): Promise<SystemUnderTe
     name: 'tern',
     port: tern.port,
     pids: () => [tern.child.pid!],
+    servingPid: () => tern.child.pid,
     stop: async () => {
       await tern.stop();
       rmSync(queue, { recursive: true, force: true });
@@ -198,6 +201,8 @@ export async function startHaraka(mode: Mode, dnsPort: number, port = 2600): Pro
     name: `haraka ${HARAKA_VERSION}`,
     port,
     pids: () => processTree(child.pid!),
+    // bin/haraka runs haraka.js, which serves.
+    servingPid: () => processTree(child.pid!)[1],
     stop: async () => {
       // bin/haraka runs haraka.js as a child: stop the whole tree, or a Haraka with a
       // disabled queue keeps retrying it every second through the next scenarios.
@@ -248,6 +253,7 @@ export async function startPostfix(mode: Mode, sink: SinkAddress, port = 2601): 
     name: 'postfix',
     port,
     pids: () => postfixPids(etc),
+    servingPid: () => undefined,
     stop: async () => {
       spawnSync('postfix', ['-c', etc, 'stop'], { stdio: 'ignore' });
       await new Promise((r) => setTimeout(r, 1000));

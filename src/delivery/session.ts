@@ -88,6 +88,8 @@ export class DeliverySession {
   /** Transactions completed on this connection. */
   deliveries = 0;
   alive = false;
+  /** The last transaction ended with the reply to its data: the server has reset itself. */
+  private clean = false;
 
   /** A fresh connection and one transaction: what a first attempt to a host does. */
   async run(req: SessionRequest): Promise<SessionResult> {
@@ -235,6 +237,7 @@ export class DeliverySession {
     const connection = this.connection;
     if (!connection || !this.alive) return { kind: 'unavailable', reply: { code: 451, enhanced: '4.4.2', text: 'session is closed' }, tls: false };
     this.req = req;
+    this.clean = false;
     this.transcript.beginTransaction();
     const result = await this.operate(true, (settle) => {
       const transcript = this.transcript;
@@ -266,6 +269,7 @@ export class DeliverySession {
             return settle(failed);
           }
           this.deliveries++;
+          this.clean = true;
           settle({ kind: 'done', recipients: this.collect(transcript, req, undefined), tls: this.secure() });
         },
       );
@@ -277,6 +281,11 @@ export class DeliverySession {
   async reset(): Promise<boolean> {
     const connection = this.connection;
     if (!connection || !this.alive) return false;
+    // After the reply to DATA the transaction is over on both sides (RFC 5321 4.1.1.4):
+    // a RSET would cost a round trip per message and tell nothing new. nodemailer's own
+    // pool reuses sessions the same way; a session that died idle fails its next MAIL
+    // before any data is sent, and a fresh session takes over.
+    if (this.clean) return true;
     const result = await this.operate(true, (settle) => connection.reset((err) => settle(err ? { kind: 'unavailable', reply: { code: 451, text: 'RSET failed' }, tls: false } : undefined)));
     if (result) this.destroy();
     return !result;

@@ -1,19 +1,18 @@
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
-import { writeWholeFile } from './durable-fs.js';
 
 /**
- * Bodies up to this size are held in memory while they arrive and written in one go at
- * commit; larger ones stream to their temp file from the point they pass it.
+ * Bodies up to this size are held in memory while they arrive and appended to a segment
+ * at commit; larger ones stream to a message file of their own from the point they pass it.
  */
 export const IN_MEMORY_BODY = 256 * 1024;
 
 /**
- * Receives a message body on its way to its message file and counts its bytes (the
- * entry's size). Most mail is small: holding it until the end of DATA makes the file one
- * open, one write, one fsync and one close, where streaming costs a thread-pool round
- * trip per chunk. Only bodies past IN_MEMORY_BODY stream, through one file handle.
+ * Receives a message body on its way to the queue and counts its bytes (the entry's
+ * size). Most mail is small: held until the end of DATA, it is stored with one write,
+ * where streaming costs a thread-pool round trip per chunk. Only bodies past
+ * IN_MEMORY_BODY stream, through one file handle.
  */
 export class BodyWriter extends Writable {
   size = 0;
@@ -45,18 +44,25 @@ export class BodyWriter extends Writable {
   }
 
   /**
-   * Writes what is still in memory plus `trailer` (which does not count towards the
-   * size) and fsyncs the file. Call once, after the stream has finished.
+   * The body, when it was small enough to be held in memory all along (it is then the
+   * caller's to store); undefined when it streamed to its temp file. Call once, after
+   * the stream has finished.
+   */
+  takeHeld(): Buffer[] | undefined {
+    if (this.handle) return undefined;
+    const held = this.chunks;
+    this.chunks = [];
+    return held;
+  }
+
+  /**
+   * Appends `trailer` (which does not count towards the size) to a body that streamed
+   * to its file, and fsyncs the file. Call once, after the stream has finished.
    */
   async seal(trailer: Buffer): Promise<void> {
-    if (this.handle) {
-      await this.handle.write(trailer);
-      await this.handle.sync();
-      return;
-    }
-    const pieces = [...this.chunks, trailer];
-    this.chunks = [];
-    await writeWholeFile(this.path, pieces, 'wx');
+    if (!this.handle) throw new Error('seal() is for a body that streamed to its file');
+    await this.handle.write(trailer);
+    await this.handle.sync();
   }
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {

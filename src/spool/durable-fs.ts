@@ -1,4 +1,4 @@
-import { closeSync, fsync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fsync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { ErrorCode, TernError } from '../core/index.js';
 
@@ -11,6 +11,7 @@ import { ErrorCode, TernError } from '../core/index.js';
  * fsync waits for the disk, so it goes to the pool.
  */
 const fsyncFd = promisify(fsync);
+const fdatasyncFd = promisify(fdatasync);
 
 /** fsync a directory so that renames and unlinks in it survive a crash. */
 export async function fsyncDir(dir: string): Promise<void> {
@@ -20,6 +21,20 @@ export async function fsyncDir(dir: string): Promise<void> {
   } finally {
     closeSync(fd);
   }
+}
+
+export function unlinkIfThere(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+/** Writes all of `buf` at the file's current position (its end, for a file opened to append). */
+export function writeFully(fd: number, buf: Buffer): void {
+  // writeSync may write less than asked; keep going until all of it is down.
+  for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
 }
 
 /** Fills `buf` from `position` of an open file; `what` names the file when it ends early. */
@@ -36,9 +51,7 @@ export async function writeWholeFile(path: string, pieces: readonly (string | Bu
   const fd = openSync(path, flags, 0o640);
   try {
     for (const piece of pieces) {
-      // writeSync may write less than asked; keep going until all of it is down.
-      const buf = typeof piece === 'string' ? Buffer.from(piece) : piece;
-      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
+      writeFully(fd, typeof piece === 'string' ? Buffer.from(piece) : piece);
     }
     await fsyncFd(fd);
   } finally {
@@ -72,19 +85,27 @@ export function spoolError(err: unknown): TernError {
 }
 
 /**
- * Group commit for a directory: callers that ask while an fsync is running share the next
- * one, so N acceptances in flight cost about two directory fsyncs instead of N. Every
- * caller's rename happened before its request, so the fsync it waits for covers it.
+ * Group commit: callers that ask while a sync is running share the next one, so N
+ * writers in flight cost about two syncs instead of N. Every caller's write happened
+ * before its request, so the sync it waits for (started after the request) covers it.
  */
-export class DirSync {
+export class GroupSync {
   private running?: Promise<void>;
   private next?: Promise<void>;
 
-  constructor(private readonly dir: string) {}
+  /**
+   * With `gather`, a sync starts only after the current turn of the event loop, so that
+   * every write made in that turn (sessions whose data arrived together) shares it.
+   */
+  constructor(
+    private readonly flush: () => Promise<void>,
+    private readonly gather = false,
+  ) {}
 
   sync(): Promise<void> {
     if (!this.running) {
-      this.running = fsyncDir(this.dir).finally(() => (this.running = undefined));
+      const started = this.gather ? new Promise<void>((resolve) => setImmediate(resolve)).then(this.flush) : this.flush();
+      this.running = started.finally(() => (this.running = undefined));
       return this.running;
     }
     this.next ??= this.running
@@ -94,5 +115,19 @@ export class DirSync {
         return this.sync();
       });
     return this.next;
+  }
+}
+
+/** Group commit of a directory's renames, creations and unlinks. */
+export class DirSync extends GroupSync {
+  constructor(dir: string) {
+    super(() => fsyncDir(dir));
+  }
+}
+
+/** Group commit of appends to an open file (fdatasync: its data and its size). */
+export class FileSync extends GroupSync {
+  constructor(fd: number, gather = false) {
+    super(() => fdatasyncFd(fd), gather);
   }
 }

@@ -17,7 +17,11 @@ export const FOOTER_LENGTH = 1 + MAGIC.length + 1 + 12 + 1 + 8 + 1;
 const TAIL_READ = 64 * 1024;
 
 export function encodeTrailer(offset: number, entries: readonly QueueEntry[]): Buffer {
-  const json = Buffer.from(`[${entries.map(encodeEntry).join(',')}]`);
+  return trailerOf(offset, Buffer.from(`[${entries.map(encodeEntry).join(',')}]`));
+}
+
+/** The trailer for entries already encoded as a JSON array (a segment record's). */
+export function trailerOf(offset: number, json: Buffer): Buffer {
   const footer = `\n${MAGIC} ${offset.toString(16).padStart(12, '0')} ${json.length.toString(16).padStart(8, '0')}\n`;
   return Buffer.concat([json, Buffer.from(footer)]);
 }

@@ -6,12 +6,14 @@ import { decodeEntry } from './entry-codec.js';
 import { entryHead } from './entry-head.js';
 import { fsyncDir } from './durable-fs.js';
 import { readTrailer } from './message-file.js';
+import type { SegmentStore } from './segment-store.js';
 import type { EntryHead, QueueEntry, RecoveryOptions, RecoveryReport } from './types.js';
 
 export interface QueueDirs {
   readonly msgDir: string;
   readonly entryDir: string;
   readonly corruptDir: string;
+  readonly segments: SegmentStore;
 }
 
 export interface RecoveryHost {
@@ -39,10 +41,11 @@ function quietly(action: () => void): void {
 const messageIdOf = (name: string) => /^([A-Za-z0-9]+)\.\d+\.(json|done)$/.exec(name)?.[1];
 
 /**
- * Reads back a queue left by an earlier run, one message file at a time (its trailer
- * gives the entries it was queued with; a state file in entries/ overrides one entry, a
- * `.done` marker retires it), and hands the live entries over in batches. Runs while the
- * daemon already accepts mail, so that a queue of a million entries costs no downtime.
+ * Reads back a queue left by an earlier run, one message at a time from its file or its
+ * segment (which give the entries it was queued with; a state file in entries/
+ * overrides one entry, a `.done` marker retires it), and hands the live entries over in
+ * batches. Runs while the daemon already accepts mail, so that a queue of a million
+ * entries costs no downtime.
  */
 export async function recoverQueue(dirs: QueueDirs, host: RecoveryHost, options: RecoveryOptions): Promise<RecoveryReport> {
   const corrupt: { file: string; error: string }[] = [];
@@ -66,20 +69,10 @@ export async function recoverQueue(dirs: QueueDirs, host: RecoveryHost, options:
     else stateFiles.set(messageId, [name]);
   }
 
-  const readMessage = (messageId: string): EntryHead[] => {
-    if (host.isOwn(messageId)) return [];
+  /** The live heads of a message's entries as queued; `gone` when none is left. */
+  const settle = (messageId: string, entries: QueueEntry[]): EntryHead[] => {
     const files = stateFiles.get(messageId) ?? [];
     stateFiles.delete(messageId);
-    let entries: QueueEntry[];
-    try {
-      entries = readTrailer(join(dirs.msgDir, messageId));
-      if (entries.some((e) => e.messageId !== messageId)) throw new Error('trailer names another message');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      moveAside(dirs.msgDir, messageId, (err as Error).message);
-      for (const f of files) moveAside(dirs.entryDir, f, `state of corrupt message ${messageId}`);
-      return [];
-    }
     const names = new Set(files);
     const live: EntryHead[] = [];
     for (let entry of entries) {
@@ -98,12 +91,29 @@ export async function recoverQueue(dirs: QueueDirs, host: RecoveryHost, options:
     }
     if (live.length === 0) {
       // Every entry finished but the message's removal was cut short.
-      quietly(() => unlinkSync(join(dirs.msgDir, messageId)));
       for (const f of files) quietly(() => unlinkSync(join(dirs.entryDir, f)));
       removedOrphans += files.length;
     } else if (entries.length > 1) {
       host.setLive(messageId, live.length);
     }
+    return live;
+  };
+
+  const readMessageFile = (messageId: string): EntryHead[] => {
+    if (host.isOwn(messageId)) return [];
+    let entries: QueueEntry[];
+    try {
+      entries = readTrailer(join(dirs.msgDir, messageId));
+      if (entries.some((e) => e.messageId !== messageId)) throw new Error('trailer names another message');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      moveAside(dirs.msgDir, messageId, (err as Error).message);
+      for (const f of stateFiles.get(messageId) ?? []) moveAside(dirs.entryDir, f, `state of corrupt message ${messageId}`);
+      stateFiles.delete(messageId);
+      return [];
+    }
+    const live = settle(messageId, entries);
+    if (live.length === 0) quietly(() => unlinkSync(join(dirs.msgDir, messageId)));
     return live;
   };
 
@@ -115,16 +125,29 @@ export async function recoverQueue(dirs: QueueDirs, host: RecoveryHost, options:
     heads = [];
   };
   let sliceStart = performance.now();
+  const between = (): Promise<void> | undefined => {
+    if (performance.now() - sliceStart < SLICE_MS) return undefined;
+    handOver();
+    return nextTurn().then(() => {
+      sliceStart = performance.now();
+    });
+  };
   // for-await closes the directory however the loop ends (end, break or throw).
   for await (const dirent of dir) {
     if (options.signal?.aborted) break;
-    for (const head of readMessage(dirent.name)) heads.push(head);
-    if (performance.now() - sliceStart >= SLICE_MS) {
-      handOver();
-      await nextTurn();
-      sliceStart = performance.now();
-    }
+    for (const head of readMessageFile(dirent.name)) heads.push(head);
+    await between();
   }
+  const damage = await dirs.segments.recover({
+    decide: (entries) => {
+      const live = settle(entries[0].messageId, entries);
+      for (const head of live) heads.push(head);
+      return live.length ? 'live' : 'gone';
+    },
+    between,
+    signal: options.signal,
+  });
+  for (const d of damage) corrupt.push(d);
   if (!options.signal?.aborted) handOver();
   if (options.signal?.aborted) return { recovered, corrupt, removedOrphans };
 

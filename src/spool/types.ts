@@ -39,8 +39,8 @@ export interface IncomingMessage {
   readonly body: Writable;
   /**
    * Makes the message durable with the given entries. When this resolves, the body and
-   * every entry are on disk (files and directory entries fsynced): only then may the
-   * client be told 250.
+   * every entry are on disk (fsynced, with the directory entries that lead to them):
+   * only then may the client be told 250.
    */
   commit(drafts: readonly EntryDraft[], now: number): Promise<QueueEntry[]>;
   /** Drops everything written so far; nothing of it survives. */
@@ -66,7 +66,11 @@ export interface RecoveryOptions {
   signal?: AbortSignal;
 }
 
-/** The queue on disk. Every method that resolves has made its change durable. */
+/**
+ * The queue on disk. Every method that resolves has made its change durable, except that
+ * a removal may reach the disk a few milliseconds later: a crash then delivers the
+ * message again, it never loses one.
+ */
 export interface Spool {
   /**
    * Creates the layout if needed and removes leftovers of writes that never completed

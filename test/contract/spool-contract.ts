@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { text } from 'node:stream/consumers';
 import type { EntryDraft, EntryHead, Spool } from '../../src/spool/index.js';
 
-const draft = (domain: string, addresses: string[]): EntryDraft => ({
+export const draft = (domain: string, addresses: string[]): EntryDraft => ({
   domain,
   sender: 'sender@client.test',
   recipients: addresses.map((address) => ({ address, state: 'pending' })),
@@ -12,14 +12,14 @@ const draft = (domain: string, addresses: string[]): EntryDraft => ({
   bodyType: '8bitmime',
 });
 
-async function accept(spool: Spool, body: string, drafts: EntryDraft[]) {
+export async function accept(spool: Spool, body: string, drafts: EntryDraft[]) {
   const incoming = await spool.receive();
   incoming.body.write(body);
   return incoming.commit(drafts, 1_700_000_000_000);
 }
 
 /** A restart: open, read everything back, and load each live entry whole. */
-async function restart(spool: Spool) {
+export async function restart(spool: Spool) {
   await spool.open();
   const heads: EntryHead[] = [];
   const report = await spool.recover({ onBatch: (batch) => heads.push(...batch) });

@@ -22,7 +22,8 @@ describe('the queue survives restarts and crashes', () => {
     await sendMail({ port: first.port, from: 'a@client.test', to: ['restart1@good.test', 'restart2@other.test'], body: message('restart') });
     const stopped = await first.stop();
     assert.equal(stopped.code, 0, 'SIGTERM exits 0');
-    assert.equal(readdirSync(join(queue, 'msg')).length, 1, 'one message file holds the message and both its entries');
+    assert.equal(readdirSync(join(queue, 'seg')).length, 1, 'one segment holds the message and both its entries');
+    assert.deepEqual(readdirSync(join(queue, 'msg')), [], 'a small message has no file of its own');
     const second = await world.tern({}, queue);
     try {
       const recovered = await second.waitFor((r) => r.msg === 'queue recovered');
@@ -31,7 +32,7 @@ describe('the queue survives restarts and crashes', () => {
       await second.waitFor((r) => r.type === 'Delivery' && r.recipient === 'restart2@other.test');
       await new Promise((r) => setTimeout(r, 200));
       assert.deepEqual(readdirSync(join(queue, 'entries')), [], 'delivered entries leave the queue');
-      assert.deepEqual(readdirSync(join(queue, 'msg')), [], 'and so does the body');
+      assert.deepEqual(readdirSync(join(queue, 'seg')), [], 'and so does the segment that held the body');
     } finally {
       await second.stop();
     }
@@ -102,15 +103,19 @@ describe('the queue survives restarts and crashes', () => {
   it('answers 451 4.3.0 when the queue cannot be written, and leaves no partial file', async () => {
     const queue = tempQueue();
     const tern = await world.tern({}, queue);
+    const refused = (err: Error & { response?: string }) => /^451 4\.3\.0 /.test(err.response ?? '');
     try {
-      // Replace msg/ with a plain file: the rename into it fails as a full or broken disk would.
-      renameSync(join(queue, 'msg'), join(queue, 'msg.away'));
-      writeFileSync(join(queue, 'msg'), 'not a directory');
-      await assert.rejects(
-        sendMail({ port: tern.port, from: 'a@client.test', to: ['nowrite@good.test'], body: message('nowrite') }),
-        (err: Error & { response?: string }) => /^451 4\.3\.0 /.test(err.response ?? ''),
-      );
+      // Replace seg/ and msg/ with plain files: creating the segment (small messages) or
+      // the rename of a message file (large ones) fails as a full or broken disk would.
+      for (const dir of ['seg', 'msg']) {
+        renameSync(join(queue, dir), join(queue, `${dir}.away`));
+        writeFileSync(join(queue, dir), 'not a directory');
+      }
+      await assert.rejects(sendMail({ port: tern.port, from: 'a@client.test', to: ['nowrite@good.test'], body: message('nowrite') }), refused);
+      const large = message('nowrite large', `${'x'.repeat(76)}\r\n`.repeat(4000));
+      await assert.rejects(sendMail({ port: tern.port, from: 'a@client.test', to: ['nowrite-large@good.test'], body: large }), refused);
       assert.deepEqual(readdirSync(join(queue, 'tmp')), [], 'no temp file left behind');
+      assert.deepEqual(readdirSync(join(queue, 'seg.away')), [], 'no segment left behind');
       assert.deepEqual(readdirSync(join(queue, 'msg.away')), [], 'no message left behind');
       assert.deepEqual(readdirSync(join(queue, 'entries')), [], 'no entry state left behind');
     } finally {

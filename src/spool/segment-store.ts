@@ -1,0 +1,395 @@
+import { closeSync, ftruncateSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DirSync, FileSync, readFully, unlinkIfThere, writeFully } from './durable-fs.js';
+import { encodeEntry, parseEntry } from './entry-codec.js';
+import { encodeRecord, RECORD_HEADER_LENGTH, scanSegment } from './segment-file.js';
+import type { QueueEntry } from './types.js';
+
+/** A segment is sealed (no more appends) once it passes this size (by default). */
+const SEGMENT_BYTES = 16 * 1024 * 1024;
+/**
+ * A sealed segment whose live messages are at most this share of its records, for at
+ * least RELOCATE_AFTER_MS, has them copied out to message files of their own and goes:
+ * a few long-deferred messages must not keep megabytes of delivered ones on disk.
+ */
+const RELOCATE_SHARE = 0.25;
+const RELOCATE_AFTER_MS = 60_000;
+/**
+ * Done logs are fdatasynced this long after a write at the latest, not before each
+ * removal returns: a crash can then only deliver a message finished in that window
+ * again (as Postfix and Haraka do, whose removals are unlinks never synced), never lose one.
+ */
+const DONE_FLUSH_MS = 50;
+
+class Segment {
+  readonly path: string;
+  readonly donePath: string;
+  readonly live = new Set<string>();
+  records = 0;
+  sealedAt?: number;
+  doneFd?: number;
+  doneSync?: FileSync;
+  doneReady?: Promise<void>;
+  /** While the segment's last live messages are copied out and it is removed. */
+  retiring?: Promise<void>;
+  readonly dataSync: FileSync;
+
+  constructor(
+    readonly no: number,
+    dir: string,
+    readonly fd: number,
+    public size: number,
+  ) {
+    this.path = join(dir, segmentName(no));
+    this.donePath = `${this.path}.done`;
+    this.dataSync = new FileSync(fd, true);
+  }
+}
+
+interface Location {
+  readonly segment: Segment;
+  readonly bodyOffset: number;
+  readonly bodyLength: number;
+  readonly trailerLength: number;
+}
+
+const segmentName = (no: number) => no.toString(16).padStart(8, '0');
+const SEGMENT_FILE = /^([0-9a-f]{8})$/;
+const MOVING_MARKER = /^([0-9a-f]{8})\.moving$/;
+
+/** What recovery decides for a message read back from a segment. */
+export type RecoveredMessage = 'live' | 'gone';
+
+/** Where a segment's damaged bytes went and why. */
+export interface SegmentDamage {
+  readonly file: string;
+  readonly error: string;
+}
+
+/**
+ * The queue's segments (`seg/`): small messages appended to one file at a time, each
+ * append made durable by an fdatasync shared with every append in flight; a message
+ * that leaves the queue is written to the segment's done log (`<segment>.done`), and a
+ * sealed segment goes when its last message does.
+ */
+export class SegmentStore {
+  private readonly dirSync: DirSync;
+  private readonly located = new Map<string, Location>();
+  private readonly segments = new Map<number, Segment>();
+  private active?: Promise<Segment>;
+  private nextNo = 1;
+  /** Segments numbered below this were written by an earlier run: recovery's to read. */
+  private firstOwn = 1;
+  private readonly background = new Set<Promise<void>>();
+  private sweepTimer?: NodeJS.Timeout;
+  private readonly unsyncedDone = new Set<Segment>();
+  private doneFlush?: NodeJS.Timeout;
+
+  readonly dir: string;
+  private readonly corruptDir: string;
+  /** Writes a message file (msg/) durably from a record's body and trailer JSON. */
+  private readonly writeMessageFile: (messageId: string, body: Buffer, trailerJson: Buffer) => Promise<void>;
+  /** Removes a message file written by writeMessageFile (a copy no longer wanted). */
+  private readonly dropMessageFile: (messageId: string) => void;
+  private readonly now: () => number;
+  private readonly segmentBytes: number;
+
+  constructor(options: {
+    dir: string;
+    corruptDir: string;
+    writeMessageFile: (messageId: string, body: Buffer, trailerJson: Buffer) => Promise<void>;
+    dropMessageFile: (messageId: string) => void;
+    now?: () => number;
+    segmentBytes?: number;
+  }) {
+    this.dir = options.dir;
+    this.corruptDir = options.corruptDir;
+    this.writeMessageFile = options.writeMessageFile;
+    this.dropMessageFile = options.dropMessageFile;
+    this.now = options.now ?? Date.now;
+    this.segmentBytes = options.segmentBytes ?? SEGMENT_BYTES;
+    this.dirSync = new DirSync(this.dir);
+  }
+
+  /**
+   * Creates `seg/` and settles a relocation a crash cut short (its copies go; the
+   * segment, with its done log, is still the truth). Reads at most one segment per
+   * interrupted relocation, so it stays quick.
+   */
+  async open(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    let settled = false;
+    for (const name of readdirSync(this.dir)) {
+      const moving = MOVING_MARKER.exec(name);
+      if (moving) {
+        const path = join(this.dir, moving[1]);
+        let data: Buffer | undefined;
+        try {
+          data = readFileSync(path);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
+        for (const record of data ? scanSegment(data).records : []) this.dropMessageFile(record.entries[0].messageId);
+        unlinkIfThere(join(this.dir, name));
+        settled = true;
+        continue;
+      }
+      const seg = SEGMENT_FILE.exec(name);
+      if (seg) this.nextNo = Math.max(this.nextNo, parseInt(seg[1], 16) + 1);
+    }
+    this.firstOwn = this.nextNo;
+    if (settled) await this.dirSync.sync();
+    this.sweepTimer = setInterval(() => void this.sweep(), RELOCATE_AFTER_MS / 4);
+    this.sweepTimer.unref();
+  }
+
+  has(messageId: string): boolean {
+    return this.located.has(messageId);
+  }
+
+  /**
+   * Appends a message and resolves once it is durable. On a failed write the segment is
+   * cut back to where the record began, so that no partial record sits between whole ones.
+   */
+  async append(messageId: string, body: readonly Buffer[], bodyLength: number, entries: readonly QueueEntry[]): Promise<void> {
+    const seg = await this.activeSegment();
+    const pieces = encodeRecord(body, bodyLength, entries, encodeEntry);
+    const record = Buffer.concat(pieces);
+    const start = seg.size;
+    try {
+      writeFully(seg.fd, record);
+    } catch (err) {
+      try {
+        ftruncateSync(seg.fd, start);
+      } catch {
+        this.seal(seg); // cannot cut it back: nothing more goes after the damage
+      }
+      throw err;
+    }
+    seg.size += record.length;
+    seg.records++;
+    try {
+      await seg.dataSync.sync();
+    } catch (err) {
+      // Whether the record reached the disk is unknown: no more appends to this segment,
+      // and the client, told 451, will send the message again.
+      this.seal(seg);
+      throw err;
+    }
+    const trailerLength = pieces[pieces.length - 1].length;
+    this.located.set(messageId, { segment: seg, bodyOffset: start + RECORD_HEADER_LENGTH, bodyLength, trailerLength });
+    seg.live.add(messageId);
+    if (seg.size >= this.segmentBytes) this.seal(seg);
+  }
+
+  private activeSegment(): Promise<Segment> {
+    this.active ??= (async () => {
+      const no = this.nextNo++;
+      const fd = openSync(join(this.dir, segmentName(no)), 'wx+', 0o640);
+      const seg = new Segment(no, this.dir, fd, 0);
+      this.segments.set(no, seg);
+      // Its name must survive a crash before any record in it is acknowledged.
+      await this.dirSync.sync();
+      return seg;
+    })();
+    this.active.catch(() => (this.active = undefined));
+    return this.active;
+  }
+
+  private seal(seg: Segment): void {
+    if (seg.sealedAt !== undefined) return;
+    seg.sealedAt = this.now();
+    if (this.active) void this.active.then((a) => a === seg && (this.active = undefined), () => undefined);
+  }
+
+  readBody(messageId: string): Buffer {
+    const loc = this.located.get(messageId)!;
+    const body = Buffer.allocUnsafe(loc.bodyLength);
+    readFully(loc.segment.fd, body, loc.bodyOffset, `segment ${segmentName(loc.segment.no)}`);
+    return body;
+  }
+
+  private readTrailer(loc: Location): Buffer {
+    const json = Buffer.allocUnsafe(loc.trailerLength);
+    readFully(loc.segment.fd, json, loc.bodyOffset + loc.bodyLength, `segment ${segmentName(loc.segment.no)}`);
+    return json;
+  }
+
+  /** The entries the message was queued with. */
+  entries(messageId: string): QueueEntry[] {
+    const raw = JSON.parse(this.readTrailer(this.located.get(messageId)!).toString('utf8')) as unknown[];
+    return raw.map(parseEntry);
+  }
+
+  /**
+   * Records that the message left the queue (durably within DONE_FLUSH_MS). Resolves
+   * false when the message was meanwhile copied out to a message file of its own: the
+   * caller removes that.
+   */
+  async finish(messageId: string): Promise<boolean> {
+    const loc = this.located.get(messageId);
+    if (!loc) return false;
+    const seg = loc.segment;
+    if (seg.retiring) {
+      await seg.retiring.catch(() => undefined);
+      if (!this.located.has(messageId)) return false;
+    }
+    this.located.delete(messageId);
+    seg.live.delete(messageId);
+    try {
+      await this.markDone(seg, [messageId]);
+    } catch (err) {
+      this.located.set(messageId, loc);
+      seg.live.add(messageId);
+      throw err;
+    }
+    if (seg.live.size === 0 && seg.sealedAt !== undefined && !seg.retiring) this.retire(seg, []);
+    return true;
+  }
+
+  private async markDone(seg: Segment, messageIds: readonly string[]): Promise<void> {
+    seg.doneReady ??= (async () => {
+      seg.doneFd = openSync(seg.donePath, 'a', 0o640);
+      seg.doneSync = new FileSync(seg.doneFd);
+      await this.dirSync.sync();
+    })();
+    seg.doneReady.catch(() => (seg.doneReady = undefined));
+    await seg.doneReady;
+    writeFully(seg.doneFd!, Buffer.from(messageIds.map((id) => `${id}\n`).join('')));
+    this.unsyncedDone.add(seg);
+    this.doneFlush ??= setTimeout(() => void this.flushDone(), DONE_FLUSH_MS).unref();
+  }
+
+  private async flushDone(): Promise<void> {
+    this.doneFlush = undefined;
+    const segs = [...this.unsyncedDone];
+    this.unsyncedDone.clear();
+    // A failed sync leaves only the risk of a second delivery after a crash.
+    await Promise.all(segs.map((seg) => seg.doneSync!.sync().catch(() => undefined)));
+  }
+
+  /**
+   * Sealed segments with few messages left have them copied out; empty ones go. Runs
+   * every RELOCATE_AFTER_MS / 4; resolves when what it started is done.
+   */
+  async sweep(): Promise<void> {
+    const now = this.now();
+    for (const seg of this.segments.values()) {
+      if (seg.sealedAt === undefined || seg.retiring || now - seg.sealedAt < RELOCATE_AFTER_MS) continue;
+      if (seg.live.size === 0 || seg.live.size <= seg.records * RELOCATE_SHARE) this.retire(seg, [...seg.live]);
+    }
+    await Promise.all(this.background);
+  }
+
+  /**
+   * Copies `relocate` out to message files, then removes the segment. A `.moving`
+   * marker, made durable first, tells a restart that copies may exist whose segment is
+   * still the truth (see open()).
+   */
+  private retire(seg: Segment, relocate: readonly string[]): void {
+    const marker = `${seg.path}.moving`;
+    seg.retiring = (async () => {
+      const copied: string[] = [];
+      if (relocate.length) {
+        closeSync(openSync(marker, 'w', 0o640));
+        await this.dirSync.sync();
+        for (const id of relocate) {
+          const loc = this.located.get(id);
+          if (!loc) continue;
+          await this.writeMessageFile(id, this.readBody(id), this.readTrailer(loc));
+          copied.push(id);
+        }
+        // Finished while being copied: the copy must not outlive the segment's done log.
+        for (const id of copied) if (!seg.live.has(id)) this.dropMessageFile(id);
+      }
+      unlinkIfThere(seg.path);
+      unlinkIfThere(seg.donePath);
+      await this.dirSync.sync();
+      for (const id of seg.live) this.located.delete(id);
+      seg.live.clear();
+      this.segments.delete(seg.no);
+      this.unsyncedDone.delete(seg);
+      closeSync(seg.fd);
+      if (seg.doneFd !== undefined) closeSync(seg.doneFd);
+      if (relocate.length) unlinkIfThere(marker);
+    })();
+    const task = seg.retiring.catch(() => {
+      // Left as it is; the next sweep or start tries again.
+      seg.retiring = undefined;
+    });
+    this.background.add(task);
+    void task.finally(() => this.background.delete(task));
+  }
+
+  /**
+   * Reads back the segments an earlier run left, oldest first. `decide` says what each
+   * message not in a done log is: live (kept, located) or gone (every entry finished:
+   * put in the done log). Segments left with nothing live go.
+   */
+  async recover(options: {
+    decide: (entries: QueueEntry[]) => RecoveredMessage;
+    /** Called after each message: where the caller lets the event loop run. */
+    between: () => Promise<void> | undefined;
+    signal?: AbortSignal;
+  }): Promise<SegmentDamage[]> {
+    const { decide, between, signal } = options;
+    const damage: SegmentDamage[] = [];
+    const names = readdirSync(this.dir)
+      .filter((n) => SEGMENT_FILE.test(n) && parseInt(n, 16) < this.firstOwn)
+      .sort();
+    for (const name of names) {
+      if (signal?.aborted) break;
+      const no = parseInt(name, 16);
+      const path = join(this.dir, name);
+      const data = readFileSync(path);
+      const done = new Set(readDoneLog(`${path}.done`));
+      const scan = scanSegment(data);
+      for (const d of scan.damaged) {
+        const file = `${name}@${d.offset}`;
+        writeFileSync(join(this.corruptDir, file), data.subarray(d.offset, d.offset + d.length), { mode: 0o640 });
+        damage.push({ file, error: d.error });
+      }
+      const seg = new Segment(no, this.dir, openSync(path, 'r'), data.length);
+      seg.records = scan.records.length;
+      this.segments.set(no, seg);
+      const gone: string[] = [];
+      for (const record of scan.records) {
+        const messageId = record.entries[0].messageId;
+        if (done.has(messageId)) continue;
+        const verdict = decide(record.entries);
+        if (verdict === 'gone') gone.push(messageId);
+        if (verdict === 'live') {
+          const { bodyOffset, bodyLength, trailerLength } = record;
+          this.located.set(messageId, { segment: seg, bodyOffset, bodyLength, trailerLength });
+          seg.live.add(messageId);
+        }
+        const pause = between();
+        if (pause) await pause;
+        if (signal?.aborted) return damage;
+      }
+      // Sealed only now: until the whole segment was read, an empty live set meant nothing.
+      seg.sealedAt = this.now();
+      if (gone.length && seg.live.size) await this.markDone(seg, gone);
+      if (seg.live.size === 0) this.retire(seg, []);
+    }
+    return damage;
+  }
+
+  /** Waits for removals and relocations in progress; no more start. */
+  async close(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await Promise.all(this.background);
+    clearTimeout(this.doneFlush);
+    await this.flushDone();
+  }
+}
+
+function readDoneLog(path: string): string[] {
+  try {
+    return readFileSync(path, 'latin1').split('\n').filter(Boolean);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}

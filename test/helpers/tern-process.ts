@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
+import type { Interface } from 'node:readline';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../../..');
 
@@ -36,6 +37,7 @@ export class TernProcess {
   /** The admin API's base URL, when it listens. */
   api = '';
   private waiters: { pred: (r: LogRecord) => boolean; resolve: (r: LogRecord) => void }[] = [];
+  private lines?: Interface;
   exited!: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(
@@ -52,7 +54,8 @@ export class TernProcess {
       if (code !== 0 && signal === null) process.stderr.write(`tern exited with ${code}:\n${this.stderr.join('\n')}\n`);
       return { code: code as number | null, signal: signal as NodeJS.Signals | null };
     });
-    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+    this.lines = createInterface({ input: this.child.stdout! });
+    this.lines.on('line', (line) => {
       let rec: LogRecord;
       try {
         rec = JSON.parse(line) as LogRecord;
@@ -73,6 +76,15 @@ export class TernProcess {
     const admin = listening.admin as { host: string; port: number } | null;
     if (admin) this.api = `http://${admin.host}:${admin.port}`;
     return this;
+  }
+
+  /**
+   * From now on log lines are read and dropped, not parsed: a benchmark's harness shares
+   * the CPU with the daemon and must not spend it per message on the daemon's behalf.
+   */
+  discardLogs(): void {
+    this.lines?.close();
+    this.child.stdout!.on('data', () => undefined).resume();
   }
 
   /** Resolves with the first record (already logged or still to come) that matches. */

@@ -56,17 +56,47 @@ function logfmtDestination(target: NodeJS.WritableStream): DestinationStream {
   }) as unknown as DestinationStream;
 }
 
+/** JSON lines are written at the latest this long after they are logged. */
+const LOG_FLUSH_MS = 20;
+
+/**
+ * stdout for JSON lines, written in batches: under load a write per record (two or more
+ * per message) costs a thread-pool round trip each, more CPU than making the record.
+ * Lines wait until 8 KiB are ready or LOG_FLUSH_MS has passed; pino writes what is
+ * left when the process exits.
+ */
+function batchedStdout(): { dest: DestinationStream; logged: () => void } {
+  const dest = destination({ dest: 1, sync: false, minLength: 8 * 1024 });
+  let timer: NodeJS.Timeout | undefined;
+  // A flush while a write is still in flight does nothing (sonic-boom), so every burst of
+  // records ends with one more flush after the last: nothing is left waiting.
+  let trailing = false;
+  const fire = () => {
+    dest.flush();
+    timer = trailing ? setTimeout(fire, LOG_FLUSH_MS).unref() : undefined;
+    trailing = false;
+  };
+  return {
+    dest,
+    logged: () => {
+      trailing = true;
+      timer ??= setTimeout(fire, LOG_FLUSH_MS).unref();
+    },
+  };
+}
+
 /**
  * The daemon's logger: one structured record per event on stdout; JSON lines by default,
  * logfmt on request (config/log.ini), pretty and coloured when stdout is a terminal.
  */
 export function createLogger(options: LogOptions = {}): Logger {
   let dest = options.destination;
+  let logged: (() => void) | undefined;
   if (!dest) {
     const format = options.format ?? 'json';
     if (format === 'logfmt') dest = logfmtDestination(process.stdout);
     else if (format === 'default' || (options.prettyOnTty !== false && process.stdout.isTTY)) dest = PinoPretty({ colorize: !!process.stdout.isTTY, destination: 1 });
-    else dest = destination({ dest: 1, sync: false });
+    else ({ dest, logged } = batchedStdout());
   }
   return pino(
     {
@@ -80,6 +110,7 @@ export function createLogger(options: LogOptions = {}): Logger {
           if (options.onDisposition && first && typeof first === 'object' && DISPOSITIONS.has((first as { type?: string }).type ?? '')) {
             options.onDisposition(first as Record<string, unknown>);
           }
+          logged?.();
           return method.apply(this, args);
         },
       },

@@ -77,7 +77,9 @@ export class SegmentStore {
   private readonly dirSync: DirSync;
   private readonly located = new Map<string, Location>();
   private readonly segments = new Map<number, Segment>();
-  private active?: Promise<Segment>;
+  /** The segment appends go to, and the one being created when there is none. */
+  private current?: Segment;
+  private opening?: Promise<Segment>;
   private nextNo = 1;
   /** Segments numbered below this were written by an earlier run: recovery's to read. */
   private firstOwn = 1;
@@ -153,7 +155,8 @@ export class SegmentStore {
    * cut back to where the record began, so that no partial record sits between whole ones.
    */
   async append(messageId: string, body: readonly Buffer[], bodyLength: number, entries: readonly QueueEntry[]): Promise<void> {
-    const seg = await this.activeSegment();
+    const active = this.activeSegment();
+    const seg = active instanceof Promise ? await active : active;
     const pieces = encodeRecord(body, bodyLength, entries, encodeEntry);
     const record = Buffer.concat(pieces);
     const start = seg.size;
@@ -173,7 +176,9 @@ export class SegmentStore {
       await seg.dataSync.sync();
     } catch (err) {
       // Whether the record reached the disk is unknown: no more appends to this segment,
-      // and the client, told 451, will send the message again.
+      // and the client, told 451, will send the message again; the done log says so to
+      // a restart that finds the record after all.
+      await this.markDone(seg, [messageId]).catch(() => undefined);
       this.seal(seg);
       throw err;
     }
@@ -183,24 +188,36 @@ export class SegmentStore {
     if (seg.size >= this.segmentBytes) this.seal(seg);
   }
 
-  private activeSegment(): Promise<Segment> {
-    this.active ??= (async () => {
-      const no = this.nextNo++;
-      const fd = openSync(join(this.dir, segmentName(no)), 'wx+', 0o640);
-      const seg = new Segment(no, this.dir, fd, 0);
-      this.segments.set(no, seg);
-      // Its name must survive a crash before any record in it is acknowledged.
-      await this.dirSync.sync();
-      return seg;
-    })();
-    this.active.catch(() => (this.active = undefined));
-    return this.active;
+  private activeSegment(): Segment | Promise<Segment> {
+    if (this.current) return this.current;
+    this.opening ??= this.openSegment().finally(() => (this.opening = undefined));
+    return this.opening;
   }
 
+  private async openSegment(): Promise<Segment> {
+    const no = this.nextNo++;
+    const path = join(this.dir, segmentName(no));
+    const fd = openSync(path, 'wx+', 0o640);
+    try {
+      // Its name must survive a crash before any record in it is acknowledged.
+      await this.dirSync.sync();
+    } catch (err) {
+      closeSync(fd);
+      unlinkIfThere(path);
+      throw err;
+    }
+    const seg = new Segment(no, this.dir, fd, 0);
+    this.segments.set(no, seg);
+    this.current = seg;
+    return seg;
+  }
+
+  /** No more appends to `seg`; the next one opens a new segment. */
   private seal(seg: Segment): void {
     if (seg.sealedAt !== undefined) return;
     seg.sealedAt = this.now();
-    if (this.active) void this.active.then((a) => a === seg && (this.active = undefined), () => undefined);
+    if (this.current === seg) this.current = undefined;
+    if (seg.live.size === 0 && !seg.retiring) this.retire(seg, []);
   }
 
   readBody(messageId: string): Buffer {
@@ -335,9 +352,13 @@ export class SegmentStore {
   }): Promise<SegmentDamage[]> {
     const { decide, between, signal } = options;
     const damage: SegmentDamage[] = [];
-    const names = readdirSync(this.dir)
-      .filter((n) => SEGMENT_FILE.test(n) && parseInt(n, 16) < this.firstOwn)
-      .sort();
+    const all = readdirSync(this.dir);
+    const names = all.filter((n) => SEGMENT_FILE.test(n) && parseInt(n, 16) < this.firstOwn).sort();
+    // A done log whose segment went (its removal was cut short) belongs to nothing.
+    for (const n of all) {
+      const seg = n.slice(0, -'.done'.length);
+      if (n.endsWith('.done') && SEGMENT_FILE.test(seg) && parseInt(seg, 16) < this.firstOwn && !names.includes(seg)) unlinkIfThere(join(this.dir, n));
+    }
     for (const name of names) {
       if (signal?.aborted) break;
       const no = parseInt(name, 16);

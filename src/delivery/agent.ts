@@ -30,7 +30,7 @@ interface DeliveryTarget {
 export interface AgentDeps {
   /** The current resolver (a config reload may replace it). */
   readonly resolver: () => DnsResolver;
-  readonly readBody: (entry: QueueEntry) => Readable;
+  readonly readBody: (entry: QueueEntry) => Readable | Buffer;
   readonly logger: Logger;
   /** Plugin hooks (get_mx). */
   readonly hooks?: HookRunner;

@@ -245,26 +245,23 @@ export class DiskSpool implements Spool {
   }
 
   readBody(entry: QueueEntry): Readable {
-    if (entry.size === 0) return Readable.from([], { objectMode: false });
+    const body = this.body(entry);
+    return Buffer.isBuffer(body) ? Readable.from([body], { objectMode: false }) : body;
+  }
+
+  body(entry: QueueEntry): Readable | Buffer {
+    if (entry.size === 0) return Buffer.alloc(0);
     try {
-      if (this.segments.has(entry.messageId)) return Readable.from([this.segments.readBody(entry.messageId)], { objectMode: false });
-    } catch (err) {
-      return new Readable({
-        read() {
-          this.destroy(err as Error);
-        },
-      });
-    }
-    // The body is the file's first `size` bytes; the trailer after it is the spool's own.
-    const path = join(this.msgDir, entry.messageId);
-    if (entry.size > IN_MEMORY_BODY) return createReadStream(path, { start: 0, end: entry.size - 1 });
-    // A small body in one read, as it was written: no thread-pool round trips.
-    try {
+      if (this.segments.has(entry.messageId)) return this.segments.readBody(entry.messageId);
+      // The body is the file's first `size` bytes; the trailer after it is the spool's own.
+      const path = join(this.msgDir, entry.messageId);
+      if (entry.size > IN_MEMORY_BODY) return createReadStream(path, { start: 0, end: entry.size - 1 });
+      // A small body in one read, as it was written: no thread-pool round trips.
       const fd = openSync(path, 'r');
       try {
         const body = Buffer.allocUnsafe(entry.size);
         readFully(fd, body, 0, `message file ${entry.messageId}`);
-        return Readable.from([body], { objectMode: false });
+        return body;
       } finally {
         closeSync(fd);
       }

@@ -91,5 +91,7 @@ export interface Spool {
   /** Removes a finished entry; the body goes when the message's last entry does. */
   remove(entry: QueueEntry): Promise<void>;
   readBody(entry: QueueEntry): Readable;
+  /** The body for sending: a small one whole (one read), a larger one as a stream. */
+  body(entry: QueueEntry): Readable | Buffer;
   close(): Promise<void>;
 }

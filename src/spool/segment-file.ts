@@ -38,13 +38,13 @@ export interface SegmentRecord {
   readonly entries: QueueEntry[];
 }
 
-export interface SegmentScan {
-  readonly records: SegmentRecord[];
-  /** Byte ranges that held no valid record but were followed by valid ones: damage. */
-  readonly damaged: { offset: number; length: number; error: string }[];
+/** What reading a segment finds, in file order. */
+export type SegmentItem =
+  | { readonly kind: 'record'; readonly record: SegmentRecord }
+  /** Bytes that held no valid record but were followed by valid ones: damage. */
+  | { readonly kind: 'damaged'; readonly offset: number; readonly length: number; readonly error: string }
   /** Bytes at the end that hold no complete record: a write a crash cut short. */
-  readonly tornTail: number;
-}
+  | { readonly kind: 'torn'; readonly length: number };
 
 function readRecord(data: Buffer, at: number): { record: SegmentRecord; end: number } | string {
   if (data.length - at < RECORD_HEADER_LENGTH) return 'header cut short';
@@ -74,26 +74,28 @@ function readRecord(data: Buffer, at: number): { record: SegmentRecord; end: num
 }
 
 /**
- * Reads every valid record of a segment. Past a bad spot it looks for the next record
- * header, so that one damaged record does not cost the ones after it; bad bytes with no
- * valid record after them are the torn tail of the last run.
+ * Reads a segment's records one at a time (each is checked and parsed only when its
+ * turn comes, so that the caller can let the event loop run in between). Past a bad
+ * spot it looks for the next record header, so that one damaged record does not cost
+ * the ones after it; bad bytes with no valid record after them are the torn tail of the
+ * last run.
  */
-export function scanSegment(data: Buffer): SegmentScan {
-  const records: SegmentRecord[] = [];
-  const damaged: SegmentScan['damaged'] = [];
+export function* readSegment(data: Buffer): Generator<SegmentItem> {
   let at = 0;
   while (at < data.length) {
     const read = readRecord(data, at);
     if (typeof read !== 'string') {
-      records.push(read.record);
+      yield { kind: 'record', record: read.record };
       at = read.end;
       continue;
     }
     let next = data.indexOf(MAGIC, at + 1);
     while (next !== -1 && typeof readRecord(data, next) === 'string') next = data.indexOf(MAGIC, next + 1);
-    if (next === -1) return { records, damaged, tornTail: data.length - at };
-    damaged.push({ offset: at, length: next - at, error: read });
+    if (next === -1) {
+      yield { kind: 'torn', length: data.length - at };
+      return;
+    }
+    yield { kind: 'damaged', offset: at, length: next - at, error: read };
     at = next;
   }
-  return { records, damaged, tornTail: 0 };
 }

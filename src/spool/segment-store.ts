@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DirSync, FileSync, readFully, unlinkIfThere, writeFully } from './durable-fs.js';
 import { encodeEntry, parseEntry } from './entry-codec.js';
-import { encodeRecord, RECORD_HEADER_LENGTH, scanSegment } from './segment-file.js';
+import { encodeRecord, RECORD_HEADER_LENGTH, readSegment } from './segment-file.js';
 import type { QueueEntry } from './types.js';
 
 /** A segment is sealed (no more appends) once it passes this size (by default). */
@@ -132,7 +132,7 @@ export class SegmentStore {
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
         }
-        for (const record of data ? scanSegment(data).records : []) this.dropMessageFile(record.entries[0].messageId);
+        for (const item of data ? readSegment(data) : []) if (item.kind === 'record') this.dropMessageFile(item.record.entries[0].messageId);
         unlinkIfThere(join(this.dir, name));
         settled = true;
         continue;
@@ -365,17 +365,18 @@ export class SegmentStore {
       const path = join(this.dir, name);
       const data = readFileSync(path);
       const done = new Set(readDoneLog(`${path}.done`));
-      const scan = scanSegment(data);
-      for (const d of scan.damaged) {
-        const file = `${name}@${d.offset}`;
-        writeFileSync(join(this.corruptDir, file), data.subarray(d.offset, d.offset + d.length), { mode: 0o640 });
-        damage.push({ file, error: d.error });
-      }
       const seg = new Segment(no, this.dir, openSync(path, 'r'), data.length);
-      seg.records = scan.records.length;
       this.segments.set(no, seg);
       const gone: string[] = [];
-      for (const record of scan.records) {
+      for (const item of readSegment(data)) {
+        if (item.kind === 'damaged') {
+          const file = `${name}@${item.offset}`;
+          writeFileSync(join(this.corruptDir, file), data.subarray(item.offset, item.offset + item.length), { mode: 0o640 });
+          damage.push({ file, error: item.error });
+        }
+        if (item.kind !== 'record') continue;
+        const { record } = item;
+        seg.records++;
         const messageId = record.entries[0].messageId;
         if (done.has(messageId)) continue;
         const verdict = decide(record.entries);

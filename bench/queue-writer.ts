@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeEntry } from '../src/spool/entry-codec.js';
-import { encodeTrailer } from '../src/spool/message-file.js';
+import { encodeRecord } from '../src/spool/segment-file.js';
 import type { QueueEntry } from '../src/spool/index.js';
 import { message } from '../test/helpers/smtp-client.js';
 
@@ -17,14 +17,27 @@ export interface QueueShape {
   readonly prefix: string;
 }
 
+/** Tern seals a segment past 16 MiB; the written queue does the same. */
+const SEGMENT_BYTES = 16 * 1024 * 1024;
+
 /**
- * Writes a queue as a stopped daemon would have left it: every entry already deferred
- * once, so each has a state file besides its message file (the costlier case to read
- * back). Written directly, without fsync: this is setup, not what is measured.
+ * Writes a queue as a stopped daemon would have left it: small messages in segments,
+ * every entry already deferred once, so each has a state file besides its record (the
+ * costlier case to read back). Written directly, without fsync: this is setup, not what
+ * is measured.
  */
 export function writeQueue(dir: string, shape: QueueShape, now = Date.now()): void {
-  for (const d of ['entries', 'msg', 'tmp']) mkdirSync(join(dir, d), { recursive: true });
+  for (const d of ['entries', 'msg', 'tmp', 'seg']) mkdirSync(join(dir, d), { recursive: true });
   const body = Buffer.from(message(`${shape.prefix} queue`));
+  let segment: Buffer[] = [];
+  let segmentSize = 0;
+  let segmentNo = 0;
+  const seal = () => {
+    if (!segmentSize) return;
+    writeFileSync(join(dir, 'seg', (++segmentNo).toString(16).padStart(8, '0')), Buffer.concat(segment));
+    segment = [];
+    segmentSize = 0;
+  };
   for (let m = 0; m * shape.perMessage < shape.entries; m++) {
     const messageId = `${shape.prefix}${m.toString(36).toUpperCase().padStart(6, '0')}`;
     const siblings = Math.min(shape.perMessage, shape.entries - m * shape.perMessage);
@@ -39,7 +52,10 @@ export function writeQueue(dir: string, shape: QueueShape, now = Date.now()): vo
         attempts: 0, tempFailures: 0, nextAttemptAt: now - 600_000,
       });
     }
-    writeFileSync(join(dir, 'msg', messageId), Buffer.concat([body, encodeTrailer(body.length, queued)]));
+    const record = Buffer.concat(encodeRecord([body], body.length, queued, encodeEntry));
+    segment.push(record);
+    segmentSize += record.length;
+    if (segmentSize >= SEGMENT_BYTES) seal();
     queued.forEach((entry, i) => {
       const deferred: QueueEntry = {
         ...entry,
@@ -49,4 +65,5 @@ export function writeQueue(dir: string, shape: QueueShape, now = Date.now()): vo
       writeFileSync(join(dir, 'entries', `${entry.id}.json`), encodeEntry(deferred));
     });
   }
+  seal();
 }

@@ -1,7 +1,8 @@
 import { closeSync, ftruncateSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DirSync, FileSync, readFully, unlinkIfThere, writeFully } from './durable-fs.js';
+import { DirSync, unlinkIfThere, writeFully } from './durable-fs.js';
+import { MOVING_MARKER, readDoneLog, Segment, SEGMENT_FILE, segmentName } from './segment.js';
 import { encodeEntry, parseEntry } from './entry-codec.js';
 import { encodeRecord, RECORD_HEADER_LENGTH, readSegment } from './segment-file.js';
 import type { QueueEntry } from './types.js';
@@ -22,41 +23,12 @@ const RELOCATE_AFTER_MS = 60_000;
  */
 const DONE_FLUSH_MS = 50;
 
-class Segment {
-  readonly path: string;
-  readonly donePath: string;
-  readonly live = new Set<string>();
-  records = 0;
-  sealedAt?: number;
-  doneFd?: number;
-  doneSync?: FileSync;
-  doneReady?: Promise<void>;
-  /** While the segment's last live messages are copied out and it is removed. */
-  retiring?: Promise<void>;
-  readonly dataSync: FileSync;
-
-  constructor(
-    readonly no: number,
-    dir: string,
-    readonly fd: number,
-    public size: number,
-  ) {
-    this.path = join(dir, segmentName(no));
-    this.donePath = `${this.path}.done`;
-    this.dataSync = new FileSync(fd, true);
-  }
-}
-
 interface Location {
   readonly segment: Segment;
   readonly bodyOffset: number;
   readonly bodyLength: number;
   readonly trailerLength: number;
 }
-
-const segmentName = (no: number) => no.toString(16).padStart(8, '0');
-const SEGMENT_FILE = /^([0-9a-f]{8})$/;
-const MOVING_MARKER = /^([0-9a-f]{8})\.moving$/;
 
 /** What recovery decides for a message read back from a segment. */
 export type RecoveredMessage = 'live' | 'gone';
@@ -222,15 +194,11 @@ export class SegmentStore {
 
   readBody(messageId: string): Buffer {
     const loc = this.located.get(messageId)!;
-    const body = Buffer.allocUnsafe(loc.bodyLength);
-    readFully(loc.segment.fd, body, loc.bodyOffset, `segment ${segmentName(loc.segment.no)}`);
-    return body;
+    return loc.segment.read(loc.bodyOffset, loc.bodyLength);
   }
 
   private readTrailer(loc: Location): Buffer {
-    const json = Buffer.allocUnsafe(loc.trailerLength);
-    readFully(loc.segment.fd, json, loc.bodyOffset + loc.bodyLength, `segment ${segmentName(loc.segment.no)}`);
-    return json;
+    return loc.segment.read(loc.bodyOffset + loc.bodyLength, loc.trailerLength);
   }
 
   /** The entries the message was queued with. */
@@ -266,14 +234,7 @@ export class SegmentStore {
   }
 
   private async markDone(seg: Segment, messageIds: readonly string[]): Promise<void> {
-    seg.doneReady ??= (async () => {
-      seg.doneFd = openSync(seg.donePath, 'a', 0o640);
-      seg.doneSync = new FileSync(seg.doneFd);
-      await this.dirSync.sync();
-    })();
-    seg.doneReady.catch(() => (seg.doneReady = undefined));
-    await seg.doneReady;
-    writeFully(seg.doneFd!, Buffer.from(messageIds.map((id) => `${id}\n`).join('')));
+    await seg.appendDone(messageIds, this.dirSync);
     this.unsyncedDone.add(seg);
     this.doneFlush ??= setTimeout(() => void this.flushDone(), DONE_FLUSH_MS).unref();
   }
@@ -283,7 +244,7 @@ export class SegmentStore {
     const segs = [...this.unsyncedDone];
     this.unsyncedDone.clear();
     // A failed sync leaves only the risk of a second delivery after a crash.
-    await Promise.all(segs.map((seg) => seg.doneSync!.sync().catch(() => undefined)));
+    await Promise.all(segs.map((seg) => seg.syncDone().catch(() => undefined)));
   }
 
   /**
@@ -327,8 +288,7 @@ export class SegmentStore {
       seg.live.clear();
       this.segments.delete(seg.no);
       this.unsyncedDone.delete(seg);
-      closeSync(seg.fd);
-      if (seg.doneFd !== undefined) closeSync(seg.doneFd);
+      seg.close();
       if (relocate.length) unlinkIfThere(marker);
     })();
     const task = seg.retiring.catch(() => {
@@ -404,14 +364,5 @@ export class SegmentStore {
     await Promise.all(this.background);
     clearTimeout(this.doneFlush);
     await this.flushDone();
-  }
-}
-
-function readDoneLog(path: string): string[] {
-  try {
-    return readFileSync(path, 'latin1').split('\n').filter(Boolean);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
   }
 }

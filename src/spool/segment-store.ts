@@ -144,6 +144,7 @@ export class SegmentStore {
     }
     seg.size += record.length;
     seg.records++;
+    seg.pending++;
     try {
       await seg.dataSync.sync();
     } catch (err) {
@@ -151,13 +152,20 @@ export class SegmentStore {
       // and the client, told 451, will send the message again; the done log says so to
       // a restart that finds the record after all.
       await this.markDone(seg, [messageId]).catch(() => undefined);
+      seg.pending--;
       this.seal(seg);
       throw err;
     }
+    seg.pending--;
     const trailerLength = pieces[pieces.length - 1].length;
     this.located.set(messageId, { segment: seg, bodyOffset: start + RECORD_HEADER_LENGTH, bodyLength, trailerLength });
     seg.live.add(messageId);
     if (seg.size >= this.segmentBytes) this.seal(seg);
+  }
+
+  /** A sealed segment with nothing queued in it and nothing on its way in goes. */
+  private retireIfEmpty(seg: Segment): void {
+    if (seg.sealedAt !== undefined && seg.live.size === 0 && seg.pending === 0 && !seg.retiring) this.retire(seg, []);
   }
 
   private activeSegment(): Segment | Promise<Segment> {
@@ -189,7 +197,7 @@ export class SegmentStore {
     if (seg.sealedAt !== undefined) return;
     seg.sealedAt = this.now();
     if (this.current === seg) this.current = undefined;
-    if (seg.live.size === 0 && !seg.retiring) this.retire(seg, []);
+    this.retireIfEmpty(seg);
   }
 
   readBody(messageId: string): Buffer {
@@ -229,7 +237,7 @@ export class SegmentStore {
       seg.live.add(messageId);
       throw err;
     }
-    if (seg.live.size === 0 && seg.sealedAt !== undefined && !seg.retiring) this.retire(seg, []);
+    this.retireIfEmpty(seg);
     return true;
   }
 
@@ -254,7 +262,7 @@ export class SegmentStore {
   async sweep(): Promise<void> {
     const now = this.now();
     for (const seg of this.segments.values()) {
-      if (seg.sealedAt === undefined || seg.retiring || now - seg.sealedAt < RELOCATE_AFTER_MS) continue;
+      if (seg.sealedAt === undefined || seg.retiring || seg.pending > 0 || now - seg.sealedAt < RELOCATE_AFTER_MS) continue;
       if (seg.live.size === 0 || seg.live.size <= seg.records * RELOCATE_SHARE) this.retire(seg, [...seg.live]);
     }
     await Promise.all(this.background);
@@ -353,7 +361,7 @@ export class SegmentStore {
       // Sealed only now: until the whole segment was read, an empty live set meant nothing.
       seg.sealedAt = this.now();
       if (gone.length && seg.live.size) await this.markDone(seg, gone);
-      if (seg.live.size === 0) this.retire(seg, []);
+      this.retireIfEmpty(seg);
     }
     return damage;
   }

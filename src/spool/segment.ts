@@ -15,6 +15,8 @@ export class Segment {
   readonly live = new Set<string>();
   /** Records written to it (live or not). */
   records = 0;
+  /** Records written but not yet durable (their fdatasync is running): not live yet, not gone. */
+  pending = 0;
   /** When it stopped taking appends. */
   sealedAt?: number;
   /** While the segment's last live messages are copied out and it is removed. */

@@ -90,6 +90,24 @@ describe('DiskSpool segments', () => {
     assert.deepEqual(back.entries.map((e) => e.id).sort(), entries.slice(2).map((e) => e.id).sort());
   });
 
+  it('keeps a full segment while a message written to it is still being made durable', async () => {
+    const key = fresh();
+    // Every segment is full after one record: the first message seals it.
+    const spool = new DiskSpool(key, { segmentBytes: 1 });
+    await spool.open();
+    const first = accept(spool, 'first\r\n', one(1));
+    // The second joins the same segment while the first one's fdatasync is running, so it
+    // waits for the next; the first leaves the queue meanwhile.
+    await new Promise((resolve) => setImmediate(resolve));
+    const second = accept(spool, 'second\r\n', one(2));
+    const [a] = await first;
+    await spool.remove(a);
+    const [b] = await second;
+    await spool.compact();
+    assert.equal(await text(spool.readBody(b)), 'second\r\n');
+    assert.deepEqual((await restart(new DiskSpool(key))).entries.map((e) => e.id), [b.id], 'acknowledged, so it must survive');
+  });
+
   it('removes an old segment once its last message has left the queue', async () => {
     const key = fresh();
     const first = new DiskSpool(key);

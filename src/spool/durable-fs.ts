@@ -31,6 +31,16 @@ export function unlinkIfThere(path: string): void {
   }
 }
 
+/** Runs a clean-up step whose failure leaves only what the next start settles; says whether it worked. */
+export function quietly(action: () => void): boolean {
+  try {
+    action();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Writes all of `buf` at the file's current position (its end, for a file opened to append). */
 export function writeFully(fd: number, buf: Buffer): void {
   // writeSync may write less than asked; keep going until all of it is down.
@@ -63,15 +73,11 @@ export async function writeWholeFile(path: string, pieces: readonly (string | Bu
 export async function writeFileSynced(tmpPath: string, finalPath: string, data: string | Buffer): Promise<void> {
   try {
     await writeWholeFile(tmpPath, [data]);
+    renameSync(tmpPath, finalPath);
   } catch (err) {
-    try {
-      unlinkSync(tmpPath);
-    } catch {
-      // never created
-    }
+    quietly(() => unlinkIfThere(tmpPath));
     throw err;
   }
-  renameSync(tmpPath, finalPath);
 }
 
 /** Maps a file system failure to the reply a client sees: never 5xx for a local fault. */

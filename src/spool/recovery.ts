@@ -4,7 +4,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { join } from 'node:path';
 import { decodeEntry } from './entry-codec.js';
 import { entryHead } from './entry-head.js';
-import { fsyncDir } from './durable-fs.js';
+import { fsyncDir, quietly } from './durable-fs.js';
 import { readTrailer } from './message-file.js';
 import type { SegmentStore } from './segment-store.js';
 import type { EntryHead, QueueEntry, RecoveryOptions, RecoveryReport } from './types.js';
@@ -29,14 +29,6 @@ export interface RecoveryHost {
  * the event loop served in between: the listener never waits longer than one slice.
  */
 const SLICE_MS = 10;
-
-function quietly(action: () => void): void {
-  try {
-    action();
-  } catch {
-    // best effort: what is left is found again at the next start
-  }
-}
 
 const messageIdOf = (name: string) => /^([A-Za-z0-9]+)\.\d+\.(json|done)$/.exec(name)?.[1];
 

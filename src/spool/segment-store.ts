@@ -1,7 +1,7 @@
 import { closeSync, ftruncateSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DirSync, unlinkIfThere, writeFully } from './durable-fs.js';
+import { DirSync, quietly, unlinkIfThere, writeFully } from './durable-fs.js';
 import { MOVING_MARKER, readDoneLog, Segment, SEGMENT_FILE, segmentName } from './segment.js';
 import { encodeEntry, parseEntry } from './entry-codec.js';
 import { encodeRecord, RECORD_HEADER_LENGTH, readSegment } from './segment-file.js';
@@ -278,16 +278,23 @@ export class SegmentStore {
     seg.retiring = (async () => {
       const copied: string[] = [];
       if (relocate.length) {
-        closeSync(openSync(marker, 'w', 0o640));
-        await this.dirSync.sync();
-        for (const id of relocate) {
-          const loc = this.located.get(id);
-          if (!loc) continue;
-          await this.writeMessageFile(id, this.readBody(id), this.readTrailer(loc));
-          copied.push(id);
+        try {
+          closeSync(openSync(marker, 'w', 0o640));
+          await this.dirSync.sync();
+          for (const id of relocate) {
+            const loc = this.located.get(id);
+            if (!loc) continue; // finished before the copying began
+            await this.writeMessageFile(id, this.readBody(id), this.readTrailer(loc));
+            copied.push(id);
+          }
+        } catch (err) {
+          // The segment stays the truth: copies left behind would be delivered again
+          // once it is gone, so they go now (and a restart drops any left, by the marker).
+          // The marker goes only when every copy did.
+          const dropped = copied.map((id) => quietly(() => this.dropMessageFile(id)));
+          if (dropped.every(Boolean)) quietly(() => unlinkIfThere(marker));
+          throw err;
         }
-        // Finished while being copied: the copy must not outlive the segment's done log.
-        for (const id of copied) if (!seg.live.has(id)) this.dropMessageFile(id);
       }
       unlinkIfThere(seg.path);
       unlinkIfThere(seg.donePath);

@@ -1,6 +1,6 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
@@ -145,6 +145,34 @@ describe('DiskSpool segments', () => {
     assert.deepEqual(back.entries, [straggler]);
     await spool.remove(straggler);
     assert.deepEqual(readdirSync(join(key, 'msg')), []);
+  });
+
+  it('keeps the segment when copying its last messages out fails, and copies them later', async () => {
+    const key = fresh();
+    const first = new DiskSpool(key);
+    await first.open();
+    for (let i = 0; i < 8; i++) await accept(first, `body ${i}\r\n`, one(i));
+    let now = 1_700_000_000_000;
+    const spool = new DiskSpool(key, { now: () => now });
+    const { entries } = await restart(spool);
+    const [a, b, ...delivered] = entries.sort((x, y) => x.id.localeCompare(y.id));
+    for (const e of delivered) await spool.remove(e);
+    now += 61_000;
+    // msg/ replaced by a plain file: the copies cannot be renamed in, as on a broken disk.
+    renameSync(join(key, 'msg'), join(key, 'msg.away'));
+    writeFileSync(join(key, 'msg'), 'not a directory');
+    await spool.compact();
+    assert.ok(existsSync(join(key, 'seg', FIRST_SEGMENT)), 'the segment is still the truth');
+    assert.ok(!existsSync(join(key, 'seg', `${FIRST_SEGMENT}.moving`)), 'no copy was left to settle');
+    assert.deepEqual(readdirSync(join(key, 'tmp')), [], 'nor a temp file');
+    assert.equal(await text(spool.readBody(a)), 'body 0\r\n');
+    rmSync(join(key, 'msg'));
+    renameSync(join(key, 'msg.away'), join(key, 'msg'));
+    await spool.compact();
+    assert.deepEqual(readdirSync(join(key, 'seg')), [], 'the next sweep tries again');
+    assert.deepEqual(readdirSync(join(key, 'msg')).sort(), [a.messageId, b.messageId].sort());
+    const back = await restart(new DiskSpool(key));
+    assert.deepEqual(back.entries.map((e) => e.id).sort(), [a.id, b.id].sort(), 'each once');
   });
 
   it('after a crash while copying messages out, trusts the segment and drops the copies', async () => {

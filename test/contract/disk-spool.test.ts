@@ -1,7 +1,6 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tempDir } from '../helpers/temp-dir.js';
 import { join } from 'node:path';
 import { DiskSpool } from '../../src/spool/index.js';
 import { spoolContract } from './spool-contract.js';
 
-spoolContract('DiskSpool', (dir) => new DiskSpool(dir), () => join(mkdtempSync(join(tmpdir(), 'tern-spool-')), 'queue'));
+spoolContract('DiskSpool', (dir) => new DiskSpool(dir), () => join(tempDir('tern-spool-'), 'queue'));

@@ -1,7 +1,7 @@
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tempDir } from '../helpers/temp-dir.js';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
 import { DiskSpool } from '../../src/spool/index.js';
@@ -10,15 +10,7 @@ import { accept, draft, restart } from './spool-contract.js';
 
 /** What DiskSpool does with small messages: segments, their done logs, their removal. */
 describe('DiskSpool segments', () => {
-  const roots: string[] = [];
-  const fresh = () => {
-    const root = mkdtempSync(join(tmpdir(), 'tern-segments-'));
-    roots.push(root);
-    return join(root, 'queue');
-  };
-  after(() => {
-    for (const root of roots) rmSync(root, { recursive: true, force: true });
-  });
+  const fresh = () => join(tempDir('tern-segments-'), 'queue');
   const FIRST_SEGMENT = '00000001';
   const one = (i: number) => [draft('a.test', [`r${i}@a.test`])];
 

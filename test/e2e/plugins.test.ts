@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { tempDir } from '../helpers/temp-dir.js';
 import { join } from 'node:path';
 import { World } from '../helpers/world.js';
 import { message, sendMail } from '../helpers/smtp-client.js';
@@ -11,7 +11,7 @@ import type { TernProcess } from '../helpers/tern-process.js';
 describe('plugins: hooks and the example plugins', () => {
   let world: World;
   let tern: TernProcess;
-  const hookLog = join(mkdtempSync(join(tmpdir(), 'tern-hooks-')), 'calls.log');
+  const hookLog = join(tempDir('tern-hooks-'), 'calls.log');
   const calls = () => readFileSync(hookLog, 'utf8').split('\n').filter(Boolean);
 
   before(async () => {

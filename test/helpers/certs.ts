@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { tempDir } from './temp-dir.js';
 import { join } from 'node:path';
 
 export interface TestCert {
@@ -12,7 +12,7 @@ export interface TestCert {
 
 /** A fresh self-signed certificate made with openssl at test time; nothing secret is committed. */
 export function makeCert(commonName = 'mx.test', altNames: string[] = [commonName, 'localhost']): TestCert {
-  const dir = mkdtempSync(join(tmpdir(), 'tern-cert-'));
+  const dir = tempDir('tern-cert-');
   const keyPath = join(dir, 'key.pem');
   const certPath = join(dir, 'cert.pem');
   execFileSync('openssl', [

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { waitForPort } from './wait-for-port.js';
-import { tmpdir } from 'node:os';
+import { tempDir } from './temp-dir.js';
 import { join } from 'node:path';
 import { makeCert } from './certs.js';
 
@@ -53,7 +53,7 @@ export async function startPostfixInstance(dir: string, port: number, mainCf: re
  * certificate made at test time, delivering every recipient of its domain to one Maildir.
  */
 export class TestPostfix {
-  readonly dir = mkdtempSync(join(tmpdir(), 'tern-postfix-'));
+  readonly dir = tempDir('tern-postfix-');
   readonly cert = makeCert('mx.pf.test', ['mx.pf.test']);
 
   constructor(

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tempDir } from './temp-dir.js';
 import { join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
@@ -15,14 +15,14 @@ export type LogRecord = Record<string, unknown> & { msg?: string; type?: string 
 export const is = (type: string, rcpt: string) => (r: LogRecord) => r.type === type && r.recipient === rcpt;
 
 /** A config directory in a fresh temp folder, from a map of file name → contents. */
-export function writeConfig(files: Record<string, string | Buffer>, dir = mkdtempSync(join(tmpdir(), 'tern-config-'))): string {
+export function writeConfig(files: Record<string, string | Buffer>, dir = tempDir('tern-config-')): string {
   mkdirSync(dir, { recursive: true });
   for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
   return dir;
 }
 
 export function tempQueue(): string {
-  return mkdtempSync(join(tmpdir(), 'tern-queue-'));
+  return tempDir('tern-queue-');
 }
 
 /**

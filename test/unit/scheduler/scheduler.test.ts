@@ -1,7 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tempDir } from '../../helpers/temp-dir.js';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { DeliveryOutcome } from '../../../src/core/index.js';
@@ -32,7 +31,7 @@ const silent = createLogger({ destination: new Writable({ write: (_c, _e, cb) =>
 const tick = () => new Promise((r) => setTimeout(r, 20));
 
 async function setup(outbound: string) {
-  const spool = new DiskSpool(join(mkdtempSync(join(tmpdir(), 'tern-sched-')), 'queue'));
+  const spool = new DiskSpool(join(tempDir('tern-sched-'), 'queue'));
   await spool.open();
   const config = loadConfig(writeConfig({ 'outbound.ini': outbound }));
   const deliverer = new HeldDeliverer();

@@ -1,7 +1,7 @@
-import { closeSync, ftruncateSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DirSync, quietly, unlinkIfThere, writeFully } from './durable-fs.js';
+import { DirSync, quietly, readFully, unlinkIfThere, writeFully } from './durable-fs.js';
 import { MOVING_MARKER, readDoneLog, Segment, SEGMENT_FILE, segmentName } from './segment.js';
 import { encodeEntry, parseEntry } from './entry-codec.js';
 import { encodeRecord, RECORD_HEADER_LENGTH, readSegment } from './segment-file.js';
@@ -22,6 +22,8 @@ const RELOCATE_AFTER_MS = 60_000;
  * again (as Postfix and Haraka do, whose removals are unlinks never synced), never lose one.
  */
 const DONE_FLUSH_MS = 50;
+/** Recovery reads a segment this much at a time. */
+const READ_PIECE = 1024 * 1024;
 
 interface Location {
   readonly segment: Segment;
@@ -338,10 +340,18 @@ export class SegmentStore {
       if (signal?.aborted) break;
       const no = parseInt(name, 16);
       const path = join(this.dir, name);
-      const data = readFileSync(path);
-      const done = new Set(readDoneLog(`${path}.done`));
-      const seg = new Segment(no, this.dir, openSync(path, 'r'), data.length);
+      const fd = openSync(path, 'r');
+      const seg = new Segment(no, this.dir, fd, fstatSync(fd).size);
       this.segments.set(no, seg);
+      // Read in pieces with the event loop served between them: from a cold disk a whole
+      // segment in one read could hold the listener for longer than a slice.
+      const data = Buffer.allocUnsafe(seg.size);
+      for (let at = 0; at < seg.size; at += READ_PIECE) {
+        readFully(fd, data.subarray(at, Math.min(at + READ_PIECE, seg.size)), at, `segment ${name}`);
+        const pause = between();
+        if (pause) await pause;
+      }
+      const done = new Set(readDoneLog(`${path}.done`));
       const gone: string[] = [];
       for (const item of readSegment(data)) {
         if (item.kind === 'damaged') {

@@ -52,7 +52,7 @@ export function writeQueue(dir: string, shape: QueueShape, now = Date.now()): vo
         attempts: 0, tempFailures: 0, nextAttemptAt: now - 600_000,
       });
     }
-    const record = Buffer.concat(encodeRecord([body], body.length, queued, encodeEntry));
+    const record = Buffer.concat(encodeRecord([body], body.length, queued));
     segment.push(record);
     segmentSize += record.length;
     if (segmentSize >= SEGMENT_BYTES) seal();

@@ -48,7 +48,24 @@ export function decodeEntry(text: string): QueueEntry {
   return parseEntry(JSON.parse(text));
 }
 
-/** Checks an already parsed entry (one of a message file's trailer). */
+/** A message's entries as queued, as one JSON array: what a message file's trailer and a segment record hold. */
+export function encodeEntries(entries: readonly QueueEntry[]): Buffer {
+  return Buffer.from(`[${entries.map(encodeEntry).join(',')}]`);
+}
+
+/** Parses what encodeEntries wrote; throws, saying why, when it is not that. */
+export function decodeEntries(json: string): QueueEntry[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (err) {
+    throw new Error(`trailer is not JSON: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(raw) || raw.length === 0) throw new Error('trailer has no entries');
+  return raw.map(parseEntry);
+}
+
+/** Checks an already parsed entry. */
 export function parseEntry(raw: unknown): QueueEntry {
   const parsed = entrySchema.safeParse(raw);
   if (!parsed.success) {

@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { readFully } from './durable-fs.js';
-import { encodeEntry, parseEntry } from './entry-codec.js';
+import { decodeEntries, encodeEntries } from './entry-codec.js';
 import type { QueueEntry } from './types.js';
 
 /**
@@ -17,7 +17,7 @@ export const FOOTER_LENGTH = 1 + MAGIC.length + 1 + 12 + 1 + 8 + 1;
 const TAIL_READ = 64 * 1024;
 
 export function encodeTrailer(offset: number, entries: readonly QueueEntry[]): Buffer {
-  return trailerOf(offset, Buffer.from(`[${entries.map(encodeEntry).join(',')}]`));
+  return trailerOf(offset, encodeEntries(entries));
 }
 
 /** The trailer for entries already encoded as a JSON array (a segment record's). */
@@ -51,14 +51,7 @@ export function readTrailer(path: string): QueueEntry[] {
       json = Buffer.allocUnsafe(length);
       readFully(fd, json, offset, 'message file');
     }
-    let raw: unknown;
-    try {
-      raw = JSON.parse(json.toString('utf8'));
-    } catch (err) {
-      throw new Error(`trailer is not JSON: ${(err as Error).message}`);
-    }
-    if (!Array.isArray(raw) || raw.length === 0) throw new Error('trailer has no entries');
-    return raw.map(parseEntry);
+    return decodeEntries(json.toString('utf8'));
   } finally {
     closeSync(fd);
   }

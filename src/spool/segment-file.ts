@@ -1,5 +1,5 @@
 import { crc32 } from 'node:zlib';
-import { parseEntry } from './entry-codec.js';
+import { decodeEntries, encodeEntries } from './entry-codec.js';
 import type { QueueEntry } from './types.js';
 
 /**
@@ -19,8 +19,8 @@ const MAGIC = Buffer.from('TERNS1 ');
 export const RECORD_HEADER_LENGTH = MAGIC.length + 12 + 1 + 8 + 1 + 8 + 1;
 
 /** The header, body and trailer of one record, ready to be appended in one write. */
-export function encodeRecord(body: readonly Buffer[], bodyLength: number, entries: readonly QueueEntry[], encode: (e: QueueEntry) => string): Buffer[] {
-  const trailer = Buffer.from(`[${entries.map(encode).join(',')}]`);
+export function encodeRecord(body: readonly Buffer[], bodyLength: number, entries: readonly QueueEntry[]): Buffer[] {
+  const trailer = encodeEntries(entries);
   let crc = 0;
   for (const piece of body) crc = crc32(piece, crc);
   crc = crc32(trailer, crc);
@@ -57,15 +57,8 @@ function readRecord(data: Buffer, at: number): { record: SegmentRecord; end: num
   const end = bodyOffset + bodyLength + trailerLength;
   if (end > data.length) return 'record cut short';
   if (crc32(data.subarray(bodyOffset, end)) !== parseInt(header[3], 16)) return 'checksum mismatch';
-  let raw: unknown;
   try {
-    raw = JSON.parse(data.toString('utf8', bodyOffset + bodyLength, end));
-  } catch (err) {
-    return `trailer is not JSON: ${(err as Error).message}`;
-  }
-  if (!Array.isArray(raw) || raw.length === 0) return 'trailer has no entries';
-  try {
-    const entries = raw.map(parseEntry);
+    const entries = decodeEntries(data.toString('utf8', bodyOffset + bodyLength, end));
     if (entries.some((e) => e.messageId !== entries[0].messageId || e.size !== bodyLength)) return 'entries disagree about their message';
     return { record: { bodyOffset, bodyLength, trailerLength, entries }, end };
   } catch (err) {

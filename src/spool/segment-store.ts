@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DirSync, quietly, readFully, unlinkIfThere, writeFully } from './durable-fs.js';
 import { MOVING_MARKER, readDoneLog, Segment, SEGMENT_FILE, segmentName } from './segment.js';
-import { encodeEntry, parseEntry } from './entry-codec.js';
+import { decodeEntries } from './entry-codec.js';
 import { encodeRecord, RECORD_HEADER_LENGTH, readSegment } from './segment-file.js';
 import type { QueueEntry } from './types.js';
 
@@ -131,7 +131,7 @@ export class SegmentStore {
   async append(messageId: string, body: readonly Buffer[], bodyLength: number, entries: readonly QueueEntry[]): Promise<void> {
     const active = this.activeSegment();
     const seg = active instanceof Promise ? await active : active;
-    const pieces = encodeRecord(body, bodyLength, entries, encodeEntry);
+    const pieces = encodeRecord(body, bodyLength, entries);
     const record = Buffer.concat(pieces);
     const start = seg.size;
     try {
@@ -213,8 +213,7 @@ export class SegmentStore {
 
   /** The entries the message was queued with. */
   entries(messageId: string): QueueEntry[] {
-    const raw = JSON.parse(this.readTrailer(this.located.get(messageId)!).toString('utf8')) as unknown[];
-    return raw.map(parseEntry);
+    return decodeEntries(this.readTrailer(this.located.get(messageId)!).toString('utf8'));
   }
 
   /**

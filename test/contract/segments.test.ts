@@ -115,19 +115,29 @@ describe('DiskSpool segments', () => {
     assert.equal((await restart(new DiskSpool(key))).entries.length, 0);
   });
 
-  it('copies the last few messages of an old segment out to files of their own', async () => {
+  /**
+   * Eight messages in a segment an earlier run left, read back by a spool whose clock the
+   * test moves; all but the first `kept` delivered.
+   */
+  async function oldSegment(kept: number) {
     const key = fresh();
     const first = new DiskSpool(key);
     await first.open();
     for (let i = 0; i < 8; i++) await accept(first, `body ${i}\r\n`, one(i));
-    let now = 1_700_000_000_000;
-    const spool = new DiskSpool(key, { now: () => now });
+    const clock = { now: 1_700_000_000_000 };
+    const spool = new DiskSpool(key, { now: () => clock.now });
     const { entries } = await restart(spool);
-    const [straggler, ...delivered] = entries.sort((a, b) => a.id.localeCompare(b.id));
-    for (const e of delivered) await spool.remove(e);
+    entries.sort((x, y) => x.id.localeCompare(y.id));
+    for (const e of entries.slice(kept)) await spool.remove(e);
+    return { key, spool, clock, left: entries.slice(0, kept) };
+  }
+
+  it('copies the last few messages of an old segment out to files of their own', async () => {
+    const { key, spool, clock, left } = await oldSegment(1);
+    const [straggler] = left;
     await spool.compact();
     assert.ok(existsSync(join(key, 'seg', FIRST_SEGMENT)), 'a segment sealed just now is left alone');
-    now += 61_000;
+    clock.now += 61_000;
     await spool.compact();
     assert.deepEqual(readdirSync(join(key, 'seg')), []);
     assert.deepEqual(readdirSync(join(key, 'msg')), [straggler.messageId]);
@@ -140,16 +150,9 @@ describe('DiskSpool segments', () => {
   });
 
   it('keeps the segment when copying its last messages out fails, and copies them later', async () => {
-    const key = fresh();
-    const first = new DiskSpool(key);
-    await first.open();
-    for (let i = 0; i < 8; i++) await accept(first, `body ${i}\r\n`, one(i));
-    let now = 1_700_000_000_000;
-    const spool = new DiskSpool(key, { now: () => now });
-    const { entries } = await restart(spool);
-    const [a, b, ...delivered] = entries.sort((x, y) => x.id.localeCompare(y.id));
-    for (const e of delivered) await spool.remove(e);
-    now += 61_000;
+    const { key, spool, clock, left } = await oldSegment(2);
+    const [a, b] = left;
+    clock.now += 61_000;
     // msg/ replaced by a plain file: the copies cannot be renamed in, as on a broken disk.
     renameSync(join(key, 'msg'), join(key, 'msg.away'));
     writeFileSync(join(key, 'msg'), 'not a directory');

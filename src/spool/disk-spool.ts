@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { decodeEntry, encodeEntry } from './entry-codec.js';
-import { DirSync, fsyncDir, readFully, spoolError, unlinkIfThere, writeFileSynced } from './durable-fs.js';
+import { DirSync, fsyncDir, quietly, readFully, spoolError, unlinkIfThere, writeFileSynced } from './durable-fs.js';
 import { BodyWriter, IN_MEMORY_BODY } from './body-writer.js';
 import { encodeTrailer, readTrailer, trailerOf } from './message-file.js';
 import { SegmentStore } from './segment-store.js';
@@ -143,11 +143,8 @@ export class DiskSpool implements Spool {
         body.destroy();
         await closed;
       }
-      try {
-        unlinkIfThere(renamed ? final : tmp);
-      } catch {
-        // Nothing more can be done here; a leftover in tmp/ goes at the next start.
-      }
+      // Nothing more can be done if this fails; a leftover in tmp/ goes at the next start.
+      quietly(() => unlinkIfThere(renamed ? final : tmp));
     };
     return {
       messageId,

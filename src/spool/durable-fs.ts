@@ -3,12 +3,12 @@ import { promisify } from 'node:util';
 import { ErrorCode, TernError } from '../core/index.js';
 
 /*
- * The spool's file system calls are made synchronously except fsync (and the unlink of
- * a delivered message file, see DiskSpool.remove). On a local file system open, write
+ * The spool's file system calls are made synchronously except fsync and fdatasync (and
+ * the unlink of a delivered message file, see DiskSpool.remove). On a local file system open, write
  * (to the page cache), read, close and rename take microseconds, while each trip
  * through libuv's thread pool costs tens of microseconds of CPU in thread wake-ups
  * (measured: 35-150 us per async open+close against 4 us sync on the bench machine).
- * fsync waits for the disk, so it goes to the pool.
+ * A sync waits for the disk, so it goes to the pool.
  */
 const fsyncFd = promisify(fsync);
 const fdatasyncFd = promisify(fdatasync);

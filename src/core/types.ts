@@ -62,6 +62,11 @@ export interface DeliveryOutcome {
   readonly unreachable?: boolean;
   /** The negotiated TLS version and cipher, when the session was encrypted. */
   readonly tlsInfo?: { readonly version: string; readonly cipher: string };
+  /**
+   * The next hop advertised DSN (RFC 3461) in its EHLO reply, so NOTIFY and ORCPT were passed
+   * on and success reports are its to send (RFC 3461 §5.2.2); absent when no session got that far.
+   */
+  readonly nextHopDsn?: boolean;
 }
 
 export interface Clock {

@@ -9,7 +9,7 @@ import type { TernConfig } from './config/index.js';
 import { createLogger, pinoLevel } from './log/index.js';
 import type { DispositionRecord, Logger } from './log/index.js';
 import { HookRunner, loadPlugins } from './hooks/index.js';
-import { DnsResolver } from './dns/index.js';
+import { DnsResolver, confirmedClientName } from './dns/index.js';
 import { DiskSpool } from './spool/index.js';
 import { DeliveryAgent } from './delivery/index.js';
 import { DsnReporter, Scheduler } from './scheduler/index.js';
@@ -88,6 +88,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     logger,
     clock,
     hooks,
+    // The resolver of the moment: a reload swaps it, and the next lookup uses the new one.
+    { clientName: (address) => confirmedClientName(resolver, address) },
   );
   const admin = new AdminApi(config.http, scheduler, metrics, logger, clock);
   const addresses = await listener.listen();

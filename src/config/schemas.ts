@@ -20,6 +20,17 @@ export const smtpMainSchema = z
     banner: text('Tern ESMTP'),
     max_clients: int(1000, 1),
     socket_timeout: seconds(300),
+    // Issue #11: the greeting goes out at once unless an operator wants Haraka's early_talker pause.
+    early_talker_delay: seconds(0).pipe(z.number().min(0).max(60)),
+    // Per client address, as Postfix's anvil counts them (0: no limit); relay_acl_allow
+    // clients (application servers opening many connections) have their own.
+    max_connections_per_client: int(20, 0, 100_000),
+    max_connection_rate_per_client: int(60, 0, 1_000_000),
+    relay_max_connections_per_client: int(0, 0, 100_000),
+    relay_max_connection_rate_per_client: int(0, 0, 1_000_000),
+    // Postfix smtpd_per_record_deadline: a line must arrive whole this long after its first byte.
+    line_deadline: seconds(30).pipe(z.number().min(1).max(3600)),
+    max_session_length: seconds('1h').pipe(z.number().min(1).max(86_400)),
   })
   .strict();
 

@@ -7,7 +7,7 @@ import { ErrorCode, TernError } from '../core/index.js';
 import type { Clock } from '../core/index.js';
 import type { DnsServer } from '../config/index.js';
 
-export type RecordType = 'MX' | 'A' | 'AAAA' | 'TXT' | 'CNAME';
+export type RecordType = 'MX' | 'A' | 'AAAA' | 'TXT' | 'CNAME' | 'PTR';
 
 export interface DnsAnswer {
   /** NOERROR with answers, NOERROR without (NODATA), or NXDOMAIN. Anything else throws. */
@@ -173,4 +173,34 @@ export class DnsResolver {
       socket.on('end', () => finish(new Error('DNS TCP connection closed early')));
     });
   }
+
+  /**
+   * The PTR names of an address (RFC 1035 §3.5 in-addr.arpa, RFC 3596 §2.5 ip6.arpa),
+   * through the same cache, servers and timeout as every other query. NXDOMAIN and
+   * NODATA are an empty list; a failure of every server throws like query().
+   */
+  async reverse(ip: string): Promise<string[]> {
+    const answer = await this.query(reverseName(ip), 'PTR');
+    return answer.answers.filter((a) => a.type === 'PTR').map((a) => String((a as { data: unknown }).data));
+  }
+}
+
+/** The in-addr.arpa or ip6.arpa name of an address; IPv4-mapped IPv6 counts as IPv4. */
+export function reverseName(ip: string): string {
+  const v4 = /^(?:::ffff:)?(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
+  if (v4 && isIP(v4[1]) === 4) return `${v4[1].split('.').reverse().join('.')}.in-addr.arpa`;
+  if (isIP(ip) !== 6) throw new TernError(ErrorCode.DNS_TEMPORARY, { code: 451, enhanced: '4.4.3', text: `not an IP address: ${ip}` });
+  let text = ip.toLowerCase();
+  // A trailing dotted quad (RFC 4291 §2.2 form 3) is two 16-bit groups.
+  const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (quad) {
+    const [a, b, c, d] = quad.slice(1).map(Number);
+    text = text.slice(0, quad.index) + ((a << 8) | b).toString(16) + ':' + ((c << 8) | d).toString(16);
+  }
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? left : [...left, ...Array(8 - left.length - right.length).fill('0'), ...right];
+  const nibbles = groups.map((g) => g.padStart(4, '0')).join('');
+  return `${[...nibbles].reverse().join('.')}.ip6.arpa`;
 }

@@ -3,6 +3,8 @@ import { rfc5322Date } from '../smtp/index.js';
 export interface ReceivedInfo {
   readonly helo: string;
   readonly clientAddress: string;
+  /** The forward-confirmed name of the client, when known (never an unverified PTR name). */
+  readonly clientName?: string;
   readonly me: string;
   readonly text: string;
   readonly messageId: string;
@@ -16,7 +18,7 @@ export function receivedHeader(info: ReceivedInfo): string {
   const protocol = `ESMTP${info.tls ? 'S' : ''}${info.authenticated ? 'A' : ''}`;
   const helo = info.helo.replace(/[^\x21-\x7e]/g, '?') || 'unknown';
   return (
-    `Received: from ${helo} ([${info.clientAddress}])\r\n` +
+    `Received: from ${helo} (${info.clientName ? info.clientName + ' ' : ''}[${info.clientAddress}])\r\n` +
     `\tby ${info.me} (${info.text}) with ${protocol} id ${info.messageId};\r\n` +
     `\t${rfc5322Date(info.date)}\r\n`
   );

@@ -8,13 +8,16 @@ import type { Logger } from '../log/index.js';
 import { logDisposition } from '../log/index.js';
 import { isRoutableAddress } from '../smtp/index.js';
 import { verifyPassword } from './auth.js';
-import { guardServer } from './command-guard.js';
+import { ClientLimiter } from './client-limits.js';
+import type { ClientLimit } from './client-limits.js';
 import { splitEnvelope } from './envelope-split.js';
 import type { Injector } from './injector.js';
 import type { HookRunner } from '../hooks/index.js';
 import { MessageGuard } from './message-guard.js';
 import { receivedHeader } from './received-header.js';
 import { RelayPolicy } from './relay-policy.js';
+import { adaptServer } from './smtp-server-adapter.js';
+import type { AdaptedConnection, ReplyEvent } from './smtp-server-adapter.js';
 
 // Parameters Tern implements; anything else is refused with 555 5.5.4 (RFC 5321 §4.1.1.11)
 // rather than silently dropped, since a client that asked for an extension relies on it.
@@ -35,10 +38,30 @@ function unknownParam(address: SMTPServerAddress, known: Set<string>): string | 
 
 const nonAscii = (s: string) => /[^\x00-\x7f]/.test(s);
 
+/**
+ * The client's host name, forward-confirmed, or undefined. It runs in the background and
+ * nothing waits for it: whatever is known when a Received header is written is used.
+ */
+export type ClientNameLookup = (address: string) => Promise<string | undefined>;
+
+export interface ListenerOptions {
+  readonly clientName?: ClientNameLookup;
+  /** Every reply any connection sends (4xx/5xx included, smtp-server's own too). */
+  readonly onReply?: (event: ReplyEvent) => void;
+}
+
+// During a DNS outage every lookup waits for its timeout; past this many at once, new
+// clients simply go without a name rather than piling up sockets.
+const MAX_PENDING_NAME_LOOKUPS = 256;
+
 /** The SMTP listener: relay policy, AUTH, limits and the smuggling guard in front of the spool. */
 export class Listener {
   private servers: SMTPServer[] = [];
   private relay: RelayPolicy;
+  private readonly limiter: ClientLimiter;
+  private readonly names = new WeakMap<SMTPServerSession, string>();
+  private readonly counted = new WeakSet<SMTPServerSession>();
+  private pendingLookups = 0;
 
   constructor(
     private config: TernConfig,
@@ -46,8 +69,10 @@ export class Listener {
     private readonly logger: Logger,
     private readonly clock: Clock,
     private readonly hooks?: HookRunner,
+    private readonly options: ListenerOptions = {},
   ) {
     this.relay = new RelayPolicy(config.relayAllow);
+    this.limiter = new ClientLimiter(clock);
   }
 
   /** Takes a reloaded config: relay networks, users and limits apply to new transactions. */
@@ -130,12 +155,49 @@ export class Listener {
           cb(smtpError({ code: 451, enhanced: '4.3.0', text: 'Local error in processing, try again later' }));
         }),
     });
-    guardServer(server);
-    // SMTP is a dialogue of small writes: with Nagle's algorithm each reply can wait for
-    // the client's delayed ACK (~40 ms on Linux). Replies go out at once.
-    server.server.on('connection', (socket) => socket.setNoDelay(true));
+    adaptServer(server, {
+      admit: (conn) => this.admit(conn),
+      closed: (conn) => {
+        if (this.counted.has(conn.session)) this.limiter.release(conn.remoteAddress);
+      },
+      // Clients that may relay are never held (Haraka's early_talker whitelist does the same).
+      greetingDelayMs: (conn) => (this.relay.allows(conn.remoteAddress) ? 0 : this.config.smtp.early_talker_delay * 1000),
+      recordDeadlineMs: () => this.config.smtp.line_deadline * 1000,
+      sessionMaxMs: () => this.config.smtp.max_session_length * 1000,
+      ...(this.options.onReply ? { onReply: this.options.onReply } : {}),
+    });
     server.on('error', (err) => this.logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'smtp listener error'));
     return server;
+  }
+
+  private admit(conn: AdaptedConnection): SmtpReply | undefined {
+    const smtp = this.config.smtp;
+    const limit: ClientLimit = this.relay.allows(conn.remoteAddress)
+      ? { maxConnections: smtp.relay_max_connections_per_client, maxPerMinute: smtp.relay_max_connection_rate_per_client }
+      : { maxConnections: smtp.max_connections_per_client, maxPerMinute: smtp.max_connection_rate_per_client };
+    const refusal = this.limiter.admit(conn.remoteAddress, limit);
+    if (refusal) {
+      this.logger.warn({ client: conn.remoteAddress, reply: refusal, limit }, 'connection refused: per-client limit');
+      return refusal;
+    }
+    this.counted.add(conn.session);
+    this.lookUpName(conn);
+    return undefined;
+  }
+
+  /** Starts the client's name lookup; the greeting never waits for it. */
+  private lookUpName(conn: AdaptedConnection): void {
+    const lookup = this.options.clientName;
+    if (!lookup || this.pendingLookups >= MAX_PENDING_NAME_LOOKUPS) return;
+    this.pendingLookups++;
+    lookup(conn.remoteAddress)
+      .then(
+        (name) => {
+          if (name) this.names.set(conn.session, name);
+        },
+        () => undefined,
+      )
+      .finally(() => this.pendingLookups--);
   }
 
   private authAllowed(secure: boolean): boolean {
@@ -196,6 +258,7 @@ export class Listener {
         receivedHeader({
           helo: session.hostNameAppearsAs ?? '',
           clientAddress: session.remoteAddress,
+          clientName: this.names.get(session),
           me: cfg.me,
           text: cfg.outbound.received_header,
           messageId,
@@ -212,7 +275,20 @@ export class Listener {
       guard.resume();
     });
     guard.pipe(incoming.body);
-    await new Promise<void>((resolve) => guard.once('end', resolve));
+    // A client that goes away mid-message (or is cut off by a deadline) leaves a stream
+    // that closes without ending; its queue file is dropped rather than left open.
+    const complete = await new Promise<boolean>((resolve) => {
+      guard.once('end', () => resolve(true));
+      stream.once('close', () => {
+        if (!stream.readableEnded) resolve(false);
+      });
+    });
+    if (!complete) {
+      guard.unpipe(incoming.body);
+      await incoming.abort();
+      this.logger.info({ client: session.remoteAddress, message_id: messageId }, 'client gone before the end of the message');
+      return cb(smtpError({ code: 451, enhanced: '4.4.2', text: 'Connection lost before the end of the message' }));
+    }
 
     const refused = guard.violation;
     if (refused) {
@@ -264,7 +340,7 @@ export class Listener {
         response: { code: 250, enhanced_code: '2.0.0', content: `Queued as ${messageId}` },
         size: entries[0]?.size ?? 0,
         queued_at: new Date(now).toISOString(),
-        client: { address: session.remoteAddress, helo: session.hostNameAppearsAs ?? undefined, user: session.user as string | undefined, tls: session.secure },
+        client: { address: session.remoteAddress, ...(this.names.has(session) ? { name: this.names.get(session) } : {}), helo: session.hostNameAppearsAs ?? undefined, user: session.user as string | undefined, tls: session.secure },
       });
       this.injector.queued(entries);
       cb(null, `2.0.0 Queued as ${messageId}`);

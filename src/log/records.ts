@@ -35,7 +35,7 @@ export interface DispositionRecord {
   /** For the Reception of a delivery status notification: which report, about which original. */
   readonly report?: { readonly kind: string; readonly original_id: string; readonly original_message_id: string; readonly recipients: readonly string[] };
   /** The client that sent it, for Reception. */
-  readonly client?: { readonly address: string; readonly helo?: string; readonly user?: string; readonly tls: boolean };
+  readonly client?: { readonly address: string; readonly name?: string; readonly helo?: string; readonly user?: string; readonly tls: boolean };
 }
 
 export function replyFields(reply: SmtpReply): DispositionRecord['response'] {

@@ -7,18 +7,20 @@ import type { Answer, Packet } from 'dns-packet';
 
 export type ZoneRecord =
   | { type: 'MX'; preference: number; exchange: string; ttl?: number }
-  | { type: 'A' | 'AAAA' | 'CNAME' | 'TXT'; data: string; ttl?: number };
+  | { type: 'A' | 'AAAA' | 'CNAME' | 'TXT' | 'PTR'; data: string; ttl?: number };
 
 /**
  * A real authoritative-style DNS server on loopback (UDP and TCP on one port), built
  * with dns-packet, serving a test zone. Names not in the zone are NXDOMAIN; names in
  * `servfail` answer SERVFAIL; names in `truncate` answer with TC over UDP so that the
- * client must retry over TCP.
+ * client must retry over TCP; names in `silent` are never answered (a resolver that is
+ * down, as far as that name is concerned).
  */
 export class TestDnsServer {
   readonly zone = new Map<string, ZoneRecord[]>();
   readonly servfail = new Set<string>();
   readonly truncate = new Set<string>();
+  readonly silent = new Set<string>();
   readonly queries: { name: string; type: string; transport: 'udp' | 'tcp' }[] = [];
   private udp?: Socket;
   private tcp?: Server;
@@ -78,6 +80,7 @@ export class TestDnsServer {
     if (!q) return undefined;
     const name = q.name.toLowerCase();
     this.queries.push({ name, type: q.type, transport });
+    if (this.silent.has(name)) return undefined;
     const base = { type: 'response' as const, id: query.id, questions: query.questions, flags: packet.AUTHORITATIVE_ANSWER | packet.RECURSION_DESIRED };
     if (this.servfail.has(name)) return packet.encode({ ...base, flags: base.flags | 2 });
     const records = this.zone.get(name);

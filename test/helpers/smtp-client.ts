@@ -1,5 +1,6 @@
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 
 export interface SendOptions {
@@ -73,8 +74,12 @@ export class RawSmtp {
   private buf = '';
   private waiting?: () => void;
   closed = false;
-  private constructor(private readonly socket: Socket) {
-    socket.on('data', (d) => {
+  private constructor(private socket: Socket) {
+    this.listen(socket);
+  }
+
+  private listen(socket: Socket): void {
+    socket.on('data', (d: Buffer) => {
       this.buf += d.toString('latin1');
       this.waiting?.();
     });
@@ -85,15 +90,38 @@ export class RawSmtp {
     socket.on('error', () => undefined);
   }
 
+  /** Connects and reads the greeting. */
   static async open(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawSmtp> {
+    const raw = await RawSmtp.connect(port, host, localAddress);
+    await raw.reply();
+    return raw;
+  }
+
+  /** Connects without reading anything: the greeting (or a refusal) is the first reply(). */
+  static async connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawSmtp> {
     const socket = connect({ port, host, localAddress });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('error', reject);
     });
-    const raw = new RawSmtp(socket);
-    await raw.reply();
-    return raw;
+    return new RawSmtp(socket);
+  }
+
+  /** STARTTLS, then the same raw dialogue inside TLS (any certificate accepted). */
+  async startTls(): Promise<string> {
+    const reply = await this.command('STARTTLS');
+    if (!reply.startsWith('220')) return reply;
+    const plain = this.socket;
+    plain.removeAllListeners('data');
+    plain.removeAllListeners('close');
+    const secure = tlsConnect({ socket: plain, rejectUnauthorized: false });
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', reject);
+    });
+    this.socket = secure;
+    this.listen(secure);
+    return reply;
   }
 
   send(bytes: string | Buffer): void {

@@ -135,7 +135,11 @@ function adaptConnection(conn: SMTPConnection, socket: Socket, options: AdapterO
   const sessionMs = options.sessionMaxMs();
   if (sessionMs > 0) {
     const expire = () => {
-      if (conn._handlerPending) return void timers.push(setTimeout(expire, SESSION_RECHECK_MS).unref());
+      // As smtp-server's own idle timeout does: while a handler runs, or the message is in and
+      // not yet answered, the client waits for us, and cutting it off then would have it
+      // send again a message that may already be queued.
+      const waitsForUs = conn._handlerPending || (!!conn._dataStream && !!conn._parser && !conn._parser._dataMode);
+      if (waitsForUs) return void timers.push(setTimeout(expire, SESSION_RECHECK_MS).unref());
       lastCommand = undefined;
       say(conn, SESSION_DEADLINE);
     };

@@ -19,7 +19,7 @@ describe('smtp-server internals the adapter relies on', () => {
       assert.equal(typeof proto[name], 'function', `SMTPConnection.prototype.${name}`);
     }
     assert.equal(typeof (SMTPStream.prototype as unknown as Record<string, unknown>)._write, 'function');
-    for (const field of ['this._parser = this._createParser()', 'this._nextHandler = false', 'this._handlerPending = false', 'this._ready = false']) {
+    for (const field of ['this._parser = this._createParser()', 'this._nextHandler = false', 'this._handlerPending = false', 'this._ready = false', 'this._dataStream = false']) {
       assert.ok(source(SMTPConnection).includes(field), `constructor sets ${field}`);
     }
   });
@@ -38,6 +38,8 @@ describe('smtp-server internals the adapter relies on', () => {
     assert.match(source(proto.connectionReady), /options\.disableReverseLookup/);
     // Commands before the greeting are refused (the early-talker check).
     assert.match(source(proto._onCommand), /if \(!this\._ready\)/);
+    // While a handler runs or a received message awaits its answer, the client waits for us.
+    assert.match(source(proto._onTimeout), /this\._handlerPending \|\| \(this\._dataStream && this\._parser && !this\._parser\._dataMode\)/);
   });
 
   it('replaces the command parser on STARTTLS, and every parser dispatches through _onCommand', () => {

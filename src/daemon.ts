@@ -64,6 +64,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   hooks = new HookRunner(plugins, logger);
   if (plugins.length) logger.info({ plugins: hooks.names }, 'plugins loaded');
   let resolver = buildResolver(config, clock);
+  // Client names get a resolver (and cache) of their own: connections from many addresses
+  // must not push delivery's MX and address records out of its cache.
+  let nameResolver = buildResolver(config, clock);
 
   const spool = new DiskSpool(resolve(options.queueDir));
   const { removedTemporary } = await spool.open();
@@ -89,7 +92,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     clock,
     hooks,
     // The resolver of the moment: a reload swaps it, and the next lookup uses the new one.
-    { clientName: (address) => confirmedClientName(resolver, address) },
+    { clientName: (address) => confirmedClientName(nameResolver, address) },
   );
   const admin = new AdminApi(config.http, scheduler, metrics, logger, clock);
   const addresses = await listener.listen();
@@ -108,6 +111,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       const next = loadConfig(configDir);
       config = next;
       resolver = buildResolver(config, clock);
+      nameResolver = buildResolver(config, clock);
       listener.updateConfig(config);
       agent.updateConfig(config);
       reporter.updateConfig(config);

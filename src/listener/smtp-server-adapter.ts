@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerSession } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
@@ -74,11 +73,11 @@ export function adaptServer(server: SMTPServer, options: AdapterOptions): void {
     server.connections.add(conn);
     conn.on('error', (err) => server._onError(err));
     conn.on('connect', (data) => server._onClientConnect(data));
-    adaptConnection(conn, socket, options);
+    adaptConnection(conn, options);
   };
 }
 
-function adaptConnection(conn: SMTPConnection, socket: Socket, options: AdapterOptions): void {
+function adaptConnection(conn: SMTPConnection, options: AdapterOptions): void {
   const view: AdaptedConnection = { remoteAddress: conn.remoteAddress, session: conn.session };
   let lastCommand: string | undefined;
   let admitted = false;
@@ -125,12 +124,18 @@ function adaptConnection(conn: SMTPConnection, socket: Socket, options: AdapterO
     return parser;
   };
 
-  // The raw socket closes with the TLS socket on top of it, so this fires once, whatever ended the session.
-  socket.once('close', () => {
+  // Every end of a session passes through _onClose: the plain socket's close and, after
+  // STARTTLS, the TLS socket's (upgrade() strips the listeners off the plain socket).
+  const onClose = conn._onClose.bind(conn);
+  let gone = false;
+  conn._onClose = () => {
+    onClose();
+    if (gone) return;
+    gone = true;
     deadline.reset();
     for (const t of timers) clearTimeout(t);
     if (admitted) options.closed?.(view);
-  });
+  };
 
   const sessionMs = options.sessionMaxMs();
   if (sessionMs > 0) {

@@ -88,7 +88,7 @@ describe('one host cannot take every slot', () => {
     tern = await world.tern({
       outbound: 'disabled=true',
       smtp: 'max_connections_per_client=3\nmax_connection_rate_per_client=6',
-      files: { relay_acl_allow: '127.0.0.1/32\n' },
+      files: { relay_acl_allow: '127.0.0.1/32\n', 'tls_key.pem': world.cert.key, 'tls_cert.pem': world.cert.cert },
     });
   });
   after(async () => {
@@ -120,6 +120,22 @@ describe('one host cannot take every slot', () => {
     const other = await RawSmtp.connect(tern.port, '127.0.0.1', '127.0.0.11');
     assert.match(await other.reply(), /^220 /);
     other.close();
+  });
+
+  it('gives a slot back when a session ends, inside TLS too', async () => {
+    for (let i = 0; i < 2; i++) {
+      const smtp = await RawSmtp.open(tern.port, '127.0.0.1', '127.0.0.12');
+      assert.match(await smtp.command('EHLO client.test'), /^250/);
+      assert.match(await smtp.startTls(), /^220/);
+      assert.match(await smtp.command('QUIT'), /^221/);
+      assert.equal(await smtp.reply(), '');
+    }
+    // The server sees the end of a session a moment after the client does.
+    await pause(300);
+    const sessions = await Promise.all([1, 2, 3].map(() => RawSmtp.connect(tern.port, '127.0.0.1', '127.0.0.12')));
+    const greetings = await Promise.all(sessions.map((s) => s.reply()));
+    assert.deepEqual(greetings.filter((g) => !g.startsWith('220 ')), [], 'the ended sessions hold no slot');
+    for (const s of sessions) s.close();
   });
 
   it('holds a client in relay_acl_allow to its own limits (none by default): many parallel connections all get 220', async () => {

@@ -47,11 +47,19 @@ describe('smtp-server internals the adapter relies on', () => {
     assert.match(source(proto._createParser), /parser\.oncommand = \(command, callback\) => this\._onCommand\(command, callback\)/);
     assert.match(source((SMTPStream.prototype as unknown as Record<string, unknown>)._write), /this\._dataMode/);
   });
+
+  it('ends every session through _onClose, the TLS socket\'s close included (upgrade() strips the plain socket\'s listeners)', () => {
+    assert.match(source(proto._setListeners), /this\._socket\.on\('close', hadError => this\._onCloseEvent\(hadError\)\)/);
+    assert.match(source(proto.upgrade), /this\._socket\.removeAllListeners\(\)/);
+    assert.match(source(proto.upgrade), /tlsSocket\.once\('close', \(hadError\) => this\._onCloseEvent\(hadError\)\)/);
+    assert.match(source(proto._onCloseEvent), /this\._onClose\(\)/);
+  });
 });
 
 describe('adaptServer on a live smtp-server', () => {
   const cert = makeCert('adapter.test');
   const replies: ReplyEvent[] = [];
+  const closed: string[] = [];
   let server: SMTPServer;
   let port = 0;
 
@@ -68,7 +76,13 @@ describe('adaptServer on a live smtp-server', () => {
         stream.on('end', () => cb());
       },
     });
-    adaptServer(server, { greetingDelayMs: () => 0, recordDeadlineMs: () => 0, sessionMaxMs: () => 0, onReply: (e) => replies.push(e) });
+    adaptServer(server, {
+      greetingDelayMs: () => 0,
+      recordDeadlineMs: () => 0,
+      sessionMaxMs: () => 0,
+      onReply: (e) => replies.push(e),
+      closed: (conn) => closed.push(conn.session.id),
+    });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const addr = server.server.address();
     port = typeof addr === 'object' && addr ? addr.port : 0;
@@ -99,5 +113,8 @@ describe('adaptServer on a live smtp-server', () => {
     assert.match(await smtp.reply(), /^521 5\.5\.2 /);
     assert.equal(await smtp.reply(), '');
     assert.ok(smtp.closed);
+    const id = (conn as unknown as { session: { id: string } }).session.id;
+    for (let i = 0; i < 250 && !closed.includes(id); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(closed.filter((c) => c === id).length, 1, 'the end of a TLS session is seen once');
   });
 });

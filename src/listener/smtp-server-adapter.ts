@@ -68,7 +68,7 @@ export function adaptServer(server: SMTPServer, options: AdapterOptions): void {
   // Tern looks names up through its own resolver, in the background (see Listener).
   server.options.disableReverseLookup = true;
   server.connect = (socket, socketOptions) => {
-    // SMTPServer.connect() minus init(), which is replaced by open() below.
+    // SMTPServer.connect() minus init(), which adaptConnection() replaces.
     const conn = new SMTPConnection(server, socket, socketOptions);
     server.connections.add(conn);
     conn.on('error', (err) => server._onError(err));
@@ -109,9 +109,15 @@ function adaptConnection(conn: SMTPConnection, options: AdapterOptions): void {
     onCommand(command, callback);
   };
 
+  // As smtp-server's own idle timeout has it: while a handler runs, or the message is in
+  // and not yet answered, the client waits for us, and no deadline of the client's runs out.
+  const waitsForUs = () => conn._handlerPending || (!!conn._dataStream && !!conn._parser && !conn._parser._dataMode);
+
   const deadline = new LineDeadline(() => {
+    if (waitsForUs()) return false;
     lastCommand = undefined;
     say(conn, LINE_DEADLINE);
+    return true;
   });
   // STARTTLS retires the parser and creates a new one (RFC 3207 §4.2: nothing from before
   // the handshake survives); every parser gets the same guards.
@@ -140,11 +146,8 @@ function adaptConnection(conn: SMTPConnection, options: AdapterOptions): void {
   const sessionMs = options.sessionMaxMs();
   if (sessionMs > 0) {
     const expire = () => {
-      // As smtp-server's own idle timeout does: while a handler runs, or the message is in and
-      // not yet answered, the client waits for us, and cutting it off then would have it
-      // send again a message that may already be queued.
-      const waitsForUs = conn._handlerPending || (!!conn._dataStream && !!conn._parser && !conn._parser._dataMode);
-      if (waitsForUs) return void timers.push(setTimeout(expire, SESSION_RECHECK_MS).unref());
+      // Cutting off a client whose message is being queued would have it send the message again.
+      if (waitsForUs()) return void timers.push(setTimeout(expire, SESSION_RECHECK_MS).unref());
       lastCommand = undefined;
       say(conn, SESSION_DEADLINE);
     };
@@ -206,7 +209,8 @@ function guardParser(conn: SMTPConnection, parser: Parser, deadline: LineDeadlin
 class LineDeadline {
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly expired: () => void) {}
+  /** `expired` returns false when the deadline cannot apply yet (the server is busy); it is then checked again later. */
+  constructor(private readonly expired: () => boolean) {}
 
   chunk(chunk: Buffer, ms: number): void {
     if (ms <= 0) return this.reset();
@@ -215,10 +219,10 @@ class LineDeadline {
     // A new partial line starts here when this chunk completed the previous one (or none was pending).
     if (this.timer && !chunk.includes(0x0a)) return;
     this.reset();
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.expired();
-    }, ms).unref();
+    const fire = () => {
+      this.timer = this.expired() ? undefined : setTimeout(fire, ms).unref();
+    };
+    this.timer = setTimeout(fire, ms).unref();
   }
 
   reset(): void {

@@ -88,6 +88,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     logger,
     clock,
     hooks,
+    (record) => metrics.onRejection(record.reason),
   );
   const admin = new AdminApi(config.http, scheduler, metrics, logger, clock);
   const addresses = await listener.listen();

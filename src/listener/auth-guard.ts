@@ -41,6 +41,13 @@ export class AuthGuard {
       return refuse(LOCKED);
     }
     const ok = await verifyPassword(this.config().authUsers.get(name), auth.password ?? '').catch(() => false);
+    // Many connections from one address verify at once (scrypt runs on the thread pool):
+    // once their failures have locked it out, the verdicts still in flight are not told,
+    // so that parallel guessing learns no more than sequential guessing.
+    if (this.window.lockedUntil(session.remoteAddress, this.clock.now()) !== undefined) {
+      state.authFailures++;
+      return refuse(LOCKED);
+    }
     if (ok) return cb(null, { user: name });
     state.authFailures++;
     this.window.fail(session.remoteAddress, this.clock.now(), {

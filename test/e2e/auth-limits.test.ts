@@ -104,6 +104,14 @@ describe('AUTH brute force and the trace of every refusal', () => {
     );
   });
 
+  it('tells parallel connections from one address no more wrong passwords than the address may make', async () => {
+    const conns = await Promise.all(Array.from({ length: 12 }, () => StartTlsSmtp.open(tern.port, '127.0.0.24')));
+    const replies = await Promise.all(conns.map((c, i) => c.authPlain('app', `parallel guess ${i}`)));
+    for (const c of conns) c.close();
+    assert.equal(replies.filter((r) => r.startsWith('535 ')).length, 5, 'auth_client_failure_limit');
+    assert.ok(replies.every((r) => /^(535 5\.7\.8|454 4\.7\.0) /.test(r)), replies.join('\n'));
+  });
+
   it('writes one Rejection for a relay denial, a SIZE= over the limit, a bad recipient and an oversized message', async () => {
     const outsider = await RawSmtp.open(tern.port, '127.0.0.1', '127.0.0.9');
     await outsider.command('EHLO outsider.test');

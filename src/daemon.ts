@@ -92,7 +92,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     clock,
     hooks,
     // The resolver of the moment: a reload swaps it, and the next lookup uses the new one.
-    { clientName: (address) => confirmedClientName(nameResolver, address) },
+    { clientName: (address) => confirmedClientName(nameResolver, address), onRejection: (record) => metrics.onRejection(record.reason) },
   );
   const admin = new AdminApi(config.http, scheduler, metrics, logger, clock);
   const addresses = await listener.listen();

@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { bool, bytes, int, intervals, seconds, text } from './fields.js';
 
+/** Seconds within [min, max]: a timer never overflows and never fires at once by mistake. */
+const secondsWithin = (fallback: string | number, min: number, max: number) => seconds(fallback).pipe(z.number().min(min).max(max));
+
 /** config/smtp.ini `[main]`: the listener. */
 export const smtpMainSchema = z
   .object({
@@ -31,6 +34,22 @@ export const smtpMainSchema = z
     // Postfix smtpd_per_record_deadline: a line must arrive whole this long after its first byte.
     line_deadline: seconds(30).pipe(z.number().min(1).max(3600)),
     max_session_length: seconds('1h').pipe(z.number().min(1).max(86_400)),
+    // Postfix's smtpd_soft_error_limit, smtpd_hard_error_limit and smtpd_error_sleep_time,
+    // counted per connection over the refusals Tern decides (AUTH, MAIL, RCPT) and reset
+    // when a message is accepted: past the soft limit every refusal waits error_sleep_time,
+    // past the hard limit the next command gets 421 4.7.0 and the connection is closed.
+    error_sleep_time: secondsWithin(1, 0, 60),
+    soft_error_limit: int(10, 1, 1000),
+    hard_error_limit: int(20, 1, 1000),
+    // AUTH brute force: every failure waits auth_failure_delay (Dovecot's auth_failure_delay);
+    // a connection gets auth_failure_limit failures, then 421 4.7.0. An address (an IPv6 /64)
+    // with auth_client_failure_limit failures within auth_client_failure_window is refused
+    // AUTH (454 4.7.0) for auth_client_lockout.
+    auth_failure_delay: secondsWithin(2, 0, 60),
+    auth_failure_limit: int(3, 1, 100),
+    auth_client_failure_limit: int(10, 1, 10000),
+    auth_client_failure_window: secondsWithin('10m', 1, 86400),
+    auth_client_lockout: secondsWithin('10m', 1, 86400),
   })
   .strict();
 

@@ -34,6 +34,7 @@ export class TernMetrics {
   private readonly received: Counter;
   private readonly dsn: Counter<'kind'>;
   private readonly reloads: Counter<'result'>;
+  private readonly rejections: Counter<'reason'>;
 
   constructor(queue: QueueSource, openConnections: () => number) {
     const registers = [this.registry];
@@ -82,6 +83,7 @@ export class TernMetrics {
     this.received = new Counter({ name: 'tern_messages_received_total', help: 'Messages accepted into the queue', registers });
     this.dsn = new Counter({ name: 'tern_dsn_generated_total', help: 'Delivery status notifications queued, by kind', labelNames: ['kind'], registers });
     this.reloads = new Counter({ name: 'tern_config_reloads_total', help: 'Config reloads by result', labelNames: ['result'], registers });
+    this.rejections = new Counter({ name: 'tern_rejections_total', help: 'Commands and messages the listener refused, by reason', labelNames: ['reason'], registers });
   }
 
   onReceived(entries: readonly QueueEntry[]): void {
@@ -103,6 +105,11 @@ export class TernMetrics {
 
   onReport(kind: string): void {
     this.dsn.inc({ kind });
+  }
+
+  /** One Rejection record: reasons come from a fixed list, so the label stays small. */
+  onRejection(reason: string): void {
+    this.rejections.inc({ reason });
   }
 
   onReload(ok: boolean): void {

@@ -1,21 +1,24 @@
 import { SMTPServer } from 'smtp-server';
-import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerSession, SMTPServerDataStream } from 'smtp-server';
+import type { SMTPServerAddress, SMTPServerSession, SMTPServerDataStream } from 'smtp-server';
 import type { Clock, RecipientDsn, SmtpReply } from '../core/index.js';
 import { TernError } from '../core/index.js';
 import { splitHostPort } from '../config/index.js';
 import type { TernConfig } from '../config/index.js';
-import type { Logger } from '../log/index.js';
+import type { Logger, RejectionRecord } from '../log/index.js';
 import { logDisposition } from '../log/index.js';
 import { isRoutableAddress } from '../smtp/index.js';
-import { verifyPassword } from './auth.js';
+import { AuthGuard } from './auth-guard.js';
 import { ClientLimiter } from './client-limits.js';
 import type { ClientLimit } from './client-limits.js';
+import { ErrorLimits, smtpError } from './error-limits.js';
+import type { Refusal } from './error-limits.js';
 import { splitEnvelope } from './envelope-split.js';
 import type { Injector } from './injector.js';
 import type { HookRunner } from '../hooks/index.js';
 import { MessageGuard } from './message-guard.js';
 import { receivedHeader } from './received-header.js';
 import { RelayPolicy } from './relay-policy.js';
+import { Rejections } from './rejections.js';
 import { adaptServer } from './smtp-server-adapter.js';
 import type { AdaptedConnection, ReplyEvent } from './smtp-server-adapter.js';
 
@@ -26,9 +29,7 @@ const RCPT_PARAMS = new Set(['NOTIFY', 'ORCPT']);
 
 type Callback = (err?: Error | null) => void;
 
-function smtpError(reply: SmtpReply): Error {
-  return Object.assign(new Error(`${reply.enhanced ? reply.enhanced + ' ' : ''}${reply.text}`), { responseCode: reply.code });
-}
+const refusal = (reason: string, code: number, enhanced: string, text: string): Refusal => ({ reason, reply: { code, enhanced, text } });
 
 function unknownParam(address: SMTPServerAddress, known: Set<string>): string | undefined {
   const args = address.args;
@@ -48,6 +49,8 @@ export interface ListenerOptions {
   readonly clientName?: ClientNameLookup;
   /** Every reply any connection sends (4xx/5xx included, smtp-server's own too). */
   readonly onReply?: (event: ReplyEvent) => void;
+  /** Sees every Rejection record (metrics). */
+  readonly onRejection?: (record: RejectionRecord) => void;
 }
 
 // During a DNS outage every lookup waits for its timeout; past this many at once, new
@@ -62,6 +65,9 @@ export class Listener {
   private readonly names = new WeakMap<SMTPServerSession, string>();
   private readonly counted = new WeakSet<SMTPServerSession>();
   private pendingLookups = 0;
+  private readonly limits = new ErrorLimits(() => this.config.smtp);
+  private readonly auth: AuthGuard;
+  private readonly rejections: Rejections;
 
   constructor(
     private config: TernConfig,
@@ -73,6 +79,8 @@ export class Listener {
   ) {
     this.relay = new RelayPolicy(config.relayAllow);
     this.limiter = new ClientLimiter(clock);
+    this.auth = new AuthGuard(() => this.config, this.limits, clock);
+    this.rejections = new Rejections(logger, clock, options.onRejection);
   }
 
   /** Takes a reloaded config: relay networks, users and limits apply to new transactions. */
@@ -145,7 +153,7 @@ export class Listener {
         session.disabledCommands = this.authAllowed(true) ? [] : ['AUTH'];
         cb();
       },
-      onAuth: (auth, session, cb) => void this.onAuth(auth, session, cb),
+      onAuth: (auth, session, cb) => void this.auth.authenticate(auth, session, cb),
       onMailFrom: (address, session, cb) => this.onMailFrom(address, session, cb),
       onRcptTo: (address, session, cb) => this.onRcptTo(address, session, cb),
       onData: (stream, session, cb) =>
@@ -164,8 +172,17 @@ export class Listener {
       greetingDelayMs: (conn) => (this.relay.allows(conn.remoteAddress) ? 0 : this.config.smtp.early_talker_delay * 1000),
       recordDeadlineMs: () => this.config.smtp.line_deadline * 1000,
       sessionMaxMs: () => this.config.smtp.max_session_length * 1000,
-      ...(this.options.onReply ? { onReply: this.options.onReply } : {}),
+      onReply: (event) => {
+        if (event.answersCommand && event.command) {
+          const text = `${event.enhanced ? event.enhanced + ' ' : ''}${event.text}`;
+          this.rejections.observe(event.session, event.code, text, event.command, event.line, this.limits.takePending(event.session));
+        }
+        this.options.onReply?.(event);
+      },
     });
+    // SMTP is a dialogue of small writes: with Nagle's algorithm each reply can wait for
+    // the client's delayed ACK (~40 ms on Linux). Replies go out at once.
+    server.server.on('connection', (socket) => socket.setNoDelay(true));
     server.on('error', (err) => this.logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'smtp listener error'));
     return server;
   }
@@ -204,38 +221,46 @@ export class Listener {
     return this.config.authUsers.size > 0 && (secure || this.config.smtp.auth_insecure);
   }
 
-  private async onAuth(auth: SMTPServerAuthentication, _session: SMTPServerSession, cb: (err: Error | null | undefined, response?: { user?: unknown }) => void) {
-    const user = this.config.authUsers.get(auth.username ?? '');
-    const ok = await verifyPassword(user, auth.password ?? '').catch(() => false);
-    if (!ok) return cb(smtpError({ code: 535, enhanced: '5.7.8', text: 'Authentication credentials invalid' }));
-    cb(null, { user: auth.username });
+  /** Answers a command Tern decides: a connection past its error limit is closed, a refusal counted. */
+  private decide(session: SMTPServerSession, verdict: Refusal | undefined, cb: Callback) {
+    const refused = this.limits.exhausted(session) ?? verdict;
+    if (refused) return this.limits.refuse(session, refused, cb);
+    cb();
   }
 
   private onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: Callback) {
+    this.decide(session, this.mailVerdict(address, session), cb);
+  }
+
+  private mailVerdict(address: SMTPServerAddress, session: SMTPServerSession): Refusal | undefined {
     const unknown = unknownParam(address, MAIL_PARAMS);
-    if (unknown) return cb(smtpError({ code: 555, enhanced: '5.5.4', text: `MAIL FROM parameter ${unknown} not recognized` }));
+    if (unknown) return refusal('unknown_parameter', 555, '5.5.4', `MAIL FROM parameter ${unknown} not recognized`);
     if (nonAscii(address.address) && !session.envelope.smtpUtf8) {
-      return cb(smtpError({ code: 553, enhanced: '5.6.7', text: 'Non-ASCII address requires the SMTPUTF8 parameter (RFC 6531)' }));
+      return refusal('smtputf8_required', 553, '5.6.7', 'Non-ASCII address requires the SMTPUTF8 parameter (RFC 6531)');
     }
     if (address.address && !isRoutableAddress(address.address)) {
-      return cb(smtpError({ code: 553, enhanced: '5.1.7', text: 'Sender address must be a full address or <>' }));
+      return refusal('bad_sender', 553, '5.1.7', 'Sender address must be a full address or <>');
     }
-    cb();
+    return undefined;
   }
 
   private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: Callback) {
+    this.decide(session, this.rcptVerdict(address, session), cb);
+  }
+
+  private rcptVerdict(address: SMTPServerAddress, session: SMTPServerSession): Refusal | undefined {
     const unknown = unknownParam(address, RCPT_PARAMS);
-    if (unknown) return cb(smtpError({ code: 555, enhanced: '5.5.4', text: `RCPT TO parameter ${unknown} not recognized` }));
+    if (unknown) return refusal('unknown_parameter', 555, '5.5.4', `RCPT TO parameter ${unknown} not recognized`);
     if (!session.user && !this.relay.allows(session.remoteAddress)) {
-      return cb(smtpError({ code: 550, enhanced: '5.7.1', text: 'Relaying denied: authenticate or send from an allowed network' }));
+      return refusal('relay_denied', 550, '5.7.1', 'Relaying denied: authenticate or send from an allowed network');
     }
     if (nonAscii(address.address) && !session.envelope.smtpUtf8) {
-      return cb(smtpError({ code: 553, enhanced: '5.6.7', text: 'Non-ASCII address requires the SMTPUTF8 parameter (RFC 6531)' }));
+      return refusal('smtputf8_required', 553, '5.6.7', 'Non-ASCII address requires the SMTPUTF8 parameter (RFC 6531)');
     }
     if (!isRoutableAddress(address.address)) {
-      return cb(smtpError({ code: 553, enhanced: '5.1.3', text: 'Recipient address must be a full address with a domain' }));
+      return refusal('bad_recipient', 553, '5.1.3', 'Recipient address must be a full address with a domain');
     }
-    cb();
+    return undefined;
   }
 
   private async onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void) {
@@ -293,7 +318,8 @@ export class Listener {
     const refused = guard.violation;
     if (refused) {
       await incoming.abort();
-      this.logger.warn({ client: session.remoteAddress, reply: refused, message_id: messageId }, 'message refused');
+      // The Rejection record says why (message_size, bare_line_ending, mail_loop).
+      this.limits.mark(session, { messageId });
       return cb(smtpError(refused));
     }
     const env = session.envelope;
@@ -313,7 +339,7 @@ export class Listener {
       });
       if (verdict?.action === 'deny') {
         await incoming.abort();
-        this.logger.info({ client: session.remoteAddress, reply: verdict.reply, message_id: messageId }, 'message refused by a queue_outbound hook');
+        this.limits.mark(session, { reason: { name: 'hook', code: verdict.reply.code }, messageId });
         return cb(smtpError(verdict.reply));
       }
     }
@@ -343,10 +369,12 @@ export class Listener {
         client: { address: session.remoteAddress, ...(this.names.has(session) ? { name: this.names.get(session) } : {}), helo: session.hostNameAppearsAs ?? undefined, user: session.user as string | undefined, tls: session.secure },
       });
       this.injector.queued(entries);
+      this.limits.delivered(session);
       cb(null, `2.0.0 Queued as ${messageId}`);
     } catch (err) {
       const reply = err instanceof TernError ? err.reply : { code: 451, enhanced: '4.3.0', text: 'Local error in processing' };
       this.logger.error({ err: { message: (err as Error).message, cause: String((err as Error).cause ?? '') }, reply, message_id: messageId }, 'queue write failed');
+      this.limits.mark(session, { messageId });
       cb(smtpError(reply));
     }
   }

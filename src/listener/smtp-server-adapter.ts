@@ -18,12 +18,19 @@ import type { SmtpReply } from '../core/index.js';
  * - replies whose text carries an enhanced code sent as given, and every reply observed.
  */
 
-/** One reply the connection sends, and the command it answers (undefined: the greeting, a timeout, a limit). */
+/**
+ * One reply the connection sends, and the command it answers (undefined: the greeting, a
+ * timeout, a limit); `END-OF-MESSAGE` for the reply to the end of DATA (Postfix's name).
+ */
 export interface ReplyEvent {
   readonly code: number;
   readonly enhanced?: string;
   readonly text: string;
   readonly command?: string;
+  /** The command line, for MAIL and RCPT only (never AUTH's, which carry credentials). */
+  readonly line?: string;
+  /** Sent while a command was being handled, or as the reply to the end of DATA. */
+  readonly answersCommand: boolean;
   readonly session: SMTPServerSession;
 }
 
@@ -80,6 +87,9 @@ export function adaptServer(server: SMTPServer, options: AdapterOptions): void {
 function adaptConnection(conn: SMTPConnection, options: AdapterOptions): void {
   const view: AdaptedConnection = { remoteAddress: conn.remoteAddress, session: conn.session };
   let lastCommand: string | undefined;
+  let lastLine: string | undefined;
+  let inCommand = false;
+  let lastCode = 0;
   let admitted = false;
   const timers: NodeJS.Timeout[] = [];
 
@@ -92,8 +102,18 @@ function adaptConnection(conn: SMTPConnection, options: AdapterOptions): void {
     if (options.onReply) {
       const text = Array.isArray(data) ? data.join('\n') : String(data ?? '');
       const enhanced = given ? given[1] : conn._getEnhancedStatusCode(code, context) || undefined;
-      options.onReply({ code, enhanced, text: given ? text.slice(given[0].length) : text, command: lastCommand, session: conn.session });
+      const endOfMessage = lastCode === 354;
+      options.onReply({
+        code,
+        enhanced,
+        text: given ? text.slice(given[0].length) : text,
+        command: endOfMessage ? 'END-OF-MESSAGE' : lastCommand,
+        ...(!endOfMessage && lastLine !== undefined ? { line: lastLine } : {}),
+        answersCommand: inCommand || endOfMessage,
+        session: conn.session,
+      });
     }
+    lastCode = code;
     send(code, data, context);
   };
 
@@ -101,12 +121,18 @@ function adaptConnection(conn: SMTPConnection, options: AdapterOptions): void {
   conn._onCommand = (command, callback) => {
     // A continuation line of AUTH carries credentials, not a verb.
     lastCommand = conn._nextHandler ? 'AUTH' : command.toString('latin1').split(' ', 1)[0].toUpperCase().slice(0, 16);
+    lastLine = lastCommand === 'MAIL' || lastCommand === 'RCPT' ? command.toString('utf8') : undefined;
+    inCommand = true;
+    const done = () => {
+      inCommand = false;
+      callback?.();
+    };
     if (command.includes(0x0d) || command.includes(0x00)) {
       say(conn, BARE_CR);
-      if (callback) setImmediate(callback);
+      setImmediate(done);
       return;
     }
-    onCommand(command, callback);
+    onCommand(command, done);
   };
 
   // As smtp-server's own idle timeout has it: while a handler runs, or the message is in

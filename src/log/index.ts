@@ -1,4 +1,4 @@
 export { createLogger, pinoLevel } from './logger.js';
 export type { Logger } from './logger.js';
-export { logDisposition, replyFields, peerFields } from './records.js';
-export type { DispositionRecord, DispositionType } from './records.js';
+export { logDisposition, logRejection, replyFields, peerFields } from './records.js';
+export type { DispositionRecord, DispositionType, RejectionRecord } from './records.js';

@@ -38,6 +38,36 @@ export interface DispositionRecord {
   readonly client?: { readonly address: string; readonly name?: string; readonly helo?: string; readonly user?: string; readonly tls: boolean };
 }
 
+/**
+ * A refused command or message (KumoMTA's `Rejection`): one record per refusal the listener
+ * sends to MAIL, RCPT, DATA, AUTH or the end of DATA, including AUTH failures. `client.address`
+ * comes before every field a client chooses, so that fail2ban-style patterns can anchor on it.
+ */
+export interface RejectionRecord {
+  readonly type: 'Rejection';
+  /** Why, from a fixed list (README, *Logs*); also the `reason` label of tern_rejections_total. */
+  readonly reason: string;
+  /** MAIL, RCPT, DATA, END-OF-MESSAGE (the reply to the end of DATA) or AUTH. */
+  readonly command: string;
+  readonly client: { readonly address: string; readonly port?: number; readonly helo?: string; readonly user?: string; readonly tls: boolean };
+  /** The user name an AUTH attempt gave (authcid, or authzid when that is empty). */
+  readonly auth_user?: string;
+  readonly sender?: string;
+  readonly recipient?: string;
+  readonly recipients?: readonly string[];
+  /** The queue id the message would have had, for refusals at the end of DATA. */
+  readonly message_id?: string;
+  readonly response: DispositionRecord['response'];
+  /** smtp-server's connection id: the records of one connection share it. */
+  readonly session_id: string;
+  readonly timestamp: string;
+}
+
+/** Writes one Rejection record; like a disposition, its `msg` is its type. */
+export function logRejection(logger: Logger, record: RejectionRecord): void {
+  logger.info(record, record.type);
+}
+
 export function replyFields(reply: SmtpReply): DispositionRecord['response'] {
   return { code: reply.code, enhanced_code: reply.enhanced ?? null, content: reply.text };
 }

@@ -45,6 +45,9 @@ describe('plugins: hooks and the example plugins', () => {
         sendMail({ port: tern.port, from: 'app@client.test', to: ['fine@good.test', rcpt], body: message('suppressed') }),
         (err: Error & { response?: string }) => new RegExp(`^550 5\\.7\\.1 Recipient ${rcpt.replace('.', '\\.')} is on the suppression list`).test(err.response ?? ''),
       );
+      // One Rejection record names the hook as the reason and the recipients refused.
+      const rejection = await tern.waitFor((r) => r.type === 'Rejection' && (r.recipients as string[] | undefined)?.includes(rcpt) === true);
+      assert.deepEqual([rejection.command, rejection.reason, (rejection.response as { code: number }).code], ['END-OF-MESSAGE', 'hook', 550]);
     }
     writeFileSync(join(tern.configDir, 'suppression_list'), '');
     const res = await sendMail({ port: tern.port, from: 'app@client.test', to: ['blocked@good.test'], body: message('unsuppressed') });

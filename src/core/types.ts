@@ -30,7 +30,10 @@ export type RecipientState = 'pending' | 'delivered' | 'deferred' | 'failed';
 export interface Recipient {
   readonly address: string;
   state: RecipientState;
-  /** The reply that decided the current state, when there was one. */
+  /**
+   * The reply that decided the current state, when there was one; an expiry keeps the last
+   * attempt's reply here (its report quotes it), an operator's bounce replaces it.
+   */
   lastReply?: SmtpReply;
   readonly dsn?: RecipientDsn;
   /** A NOTIFY=DELAY report has been sent for this recipient (RFC 3461: once). */

@@ -73,14 +73,20 @@ function statusOf(kind: DsnEvent['kind'], r: DsnRecipient): string {
   return `${r.reply.enhanced ?? `${String(r.reply.code)[0]}.0.0`}${comment(r.reply.text.replace(/\s+/g, ' ').trim())}`;
 }
 
+/** A reply of Tern's own that is the expiry itself (X.4.7, delivery time expired): no attempt got a reply. */
+export const isOwnExpiry = (reply: DsnRecipient['reply']) => !reply.remote && /^[45]\.4\.7$/.test(reply.enhanced ?? '');
+
 /**
  * The Diagnostic-Code: a remote MTA's reply as `smtp;` with its code (RFC 3464 §2.3.6);
- * a reply Tern made up itself as its own type, text only, for no remote said it.
+ * text Tern made up itself as its own type, without a reply code, for no remote said it.
+ * An expiration after Tern's own errors says so first, as parsers look for it there.
  */
-function diagnostic(r: DsnRecipient): string {
+function diagnostic(kind: DsnEvent['kind'], r: DsnRecipient): string {
   const { reply } = r;
   if (reply.remote) return foldField('Diagnostic-Code', `smtp; ${[String(reply.code), reply.enhanced, reply.text].filter(Boolean).join(' ')}`, 3);
-  return foldField('Diagnostic-Code', `${OWN_DIAGNOSTIC_TYPE}; ${reply.text || [reply.code, reply.enhanced].filter(Boolean).join(' ')}`, 3);
+  const text = reply.text || [reply.code, reply.enhanced].filter(Boolean).join(' ');
+  const own = kind === 'expiration' && !isOwnExpiry(reply) ? `delivery time expired; last error: ${text}` : text;
+  return foldField('Diagnostic-Code', `${OWN_DIAGNOSTIC_TYPE}; ${own}`, 3);
 }
 
 /**
@@ -97,7 +103,7 @@ export function statusFields(event: DsnEvent, recipients: readonly DsnRecipient[
     lines.push(addressField('Final-Recipient', r.address), `Action: ${action}`, foldField('Status', statusOf(event.kind, r)));
     // RFC 3464 §2.3.5: only when a remote MTA was involved, and it is the one whose reply this is.
     if (r.reply.remote) lines.push(foldField('Remote-MTA', `dns; ${r.reply.remote.name}`, 3));
-    lines.push(diagnostic(r), `Last-Attempt-Date: ${rfc5322Date(r.lastAttempt)}`);
+    lines.push(diagnostic(event.kind, r), `Last-Attempt-Date: ${rfc5322Date(r.lastAttempt)}`);
     if (event.kind === 'delay' && event.retryUntil) lines.push(`Will-Retry-Until: ${rfc5322Date(event.retryUntil)}`);
     return lines.join('\r\n');
   });

@@ -1,4 +1,5 @@
 import { formatReply, rfc5322Date } from '../smtp/index.js';
+import { isOwnExpiry } from './status-fields.js';
 import type { DsnEvent, DsnParams, DsnRecipient } from './types.js';
 
 /** Names the mail exchanger only when the reply is its own; a reply Tern made is its status. */
@@ -25,7 +26,12 @@ export function defaultHumanText(event: DsnEvent, recipients: readonly DsnRecipi
       case 'bounce':
         return [...head, ...peerLine(r)];
       case 'expiration':
-        return [...head, 'Status: 5.4.7 Delivery time expired', ...peerLine(r, 'Last error'), `It had not been delivered by ${rfc5322Date(r.lastAttempt)}, when it expired.`];
+        return [
+          ...head,
+          isOwnExpiry(r.reply) ? `Status: ${formatReply(r.reply)}` : 'Status: 5.4.7 Delivery time expired',
+          ...(isOwnExpiry(r.reply) ? [] : peerLine(r, 'Last error')),
+          `It had not been delivered by ${rfc5322Date(r.lastAttempt)}, when it expired.`,
+        ];
       case 'delay':
         return [
           ...head,

@@ -110,9 +110,19 @@ describe('RFC 3464 reports', () => {
       const { body } = statusPart(dsn.bytes);
       assert.doesNotMatch(body, /Remote-MTA/, kind);
       assert.doesNotMatch(body, /smtp;/i, kind);
-      assert.match(body, /\r\nDiagnostic-Code: X-Tern; cannot connect to mx\.target\.example\.com\r\n \[42\.42\.42\.42\]:25: ECONNREFUSED\r\n/, kind);
+      const unfolded = body.replace(/\r\n(?=[ \t])/g, '');
+      const expired = kind === 'expiration' ? 'delivery time expired; last error: ' : '';
+      assert.ok(unfolded.includes(`\r\nDiagnostic-Code: X-Tern; ${expired}cannot connect to mx.target.example.com [42.42.42.42]:25: ECONNREFUSED\r\n`), kind);
       assert.doesNotMatch(dsn.bytes.toString(), /While communicating/, kind);
     }
+  });
+
+  it('an expiration that no attempt got a reply for says only that it expired', async () => {
+    const expiry = { code: 551, enhanced: '5.4.7', text: 'Delivery time expired: message queued at 2003-07-01T08:52:37.000Z was still undelivered after 2.0 h' };
+    const dsn = generateDsn(params, { ...expiration, recipients: [{ ...expiration.recipients[0], reply: expiry }] })!;
+    assert.match(statusPart(dsn.bytes).body, /\r\nStatus: 5\.4\.7 \(delivery time expired\)\r\nDiagnostic-Code: X-Tern; Delivery time expired: message queued at\r\n 2003-07-01T08:52:37\.000Z was still undelivered after 2\.0 h\r\n/);
+    const { mail } = await parsed(dsn.bytes);
+    assert.match(mail.text ?? '', /Status: 551 5\.4\.7 Delivery time expired: message queued at 2003-07-01T08:52:37\.000Z was still undelivered after 2\.0 h\nIt had not been delivered by/);
   });
 
   it('no original at all with include_original_message=No', async () => {

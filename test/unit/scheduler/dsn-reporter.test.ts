@@ -92,7 +92,7 @@ describe('DsnReporter', () => {
     // Expired later, without an attempt (the queue sweep).
     await reporter.report(entry, expireEntry(entry, Date.now()));
     const [report] = await reports();
-    assert.match(report, /Status: 5\.4\.7 \(delivery time expired\)\r\nDiagnostic-Code: X-Tern; cannot connect to mx\.dest\.test \[192\.0\.2\.25\]:25:\r\n ECONNREFUSED\r\n/);
+    assert.match(report, /Status: 5\.4\.7 \(delivery time expired\)\r\nDiagnostic-Code: X-Tern; delivery time expired; last error: cannot connect to\r\n mx\.dest\.test \[192\.0\.2\.25\]:25: ECONNREFUSED\r\n/);
     assert.match(report, /\r\nLast error: 451 4\.4\.1 cannot connect to mx\.dest\.test /);
     assert.doesNotMatch(report, /Remote-MTA|smtp;|While communicating/);
   });

@@ -12,7 +12,6 @@ const SUBJECT = {
   success: 'Successful mail delivery report',
 } as const;
 
-
 /** RFC 3461 §4.1: who wants which report. No NOTIFY means failures only (delays at the MTA's discretion). */
 function wants(r: DsnRecipient, kind: DsnEvent['kind']): boolean {
   const notify = r.notify;

@@ -7,7 +7,7 @@ const SOFT = 78;
 const LONGEST_WORD = 900;
 
 /** The diagnostic type of a reply Tern made itself, as Postfix writes `X-Postfix;` (RFC 3464 §2.3.6: "X-" types). */
-export const OWN_DIAGNOSTIC_TYPE = 'X-Tern';
+const OWN_DIAGNOSTIC_TYPE = 'X-Tern';
 
 const ACTION = { bounce: 'failed', expiration: 'failed', delay: 'delayed' } as const;
 

@@ -75,7 +75,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   // The reporter queues reports through the scheduler it serves; the indirection breaks the cycle.
   const enqueue = (entries: Parameters<Scheduler['add']>[0]) => scheduler.add(entries);
   const reporter = new DsnReporter(config, spool, (entries) => enqueue(entries), logger, clock, (kind) => metrics.onReport(kind));
-  const scheduler: Scheduler = new Scheduler(config.outbound, spool, agent, logger, clock, (entry, records) => reporter.report(entry, records), hooks, config.routes);
+  const scheduler: Scheduler = new Scheduler(config.outbound, spool, agent, logger, clock, (entry, records, outcome) => reporter.report(entry, records, outcome), hooks, config.routes);
   const metrics = new TernMetrics(scheduler, () => agent.openSessions);
   scheduler.on('disposition', (record, entry) => metrics.onDisposition(record, entry));
   scheduler.on('attempt', (entry, records, ms) => metrics.onAttempt(entry, records, ms));

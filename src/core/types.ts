@@ -4,6 +4,13 @@ export interface SmtpReply {
   /** RFC 3463 enhanced status code, e.g. "5.7.26"; absent when the peer sent none. */
   readonly enhanced?: string;
   readonly text: string;
+  /**
+   * The mail exchanger that sent this reply. Absent when Tern made the reply itself (DNS
+   * failure, connection refused, time-out, expiry, a listener reply): a delivery status
+   * notification names a Remote-MTA and an `smtp;` Diagnostic-Code only for a reply a
+   * remote MTA really gave (RFC 3464 §2.3.5, §2.3.6).
+   */
+  readonly remote?: { readonly name: string; readonly address: string };
 }
 
 /** RFC 3461 parameters a client gave for one recipient. */
@@ -23,7 +30,10 @@ export type RecipientState = 'pending' | 'delivered' | 'deferred' | 'failed';
 export interface Recipient {
   readonly address: string;
   state: RecipientState;
-  /** The reply that decided the current state, when there was one. */
+  /**
+   * The reply that decided the current state, when there was one; an expiry keeps the last
+   * attempt's reply here (its report quotes it), an operator's bounce replaces it.
+   */
   lastReply?: SmtpReply;
   readonly dsn?: RecipientDsn;
   /** A NOTIFY=DELAY report has been sent for this recipient (RFC 3461: once). */
@@ -67,6 +77,11 @@ export interface DeliveryOutcome {
    * on and success reports are its to send (RFC 3461 §5.2.2); absent when no session got that far.
    */
   readonly nextHopDsn?: boolean;
+  /**
+   * Delivered with LMTP (RFC 2033), i.e. into the final mailbox store: a success report
+   * says `delivered`, where after an SMTP relay it says `relayed` (RFC 3464 §2.3.3).
+   */
+  readonly lmtp?: boolean;
 }
 
 export interface Clock {

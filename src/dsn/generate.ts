@@ -1,18 +1,16 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import qp from 'nodemailer/lib/qp/index.js';
-import { formatReply, rfc5322Date } from '../smtp/index.js';
+import { rfc5322Date } from '../smtp/index.js';
+import { actionOf, nonAscii, statusFields } from './status-fields.js';
 import { defaultHumanText, renderTemplate } from './text-parts.js';
 import type { DsnEvent, DsnMessage, DsnParams, DsnRecipient, OriginalMessage } from './types.js';
 
-const ACTION = { bounce: 'failed', expiration: 'failed', delay: 'delayed', success: 'delivered' } as const;
 const SUBJECT = {
   bounce: 'Returned mail',
   expiration: 'Returned mail',
   delay: 'Delayed mail (still being retried)',
   success: 'Successful mail delivery report',
 } as const;
-
-const nonAscii = (s: string | Buffer) => (typeof s === 'string' ? /[^\x00-\x7f]/.test(s) : s.some((b) => b > 0x7f));
 
 /** RFC 3461 §4.1: who wants which report. No NOTIFY means failures only (delays at the MTA's discretion). */
 function wants(r: DsnRecipient, kind: DsnEvent['kind']): boolean {
@@ -23,33 +21,13 @@ function wants(r: DsnRecipient, kind: DsnEvent['kind']): boolean {
   return !notify || notify.includes('FAILURE');
 }
 
-/** A body part: quoted-printable when a line is too long for 7bit or the text is not ASCII (as the samples do). */
-function textPart(contentType: string, charset: string, body: string): string {
+/** The human-readable part: quoted-printable when a line is too long for 7bit or the text is not ASCII (as the samples do). */
+function textPart(charset: string, body: string): string {
   const needsQp = body.split('\r\n').some((l) => l.length > 76) || nonAscii(body);
-  const headers = [`Content-Type: ${contentType};`, `\tcharset="${charset}"`];
+  const headers = ['Content-Type: text/plain;', `\tcharset="${charset}"`];
   if (!needsQp) return headers.join('\r\n') + '\r\n\r\n' + body;
   const encoded = qp.wrap(qp.encode(Buffer.from(body, 'utf8')), 76);
   return [...headers, 'Content-Transfer-Encoding: quoted-printable'].join('\r\n') + '\r\n\r\n' + encoded + (encoded.endsWith('\r\n') ? '' : '\r\n');
-}
-
-/** An RFC 5322 comment: the reply text after the status code, with its specials escaped. */
-const comment = (text: string) => (text ? ` (${text.replace(/[\\()]/g, (c) => '\\' + c).replace(/[\r\n]+/g, ' ')})` : '');
-
-function statusFields(event: DsnEvent, recipients: readonly DsnRecipient[], params: DsnParams): string {
-  const perMessage = [`Reporting-MTA: ${params.reportingMta.type}; ${params.reportingMta.name}`];
-  if (event.envid) perMessage.push(`Original-Envelope-Id: ${event.envid}`);
-  perMessage.push(`Arrival-Date: ${rfc5322Date(event.arrival)}`);
-  const blocks = recipients.map((r) => {
-    const status = r.reply.enhanced ?? `${String(r.reply.code)[0]}.0.0`;
-    const lines: string[] = [];
-    if (r.orcpt) lines.push(`Original-Recipient: ${r.orcpt}`);
-    lines.push(`Final-Recipient: rfc822;${r.address}`, `Action: ${ACTION[event.kind]}`, `Status: ${status}${comment(r.reply.text)}`);
-    if (r.remoteMta) lines.push(`Remote-MTA: dns; ${r.remoteMta.name}`);
-    lines.push(`Diagnostic-Code: smtp; ${formatReply(r.reply)}`, `Last-Attempt-Date: ${rfc5322Date(r.lastAttempt)}`);
-    if (event.kind === 'delay' && event.retryUntil) lines.push(`Will-Retry-Until: ${rfc5322Date(event.retryUntil)}`);
-    return lines.join('\r\n');
-  });
-  return [perMessage.join('\r\n'), ...blocks].join('\r\n\r\n') + '\r\n';
 }
 
 function headerSection(message: Buffer): Buffer {
@@ -73,7 +51,8 @@ export function generateDsn(params: DsnParams, event: DsnEvent, original?: Origi
   const host = params.reportingMta.name;
   const boundary = params.stableContent ? 'report-boundary' : `report-${randomBytes(12).toString('hex')}`;
   const messageId = params.stableContent ? `<UUID@${host}>` : `<${randomUUID()}@${host}>`;
-  const utf8 = event.smtpUtf8 || nonAscii(event.sender) || recipients.some((r) => nonAscii(r.address) || nonAscii(r.reply.text));
+  // UTF-8 in the envelope or the report's header needs SMTPUTF8; UTF-8 reply text only 8BITMIME (RFC 6533 §6.3).
+  const utf8 = event.smtpUtf8 || nonAscii(event.sender) || recipients.some((r) => nonAscii(r.address) || nonAscii(r.orcpt ?? ''));
 
   let mode = params.includeOriginal;
   if (!original) mode = 'No';
@@ -82,15 +61,17 @@ export function generateDsn(params: DsnParams, event: DsnEvent, original?: Origi
   const human = params.template && (event.kind === 'bounce' || event.kind === 'expiration')
     ? renderTemplate(params.template, event, recipients, params)
     : defaultHumanText(event, recipients);
-  const status = statusFields(event, recipients, params);
+  const status = statusFields(event, recipients, params, actionOf(event));
 
-  const parts: Buffer[] = [Buffer.from(textPart('text/plain', nonAscii(human) ? 'utf-8' : 'us-ascii', human))];
-  // RFC 6533: UTF-8 in the status fields calls for message/global-delivery-status, sent as 8bit.
+  const parts: Buffer[] = [Buffer.from(textPart(nonAscii(human) ? 'utf-8' : 'us-ascii', human))];
+  // RFC 3464 §2.1 and RFC 6522: the status part is 7bit, its long fields folded, and has no
+  // charset parameter; a quoted-printable one is read by few parsers. UTF-8 in it (an
+  // address, reply text) calls for RFC 6533's message/global-delivery-status, sent as 8bit.
   parts.push(
     Buffer.from(
       nonAscii(status)
         ? 'Content-Type: message/global-delivery-status\r\nContent-Transfer-Encoding: 8bit\r\n\r\n' + status
-        : textPart('message/delivery-status', 'us-ascii', status),
+        : 'Content-Type: message/delivery-status\r\n\r\n' + status,
     ),
   );
   let eightBit = nonAscii(status);

@@ -1,8 +1,18 @@
 import { formatReply, rfc5322Date } from '../smtp/index.js';
+import { isOwnExpiry } from './status-fields.js';
 import type { DsnEvent, DsnParams, DsnRecipient } from './types.js';
 
-function peerLine(r: DsnRecipient): string[] {
-  return r.remoteMta ? [`While communicating with ${r.remoteMta.name} (${r.remoteMta.address}):`, `Response: ${formatReply(r.reply)}`] : [`Status: ${formatReply(r.reply)}`];
+/** Names the mail exchanger only when the reply is its own; a reply Tern made is its status. */
+function peerLine(r: DsnRecipient, own = 'Status'): string[] {
+  const remote = r.reply.remote;
+  return remote ? [`While communicating with ${remote.name} (${remote.address}):`, `Response: ${formatReply(r.reply)}`] : [`${own}: ${formatReply(r.reply)}`];
+}
+
+function successLines(event: DsnEvent, r: DsnRecipient): string[] {
+  const to = r.reply.remote ? ` to ${r.reply.remote.name} (${r.reply.remote.address})` : '';
+  if (event.finalDelivery) return [`It was delivered${to}.`, `Response: ${formatReply(r.reply)}`];
+  // RFC 3461 §5.2.2: the next hop offers no DSN, so no further report will come.
+  return [`It was relayed${to}, which does not offer delivery status notifications: no further report will come.`, `Response: ${formatReply(r.reply)}`];
 }
 
 const FINAL = ['The message will be deleted from the queue.', 'No further attempts will be made to deliver it.'];
@@ -16,7 +26,12 @@ export function defaultHumanText(event: DsnEvent, recipients: readonly DsnRecipi
       case 'bounce':
         return [...head, ...peerLine(r)];
       case 'expiration':
-        return [...head, `Status: ${formatReply(r.reply)}`, `It had not been delivered by ${rfc5322Date(r.lastAttempt)}, when it expired.`];
+        return [
+          ...head,
+          isOwnExpiry(r.reply) ? `Status: ${formatReply(r.reply)}` : 'Status: 5.4.7 Delivery time expired',
+          ...(isOwnExpiry(r.reply) ? [] : peerLine(r, 'Last error')),
+          `It had not been delivered by ${rfc5322Date(r.lastAttempt)}, when it expired.`,
+        ];
       case 'delay':
         return [
           ...head,
@@ -25,7 +40,7 @@ export function defaultHumanText(event: DsnEvent, recipients: readonly DsnRecipi
           'No action is required on your part.',
         ];
       case 'success':
-        return [...head, `It was delivered${r.remoteMta ? ` to ${r.remoteMta.name} (${r.remoteMta.address})` : ''}.`, `Response: ${formatReply(r.reply)}`];
+        return [...head, ...successLines(event, r)];
     }
   });
   const tail = event.kind === 'bounce' || event.kind === 'expiration' ? [FINAL] : [];

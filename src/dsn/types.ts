@@ -8,10 +8,11 @@ export interface DsnRecipient {
   /** RFC 3461 ORCPT as given, e.g. `rfc822;user@example.com`. */
   readonly orcpt?: string;
   readonly notify?: readonly string[];
-  /** The reply that decided this recipient's fate (remote, or Tern's own). */
+  /**
+   * The last reply for this recipient: a mail exchanger's (`reply.remote` says which) or
+   * Tern's own. For an expiration, the last attempt's reply, not the expiry itself.
+   */
   readonly reply: SmtpReply;
-  /** The mail exchanger that gave the reply, when one did. */
-  readonly remoteMta?: { readonly name: string; readonly address: string };
   readonly lastAttempt: Date;
 }
 
@@ -29,6 +30,12 @@ export interface DsnEvent {
   /** For delay reports: until when Tern keeps trying. */
   readonly retryUntil?: Date;
   readonly smtpUtf8: boolean;
+  /**
+   * For success reports: the message reached the recipient's mailbox (LMTP into the store),
+   * so the Action is `delivered`; otherwise it was relayed to a next hop without DSN,
+   * `relayed` (RFC 3464 §2.3.3).
+   */
+  readonly finalDelivery?: boolean;
   readonly recipients: readonly DsnRecipient[];
 }
 

@@ -86,8 +86,8 @@ export function applyOutcome(entry: QueueEntry, outcome: DeliveryOutcome, ctx: C
         records.push({ ...base, type: 'Bounce', recipient: d.address, response: replyFields(d.reply) });
       } else if (next > expiresAt) {
         rcpt.state = 'failed';
+        // lastReply keeps the attempt's reply: the report quotes it, not the expiry (RFC 3464 §2.3.6).
         const reply = expiryReply(entry, ctx.now, d.reply);
-        rcpt.lastReply = reply;
         records.push({ ...base, type: 'Expiration', recipient: d.address, response: replyFields(reply) });
       } else {
         records.push({
@@ -105,7 +105,10 @@ export function applyOutcome(entry: QueueEntry, outcome: DeliveryOutcome, ctx: C
   return { records, finished };
 }
 
-/** Fails every unsettled recipient of an entry with a reply of Tern's own (expiry, operator bounce). */
+/**
+ * Fails every unsettled recipient of an entry with a reply of Tern's own (expiry, operator
+ * bounce). An expiry leaves lastReply alone, so that its report can quote the last real one.
+ */
 function failUnsettled(entry: QueueEntry, now: number, type: 'Expiration' | 'Bounce', replyFor: (last?: SmtpReply) => SmtpReply): DispositionRecord[] {
   const base = baseRecord(entry, undefined, now);
   const records: DispositionRecord[] = [];
@@ -113,7 +116,7 @@ function failUnsettled(entry: QueueEntry, now: number, type: 'Expiration' | 'Bou
     if (rcpt.state === 'delivered' || rcpt.state === 'failed') continue;
     const reply = replyFor(rcpt.lastReply);
     rcpt.state = 'failed';
-    rcpt.lastReply = reply;
+    if (type === 'Bounce') rcpt.lastReply = reply;
     records.push({ ...base, type, recipient: rcpt.address, response: replyFields(reply) });
   }
   return records;

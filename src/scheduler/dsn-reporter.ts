@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Clock, SmtpReply } from '../core/index.js';
+import type { Clock, DeliveryOutcome, SmtpReply } from '../core/index.js';
 import type { TernConfig } from '../config/index.js';
 import { generateDsn } from '../dsn/index.js';
 import type { DsnEvent, DsnKind, DsnRecipient, OriginalMessage } from '../dsn/index.js';
@@ -46,43 +46,44 @@ export class DsnReporter {
     this.config = config;
   }
 
-  /** Never throws: a report that cannot be made is logged, and the original's fate stands. */
-  async report(entry: QueueEntry, records: readonly DispositionRecord[]): Promise<void> {
+  /**
+   * Never throws: a report that cannot be made is logged, and the original's fate stands.
+   * `outcome` is the attempt's, when there was one: it says whether the next hop took over
+   * reporting (DSN advertised) and whether delivery was final (LMTP).
+   */
+  async report(entry: QueueEntry, records: readonly DispositionRecord[], outcome?: DeliveryOutcome): Promise<void> {
     if (entry.sender === '' || records.length === 0) return;
     const byKind = new Map<DsnKind, DsnRecipient[]>();
     for (const record of records) {
       const kind = KIND_OF[record.type];
       const rcpt = entry.recipients.find((r) => r.address === record.recipient);
-      if (!kind || !rcpt || !this.due(kind, entry, rcpt)) continue;
-      const reply: SmtpReply = { code: record.response.code, enhanced: record.response.enhanced_code ?? undefined, text: record.response.content };
+      if (!kind || !rcpt || !this.due(kind, entry, rcpt, outcome)) continue;
+      // The recipient's last reply still says who gave it (reply.remote); the record's copy does
+      // not. For an expiration it is the last attempt's reply, the record's the expiry's.
+      const reply: SmtpReply = rcpt.lastReply ?? { code: record.response.code, enhanced: record.response.enhanced_code ?? undefined, text: record.response.content };
       byKind.set(kind, [
         ...(byKind.get(kind) ?? []),
-        {
-          address: rcpt.address,
-          orcpt: rcpt.dsn?.orcpt,
-          notify: rcpt.dsn?.notify,
-          reply,
-          remoteMta: record.peer ? { name: record.peer.name, address: record.peer.address } : undefined,
-          lastAttempt: new Date(record.timestamp ?? this.clock.now()),
-        },
+        { address: rcpt.address, orcpt: rcpt.dsn?.orcpt, notify: rcpt.dsn?.notify, reply, lastAttempt: new Date(record.timestamp ?? this.clock.now()) },
       ]);
     }
     for (const [kind, recipients] of byKind) {
       try {
-        await this.send(kind, entry, recipients);
+        await this.send(kind, entry, recipients, !!outcome?.lmtp);
       } catch (err) {
         this.logger.error({ err: { message: (err as Error).message }, id: entry.id, kind }, 'delivery status notification could not be queued');
       }
     }
   }
 
-  private due(kind: DsnKind, entry: QueueEntry, rcpt: QueueEntry['recipients'][number]): boolean {
+  private due(kind: DsnKind, entry: QueueEntry, rcpt: QueueEntry['recipients'][number], outcome?: DeliveryOutcome): boolean {
+    // RFC 3461 §5.2.2: NOTIFY went on to a next hop that offers DSN; the success report is its to send.
+    if (kind === 'success') return !outcome?.nextHopDsn;
     if (kind !== 'delay') return true;
     const after = this.config.dsn.delay_warning_time;
     return after > 0 && !rcpt.delayReported && this.clock.now() - entry.queuedAt >= after * 1000;
   }
 
-  private async send(kind: DsnKind, entry: QueueEntry, recipients: DsnRecipient[]): Promise<void> {
+  private async send(kind: DsnKind, entry: QueueEntry, recipients: DsnRecipient[], finalDelivery: boolean): Promise<void> {
     const cfg = this.config;
     const now = this.clock.now();
     const event: DsnEvent = {
@@ -95,6 +96,7 @@ export class DsnReporter {
       now: new Date(now),
       retryUntil: new Date(entry.queuedAt + cfg.outbound.max_queue_lifetime * 1000),
       smtpUtf8: entry.smtpUtf8,
+      finalDelivery,
       recipients,
     };
     const params = {

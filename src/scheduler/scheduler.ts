@@ -10,6 +10,7 @@ import { applyOutcome, bounceEntry, expireEntry } from './apply-outcome.js';
 import { RetrySchedule } from './retry-schedule.js';
 import { QueueIndex, copyTiming } from './queue-index.js';
 import { AttemptSettler } from './settle.js';
+import type { Reporter } from './settle.js';
 import type { QueueItem } from './queue-index.js';
 
 /** What the scheduler needs from delivery; daemon.ts hands it the real agent. */
@@ -72,7 +73,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     private readonly logger: Logger,
     private readonly clock: Clock,
     /** Called with each attempt's dispositions before a finished entry is removed (DSNs). */
-    reporter?: (entry: QueueEntry, records: readonly DispositionRecord[]) => Promise<void>,
+    reporter?: Reporter,
     private readonly hooks?: HookRunner,
     routes?: ReadonlyMap<string, Route>,
   ) {
@@ -336,7 +337,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       });
       const records = await this.settler.askDeferred(entry, applied.records, applied.finished);
       if (!records) return;
-      await this.settler.finish(entry, records, applied.finished);
+      await this.settler.finish(entry, records, applied.finished, outcome);
       this.emit('attempt', entry, records, durationMs);
     } catch (err) {
       if (!entry && isGone(err)) {

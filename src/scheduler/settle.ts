@@ -1,4 +1,4 @@
-import type { Clock, SmtpReply } from '../core/index.js';
+import type { Clock, DeliveryOutcome, SmtpReply } from '../core/index.js';
 import type { HookRunner } from '../hooks/index.js';
 import type { DispositionRecord, Logger } from '../log/index.js';
 import { logDisposition } from '../log/index.js';
@@ -8,13 +8,16 @@ function replyOf(record: DispositionRecord): SmtpReply {
   return { code: record.response.code, enhanced: record.response.enhanced_code ?? undefined, text: record.response.content };
 }
 
+/** Queues the reports an attempt's dispositions call for; `outcome` is the attempt's, absent for an expiry or an operator's bounce. */
+export type Reporter = (entry: QueueEntry, records: readonly DispositionRecord[], outcome?: DeliveryOutcome) => Promise<void>;
+
 export interface SettleDeps {
   readonly spool: Spool;
   readonly logger: Logger;
   readonly clock: Clock;
   readonly hooks?: HookRunner;
   /** Called with each attempt's dispositions before a finished entry is removed (DSNs). */
-  readonly reporter?: (entry: QueueEntry, records: readonly DispositionRecord[]) => Promise<void>;
+  readonly reporter?: Reporter;
   /** The entry left the queue: the scheduler drops it from memory. */
   forget(id: string): void;
   onDisposition(record: DispositionRecord, entry: QueueEntry): void;
@@ -51,7 +54,7 @@ export class AttemptSettler {
     return records;
   }
 
-  async finish(entry: QueueEntry, records: DispositionRecord[], finished: boolean): Promise<void> {
+  async finish(entry: QueueEntry, records: DispositionRecord[], finished: boolean, outcome?: DeliveryOutcome): Promise<void> {
     // A deferred entry's state reaches the disk before the log says so.
     if (!finished) await this.deps.spool.update(entry);
     for (const record of records) {
@@ -65,7 +68,7 @@ export class AttemptSettler {
       const verdict = await this.deps.hooks.bounce(entry, { recipients: bounced.map((r) => r.recipient!), reply: replyOf(bounced[0]) });
       if (verdict?.action === 'suppress') reportable = records.filter((r) => r.type !== 'Bounce');
     }
-    if (this.deps.reporter) await this.deps.reporter(entry, reportable);
+    if (this.deps.reporter) await this.deps.reporter(entry, reportable, outcome);
     const delivered = records.filter((r) => r.type === 'Delivery');
     if (this.deps.hooks && delivered.length > 0) {
       await this.deps.hooks.delivered(entry, { recipients: delivered.map((r) => r.recipient!), reply: replyOf(delivered[0]), peer: delivered[0].peer, tls: !!delivered[0].tls });

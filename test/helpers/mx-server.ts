@@ -37,7 +37,8 @@ export class TestMx extends EventEmitter {
   constructor(
     readonly host: string,
     readonly port = 25,
-    private readonly options: { cert?: TestCert; greeting?: { code: number; text: string } } = {},
+    /** `dsn: false`: the EHLO reply does not advertise DSN (RFC 3461), as many servers do. */
+    private readonly options: { cert?: TestCert; greeting?: { code: number; text: string }; dsn?: boolean } = {},
   ) {
     super();
     this.greeting = options.greeting;
@@ -54,7 +55,7 @@ export class TestMx extends EventEmitter {
       ...(cert ? { key: cert.key, cert: cert.cert } : {}),
       // Replies carry their enhanced code in the text, exactly as written below.
       hideENHANCEDSTATUSCODES: true,
-      hideDSN: false,
+      hideDSN: this.options.dsn === false,
       logger: false,
       closeTimeout: 500,
       size: 50 * 1024 * 1024,

@@ -24,6 +24,8 @@ const ORIGINAL = Buffer.from('Content-Type: text/plain;\r\n\tcharset="us-ascii"\
 const arrival = new Date('2003-07-01T08:52:37Z');
 const last = new Date('2003-07-01T10:52:37Z');
 
+const TARGET = { name: 'target.example.com', address: '42.42.42.42' };
+
 const bounce: DsnEvent = {
   kind: 'bounce',
   messageId: 'MSGID1',
@@ -31,7 +33,7 @@ const bounce: DsnEvent = {
   arrival,
   now: last,
   smtpUtf8: false,
-  recipients: [{ address: 'recip@target.example.com', reply: { code: 550, enhanced: '5.7.1', text: 'no thanks' }, remoteMta: { name: 'target.example.com', address: '42.42.42.42' }, lastAttempt: last }],
+  recipients: [{ address: 'recip@target.example.com', reply: { code: 550, enhanced: '5.7.1', text: 'no thanks', remote: TARGET }, lastAttempt: last }],
 };
 
 const expiration: DsnEvent = {
@@ -39,7 +41,8 @@ const expiration: DsnEvent = {
   kind: 'expiration',
   recipients: [{
     address: 'recip@target.example.com',
-    reply: { code: 551, enhanced: '5.4.7', text: 'Next delivery time would be at SOME TIME which exceeds the expiry time EXPIRES configured via set_scheduling' },
+    // The last real reply: the report quotes it, with Status 5.4.7, and makes up no 551.
+    reply: { code: 450, enhanced: '4.2.1', text: '<recip@target.example.com>: Recipient address rejected: mailbox temporarily disabled, try again later', remote: TARGET },
     lastAttempt: last,
   }],
 };
@@ -60,6 +63,13 @@ async function parsed(bytes: Buffer) {
   return { mail, types };
 }
 
+/** The delivery-status part of a report: its header section and its body, as written. */
+function statusPart(bytes: Buffer): { head: string; body: string } {
+  const part = bytes.toString().split('--report-boundary\r\n')[2];
+  const [head, body] = [part.slice(0, part.indexOf('\r\n\r\n') + 2), part.slice(part.indexOf('\r\n\r\n') + 4)];
+  return { head, body };
+}
+
 describe('RFC 3464 reports', () => {
   it('bounce with the full original, as the seed sample', async () => {
     const dsn = generateDsn(params, bounce, { bytes: ORIGINAL, complete: true })!;
@@ -77,16 +87,42 @@ describe('RFC 3464 reports', () => {
     assert.equal(dsn.eightBit, false);
   });
 
-  it('expiration with headers only, long lines quoted-printable', async () => {
+  it('expiration quotes the last real reply with status 5.4.7, folded, 7bit', async () => {
     const dsn = generateDsn({ ...params, includeOriginal: 'HeadersOnly' }, expiration, { bytes: ORIGINAL, complete: true })!;
     golden('expiration-headers.eml', dsn.bytes);
     const { mail, types } = await parsed(dsn.bytes);
-    assert.match(mail.text ?? '', /Status: 551 5\.4\.7 Next delivery time would be at SOME TIME which exceeds the expiry time EXPIRES configured via set_scheduling/);
+    assert.match(mail.text ?? '', /Status: 5\.4\.7 Delivery time expired\nWhile communicating with target\.example\.com \(42\.42\.42\.42\):\nResponse: 450 4\.2\.1 /);
     assert.deepEqual(types, ['message/delivery-status', 'text/rfc822-headers']);
+    const status = statusPart(dsn.bytes);
+    assert.match(status.head, /^Content-Type: message\/delivery-status\r\n$/, 'no charset, no transfer encoding: 7bit');
+    assert.match(status.body, /\r\nAction: failed\r\nStatus: 5\.4\.7 \(delivery time expired\)\r\nRemote-MTA: dns; target\.example\.com\r\nDiagnostic-Code: smtp; 450 4\.2\.1 <recip@target\.example\.com>: Recipient address\r\n rejected: mailbox temporarily disabled, try again later\r\n/);
+    assert.doesNotMatch(dsn.bytes.toString(), /\b551 /, 'no made-up reply');
     assert.ok(dsn.bytes.toString().split('\r\n').every((l) => l.length <= 78), 'no line over 78 characters');
     const headers = dsn.bytes.toString().split('Content-Type: text/rfc822-headers\r\n\r\n')[1];
     assert.match(headers, /Subject: Hello!/);
     assert.doesNotMatch(headers, /hello there/);
+  });
+
+  it('a reply Tern made itself names no Remote-MTA and has a diagnostic type of its own', () => {
+    const refused = { code: 451, enhanced: '4.4.1', text: 'cannot connect to mx.target.example.com [42.42.42.42]:25: ECONNREFUSED' };
+    for (const kind of ['expiration', 'delay', 'bounce'] as const) {
+      const dsn = generateDsn(params, { ...expiration, kind, recipients: [{ ...expiration.recipients[0], reply: refused }] })!;
+      const { body } = statusPart(dsn.bytes);
+      assert.doesNotMatch(body, /Remote-MTA/, kind);
+      assert.doesNotMatch(body, /smtp;/i, kind);
+      const unfolded = body.replace(/\r\n(?=[ \t])/g, '');
+      const expired = kind === 'expiration' ? 'delivery time expired; last error: ' : '';
+      assert.ok(unfolded.includes(`\r\nDiagnostic-Code: X-Tern; ${expired}cannot connect to mx.target.example.com [42.42.42.42]:25: ECONNREFUSED\r\n`), kind);
+      assert.doesNotMatch(dsn.bytes.toString(), /While communicating/, kind);
+    }
+  });
+
+  it('an expiration that no attempt got a reply for says only that it expired', async () => {
+    const expiry = { code: 551, enhanced: '5.4.7', text: 'Delivery time expired: message queued at 2003-07-01T08:52:37.000Z was still undelivered after 2.0 h' };
+    const dsn = generateDsn(params, { ...expiration, recipients: [{ ...expiration.recipients[0], reply: expiry }] })!;
+    assert.match(statusPart(dsn.bytes).body, /\r\nStatus: 5\.4\.7 \(delivery time expired\)\r\nDiagnostic-Code: X-Tern; Delivery time expired: message queued at\r\n 2003-07-01T08:52:37\.000Z was still undelivered after 2\.0 h\r\n/);
+    const { mail } = await parsed(dsn.bytes);
+    assert.match(mail.text ?? '', /Status: 551 5\.4\.7 Delivery time expired: message queued at 2003-07-01T08:52:37\.000Z was still undelivered after 2\.0 h\nIt had not been delivered by/);
   });
 
   it('no original at all with include_original_message=No', async () => {
@@ -101,7 +137,7 @@ describe('RFC 3464 reports', () => {
       envid: 'QQ314159',
       recipients: [
         bounce.recipients[0],
-        { address: 'other@target.example.com', orcpt: 'rfc822;Other@Target.example.com', reply: { code: 552, enhanced: '5.2.2', text: 'Mailbox (really) full' }, remoteMta: { name: 'target.example.com', address: '42.42.42.42' }, lastAttempt: last },
+        { address: 'other@target.example.com', orcpt: 'rfc822;Other@Target.example.com', reply: { code: 552, enhanced: '5.2.2', text: 'Mailbox (really) full', remote: TARGET }, lastAttempt: last },
         { address: 'dns@gone.example', reply: { code: 550, enhanced: '5.1.2', text: 'domain gone.example does not exist (NXDOMAIN)' }, lastAttempt: last },
       ],
     };
@@ -148,13 +184,57 @@ describe('RFC 3464 reports', () => {
     assert.ok(mail.text?.startsWith('Hi sender@sender.example.com,\n\nyour message MSGID1 to recip@target.example.com bounced: 550 5.7.1 no thanks\n-- mta1.example.com (pid 4242) at Tue, 1 Jul 2003 10:52:37 +0000 {unknown}\n'));
   });
 
-  it('delay and success reports say delayed and delivered', () => {
-    const delay = generateDsn(params, { ...bounce, kind: 'delay', retryUntil: new Date('2003-07-06T08:52:37Z'), recipients: [{ ...bounce.recipients[0], reply: { code: 451, enhanced: '4.2.1', text: 'busy' } }] })!;
-    assert.match(delay.bytes.toString(), /Action: delayed\r\nStatus: 4\.2\.1 \(busy\)/);
+  it('delay reports say delayed with status 4.4.7; success reports say relayed, or delivered after a final delivery', () => {
+    const delay = generateDsn(params, { ...bounce, kind: 'delay', retryUntil: new Date('2003-07-06T08:52:37Z'), recipients: [{ ...bounce.recipients[0], reply: { code: 451, enhanced: '4.2.1', text: 'busy', remote: TARGET } }] })!;
+    assert.match(delay.bytes.toString(), /Action: delayed\r\nStatus: 4\.4\.7 \(delivery delayed, still being retried\)\r\nRemote-MTA: dns; target\.example\.com\r\nDiagnostic-Code: smtp; 451 4\.2\.1 busy\r\n/);
     assert.match(delay.bytes.toString(), /Will-Retry-Until: Sun, 6 Jul 2003 08:52:37 \+0000/);
     assert.match(delay.bytes.toString(), /Subject: Delayed mail/);
-    const success = generateDsn(params, { ...bounce, kind: 'success', recipients: [{ ...bounce.recipients[0], notify: ['SUCCESS'], reply: { code: 250, enhanced: '2.0.0', text: 'ok' } }] })!;
-    assert.match(success.bytes.toString(), /Action: delivered\r\nStatus: 2\.0\.0 \(ok\)/);
+    const ok: DsnEvent = { ...bounce, kind: 'success', recipients: [{ ...bounce.recipients[0], notify: ['SUCCESS'], reply: { code: 250, enhanced: '2.0.0', text: 'ok', remote: TARGET } }] };
+    const relayed = generateDsn(params, ok)!.bytes.toString();
+    assert.match(relayed, /Action: relayed\r\nStatus: 2\.0\.0 \(ok\)/, 'RFC 3461 §5.2.2: to a next hop without DSN');
+    assert.match(relayed, /It was relayed to target\.example\.com \(42\.42\.42\.42\)/);
+    const delivered = generateDsn(params, { ...ok, finalDelivery: true })!.bytes.toString();
+    assert.match(delivered, /Action: delivered\r\nStatus: 2\.0\.0 \(ok\)/);
+  });
+
+  it('folds long fields within 78 characters and 998 octets, never encoding the status part', () => {
+    const local = 'a'.repeat(60);
+    const text = `<${local}@target.example.com>: Recipient address rejected: ${'word '.repeat(150)}${'x'.repeat(1200)} end`;
+    const dsn = generateDsn(params, { ...bounce, recipients: [{ address: `${local}@target.example.com`, orcpt: `rfc822;${local}@target.example.com`, reply: { code: 550, enhanced: '5.1.1', text, remote: TARGET }, lastAttempt: last }] })!;
+    const { head, body } = statusPart(dsn.bytes);
+    assert.equal(head, 'Content-Type: message/delivery-status\r\n');
+    const lines = body.split('\r\n');
+    assert.ok(lines.every((l) => Buffer.byteLength(l) <= 998), 'no line over 998 octets');
+    const long = lines.filter((l) => l.length > 78 && / /.test(l.trim()) && !/^(Final|Original)-Recipient: /.test(l));
+    assert.deepEqual(long, [], 'folded at white space before 78');
+    assert.ok(lines.includes(`Final-Recipient: rfc822;${local}@target.example.com`), 'an address is never folded');
+    const unfolded = body.replace(/\r\n(?=[ \t])/g, '');
+    const diag = unfolded.split('\r\n').find((l) => l.startsWith('Diagnostic-Code: '))!;
+    // A word too long for any line is cut; unfolding then shows the cuts as spaces (RFC 5322 §2.2.3).
+    assert.equal(diag.replace(/x{10,}( x+)*/, '<x>'), `Diagnostic-Code: smtp; 550 5.1.1 <${local}@target.example.com>: Recipient address rejected: ${'word '.repeat(150)}<x> end`);
+    assert.equal(diag.match(/x{10,}( x+)*/)![0].replace(/ /g, '').length, 1200, 'every character of a long word is kept');
+  });
+
+  it('writes UTF-8 addresses with the utf-8 type and UTF-8 reply text in message/global-delivery-status (RFC 6533)', () => {
+    const utf8: DsnEvent = {
+      ...bounce,
+      smtpUtf8: true,
+      recipients: [{ address: '\u7528\u6237@target.example.com', orcpt: 'utf-8;\u7528\u6237@Target.example.com', reply: { code: 550, enhanced: '5.1.1', text: 'Benutzer unbekannt: \u00fcberpr\u00fcfen', remote: TARGET }, lastAttempt: last }],
+    };
+    const dsn = generateDsn(params, utf8)!;
+    const { head, body } = statusPart(dsn.bytes);
+    assert.equal(head, 'Content-Type: message/global-delivery-status\r\nContent-Transfer-Encoding: 8bit\r\n');
+    assert.match(body, /\r\nOriginal-Recipient: utf-8;\u7528\u6237@Target\.example\.com\r\nFinal-Recipient: utf-8;\u7528\u6237@target\.example\.com\r\n/);
+    assert.match(body, /Diagnostic-Code: smtp; 550 5\.1\.1 Benutzer unbekannt: \u00fcberpr\u00fcfen\r\n/);
+    assert.equal(dsn.smtpUtf8, true);
+
+    // An ASCII message whose remote answered in UTF-8: 8BITMIME is enough, SMTPUTF8 is not needed.
+    const ascii = generateDsn(params, { ...bounce, recipients: [{ ...bounce.recipients[0], reply: { code: 550, enhanced: '5.7.1', text: 'r\u00e9fus\u00e9', remote: TARGET } }] })!;
+    assert.match(statusPart(ascii.bytes).head, /^Content-Type: message\/global-delivery-status\r\n/);
+    assert.match(ascii.bytes.toString(), /Diagnostic-Code: smtp; 550 5\.7\.1 r\u00e9fus\u00e9\r\n/);
+    assert.equal(ascii.eightBit, true);
+    assert.equal(ascii.smtpUtf8, false);
+    assert.equal(generateDsn(params, bounce)!.eightBit, false, 'the ASCII case stays 7bit');
   });
 
   it('makes no report when none is due', () => {

@@ -289,6 +289,7 @@ export class Listener {
           messageId,
           tls: session.secure,
           authenticated: !!session.user,
+          smtpUtf8: !!session.envelope.smtpUtf8,
           date: new Date(this.clock.now()),
         }),
       );

@@ -1,7 +1,14 @@
 import { z } from 'zod';
 import type { QueueEntry } from './types.js';
 
-const reply = z.object({ code: z.number().int(), enhanced: z.string().optional(), text: z.string() });
+// `remote` says which mail exchanger gave the reply: a report written after a restart
+// must still tell a remote's verdict from Tern's own (RFC 3464 §2.3.5, §2.3.6).
+const reply = z.object({
+  code: z.number().int(),
+  enhanced: z.string().optional(),
+  text: z.string(),
+  remote: z.object({ name: z.string(), address: z.string() }).optional(),
+});
 
 // The on-disk form is versioned so that a later Tern can read what an earlier one wrote.
 const entrySchema = z.object({

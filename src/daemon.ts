@@ -42,6 +42,7 @@ function buildResolver(config: TernConfig, clock: Clock): DnsResolver {
     timeoutMs: config.dns.timeout * 1000,
     cacheMaxEntries: config.dns.cache_max_entries,
     clock,
+    use0x20: config.dns.use_0x20,
   });
 }
 

@@ -90,6 +90,10 @@ export const dnsMainSchema = z
     servers: z.string().optional(),
     timeout: seconds(5),
     cache_max_entries: int(10000, 0),
+    // Randomise the case of query names and refuse replies that do not echo it (0x20).
+    // Off by default: a forwarder that does not copy the question as sent would make
+    // every lookup fail and all mail wait, as with Unbound's use-caps-for-id (default no).
+    use_0x20: bool(false),
   })
   .strict();
 

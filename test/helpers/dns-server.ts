@@ -21,7 +21,7 @@ export interface Tamper {
 /** What every forged reply claims: a test asserts it never comes back from a lookup. */
 export const FORGED_ADDRESS = '203.0.113.66';
 /** Another loopback address, where forged replies from "another address" come from. */
-const FORGER_HOST = '127.0.0.53';
+const FORGER_HOST = '127.0.0.250';
 
 export type ZoneRecord =
   | { type: 'MX'; preference: number; exchange: string; ttl?: number }

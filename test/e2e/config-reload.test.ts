@@ -17,7 +17,7 @@ describe('config values out of range, config files that go, process warnings', (
     await world?.stop();
   });
 
-  it('tern config check refuses a duration past what a timer holds and a zero timeout, exit 78, naming file, key and value', () => {
+  it('tern config check refuses a duration past what a timer holds and a zero timeout, exit 78, naming file, key and value', { timeout: 60000 }, () => {
     const dir = writeConfig({ 'outbound.ini': 'greeting_timeout=25d\nconnect_timeout=0\n', 'smtp.ini': 'max_clients=0\n' });
     const res = spawnSync(process.execPath, [join(REPO_ROOT, 'bin/tern'), 'config', 'check', '--config', dir], { encoding: 'utf8', timeout: 10000 });
     assert.equal(res.status, 78, res.stdout + res.stderr);
@@ -31,7 +31,7 @@ describe('config values out of range, config files that go, process warnings', (
     assert.match(start.stderr, /outbound\.ini: greeting_timeout="25d": /);
   });
 
-  it('keeps the running config when a reload brings a value out of range, and still delivers', async () => {
+  it('keeps the running config when a reload brings a value out of range, and still delivers', { timeout: 60000 }, async () => {
     const tern = await world.tern();
     try {
       writeFileSync(join(tern.configDir, 'outbound.ini'), 'local_mx_ok=true\ngreeting_timeout=25d\n');
@@ -47,7 +47,7 @@ describe('config values out of range, config files that go, process warnings', (
     }
   });
 
-  it('warns, naming the file and every key that went back to its default, when outbound.ini is deleted', async () => {
+  it('warns, naming the file and every key that went back to its default, when outbound.ini is deleted', { timeout: 60000 }, async () => {
     const tern = await world.tern({ outbound: 'disabled=true\nconcurrency_max=7' });
     try {
       rmSync(join(tern.configDir, 'outbound.ini'));
@@ -64,7 +64,7 @@ describe('config values out of range, config files that go, process warnings', (
     }
   });
 
-  it('logs a Node process warning as a JSON record; nothing else reaches stdout or stderr', async () => {
+  it('logs a Node process warning as a JSON record; nothing else reaches stdout or stderr', { timeout: 60000 }, async () => {
     const tern = await world.tern({ files: { plugins: `${join(REPO_ROOT, 'test/fixtures/plugins/overflowing-timer.mjs')}\n` } });
     try {
       await sendMail({ port: tern.port, from: 'a@client.test', to: ['warned@good.test'], body: message('warned') });

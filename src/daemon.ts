@@ -3,10 +3,10 @@ import type { FSWatcher } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { systemClock } from './core/index.js';
 import type { Clock } from './core/index.js';
-import { loadConfig, REWRITE_FILE } from './config/index.js';
+import { configChanges, loadConfig, REWRITE_FILE } from './config/index.js';
 import { DeliveryStatusRewriter } from './rewrite/index.js';
 import type { TernConfig } from './config/index.js';
-import { createLogger, pinoLevel } from './log/index.js';
+import { createLogger, pinoLevel, routeProcessWarnings } from './log/index.js';
 import type { DispositionRecord, Logger } from './log/index.js';
 import { HookRunner, loadPlugins } from './hooks/index.js';
 import { DnsResolver, confirmedClientName } from './dns/index.js';
@@ -42,6 +42,7 @@ function buildResolver(config: TernConfig, clock: Clock): DnsResolver {
     timeoutMs: config.dns.timeout * 1000,
     cacheMaxEntries: config.dns.cache_max_entries,
     clock,
+    use0x20: config.dns.use_0x20,
   });
 }
 
@@ -49,7 +50,15 @@ function buildResolver(config: TernConfig, clock: Clock): DnsResolver {
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   const configDir = resolve(options.configDir);
   const clock = options.clock ?? systemClock;
-  let config = loadConfig(configDir);
+  // Owning the process, Tern keeps its stdout to JSON records: Node's warnings join them.
+  const warnings = options.handleSignals ? routeProcessWarnings() : undefined;
+  let config: TernConfig;
+  try {
+    config = loadConfig(configDir);
+  } catch (err) {
+    warnings?.restore();
+    throw err;
+  }
   // Plugins load before anything runs, so a broken plugin stops the start like a broken config.
   const plugins = await loadPlugins(configDir);
   let hooks: HookRunner | undefined;
@@ -61,6 +70,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       prettyOnTty: config.log.pretty_on_tty,
       onDisposition: (record) => void hooks?.logDisposition(record as unknown as DispositionRecord),
     });
+  warnings?.attach(logger);
   hooks = new HookRunner(plugins, logger);
   if (plugins.length) logger.info({ plugins: hooks.names }, 'plugins loaded');
   let resolver = buildResolver(config, clock);
@@ -109,6 +119,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const reload = (why: string) => {
     try {
       const next = loadConfig(configDir);
+      const changes = configChanges(config, next);
       config = next;
       resolver = buildResolver(config, clock);
       nameResolver = buildResolver(config, clock);
@@ -120,7 +131,13 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       metrics.onReload(true);
       scheduler.updateConfig(config.outbound, config.routes);
       lastReloadError = undefined;
-      logger.info({ why, rewrite_rules: new DeliveryStatusRewriter(config.rewrite).size }, 'config reloaded');
+      // A file that went takes its settings with it: every key is back to its default, which
+      // nobody meant to happen quietly (a deleted outbound.ini turns delivery back on).
+      for (const c of changes.filter((c) => c.removed)) {
+        logger.warn({ why, file: c.file, reverted: c.keys }, 'config file removed; its settings are back to their defaults');
+      }
+      const changed = changes.filter((c) => !c.removed).map((c) => ({ file: c.file, added: c.added || undefined, keys: c.keys.map((k) => k.key) }));
+      logger.info({ why, changed, rewrite_rules: new DeliveryStatusRewriter(config.rewrite).size }, 'config reloaded');
     } catch (err) {
       // A broken edit never takes the running daemon down: the previous config stays in force.
       // The same problem is reported once, not at every periodic check.
@@ -192,6 +209,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       await Promise.race([listenerClosed, new Promise((r) => setTimeout(r, 2000).unref())]);
       await spool.close();
       logger.info({ aborted_in_flight: aborted, queued: scheduler.size }, 'tern stopped; queue intact');
+      warnings?.restore();
       if (options.handleSignals) {
         process.off('SIGHUP', onHup);
         process.off('SIGTERM', onTerm);

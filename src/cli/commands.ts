@@ -113,12 +113,12 @@ export async function domainCommand(args: string[], o: CliOptions): Promise<numb
   return 0;
 }
 
-/** `tern config check`: every problem, one line each; exit 1 when there is any. */
+/** `tern config check`: every problem, one line each; exit 78 (EX_CONFIG, as `tern start`) when there is any. */
 export function configCheck(o: CliOptions): number {
   const problems = checkConfig(o.config);
   if (o.json) out(JSON.stringify(problems.map((p) => ({ file: p.file, key: p.key, value: p.value, problem: p.problem }))) + '\n');
   else out(problems.length ? problems.map((p) => `${p.message}\n`).join('') : `config ${o.config}: ok\n`);
-  return problems.length ? 1 : 0;
+  return problems.length ? 78 : 0;
 }
 
 function usage(text: string): number {

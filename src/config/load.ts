@@ -25,6 +25,8 @@ export interface DnsServer {
 /** The whole configuration, validated and frozen; a reload builds a new one. */
 export interface TernConfig {
   readonly dir: string;
+  /** The files of CONFIG_FILES that were there when this config was loaded. */
+  readonly files: readonly string[];
   readonly me: string;
   readonly smtp: SmtpMain;
   readonly relayAllow: readonly string[];
@@ -47,6 +49,12 @@ export interface TernConfig {
   /** The listener's certificate, when config/tls_key.pem and config/tls_cert.pem exist. */
   readonly listenerTls?: { readonly key: Buffer; readonly cert: Buffer };
 }
+
+/** Every file Tern reads from the config directory (plugins/ is read once, at start). */
+export const CONFIG_FILES = [
+  'me', 'smtp.ini', 'outbound.ini', 'tls.ini', 'dns.ini', 'dsn.ini', 'http.ini', 'log.ini', 'routes.ini',
+  'relay_acl_allow', 'auth_users', REWRITE_FILE, 'outbound.bounce_message', 'tls_key.pem', 'tls_cert.pem',
+] as const;
 
 function readOptional(dir: string, name: string): string | undefined {
   const path = join(dir, name);
@@ -260,6 +268,7 @@ function build(dir: string, problems?: ConfigError[]): TernConfig {
   }, () => undefined);
   return deepFreeze({
     dir,
+    files: CONFIG_FILES.filter((f) => existsSync(join(dir, f))),
     log,
     routes,
     defaultTlsMode,

@@ -1,6 +1,8 @@
 import { createSocket } from 'node:dgram';
 import { connect as tcpConnect } from 'node:net';
 import { isIP } from 'node:net';
+import { answersQuestion, fromServer, randomCase, randomQueryId } from './reply-check.js';
+import type { SentQuestion } from './reply-check.js';
 import * as packet from 'dns-packet';
 import type { Answer, Packet } from 'dns-packet';
 import { ErrorCode, TernError } from '../core/index.js';
@@ -21,6 +23,8 @@ export interface ResolverOptions {
   readonly timeoutMs: number;
   readonly cacheMaxEntries: number;
   readonly clock: Clock;
+  /** dns.ini use_0x20: randomise the case of query names and insist that replies echo it. */
+  readonly use0x20?: boolean;
 }
 
 interface CacheEntry {
@@ -39,7 +43,6 @@ const NEGATIVE_TTL_CAP = 300;
 export class DnsResolver {
   private readonly cache = new Map<string, CacheEntry>();
   private readonly inflight = new Map<string, Promise<DnsAnswer>>();
-  private nextId = 1;
 
   constructor(private readonly options: ResolverOptions) {}
 
@@ -100,47 +103,59 @@ export class DnsResolver {
     this.cache.set(key, { expires: this.options.clock.now() + ttl * 1000, value });
   }
 
-  private queryPacket(name: string, type: RecordType): { id: number; buf: Buffer } {
-    const id = this.nextId;
-    this.nextId = (this.nextId % 65535) + 1;
+  /** A fresh id (and, with 0x20, a fresh case pattern) for every query, UDP or TCP. */
+  private queryPacket(name: string, type: RecordType): { sent: SentQuestion; buf: Buffer } {
+    const exactCase = this.options.use0x20 === true;
+    const sent: SentQuestion = { id: randomQueryId(), name: exactCase ? randomCase(name) : name, type, exactCase };
     const buf = packet.encode({
       type: 'query',
-      id,
+      id: sent.id,
       flags: packet.RECURSION_DESIRED,
-      questions: [{ type, name, class: 'IN' }],
+      questions: [{ type, name: sent.name, class: 'IN' }],
     });
-    return { id, buf };
+    return { sent, buf };
   }
 
+  /**
+   * The socket is connected to the server, so the kernel drops datagrams from any other
+   * address or port (and reports an unreachable port at once); the source is checked
+   * again here all the same. A reply that is not the answer to this very query (wrong
+   * source, id, question or case) is ignored and the real one awaited until the timeout:
+   * treating it as an error would let a forger cut every lookup short.
+   */
   private exchangeUdp(server: DnsServer, name: string, type: RecordType): Promise<Packet> {
-    const { id, buf } = this.queryPacket(name, type);
+    const { sent, buf } = this.queryPacket(name, type);
     return new Promise((resolve, reject) => {
       const socket = createSocket(isIP(server.host) === 6 ? 'udp6' : 'udp4');
       const timer = setTimeout(() => finish(new Error(`timeout after ${this.options.timeoutMs} ms from ${server.host}`)), this.options.timeoutMs);
+      let settled = false;
       const finish = (err: Error | null, response?: Packet) => {
+        // An error after the reply (or a second one) must not close the socket twice.
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         socket.close();
         if (err) reject(err);
         else resolve(response!);
       };
       socket.on('error', (err) => finish(err));
-      socket.on('message', (msg) => {
+      socket.on('message', (msg, source) => {
+        if (!fromServer(source, server)) return;
         let decoded: Packet;
         try {
           decoded = packet.decode(msg);
         } catch {
           return; // garbage is ignored; the timeout decides
         }
-        // Only an answer to our own question counts (guards against spoofed or stale replies).
-        if (decoded.id !== id || decoded.questions?.[0]?.name.toLowerCase() !== name.toLowerCase()) return;
+        if (!answersQuestion(decoded, sent)) return;
         finish(null, decoded);
       });
-      socket.send(buf, server.port, server.host, (err) => err && finish(err));
+      socket.connect(server.port, server.host, () => socket.send(buf, (err) => err && finish(err)));
     });
   }
 
   private exchangeTcp(server: DnsServer, name: string, type: RecordType): Promise<Packet> {
-    const { id, buf } = this.queryPacket(name, type);
+    const { sent, buf } = this.queryPacket(name, type);
     return new Promise((resolve, reject) => {
       const socket = tcpConnect({ host: server.host, port: server.port });
       let received = Buffer.alloc(0);
@@ -157,17 +172,20 @@ export class DnsResolver {
         len.writeUInt16BE(buf.length);
         socket.write(Buffer.concat([len, buf]));
       });
+      // Messages are length-prefixed (RFC 1035 §4.2.2), each at most 64 KiB; one that is
+      // not the answer to this query is skipped like a stray datagram, until the timeout.
       socket.on('data', (chunk) => {
         received = Buffer.concat([received, chunk]);
-        if (received.length < 2) return;
-        const size = received.readUInt16BE(0);
-        if (received.length < size + 2) return;
-        try {
-          const decoded = packet.decode(received.subarray(2, size + 2));
-          if (decoded.id !== id) return finish(new Error('mismatched DNS id over TCP'));
-          finish(null, decoded);
-        } catch (err) {
-          finish(err as Error);
+        while (received.length >= 2 && received.length >= received.readUInt16BE(0) + 2) {
+          const size = received.readUInt16BE(0);
+          let decoded: Packet | undefined;
+          try {
+            decoded = packet.decode(received.subarray(2, size + 2));
+          } catch {
+            decoded = undefined;
+          }
+          received = received.subarray(size + 2);
+          if (decoded && answersQuestion(decoded, sent)) return finish(null, decoded);
         }
       });
       socket.on('end', () => finish(new Error('DNS TCP connection closed early')));

@@ -1,7 +1,9 @@
-import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DirSync, quietly, readFully, unlinkIfThere, writeFully } from './durable-fs.js';
+import { copyDamageAside, moveSegmentAside } from './segment-aside.js';
+import type { DamagedBytes, SegmentDamage } from './segment-aside.js';
 import { MOVING_MARKER, readDoneLog, Segment, SEGMENT_FILE, segmentName } from './segment.js';
 import { decodeEntries } from './entry-codec.js';
 import { encodeRecord, RECORD_HEADER_LENGTH, readSegment } from './segment-file.js';
@@ -34,12 +36,6 @@ interface Location {
 
 /** What recovery decides for a message read back from a segment. */
 export type RecoveredMessage = 'live' | 'gone';
-
-/** Where a segment's damaged bytes went and why. */
-export interface SegmentDamage {
-  readonly file: string;
-  readonly error: string;
-}
 
 /**
  * The queue's segments (`seg/`): small messages appended to one file at a time, each
@@ -352,12 +348,11 @@ export class SegmentStore {
       }
       const done = new Set(readDoneLog(`${path}.done`));
       const gone: string[] = [];
+      const damaged: DamagedBytes[] = [];
+      let torn = false;
       for (const item of readSegment(data)) {
-        if (item.kind === 'damaged') {
-          const file = `${name}@${item.offset}`;
-          writeFileSync(join(this.corruptDir, file), data.subarray(item.offset, item.offset + item.length), { mode: 0o640 });
-          damage.push({ file, error: item.error });
-        }
+        if (item.kind === 'damaged') damaged.push(item);
+        if (item.kind === 'torn') torn = true;
         if (item.kind !== 'record') continue;
         const { record } = item;
         seg.records++;
@@ -374,6 +369,15 @@ export class SegmentStore {
         if (pause) await pause;
         if (signal?.aborted) return damage;
       }
+      if (seg.records === 0) {
+        // Nothing in it reads back: the whole file goes aside for the operator, never away.
+        seg.close();
+        this.segments.delete(no);
+        const error = damaged[0]?.error ?? (torn ? 'no record, only an append cut short' : 'empty segment, no record');
+        damage.push(moveSegmentAside(this.corruptDir, path, name, error));
+        continue;
+      }
+      damage.push(...(await copyDamageAside(this.corruptDir, name, data, damaged)));
       // Sealed only now: until the whole segment was read, an empty live set meant nothing.
       seg.sealedAt = this.now();
       if (gone.length && seg.live.size) await this.markDone(seg, gone);

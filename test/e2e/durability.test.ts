@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { World } from '../helpers/world.js';
 import { message, sendMail } from '../helpers/smtp-client.js';
@@ -97,6 +97,37 @@ describe('the queue survives restarts and crashes', () => {
       assert.match(res.response, /^250 /);
     } finally {
       await tern.stop();
+    }
+  });
+
+  it('reports a damaged last record of a segment and moves it aside, rather than taking it for a torn write', async () => {
+    const queue = tempQueue();
+    const first = await world.tern({ outbound: 'disabled=true' }, queue);
+    for (let i = 1; i <= 10; i++) {
+      const res = await sendMail({ port: first.port, from: 'a@client.test', to: [`flip${i}@good.test`], body: message(`flip ${i}`, `body of message number ${i}`) });
+      assert.match(res.response, /^250 /);
+    }
+    assert.equal((await first.stop()).code, 0);
+    const segment = join(queue, 'seg', '00000001');
+    const data = readFileSync(segment);
+    // One byte inside the body of the last record: acknowledged, then damaged on disk.
+    const at = data.lastIndexOf('body of message number 10');
+    assert.ok(at > data.lastIndexOf('TERNS1 '), 'the byte lies in the last record');
+    data[at] ^= 0x20;
+    writeFileSync(segment, data);
+    const second = await world.tern({ outbound: 'disabled=true' }, queue);
+    try {
+      const rec = await second.waitFor((r) => r.msg === 'queue recovered');
+      assert.equal(rec.entries, 9);
+      assert.equal(rec.corrupt, 1);
+      const err = await second.waitFor((r) => r.msg === 'corrupt queue entry moved aside');
+      assert.match(String(err.file), /^00000001@\d+$/);
+      assert.equal(err.error, 'checksum mismatch');
+      assert.equal(err.level, 'error', 'an error record');
+      assert.deepEqual(readdirSync(join(queue, 'corrupt')), [err.file]);
+      assert.ok(readFileSync(join(queue, 'corrupt', String(err.file))).includes('Body of message number 10'));
+    } finally {
+      await second.stop();
     }
   });
 

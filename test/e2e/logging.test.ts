@@ -33,7 +33,7 @@ describe('config/log.ini', () => {
     const bad = writeConfig({ 'log.ini': 'format=xml\n' });
     const { spawnSync } = await import('node:child_process');
     const res = spawnSync(process.execPath, [join(REPO_ROOT, 'bin/tern'), 'config', 'check', '--config', bad], { encoding: 'utf8' });
-    assert.equal(res.status, 1);
+    assert.equal(res.status, 78);
     assert.match(res.stdout, /^log\.ini: format="xml": /);
   });
 });

@@ -124,9 +124,9 @@ describe('tern config check', () => {
     assert.equal(res.status, 0, res.stdout + res.stderr);
   });
 
-  it('prints one line per problem and exits 1', () => {
+  it('prints one line per problem and exits 78', () => {
     const res = check(writeConfig({ 'outbound.ini': 'concurrency_max=x\nfoo=1\n', 'rewrite_delivery_status.json': '{"(": 500}' }));
-    assert.equal(res.status, 1);
+    assert.equal(res.status, 78);
     const lines = res.stdout.trim().split('\n');
     assert.equal(lines.length, 3, res.stdout);
     assert.match(lines[0], /^outbound\.ini: concurrency_max="x": /);

@@ -220,7 +220,7 @@ describe('routes.ini validation', () => {
     const { REPO_ROOT, writeConfig } = await import('../helpers/tern-process.js');
     const dir = writeConfig({ 'routes.ini': '[example.com]\ntls=sometimes\n[other.example]\nauth_user=x\n' });
     const res = spawnSync(process.execPath, [join(REPO_ROOT, 'bin/tern'), 'config', 'check', '--config', dir], { encoding: 'utf8' });
-    assert.equal(res.status, 1);
+    assert.equal(res.status, 78);
     assert.match(res.stdout, /^routes\.ini: \[example\.com\] tls="sometimes": /m);
   });
 });

@@ -5,6 +5,24 @@ import type { Server } from 'node:net';
 import * as packet from 'dns-packet';
 import type { Answer, Packet } from 'dns-packet';
 
+/**
+ * Hostile behaviour for one name: before (or instead of) the real reply, a forged one
+ * that claims FORGED_ADDRESS, sent from another port, from another address, with
+ * another id, or for another question; or the real reply with the question's name in
+ * lower case (what a server that ignores 0x20 sends).
+ */
+export interface Tamper {
+  readonly forge?: 'other-port' | 'other-address' | 'wrong-id' | 'other-question';
+  /** Send only the forged reply, never the real one. */
+  readonly withhold?: boolean;
+  readonly lowercaseQuestion?: boolean;
+}
+
+/** What every forged reply claims: a test asserts it never comes back from a lookup. */
+export const FORGED_ADDRESS = '203.0.113.66';
+/** Another loopback address, where forged replies from "another address" come from. */
+const FORGER_HOST = '127.0.0.250';
+
 export type ZoneRecord =
   | { type: 'MX'; preference: number; exchange: string; ttl?: number }
   | { type: 'A' | 'AAAA' | 'CNAME' | 'TXT' | 'PTR'; data: string; ttl?: number };
@@ -21,7 +39,9 @@ export class TestDnsServer {
   readonly servfail = new Set<string>();
   readonly truncate = new Set<string>();
   readonly silent = new Set<string>();
-  readonly queries: { name: string; type: string; transport: 'udp' | 'tcp' }[] = [];
+  readonly tamper = new Map<string, Tamper>();
+  /** Every query as received: the name in the case it was sent, its id. */
+  readonly queries: { name: string; sentName: string; id: number; type: string; transport: 'udp' | 'tcp' }[] = [];
   private udp?: Socket;
   private tcp?: Server;
   port = 0;
@@ -40,7 +60,12 @@ export class TestDnsServer {
     this.port = udp.address().port;
     udp.on('message', (msg, rinfo) => {
       const reply = this.answer(msg, 'udp');
-      if (reply) udp.send(reply, rinfo.port, rinfo.address);
+      if (!reply) return;
+      const tamper = this.tamperFor(msg);
+      if (!tamper?.forge) return udp.send(reply, rinfo.port, rinfo.address);
+      void this.sendForged(msg, tamper.forge, rinfo).then(() => {
+        if (!tamper.withhold) udp.send(reply, rinfo.port, rinfo.address);
+      });
     });
     this.udp = udp;
     const tcp = createServer((socket) => {
@@ -69,6 +94,35 @@ export class TestDnsServer {
     await new Promise<void>((resolve) => (this.tcp ? this.tcp.close(() => resolve()) : resolve()));
   }
 
+  private tamperFor(msg: Buffer): Tamper | undefined {
+    try {
+      return this.tamper.get(packet.decode(msg).questions?.[0]?.name.toLowerCase() ?? '');
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A reply to `msg` claiming FORGED_ADDRESS, sent the way `how` says; resolves once it is out. */
+  private async sendForged(msg: Buffer, how: NonNullable<Tamper['forge']>, to: { address: string; port: number }): Promise<void> {
+    const query = packet.decode(msg);
+    const q = query.questions![0];
+    const forged = packet.encode({
+      type: 'response',
+      id: how === 'wrong-id' ? (query.id! + 1) % 0x10000 : query.id,
+      flags: packet.RECURSION_DESIRED,
+      questions: [how === 'other-question' ? { ...q, name: `other.${q.name}` } : q],
+      answers: [{ type: 'A', name: q.name, ttl: 300, data: FORGED_ADDRESS }],
+    });
+    const needsOwnSocket = how === 'other-port' || how === 'other-address';
+    const socket = needsOwnSocket ? createSocket({ type: 'udp4', reuseAddr: true }) : this.udp!;
+    // other-port: the server's address, another port; other-address: the server's port, another address.
+    if (needsOwnSocket) await new Promise<void>((resolve) => socket.bind(how === 'other-address' ? this.port : 0, how === 'other-address' ? FORGER_HOST : this.host, resolve));
+    await new Promise<void>((resolve) => socket.send(forged, to.port, to.address, () => resolve()));
+    if (needsOwnSocket) socket.close();
+    // Give the forged datagram a head start, so that it is read before the real reply.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+
   private answer(msg: Buffer, transport: 'udp' | 'tcp'): Buffer | undefined {
     let query: Packet;
     try {
@@ -79,9 +133,10 @@ export class TestDnsServer {
     const q = query.questions?.[0];
     if (!q) return undefined;
     const name = q.name.toLowerCase();
-    this.queries.push({ name, type: q.type, transport });
+    this.queries.push({ name, sentName: q.name, id: query.id ?? 0, type: q.type, transport });
     if (this.silent.has(name)) return undefined;
-    const base = { type: 'response' as const, id: query.id, questions: query.questions, flags: packet.AUTHORITATIVE_ANSWER | packet.RECURSION_DESIRED };
+    const questions = this.tamper.get(name)?.lowercaseQuestion ? [{ ...q, name }] : query.questions;
+    const base = { type: 'response' as const, id: query.id, questions, flags: packet.AUTHORITATIVE_ANSWER | packet.RECURSION_DESIRED };
     if (this.servfail.has(name)) return packet.encode({ ...base, flags: base.flags | 2 });
     const records = this.zone.get(name);
     if (!records) return packet.encode({ ...base, flags: base.flags | 3 }); // NXDOMAIN

@@ -1,8 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DnsResolver, resolveMxPlan } from '../../src/dns/index.js';
-import { systemClock } from '../../src/core/index.js';
-import { TestDnsServer } from '../helpers/dns-server.js';
+import { ErrorCode, systemClock } from '../../src/core/index.js';
+import type { DnsAnswer } from '../../src/dns/index.js';
+import { FORGED_ADDRESS, TestDnsServer } from '../helpers/dns-server.js';
+import type { Tamper } from '../helpers/dns-server.js';
 
 describe('DNS resolver and MX plan against a real DNS server on loopback', () => {
   const dns = new TestDnsServer();
@@ -94,5 +96,64 @@ describe('DNS resolver and MX plan against a real DNS server on loopback', () =>
     const silent = new DnsResolver({ servers: [{ host: '127.0.0.1', port: 9 }], timeoutMs: 300, cacheMaxEntries: 0, clock: systemClock });
     const p = await resolveMxPlan(silent, 'good.test', { inetPrefer: 'default', localMxOk: true });
     assert.ok(!p.ok && !p.permanent);
+  });
+
+  describe('replies that are not the answer to the query sent', () => {
+    const fresh = (use0x20 = false) =>
+      new DnsResolver({ servers: [{ host: '127.0.0.1', port: dns.port }], timeoutMs: 1000, cacheMaxEntries: 0, clock: systemClock, use0x20 });
+    const addresses = (a: DnsAnswer) => a.answers.map((r) => ('data' in r ? r.data : undefined));
+    const temporary = (err: Error & { code?: string }) => err.code === ErrorCode.DNS_TEMPORARY;
+    const hostile = (name: string, tamper: Tamper) => {
+      dns.add(name, { type: 'A', data: '192.0.2.40' });
+      dns.tamper.set(name, tamper);
+      return name;
+    };
+
+    const forgeries: Tamper['forge'][] = ['other-port', 'other-address', 'wrong-id', 'other-question'];
+    for (const forge of forgeries) {
+      it(`ignores a forged reply (${forge}) and takes the real one after it`, async () => {
+        const name = hostile(`then-real.${forge}.test`, { forge });
+        const got = addresses(await fresh().query(name, 'A'));
+        assert.ok(!got.includes(FORGED_ADDRESS), 'the forged answer was taken');
+        assert.deepEqual(got, ['192.0.2.40']);
+      });
+
+      it(`ignores a forged reply (${forge}) and fails temporarily when no real one comes`, async () => {
+        const name = hostile(`forged-only.${forge}.test`, { forge, withhold: true });
+        await assert.rejects(fresh().query(name, 'A'), temporary);
+        assert.ok(dns.queries.some((q) => q.name === name), 'the query did reach the server');
+      });
+    }
+
+    it('numbers queries with random ids, not in sequence', async () => {
+      const resolver = fresh();
+      const names = Array.from({ length: 8 }, (_, i) => `ids${i}.test`);
+      for (const name of names) await resolver.query(name, 'A');
+      const ids = names.map((name) => dns.queries.find((q) => q.name === name)!.id);
+      const steps = ids.slice(1).map((id, i) => (id - ids[i] + 0x10000) % 0x10000);
+      assert.ok(steps.some((s) => s !== 1), `ids ${ids.join(' ')}`);
+      assert.ok(new Set(ids).size > 1, `ids ${ids.join(' ')}`);
+    });
+
+    it('with use_0x20, sends names in random case and takes answers that echo it, over UDP and TCP', async () => {
+      dns.add('zerox-twenty-casing.test', { type: 'A', data: '192.0.2.41' });
+      const resolver = fresh(true);
+      for (let i = 0; i < 3; i++) assert.deepEqual(addresses(await resolver.query('zerox-twenty-casing.test', 'A')), ['192.0.2.41']);
+      const sent = dns.queries.filter((q) => q.name === 'zerox-twenty-casing.test').map((q) => q.sentName);
+      assert.ok(sent.some((n) => n !== n.toLowerCase()), `sent as ${sent.join(' ')}`);
+      assert.ok(new Set(sent).size > 1, `sent as ${sent.join(' ')}`);
+      assert.deepEqual(addresses(await resolver.query('mx.big.test', 'A')), ['192.0.2.20']);
+      const overTcp = () => dns.queries.filter((q) => q.name === 'big.test' && q.transport === 'tcp').length;
+      const before = overTcp();
+      const big = await resolver.query('big.test', 'MX');
+      assert.equal(big.answers.length, 1, 'truncated over UDP, answered over TCP');
+      assert.equal(overTcp(), before + 1);
+    });
+
+    it('with use_0x20, refuses a server that answers with the name in lower case; without, accepts it', async () => {
+      const name = hostile('lowercasing-forwarder.test', { lowercaseQuestion: true });
+      await assert.rejects(fresh(true).query(name, 'A'), temporary);
+      assert.deepEqual(addresses(await fresh(false).query(name, 'A')), ['192.0.2.40']);
+    });
   });
 });

@@ -1,0 +1,77 @@
+import type { TernConfig } from './load.js';
+
+/** One setting whose value a reload changed. Secrets are never shown. */
+export interface KeyChange {
+  readonly key: string;
+  readonly was: unknown;
+  readonly now: unknown;
+}
+
+/** What a reload changed in one file of the config directory. */
+export interface FileChange {
+  readonly file: string;
+  /** The file was there at the previous load and is gone now: its settings are the defaults again. */
+  readonly removed: boolean;
+  readonly added: boolean;
+  readonly keys: readonly KeyChange[];
+}
+
+const SECRET = /token|pass|hash/i;
+const shown = (key: string, value: unknown): unknown => (value !== undefined && SECRET.test(key) ? '(secret)' : value);
+
+/** Each file's settings as flat key → value, for comparison. */
+function settingsByFile(c: TernConfig): Record<string, Record<string, unknown>> {
+  const flat = (obj: object, prefix = ''): Record<string, unknown> => {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(obj)) {
+      if (v && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Map)) Object.assign(out, flat(v, `${prefix}${k}.`));
+      else out[`${prefix}${k}`] = v;
+    }
+    return out;
+  };
+  const { serverList: _servers, ...dns } = c.dns;
+  const { reportingMta: _mta, ...dsn } = c.dsn;
+  const rewriteCount = c.rewrite.global.length + [...c.rewrite.domains.values()].reduce((n, list) => n + list.length, 0);
+  return {
+    me: { me: c.me },
+    'smtp.ini': flat(c.smtp),
+    'outbound.ini': flat(c.outbound),
+    'tls.ini': flat(c.tls),
+    'dns.ini': flat(dns),
+    'dsn.ini': flat(dsn),
+    'http.ini': flat(c.http),
+    'log.ini': flat(c.log),
+    'routes.ini': Object.assign({}, ...[...c.routes].map(([domain, route]) => flat(route, `[${domain}].`))),
+    relay_acl_allow: { relay_acl_allow: c.relayAllow },
+    auth_users: { users: [...c.authUsers.keys()] },
+    'rewrite_delivery_status.json': { rules: rewriteCount },
+    'outbound.bounce_message': { template: c.bounceTemplate === undefined ? 'built-in' : 'from file' },
+    'tls_cert.pem': { listener_tls: c.listenerTls !== undefined },
+  };
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * What changed between two loads, file by file: the keys whose values differ, and
+ * whether the file appeared or went. A file that went silently reverts every key to its
+ * default, which the operator must hear about (a deleted outbound.ini re-enables
+ * delivery, for one); the caller logs that as a warning.
+ */
+export function configChanges(prev: TernConfig, next: TernConfig): FileChange[] {
+  const before = settingsByFile(prev);
+  const after = settingsByFile(next);
+  const out: FileChange[] = [];
+  for (const file of new Set([...Object.keys(after), ...prev.files, ...next.files])) {
+    const a = before[file] ?? {};
+    const b = after[file] ?? {};
+    const keys: KeyChange[] = [];
+    for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      if (!same(a[key], b[key])) keys.push({ key, was: shown(key, a[key]), now: shown(key, b[key]) });
+    }
+    const had = prev.files.includes(file);
+    const has = next.files.includes(file);
+    if (keys.length || had !== has) out.push({ file, removed: had && !has, added: !had && has, keys });
+  }
+  return out;
+}

@@ -61,6 +61,10 @@ class HostileWorker {
     return answer;
   }
 
+  cut(): void {
+    this.worker.postMessage('cut');
+  }
+
   async stop(): Promise<HostileStats[]> {
     const answer = this.answer();
     this.worker.postMessage('stop');
@@ -145,6 +149,8 @@ async function inject(tern: TernProcess, kinds: readonly HostileKind[], n: numbe
 
 interface WindowResult {
   readonly load: PacedResult;
+  /** Seconds into the window when the hostile connections were cut, if the window lasted that long. */
+  readonly cutAt?: number;
   /** The sink's count when the window opened. */
   readonly sink0: number;
   readonly delivered: number;
@@ -155,7 +161,7 @@ interface WindowResult {
 }
 
 /** One window of paced normal load, with (or without) hostile mail queued at its start. */
-async function window(tern: TernProcess, sink: Sink, opts: HostileOptions, kinds: readonly HostileKind[]): Promise<WindowResult> {
+async function window(tern: TernProcess, sink: Sink, opts: HostileOptions, kinds: readonly HostileKind[], servers: HostileWorker): Promise<WindowResult> {
   // The harness's own loop: if it lagged, its /health timings would be its own fault.
   const harness = monitorEventLoopDelay({ resolution: 10 });
   await eventLoopDelay(tern); // resets Tern's histogram: the window starts here
@@ -163,17 +169,25 @@ async function window(tern: TernProcess, sink: Sink, opts: HostileOptions, kinds
   const health = pollHealth(tern.api);
   const sink0 = sink.count();
   const t0 = performance.now();
+  // A client that never gives up on a flood would read it for as long as it lasts: the
+  // hostile servers' connections are cut at twice the window, so that a run ends.
+  let cutAt: number | undefined;
+  const cut = setTimeout(() => {
+    cutAt = (performance.now() - t0) / 1000;
+    servers.cut();
+  }, 2 * opts.seconds * 1000);
   // The hostile mail is queued while the normal load starts: the load is offered all along.
   const [load] = await Promise.all([
     runPaced('127.0.0.1', tern.port, { rate: opts.rate, seconds: opts.seconds, sessions: PACED_SESSIONS, size: opts.size, to: (i) => `rcpt${i % 50}.0@sink.test` }),
     inject(tern, kinds, opts.perServer, opts.size),
   ]);
   const seconds = (performance.now() - t0) / 1000;
+  clearTimeout(cut);
   const delivered = sink.count() - sink0;
   const loop = await eventLoopDelay(tern);
   const healthResult = await health.stop();
   harness.disable();
-  return { load, sink0, delivered, seconds, loop, health: healthResult, harnessLoopMaxMs: harness.max / 1e6 };
+  return { load, sink0, delivered, seconds, cutAt, loop, health: healthResult, harnessLoopMaxMs: harness.max / 1e6 };
 }
 
 function figures(phase: string, w: WindowResult, opts: HostileOptions): Record<string, unknown> {
@@ -185,6 +199,7 @@ function figures(phase: string, w: WindowResult, opts: HostileOptions): Record<s
     loop_p50_ms: w.loop.p50_ms, loop_p99_ms: w.loop.p99_ms, loop_max_ms: w.loop.max_ms,
     health_polls: w.health.latencies.length, health_errors: w.health.errors, health_p99_ms: round(pct(w.health.latencies, 99), 1), health_max_ms: round(Math.max(0, ...w.health.latencies), 1),
     harness_loop_max_ms: round(w.harnessLoopMaxMs, 1),
+    ...(w.cutAt === undefined ? {} : { hostile_cut_at_s: round(w.cutAt) }),
   };
 }
 
@@ -234,11 +249,11 @@ export async function hostileMx(world: World, sink: Sink, opts: HostileOptions, 
     const before = sink.count();
     const warmUp = await runPaced('127.0.0.1', tern.port, { rate: opts.rate, seconds: 3, sessions: PACED_SESSIONS, size: opts.size, to: (i) => `rcpt${i % 50}.0@sink.test` });
     await sink.waitFor(before + warmUp.accepted, 60_000);
-    const baseline = await window(tern, sink, opts, []);
+    const baseline = await window(tern, sink, opts, [], servers);
     print(figures('baseline', baseline, opts));
     // Let the baseline's mail reach the sink before the hostile window counts deliveries.
     await sink.waitFor(baseline.sink0 + baseline.load.accepted, 60_000);
-    const hostile = await window(tern, sink, opts, opts.kinds);
+    const hostile = await window(tern, sink, opts, opts.kinds, servers);
     const stats = (await servers.stats()).filter((st) => opts.kinds.includes(st.kind));
     const r = figures('hostile', hostile, opts);
     print({

@@ -80,9 +80,14 @@ export class HostileServers {
     }
   }
 
+  /** Cuts every connection open now; the servers keep listening. */
+  cut(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
   /** Stops listening and cuts every connection still open (a flood ends here at the latest). */
   async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
+    this.cut();
     await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
   }
 

@@ -75,13 +75,33 @@ class HostileWorker {
 }
 
 /**
+ * GET on a connection of its own, as a monitoring probe would: a kept-alive connection
+ * can be closed by the server's keep-alive timer just as a request goes out on it (which
+ * is what happens after a stall), and the probe would fail instead of measuring.
+ * Resolves with the body, or undefined when the request failed.
+ */
+function probe(url: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const req = httpGet(url, { agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve(res.statusCode === 200 ? body : undefined));
+      res.on('error', () => resolve(undefined));
+    });
+    req.on('error', () => resolve(undefined));
+  });
+}
+
+/**
  * Tern's event-loop delay since the previous scrape: prom-client's default metrics keep
  * a `monitorEventLoopDelay` histogram (resolution 10 ms) and reset it at every scrape of
  * /metrics, so a scrape at the start of a window and one at its end give the window's own
  * p50, p99 and max. Nothing else scrapes this daemon during the bench.
  */
 async function eventLoopDelay(tern: TernProcess): Promise<{ p50_ms: number; p99_ms: number; max_ms: number }> {
-  const text = await (await fetch(`${tern.api}/metrics`)).text();
+  const text = await probe(`${tern.api}/metrics`);
+  if (text === undefined) throw new Error('GET /metrics failed');
   const get = (name: string) => {
     const m = new RegExp(`^tern_process_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text);
     if (!m) throw new Error(`/metrics has no tern_process_nodejs_eventloop_lag_${name}_seconds`);
@@ -90,29 +110,15 @@ async function eventLoopDelay(tern: TernProcess): Promise<{ p50_ms: number; p99_
   return { p50_ms: get('p50'), p99_ms: get('p99'), max_ms: get('max') };
 }
 
-/**
- * GET /health every 50 ms (after the previous answer), timing each answer. Each probe
- * has a connection of its own, as a monitoring probe would: a kept-alive connection
- * could be closed by the server's keep-alive timer while a request is on its way (which
- * is what happens after a stall), and the probe would fail instead of measuring.
- */
+/** GET /health every 50 ms (after the previous answer), timing each answer. */
 function pollHealth(api: string): { stop: () => Promise<{ latencies: number[]; errors: number }> } {
   const latencies: number[] = [];
   let errors = 0;
   let running = true;
-  const probe = () =>
-    new Promise<boolean>((resolve) => {
-      const req = httpGet(`${api}/health`, { agent: false }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode === 200));
-        res.on('error', () => resolve(false));
-      });
-      req.on('error', () => resolve(false));
-    });
   const loop = (async () => {
     while (running) {
       const t0 = performance.now();
-      if (await probe()) latencies.push(performance.now() - t0);
+      if ((await probe(`${api}/health`)) !== undefined) latencies.push(performance.now() - t0);
       else errors++;
       await new Promise((r) => setTimeout(r, HEALTH_EVERY_MS));
     }

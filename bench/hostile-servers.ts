@@ -80,9 +80,13 @@ export class HostileServers {
     }
   }
 
-  /** Cuts every connection open now; the servers keep listening. */
+  /**
+   * Cuts every connection open now with a reset, so that what the kernel still holds for
+   * the client (megabytes of flood) is dropped rather than delivered before the FIN; the
+   * servers keep listening.
+   */
   cut(): void {
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.sockets) s.resetAndDestroy();
   }
 
   /** Stops listening and cuts every connection still open (a flood ends here at the latest). */
@@ -95,7 +99,7 @@ export class HostileServers {
     stats.connections++;
     stats.open++;
     this.sockets.add(socket);
-    const lifetime = setTimeout(() => socket.destroy(), this.limits.maxLifetimeMs);
+    const lifetime = setTimeout(() => socket.resetAndDestroy(), this.limits.maxLifetimeMs);
     socket.on('error', () => undefined);
     socket.on('close', () => {
       clearTimeout(lifetime);
@@ -147,7 +151,7 @@ export class HostileServers {
     let sent = 0;
     const pump = () => {
       while (!socket.destroyed && socket.writable) {
-        if (sent >= this.limits.floodMaxBytes) return socket.destroy();
+        if (sent >= this.limits.floodMaxBytes) return socket.resetAndDestroy();
         sent += this.flood.length;
         stats.bytesSent += this.flood.length;
         if (!socket.write(this.flood)) return socket.once('drain', pump);

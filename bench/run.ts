@@ -38,6 +38,7 @@ const { values } = parseArgs({
     connection: { type: 'string', default: 'both' },
     nagle: { type: 'string', default: 'off' },
     generators: { type: 'string', default: 'bench,smtp-source' },
+    'sink-host': { type: 'string', default: '127.0.0.121' },
     json: { type: 'boolean', default: false },
     'storm-entries': { type: 'string', default: '100000' },
     'big-queue-entries': { type: 'string', default: '1000000' },
@@ -69,7 +70,8 @@ const peers = new Set(values.peers!.split(',').filter(Boolean));
 const connections = choice<ConnectionMode>('connection', values.connection!, ['reuse', 'per-message']);
 const nagles = choice<Nagle>('nagle', values.nagle!, ['off', 'on']);
 const generators = new Set(values.generators!.split(',').filter(Boolean));
-const SINK_HOST = '127.0.0.121';
+// Another address lets a run go beside another checkout's (which takes 127.0.0.121:25).
+const SINK_HOST = values['sink-host']!;
 // The bench's own test MX hosts, apart from the test suite's 127.0.0.2–4, so that a run
 // never takes a port an integration test of another checkout is about to bind.
 const WORLD_HOSTS = { tls: '127.0.0.122', dead: '127.0.0.123', plain: '127.0.0.124' };

@@ -1,5 +1,5 @@
-import { connect } from 'node:net';
-import type { Socket } from 'node:net';
+import { Session } from './smtp-session.js';
+import type { Nagle } from './smtp-session.js';
 
 export interface LoadShape {
   /** Messages in all. */
@@ -17,6 +17,8 @@ export interface LoadResult {
   readonly seconds: number;
   /** Per message: end of DATA ("." sent) to its 250, in ms. */
   readonly latencies: number[];
+  /** Per connection: connect() to the 220 greeting, in ms. */
+  readonly connectLatencies: number[];
 }
 
 /** Destination domain j of the bench zone; one domain is just `sink.test`. */
@@ -40,114 +42,62 @@ export function messageBody(i: number, size: number): string {
   return head + line.repeat(Math.max(1, Math.floor((size - head.length) / line.length)));
 }
 
-/** One SMTP client session on a raw socket: no library between the measurement and the wire. */
-class Session {
-  private buffer = '';
-  private lines: string[] = [];
-  private waiting?: { resolve: (reply: string) => void; reject: (err: Error) => void };
+/** How the load generator uses connections: all messages of a session on one, or one connection per message. */
+export type ConnectionMode = 'reuse' | 'per-message';
 
-  private constructor(private readonly socket: Socket) {
-    socket.setNoDelay(true);
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => this.onData(chunk));
-    socket.on('error', (err) => this.fail(err));
-    socket.on('close', () => this.fail(new Error('connection closed by the server')));
-  }
-
-  static async open(host: string, port: number): Promise<Session> {
-    const socket = connect({ host, port });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
-      socket.once('error', reject);
-    });
-    const session = new Session(socket);
-    await session.expect(220);
-    return session;
-  }
-
-  private onData(chunk: string): void {
-    this.buffer += chunk;
-    let nl: number;
-    while ((nl = this.buffer.indexOf('\n')) >= 0) {
-      const line = this.buffer.slice(0, nl).replace(/\r$/, '');
-      this.buffer = this.buffer.slice(nl + 1);
-      this.lines.push(line);
-      // The last line of a reply has a space (or nothing) after the code.
-      if (line.length < 4 || line[3] === ' ') {
-        const reply = this.lines.join('\n');
-        this.lines = [];
-        const w = this.waiting;
-        this.waiting = undefined;
-        w?.resolve(reply);
-      }
-    }
-  }
-
-  private fail(err: Error): void {
-    const w = this.waiting;
-    this.waiting = undefined;
-    w?.reject(err);
-  }
-
-  private reply(): Promise<string> {
-    return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
-  }
-
-  async expect(code: number, send?: string): Promise<void> {
-    const pending = this.reply();
-    if (send !== undefined) this.socket.write(send);
-    const reply = await pending;
-    if (!reply.startsWith(String(code))) throw new Error(`expected ${code}, got: ${reply}`);
-  }
-
-  /** Sends one message; resolves with ms from the end of DATA to the 250. */
-  async send(from: string, to: string[], body: string): Promise<number> {
-    await this.expect(250, `MAIL FROM:<${from}>\r\n`);
-    for (const rcpt of to) await this.expect(250, `RCPT TO:<${rcpt}>\r\n`);
-    await this.expect(354, 'DATA\r\n');
-    const pending = this.reply();
-    this.socket.write(body);
-    const t0 = process.hrtime.bigint();
-    this.socket.write('.\r\n');
-    const reply = await pending;
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (!reply.startsWith('250')) throw new Error(`message refused: ${reply}`);
-    return ms;
-  }
-
-  async quit(): Promise<void> {
-    await this.expect(221, 'QUIT\r\n').catch(() => undefined);
-    this.socket.destroy();
-  }
+export interface LoadOptions {
+  readonly connection: ConnectionMode;
+  readonly nagle: Nagle;
 }
 
 /**
- * Keeps `concurrency` sessions busy until `messages` messages have had their 250. Like
- * Postfix's smtp-source, each session sends its messages back to back (no RSET between,
- * no pipelining), and the bodies are built before the clock starts.
+ * Keeps `concurrency` sessions busy until `messages` messages have had their 250, with
+ * bodies built before the clock starts.
+ *
+ * - `reuse`: like Postfix's `smtp-source -d`, each session connects and says EHLO before
+ *   the clock starts, then sends its messages back to back (no RSET between, no
+ *   pipelining).
+ * - `per-message`: like `smtp-source` without `-d`, and like the many application mail
+ *   libraries that do so, every message has a connection of its own (connect, 220, EHLO,
+ *   MAIL, RCPT, DATA, QUIT, close) and the clock includes all of it; `connectLatencies`
+ *   holds each connect → 220.
  */
-export async function runLoad(host: string, port: number, shape: LoadShape): Promise<LoadResult> {
+export async function runLoad(host: string, port: number, shape: LoadShape, options: LoadOptions = { connection: 'reuse', nagle: 'off' }): Promise<LoadResult> {
   const bodies = Array.from({ length: Math.min(shape.messages, 64) }, (_, i) => messageBody(i, shape.size));
   const latencies: number[] = [];
+  const connectLatencies: number[] = [];
+  const sessions = Math.min(shape.concurrency, shape.messages);
   let next = 0;
-  const sessions = await Promise.all(
-    Array.from({ length: Math.min(shape.concurrency, shape.messages) }, async () => {
-      const s = await Session.open(host, port);
-      await s.expect(250, 'EHLO bench.client.test\r\n');
-      return s;
-    }),
-  );
+  const open = async () => {
+    const s = await Session.open(host, port, options.nagle);
+    connectLatencies.push(s.connectMs);
+    await s.expect(250, 'EHLO bench.client.test\r\n');
+    return s;
+  };
+  const send = async (s: Session, i: number) => latencies.push(await s.send('bench@client.test', recipientsOf(i, shape), bodies[i % bodies.length]));
+  if (options.connection === 'per-message') {
+    const started = process.hrtime.bigint();
+    await Promise.all(
+      Array.from({ length: sessions }, async () => {
+        while (next < shape.messages) {
+          const i = next++;
+          const s = await open();
+          await send(s, i);
+          await s.quit();
+        }
+      }),
+    );
+    return { seconds: Number(process.hrtime.bigint() - started) / 1e9, latencies, connectLatencies };
+  }
+  const opened = await Promise.all(Array.from({ length: sessions }, open));
   const started = process.hrtime.bigint();
   await Promise.all(
-    sessions.map(async (s) => {
-      while (next < shape.messages) {
-        const i = next++;
-        latencies.push(await s.send('bench@client.test', recipientsOf(i, shape), bodies[i % bodies.length]));
-      }
+    opened.map(async (s) => {
+      while (next < shape.messages) await send(s, next++);
       await s.quit();
     }),
   );
-  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, latencies };
+  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, latencies, connectLatencies };
 }
 
 export const percentile = (xs: readonly number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];

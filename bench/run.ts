@@ -3,48 +3,78 @@
  * line of figures per scenario (and JSON lines with --json). See bench/README.md.
  *
  *   npm run bench -- [--messages N] [--concurrency C] [--size BYTES] [--recipients R]
- *                    [--domains D] [--peers haraka,postfix] [--only ingest,relay,...] [--json]
+ *                    [--domains D] [--peers haraka,postfix] [--only ingest,relay,...]
+ *                    [--connection reuse|per-message|both] [--nagle off|on|both]
+ *                    [--generators bench,smtp-source] [--hostile-seconds S] [--hostile-rate R]
+ *                    [--hostile-messages N] [--hostile-kinds lines,flood,drip] [--json]
  */
 import { parseArgs } from 'node:util';
-import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
 import { World } from '../test/helpers/world.js';
 import { TestMx } from '../test/helpers/mx-server.js';
 import { fanOut, retryStorm } from './queue-scenarios.js';
 import { bigQueue } from './big-queue.js';
-import { expectedTransactions, percentile, runLoad, sinkDomain } from './load-generator.js';
-import type { LoadShape } from './load-generator.js';
+import { hostileMx } from './hostile-mx.js';
+import type { HostileKind } from './hostile-servers.js';
+import { expectedTransactions, runLoad, sinkDomain } from './load-generator.js';
+import type { ConnectionMode, LoadShape } from './load-generator.js';
+import { smtpSourceSeconds, smtpSourceTransactions } from './smtp-source.js';
+import type { Nagle } from './smtp-session.js';
 import { hasPostfixTools, postfixSink, testMxSink } from './sink.js';
 import type { Sink } from './sink.js';
-import { cpuSeconds, hasPostfix, machineCpuSeconds, peakRssMb, pssMb, startHaraka, startPostfix, startTern } from './systems.js';
-import type { Mode, SystemUnderTest } from './systems.js';
+import { hasPostfix, startHaraka, startPostfix, startTern } from './systems.js';
+import { ingest, relay, variantFields } from './throughput.js';
+import type { Start, Variant } from './throughput.js';
 
 const { values } = parseArgs({
   options: {
     messages: { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '16' },
+    sessions: { type: 'string' },
     size: { type: 'string', default: '4096' },
     recipients: { type: 'string', default: '1' },
     domains: { type: 'string', default: '1' },
     peers: { type: 'string', default: 'haraka,postfix' },
-    only: { type: 'string', default: 'ceiling,ingest,relay,storm,big-queue,fan-out' },
+    only: { type: 'string', default: 'ceiling,ingest,relay,storm,big-queue,fan-out,hostile-mx' },
+    connection: { type: 'string', default: 'both' },
+    nagle: { type: 'string', default: 'off' },
+    generators: { type: 'string', default: 'bench,smtp-source' },
+    'sink-host': { type: 'string', default: '127.0.0.121' },
     json: { type: 'boolean', default: false },
     'storm-entries': { type: 'string', default: '100000' },
     'big-queue-entries': { type: 'string', default: '1000000' },
     'fanout-recipients': { type: 'string', default: '1000' },
     'fanout-domains': { type: 'string', default: '100' },
+    'hostile-seconds': { type: 'string', default: '30' },
+    'hostile-rate': { type: 'string', default: '100' },
+    'hostile-messages': { type: 'string', default: '1' },
+    'hostile-kinds': { type: 'string', default: 'lines,flood,drip' },
   },
 });
+
+function choice<T extends string>(name: string, value: string, allowed: readonly T[]): T[] {
+  if (value === 'both') return [...allowed];
+  if (!(allowed as readonly string[]).includes(value)) throw new Error(`--${name} must be ${allowed.join(', ')} or both, not ${value}`);
+  return [value as T];
+}
+
 const shape: LoadShape = {
   messages: Number(values.messages),
-  concurrency: Number(values.concurrency),
+  // --sessions is the name smtp-source's users know (-s); --concurrency the older one.
+  concurrency: Number(values.sessions ?? values.concurrency),
   size: Number(values.size),
   recipients: Number(values.recipients),
   domains: Number(values.domains),
 };
 const only = new Set(values.only!.split(','));
 const peers = new Set(values.peers!.split(',').filter(Boolean));
-const SINK_HOST = '127.0.0.121';
+const connections = choice<ConnectionMode>('connection', values.connection!, ['reuse', 'per-message']);
+const nagles = choice<Nagle>('nagle', values.nagle!, ['off', 'on']);
+const generators = new Set(values.generators!.split(',').filter(Boolean));
+// Another address lets a run go beside another checkout's (which takes 127.0.0.121:25).
+const SINK_HOST = values['sink-host']!;
+// The bench's own test MX hosts, apart from the test suite's 127.0.0.2–4, so that a run
+// never takes a port an integration test of another checkout is about to bind.
+const WORLD_HOSTS = { tls: '127.0.0.122', dead: '127.0.0.123', plain: '127.0.0.124' };
 const round = (x: number, digits = 1) => +x.toFixed(digits);
 
 function print(result: Record<string, unknown>): void {
@@ -52,89 +82,20 @@ function print(result: Record<string, unknown>): void {
   else console.log(Object.entries(result).map(([k, v]) => `${k}=${v}`).join(' '));
 }
 
-/**
- * Postfix's smtp-source into a sink, nothing in between: what loopback SMTP can do here.
- * Spawned asynchronously: the sink's counter is read from a pipe by this process.
- */
-async function smtpSourceSeconds(target: string): Promise<number> {
-  const started = process.hrtime.bigint();
-  const child = spawn('smtp-source', ['-d', '-s', String(shape.concurrency), '-m', String(shape.messages), '-l', String(shape.size), '-f', 'bench@client.test', '-t', 'sink@sink.test', target], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`smtp-source failed: ${stderr}`);
-  return Number(process.hrtime.bigint() - started) / 1e9;
-}
-
-type Start = (mode: Mode) => Promise<SystemUnderTest>;
-
-/**
- * Writes back every dirty page before a scenario: with ext4 in ordered mode an fsync
- * commits the whole journal transaction, so the first fsyncs of a scenario would
- * otherwise pay for what the previous one left unwritten (Haraka's queue files are
- * never fsynced).
- */
-function settle(): void {
-  spawnSync('sync');
-}
-
-/**
- * Peak RSS of the serving process (Tern, haraka.js), and the PSS of all of the system's
- * processes at the end of the run: Postfix is a dozen processes sharing pages, whose
- * RSS added up would count the shared ones many times.
- */
-function memory(sut: SystemUnderTest): Record<string, number> {
-  const serving = sut.servingPid();
-  return { ...(serving === undefined ? {} : { peak_rss_mb: round(peakRssMb([serving])) }), pss_mb: round(pssMb(sut.pids())) };
-}
-
-/** Scenario 1: messages/s acknowledged with 250 while delivery is paused; latency from "." to 250. */
-async function ingest(start: Start): Promise<Record<string, unknown>> {
-  settle();
-  const sut = await start('ingest');
-  try {
-    const cpu0 = cpuSeconds(sut.pids());
-    const load = await runLoad('127.0.0.1', sut.port, shape);
-    const cpu = cpuSeconds(sut.pids()) - cpu0;
-    return {
-      scenario: 'ingest', system: sut.name, ...shape,
-      msgs_per_s: round(shape.messages / load.seconds),
-      p50_ms: round(percentile(load.latencies, 50), 2), p99_ms: round(percentile(load.latencies, 99), 2),
-      cpu_s_per_1000: round((cpu / shape.messages) * 1000, 2), ...memory(sut),
-    };
-  } finally {
-    await sut.stop();
+/** Every way the load is sent in this run, in the order they run. */
+function variants(): Variant[] {
+  const list: Variant[] = [];
+  for (const connection of connections) {
+    if (generators.has('bench')) for (const nagle of nagles) list.push({ generator: 'bench', connection, nagle });
+    if (generators.has('smtp-source') && hasPostfixTools) list.push({ generator: 'smtp-source', connection });
   }
+  return list;
 }
 
-/** Scenario 2: first byte sent to the last transaction received by the sink, delivery on. */
-async function relay(start: Start, sink: Sink, ceiling?: number): Promise<Record<string, unknown>> {
-  settle();
-  const sut = await start('relay');
-  try {
-    const expected = sink.count() + expectedTransactions(shape);
-    const cpu0 = cpuSeconds(sut.pids());
-    const machine0 = machineCpuSeconds();
-    const t0 = process.hrtime.bigint();
-    await runLoad('127.0.0.1', sut.port, shape);
-    await sink.waitFor(expected, 900_000);
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    const rate = shape.messages / seconds;
-    return {
-      scenario: 'relay', system: sut.name, sink: sink.name, ...shape,
-      msgs_per_s: round(rate),
-      ...(ceiling ? { of_ceiling: round(rate / ceiling, 3) } : {}),
-      cpu_s_per_1000: round(((cpuSeconds(sut.pids()) - cpu0) / shape.messages) * 1000, 2),
-      machine_cpu_s_per_1000: round(((machineCpuSeconds() - machine0) / shape.messages) * 1000, 2),
-      ...memory(sut),
-    };
-  } finally {
-    await sut.stop();
-  }
-}
+const variantKey = (v: Variant) => Object.values(variantFields(v)).join('/');
 
 async function main(): Promise<void> {
-  const world = new World();
+  const world = new World(WORLD_HOSTS);
   for (let j = 0; j < shape.domains; j++) world.dns.add(sinkDomain(j, shape.domains), { type: 'MX', preference: 10, exchange: 'mx.sink.test' });
   world.dns.add('mx.sink.test', { type: 'A', data: SINK_HOST });
   await world.start();
@@ -145,38 +106,50 @@ async function main(): Promise<void> {
   if (peers.has('haraka')) systems.push(['haraka', (mode) => startHaraka(mode, world.dns.port)]);
   if (peers.has('postfix') && hasPostfix) systems.push(['postfix', (mode) => startPostfix(mode, { host: SINK_HOST, port: 25 })]);
   if (peers.has('postfix') && !hasPostfix) print({ scenario: 'note', text: 'postfix is not installed: no Postfix figures in this run' });
+  if (generators.has('smtp-source') && !hasPostfixTools) print({ scenario: 'note', text: 'smtp-source is not installed: no figures from it in this run' });
   try {
-    let ceiling: number | undefined;
+    // The ceiling of each connection mode: smtp-source straight into smtp-sink.
+    const ceilings = new Map<ConnectionMode, number>();
     if (only.has('ceiling') && hasPostfixTools) {
       const direct = await postfixSink(SINK_HOST, 2599);
-      ceiling = shape.messages / await smtpSourceSeconds(`${SINK_HOST}:2599`);
-      const ours = await runLoad(SINK_HOST, 2599, shape);
+      for (const connection of connections) {
+        const ceiling = shape.messages / await smtpSourceSeconds(`${SINK_HOST}:2599`, shape, connection);
+        ceilings.set(connection, ceiling);
+        const ours: Record<string, number> = {};
+        for (const nagle of nagles) ours[`bench_client_nagle_${nagle}_msgs_per_s`] = round(shape.messages / (await runLoad(SINK_HOST, 2599, shape, { connection, nagle })).seconds);
+        print({ scenario: 'ceiling', system: 'smtp-source -> smtp-sink', connection, ...shape, msgs_per_s: round(ceiling), ...ours });
+      }
       await direct.stop();
-      print({ scenario: 'ceiling', system: 'smtp-source -> smtp-sink', ...shape, msgs_per_s: round(ceiling), bench_client_msgs_per_s: round(shape.messages / ours.seconds) });
     }
     const figures = new Map<string, Record<string, unknown>>();
-    for (const [name, start] of systems) {
-      if (only.has('ingest')) {
-        const r = await ingest(start);
-        figures.set(`ingest/${name}`, r);
-        print(r);
-      }
-      if (only.has('relay')) {
-        const r = await relay(start, sink, ceiling);
-        figures.set(`relay/${name}`, r);
-        print(r);
-      }
-    }
-    for (const scenario of ['ingest', 'relay']) {
-      const tern = figures.get(`${scenario}/tern`)?.msgs_per_s as number | undefined;
-      for (const [name] of systems.slice(1)) {
-        const peer = figures.get(`${scenario}/${name}`)?.msgs_per_s as number | undefined;
-        if (tern && peer) print({ scenario: `${scenario} ratio`, system: `tern/${name}`, ratio: round(tern / peer, 2) });
+    // Systems inside each variant: a moment of load from elsewhere on the machine then
+    // falls on neighbouring runs of the three, not on all runs of one.
+    for (const scenario of ['ingest', 'relay'] as const) {
+      if (!only.has(scenario)) continue;
+      for (const v of variants()) {
+        for (const [name, start] of systems) {
+          const r = scenario === 'ingest'
+            ? await ingest(start, shape, v)
+            : await relay(start, sink, shape, v, v.generator === 'smtp-source' ? smtpSourceTransactions(shape) : expectedTransactions(shape), ceilings.get(v.connection));
+          figures.set(`${scenario}/${variantKey(v)}/${name}`, r);
+          print(r);
+        }
+        const tern = figures.get(`${scenario}/${variantKey(v)}/tern`)?.msgs_per_s as number | undefined;
+        for (const [name] of systems.slice(1)) {
+          const peer = figures.get(`${scenario}/${variantKey(v)}/${name}`)?.msgs_per_s as number | undefined;
+          if (tern && peer) print({ scenario: `${scenario} ratio`, system: `tern/${name}`, ...variantFields(v), ratio: round(tern / peer, 2) });
+        }
       }
     }
     if (only.has('storm')) print(await retryStorm(world, Number(values['storm-entries']), shape.concurrency));
     if (only.has('big-queue')) print(await bigQueue(world, Number(values['big-queue-entries'])));
     if (only.has('fan-out')) print(await fanOut(world, Number(values['fanout-recipients']), Number(values['fanout-domains'])));
+    if (only.has('hostile-mx')) {
+      const kinds = values['hostile-kinds']!.split(',').filter(Boolean);
+      for (const k of kinds) if (!['lines', 'flood', 'drip'].includes(k)) throw new Error(`--hostile-kinds takes lines, flood, drip, not ${k}`);
+      const hostile = { seconds: Number(values['hostile-seconds']), rate: Number(values['hostile-rate']), perServer: Number(values['hostile-messages']), kinds: kinds as HostileKind[], size: shape.size };
+      await hostileMx(world, sink, hostile, print);
+    }
   } finally {
     await sink.stop();
     await fallbackMx?.stop();

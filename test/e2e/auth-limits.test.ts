@@ -2,7 +2,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { World } from '../helpers/world.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
-import { StartTlsSmtp } from '../helpers/starttls-client.js';
 import type { LogRecord, TernProcess } from '../helpers/tern-process.js';
 import { hashPassword } from '../../src/listener/index.js';
 
@@ -48,7 +47,7 @@ describe('AUTH brute force and the trace of every refusal', () => {
   });
 
   it('answers wrong passwords 535 up to auth_failure_limit, then 421 4.7.0 and closes the connection', async () => {
-    const smtp = await StartTlsSmtp.open(tern.port, '127.0.0.21');
+    const smtp = await RawSmtp.openTls(tern.port, '127.0.0.21');
     for (let i = 0; i < 2; i++) assert.match(await smtp.authPlain('mallory', `guess ${i}`), /^535 5\.7\.8 /);
     assert.match(await smtp.authLogin('mallory', 'guess 2'), /^535 5\.7\.8 /, 'AUTH LOGIN counts the same');
     assert.match(await smtp.authPlain('mallory', 'guess 3'), /^421 4\.7\.0 /);
@@ -65,27 +64,27 @@ describe('AUTH brute force and the trace of every refusal', () => {
   });
 
   it('refuses AUTH to an address with too many failures for a while, not to other addresses, then lets the right password in', async () => {
-    const first = await StartTlsSmtp.open(tern.port, '127.0.0.22');
+    const first = await RawSmtp.openTls(tern.port, '127.0.0.22');
     for (let i = 0; i < 3; i++) assert.match(await first.authPlain('mallory', `guess ${i}`), /^535 /);
     first.close();
-    const second = await StartTlsSmtp.open(tern.port, '127.0.0.22');
+    const second = await RawSmtp.openTls(tern.port, '127.0.0.22');
     for (let i = 0; i < 2; i++) assert.match(await second.authPlain('app', `guess ${i}`), /^535 /);
     // Five failures from 127.0.0.22 within the window: even the right password is refused now.
     assert.match(await second.authPlain('app', PASSWORD), /^454 4\.7\.0 /);
     assert.match(await second.command('NOOP'), /^250/, 'the connection itself stays usable');
     second.close();
-    const third = await StartTlsSmtp.open(tern.port, '127.0.0.22');
+    const third = await RawSmtp.openTls(tern.port, '127.0.0.22');
     assert.match(await third.authPlain('app', PASSWORD), /^454 4\.7\.0 /, 'a new connection from the same address is refused too');
     third.close();
 
-    const elsewhere = await StartTlsSmtp.open(tern.port, '127.0.0.23');
+    const elsewhere = await RawSmtp.openTls(tern.port, '127.0.0.23');
     assert.match(await elsewhere.authPlain('app', PASSWORD), /^235 /, 'another address still authenticates');
     elsewhere.close();
 
     // Once the lockout is over, the right password works again from 127.0.0.22.
     let reply = '';
     for (let tries = 0; tries < 100 && !reply.startsWith('235'); tries++) {
-      const again = await StartTlsSmtp.open(tern.port, '127.0.0.22');
+      const again = await RawSmtp.openTls(tern.port, '127.0.0.22');
       reply = await again.authPlain('app', PASSWORD);
       again.close();
       if (!reply.startsWith('235')) {
@@ -105,7 +104,7 @@ describe('AUTH brute force and the trace of every refusal', () => {
   });
 
   it('tells parallel connections from one address no more wrong passwords than the address may make', async () => {
-    const conns = await Promise.all(Array.from({ length: 12 }, () => StartTlsSmtp.open(tern.port, '127.0.0.24')));
+    const conns = await Promise.all(Array.from({ length: 12 }, () => RawSmtp.openTls(tern.port, '127.0.0.24')));
     const replies = await Promise.all(conns.map((c, i) => c.authPlain('app', `parallel guess ${i}`)));
     for (const c of conns) c.close();
     assert.equal(replies.filter((r) => r.startsWith('535 ')).length, 5, 'auth_client_failure_limit');

@@ -107,6 +107,16 @@ export class RawSmtp {
     return new RawSmtp(socket);
   }
 
+  /** Connects (from `localAddress` when given), says EHLO, upgrades to TLS and says EHLO again. */
+  static async openTls(port: number, localAddress?: string, host = '127.0.0.1'): Promise<RawSmtp> {
+    const raw = await RawSmtp.open(port, host, localAddress);
+    await raw.command('EHLO client.test');
+    const ready = await raw.startTls();
+    if (!ready.startsWith('220')) throw new Error(`STARTTLS refused: ${ready}`);
+    await raw.command('EHLO client.test');
+    return raw;
+  }
+
   /** STARTTLS, then the same raw dialogue inside TLS (any certificate accepted). */
   async startTls(): Promise<string> {
     const reply = await this.command('STARTTLS');
@@ -149,6 +159,20 @@ export class RawSmtp {
   async command(line: string): Promise<string> {
     this.send(line + '\r\n');
     return this.reply();
+  }
+
+  /** AUTH PLAIN with an initial response (RFC 4954 §4, RFC 4616). */
+  authPlain(user: string, pass: string): Promise<string> {
+    return this.command(`AUTH PLAIN ${Buffer.from(`\0${user}\0${pass}`).toString('base64')}`);
+  }
+
+  /** AUTH LOGIN, answering the server's two 334 challenges (draft-murchison-sasl-login). */
+  async authLogin(user: string, pass: string): Promise<string> {
+    const first = await this.command('AUTH LOGIN');
+    if (!first.startsWith('334')) return first;
+    const second = await this.command(Buffer.from(user).toString('base64'));
+    if (!second.startsWith('334')) return second;
+    return this.command(Buffer.from(pass).toString('base64'));
   }
 
   close(): void {

@@ -282,8 +282,9 @@ describe('client names come from Tern\'s resolver, in the background', () => {
   it('writes the forward-confirmed name into Received and the Reception record', async () => {
     const smtp = await RawSmtp.open(tern.port, '127.0.0.1', '127.0.0.6');
     assert.match(await smtp.command('EHLO client.test'), /^250/);
-    // The name is used when known by the time the message arrives; this client is slow enough.
-    while (!world.dns.queries.some((q) => q.name === 'client6.ptr.test')) await pause(20);
+    // The name is used when known by the time the message arrives; this client waits until
+    // the forward lookup that confirms the name has been asked, and a moment for its answer.
+    while (!world.dns.queries.some((q) => q.name === 'client6.ptr.test' && q.type === 'A')) await pause(20);
     await pause(300);
     assert.match(await relay(smtp, 'named@good.test'), /^250 2\.0\.0 /);
     smtp.close();

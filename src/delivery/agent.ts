@@ -199,7 +199,7 @@ export class DeliveryAgent {
           ({ result, tlsInfo } = await attempt(target, peer, 'disabled'));
         }
         if (result.protocolError) {
-          this.deps.logger.warn({ id: entry.id, peer, reply: result.kind === 'unavailable' ? result.reply : undefined }, 'mail exchanger broke the SMTP protocol; session ended');
+          this.deps.logger.warn({ id: entry.id, peer, reply: result.kind === 'unavailable' ? result.reply : result.recipients.find((r) => r.result === 'deferred')?.reply }, 'mail exchanger broke the SMTP protocol; session ended');
         }
         if (result.kind === 'done') return { recipients: result.recipients, peer, tls: result.tls, tlsInfo, nextHopDsn: result.nextHopDsn };
         last = { reply: result.reply, peer, tls: result.tls };

@@ -124,7 +124,8 @@ export class SmtpWire {
         if (reply.code === 421) return this.fail(new WireFailure({ code: 421, enhanced: '4.4.2', text: `${this.opts.peer.name} closed the session: ${reply.lines.join(' ')}` }, 'closed'));
         return this.fail(this.protocolFailure(`sent a reply nobody asked for (${reply.code})`));
       }
-      if (waiter.tlsGo && reply.code >= 200 && reply.code < 300) {
+      const go = waiter.tlsGo === true && reply.code >= 200 && reply.code < 300;
+      if (go) {
         // RFC 3207 §4.2 / CVE-2011-0411: anything after the go-ahead and before the handshake
         // was injected to be read as if it came over TLS.
         if (i < replies.length - 1 || error || this.parser.pendingBytes > 0) {
@@ -139,9 +140,9 @@ export class SmtpWire {
       this.disarm();
       if (this.waiters.length > 0) this.arm(this.waiters[0].phase);
       waiter.resolve(reply);
-      if (waiter.tlsGo) return;
+      if (go) return;
     }
-    if (error) this.fail(new WireFailure(error, 'protocol'));
+    if (error) this.fail(new WireFailure({ ...error, text: `${error.text} (${this.opts.peer.name} [${this.opts.peer.address}])` }, 'protocol'));
   }
 
   private protocolFailure(what: string): WireFailure {

@@ -1,4 +1,6 @@
 import type { Readable } from 'node:stream';
+import { createSecureContext, rootCertificates } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import type { Clock, DeliveryOutcome, PeerInfo, RecipientOutcome, SmtpReply } from '../core/index.js';
 import type { TernConfig } from '../config/index.js';
 import type { DnsResolver } from '../dns/index.js';
@@ -12,6 +14,7 @@ import { DeliverySession } from './session.js';
 import { SessionPool } from './pool.js';
 import { MtaStsPolicies, mxMatches } from './mta-sts.js';
 import type { SessionRequest, SessionResult, SessionTimeouts, TlsMode } from './session.js';
+import type { SessionTracer } from './tracer.js';
 
 interface DeliveryTarget {
   readonly name: string;
@@ -43,28 +46,12 @@ function everyone(recipients: readonly string[], reply: SmtpReply): RecipientOut
 }
 
 /**
- * The RFC 3461 parameters to pass to the next hop. nodemailer applies one NOTIFY and
- * one ORCPT to every RCPT of the transaction, so they go along only when that is true
- * of every recipient; RET and ENVID belong to the message and always go.
- */
-function passOnDsn(entry: QueueEntry, recipients: QueueEntry['recipients']): SessionRequest['dsn'] {
-  const notifies = new Set(recipients.map((r) => (r.dsn?.notify ?? []).join(',')));
-  const [notify] = notifies;
-  const dsn = {
-    ...(entry.dsn.ret ? { ret: entry.dsn.ret } : {}),
-    ...(entry.dsn.envid ? { envid: entry.dsn.envid } : {}),
-    ...(notifies.size === 1 && notify ? { notify: notify.split(',') } : {}),
-    ...(recipients.length === 1 && recipients[0].dsn?.orcpt ? { orcpt: recipients[0].dsn.orcpt } : {}),
-  };
-  return Object.keys(dsn).length ? dsn : undefined;
-}
-
-/**
  * Delivers one queue entry: destination domain → MX plan → one session per host in
  * order until one holds a transaction. Remote failures are outcomes, never exceptions.
  */
 export class DeliveryAgent {
   private readonly active = new Set<DeliverySession>();
+  private secureContext?: SecureContext;
   private rewriter: DeliveryStatusRewriter;
   /** Opportunistic hosts whose TLS handshake failed, until when they get plaintext. */
   private readonly noTls = new Map<string, number>();
@@ -97,6 +84,34 @@ export class DeliveryAgent {
   updateConfig(config: TernConfig): void {
     this.config = config;
     this.rewriter = new DeliveryStatusRewriter(config.rewrite);
+    this.secureContext = undefined;
+  }
+
+  /**
+   * The outbound TLS context, built once per config: the system's CAs plus tls.ini's `ca`
+   * (Node's `ca` option alone would replace the system's), the minimum version and ciphers.
+   */
+  private tlsContext(): SecureContext {
+    const t = this.config.tls.outbound;
+    this.secureContext ??= createSecureContext({
+      ca: this.config.outboundCa ? [...rootCertificates, this.config.outboundCa] : undefined,
+      ...(t.minVersion ? { minVersion: t.minVersion as 'TLSv1.2' } : {}),
+      ...(t.ciphers ? { ciphers: t.ciphers } : {}),
+    });
+    return this.secureContext;
+  }
+
+  /** A tracer that logs each step of the dialogue at trace level (log.ini level=protocol), when enabled. */
+  private tracer(id: string): SessionTracer | undefined {
+    const log = this.deps.logger;
+    if (!log.isLevelEnabled('trace')) return undefined;
+    return {
+      connect: (peer, local) => log.trace({ id, peer, local }, 'smtp connect'),
+      send: (line) => log.trace({ id, line }, 'smtp send'),
+      reply: (reply) => log.trace({ id, code: reply.code, lines: reply.lines }, 'smtp reply'),
+      tls: (info) => log.trace({ id, ...info }, 'smtp tls'),
+      close: (why) => log.trace({ id, ...(why ? { reply: why } : {}) }, 'smtp close'),
+    };
   }
 
   async deliver(entry: QueueEntry): Promise<DeliveryOutcome> {
@@ -128,13 +143,16 @@ export class DeliveryAgent {
         authInsecure: target.authInsecure,
         lmtp: target.lmtp,
         tlsMode,
-        tls: { minVersion: cfg.tls.outbound.minVersion, ciphers: cfg.tls.outbound.ciphers, ca: cfg.outboundCa },
+        tls: { context: this.tlsContext() },
         timeouts,
         sender: entry.sender,
-        recipients: pending,
+        // Each recipient with its own NOTIFY and ORCPT (RFC 3461 §4.1, §4.2).
+        recipients: unsettled.map((r) => ({ address: r.address, ...(r.dsn ? { dsn: r.dsn } : {}) })),
         size: entry.size,
         eightBit: entry.bodyType === '8bitmime',
-        dsn: passOnDsn(entry, unsettled),
+        smtpUtf8: entry.smtpUtf8,
+        dsn: entry.dsn,
+        tracer: this.tracer(entry.id),
         body: () => this.deps.readBody(entry),
         judge: (reply) => rewriter.rewrite(reply, entry.domain),
       };
@@ -180,7 +198,10 @@ export class DeliveryAgent {
           this.deps.logger.warn({ id: entry.id, peer, reply: result.reply }, 'TLS handshake failed; retrying this host in plaintext');
           ({ result, tlsInfo } = await attempt(target, peer, 'disabled'));
         }
-        if (result.kind === 'done') return { recipients: result.recipients, peer, tls: result.tls, tlsInfo };
+        if (result.protocolError) {
+          this.deps.logger.warn({ id: entry.id, peer, reply: result.kind === 'unavailable' ? result.reply : result.recipients.find((r) => r.result === 'deferred')?.reply }, 'mail exchanger broke the SMTP protocol; session ended');
+        }
+        if (result.kind === 'done') return { recipients: result.recipients, peer, tls: result.tls, tlsInfo, nextHopDsn: result.nextHopDsn };
         last = { reply: result.reply, peer, tls: result.tls };
         this.deps.logger.info({ id: entry.id, peer, reply: result.reply }, 'mail exchanger unavailable, trying the next');
       }

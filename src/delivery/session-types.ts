@@ -1,5 +1,7 @@
 import type { Readable } from 'node:stream';
-import type { PeerInfo, RecipientOutcome, SmtpReply } from '../core/index.js';
+import type { SecureContext } from 'node:tls';
+import type { EnvelopeDsn, PeerInfo, RecipientDsn, RecipientOutcome, SmtpReply } from '../core/index.js';
+import type { SessionTracer } from './tracer.js';
 
 /** Seconds per phase (RFC 5321 §4.5.3.2) plus the TCP connect bound. */
 export interface SessionTimeouts {
@@ -29,23 +31,42 @@ export interface SessionRequest {
    * no delivery; verify: required plus a certificate valid for the MX name; disabled: plaintext.
    */
   readonly tlsMode: TlsMode;
-  readonly tls: { readonly minVersion?: string; readonly ciphers?: string; readonly ca?: Buffer };
+  /** `context`, when given, is used as is (built once per config, with the system CAs plus `ca`). */
+  readonly tls: { readonly minVersion?: string; readonly ciphers?: string; readonly ca?: Buffer; readonly context?: SecureContext };
   readonly timeouts: SessionTimeouts;
   readonly sender: string;
-  readonly recipients: readonly string[];
+  /** Each with its own NOTIFY and ORCPT (RFC 3461 §4), passed on when the next hop advertises DSN. */
+  readonly recipients: readonly SessionRecipient[];
   readonly size: number;
   readonly eightBit: boolean;
-  /** RFC 3461 parameters passed on when the next hop advertises DSN (nodemailer checks the EHLO). */
-  readonly dsn?: { readonly ret?: string; readonly envid?: string; readonly notify?: readonly string[]; readonly orcpt?: string };
+  /** The message needs SMTPUTF8 (RFC 6531); the parameter goes to a server that announces it. */
+  readonly smtpUtf8?: boolean;
+  /** RET and ENVID (RFC 3461 §4.3, §4.4), passed on when the next hop advertises DSN. */
+  readonly dsn?: EnvelopeDsn;
+  /** Events of the dialogue, for transcripts and debug logs. */
+  readonly tracer?: SessionTracer;
   /** The body: small ones whole (sent in one write, no stream to set up), larger ones streamed. */
   readonly body: () => Readable | Buffer;
   /** Applied to every remote reply before it decides an outcome (the rewrite rules). */
   readonly judge: (reply: SmtpReply) => SmtpReply;
 }
 
+export interface SessionRecipient {
+  readonly address: string;
+  readonly dsn?: RecipientDsn;
+}
+
 export type TlsMode = 'opportunistic' | 'required' | 'verify' | 'disabled';
 
 export type SessionResult =
   /** No transaction started (connect failure, bad greeting, 421 before MAIL): try the next host. */
-  | { readonly kind: 'unavailable'; readonly reply: SmtpReply; readonly tls: boolean; readonly tlsFailed?: boolean }
-  | { readonly kind: 'done'; readonly recipients: readonly RecipientOutcome[]; readonly tls: boolean };
+  | { readonly kind: 'unavailable'; readonly reply: SmtpReply; readonly tls: boolean; readonly tlsFailed?: boolean; readonly protocolError?: boolean }
+  | {
+      readonly kind: 'done';
+      readonly recipients: readonly RecipientOutcome[];
+      readonly tls: boolean;
+      /** The server's EHLO announced DSN: NOTIFY and ORCPT went along, and success reports are its to send. */
+      readonly nextHopDsn: boolean;
+      /** The server broke the protocol mid-transaction (the recipients it had not settled are deferred). */
+      readonly protocolError?: boolean;
+    };

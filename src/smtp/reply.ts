@@ -13,7 +13,6 @@ const REPLY_LINE = /^(\d{3})([ -]?)(.*)$/;
 export function parseReply(raw: string): SmtpReply | undefined {
   const lines = raw.split(/\r?\n/).map((l) => l.trimEnd()).filter((l) => l.length > 0);
   let code: number | undefined;
-  let enhanced: string | undefined;
   const texts: string[] = [];
   for (const line of lines) {
     const m = REPLY_LINE.exec(line);
@@ -22,7 +21,22 @@ export function parseReply(raw: string): SmtpReply | undefined {
       continue;
     }
     code ??= Number(m[1]);
-    let text = m[3].trim();
+    texts.push(m[3]);
+  }
+  if (code === undefined || code < 200 || code > 599) return undefined;
+  return replyFromLines(code, texts);
+}
+
+/**
+ * A reply from its code and the text of its lines (code and separator removed). The
+ * lines are joined with a space and their repeated enhanced code dropped, so the text
+ * reads as one sentence in logs and reports.
+ */
+export function replyFromLines(code: number, lines: readonly string[]): SmtpReply {
+  let enhanced: string | undefined;
+  const texts: string[] = [];
+  for (const line of lines) {
+    let text = line.trim();
     const e = ENHANCED.exec(text);
     if (e) {
       enhanced ??= `${e[1]}.${Number(e[2])}.${Number(e[3])}`;
@@ -30,7 +44,6 @@ export function parseReply(raw: string): SmtpReply | undefined {
     }
     if (text) texts.push(text);
   }
-  if (code === undefined || code < 200 || code > 599) return undefined;
   // An enhanced code whose class disagrees with the basic code is not trustworthy (RFC 3463 §2).
   if (enhanced && enhanced[0] !== String(code)[0]) enhanced = undefined;
   return { code, enhanced, text: texts.join(' ') };

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { World } from '../helpers/world.js';
 import { TestPostfix } from '../helpers/postfix.js';
-import { sendMail } from '../helpers/smtp-client.js';
+import { RawSmtp, message, sendMail } from '../helpers/smtp-client.js';
+import { is } from '../helpers/tern-process.js';
 import type { TernProcess } from '../helpers/tern-process.js';
 
 function bodyOf(raw: Buffer): Buffer {
@@ -80,5 +81,36 @@ describe('interoperability: Tern delivering to a real Postfix', () => {
     assert.match(text, /^From: Jörg <app@client\.test>$/m, '8-bit header intact');
     // Postfix's Maildir has LF line ends; the content is otherwise byte for byte what was sent.
     assert.ok(crlf(bodyOf(raw)).equals(bodyOf(body)), 'body identical, dot-stuffing undone, attachment intact');
+  });
+
+  it("passes each recipient's own ORCPT and NOTIFY=SUCCESS; Postfix's own success reports carry each Original-Recipient", async () => {
+    // The sender is a mailbox of this Postfix too, so that its reports land in the Maildir.
+    const smtp = await RawSmtp.open(tern.port);
+    try {
+      await smtp.command('EHLO client.test');
+      assert.match(await smtp.command('MAIL FROM:<app@pf.test> RET=HDRS ENVID=interop+2Benv'), /^250/);
+      assert.match(await smtp.command('RCPT TO:<one@pf.test> NOTIFY=SUCCESS ORCPT=rfc822;first@orig.test'), /^250/);
+      assert.match(await smtp.command('RCPT TO:<two@pf.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;second+2Bx@orig.test'), /^250/);
+      assert.match(await smtp.command('DATA'), /^354/);
+      assert.match(await smtp.command(`${message('orcpt')}.`), /^250/);
+    } finally {
+      smtp.close();
+    }
+    await tern.waitFor(is('Delivery', 'one@pf.test'), 30000);
+    await tern.waitFor(is('Delivery', 'two@pf.test'), 30000);
+    // Postfix's reports (Reporting-MTA mx.pf.test), not Tern's own: one block per recipient.
+    const deadline = Date.now() + 30000;
+    let blocks: string[] = [];
+    while (Date.now() < deadline) {
+      const reports = postfix.messages().map((m) => m.toString('utf8')).filter((t) => /^Reporting-MTA: dns; ?mx\.pf\.test$/m.test(t));
+      blocks = reports.flatMap((t) => t.split(/\n\n/).filter((b) => /^Final-Recipient:/m.test(b)));
+      if (blocks.length >= 2) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const block = (rcpt: string) => blocks.find((b) => new RegExp(`^Final-Recipient: rfc822; ?${rcpt.replace('.', '\\.')}$`, 'm').test(b)) ?? '';
+    assert.match(block('one@pf.test'), /^Original-Recipient: rfc822; ?first@orig\.test$/m);
+    assert.match(block('one@pf.test'), /^Action: delivered$/m);
+    assert.match(block('two@pf.test'), /^Original-Recipient: rfc822; ?second\+x@orig\.test$/m);
+    assert.match(block('two@pf.test'), /^Action: delivered$/m);
   });
 });

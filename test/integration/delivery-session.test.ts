@@ -5,7 +5,8 @@ import { Readable } from 'node:stream';
 import { loadConfig } from '../../src/config/index.js';
 import { systemClock } from '../../src/core/index.js';
 import { DnsResolver } from '../../src/dns/index.js';
-import { DeliveryAgent } from '../../src/delivery/index.js';
+import { DeliveryAgent, DeliverySession } from '../../src/delivery/index.js';
+import type { SessionRequest } from '../../src/delivery/index.js';
 import { createLogger } from '../../src/log/index.js';
 import type { QueueEntry } from '../../src/spool/index.js';
 import { TestDnsServer } from '../helpers/dns-server.js';
@@ -17,6 +18,24 @@ import { Writable } from 'node:stream';
 /** A misbehaving peer: replies as scripted per command, then goes silent. */
 function silentAfter(host: string, script: (line: string, socket: Socket) => void): Promise<Server> {
   return scriptedServer(host, 25, '220 garbage.test ESMTP', (socket) => (line) => script(line, socket));
+}
+
+function request(over: Partial<SessionRequest>): SessionRequest {
+  const t = { connect: 2, greeting: 1, command: 1, mail: 1, rcpt: 1, dataInit: 1, dataBlock: 1, dataDone: 1 };
+  return {
+    peer: { name: 'mx.test', address: '127.0.0.1', port: 25 },
+    helo: 'tern.test',
+    tlsMode: 'opportunistic',
+    tls: {},
+    timeouts: t,
+    sender: 'a@client.test',
+    recipients: [{ address: 'x@dest.test' }],
+    size: 20,
+    eightBit: false,
+    body: () => Buffer.from('Subject: t\r\n\r\nbody\r\n'),
+    judge: (r) => r,
+    ...over,
+  };
 }
 
 function entry(domain: string, recipients: string[]): QueueEntry {
@@ -74,7 +93,14 @@ describe('delivery sessions against misbehaving servers', () => {
     await Promise.all([dns.stop(), busy.stop(), good.stop()]);
   });
 
-  it('defers, by timeout, when a server injects a continuation after the STARTTLS reply', { timeout: 20000 }, async () => {
+  it('treats data injected after the 220 to STARTTLS as a failed TLS handshake', { timeout: 20000 }, async () => {
+    for (const tlsMode of ['opportunistic', 'required'] as const) {
+      const result = await new DeliverySession().run(request({ tlsMode, peer: { name: 'mx.stall-tls.test', address: '127.0.0.6', port: 25 } }));
+      assert.equal(result.kind, 'unavailable');
+      assert.ok(result.kind === 'unavailable' && result.tlsFailed, `${tlsMode}: a TLS failure`);
+      assert.equal(result.kind === 'unavailable' && result.reply.enhanced, '4.7.5');
+    }
+    // Opportunistic: the agent retries the host in plaintext, where the server then stalls MAIL.
     const outcome = await agent.deliver(entry('stall-tls.test', ['x@stall-tls.test']));
     assert.equal(outcome.recipients[0].result, 'deferred');
     assert.equal(outcome.recipients[0].reply.code, 451);

@@ -1,0 +1,142 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Server, Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { DeliverySession } from '../../src/delivery/index.js';
+import type { SessionRequest, SessionResult } from '../../src/delivery/index.js';
+import { scriptedServer } from '../helpers/scripted-server.js';
+import { TestMx } from '../helpers/mx-server.js';
+
+function request(address: string, over: Partial<SessionRequest> = {}): SessionRequest {
+  return {
+    peer: { name: `mx-${address}`, address, port: 25 },
+    helo: 'tern.test',
+    tlsMode: 'opportunistic',
+    tls: {},
+    timeouts: { connect: 2, greeting: 2, command: 2, mail: 2, rcpt: 2, dataInit: 2, dataBlock: 2, dataDone: 2 },
+    sender: 'a@client.test',
+    recipients: [{ address: 'x@dest.test' }],
+    size: 26,
+    eightBit: false,
+    body: () => Buffer.from('Subject: t\r\n\r\nbody\r\n'),
+    judge: (r) => r,
+    ...over,
+  };
+}
+
+const done = (r: SessionResult) => {
+  assert.equal(r.kind, 'done', JSON.stringify(r));
+  return r as Extract<SessionResult, { kind: 'done' }>;
+};
+
+/** A server following a script per command verb, recording every command line it reads. */
+function recording(host: string, lines: string[], ehlo: string, answer: (line: string, socket: Socket) => boolean = () => false): Promise<Server> {
+  return scriptedServer(host, 25, '220 scripted ESMTP', (socket) => {
+    let inData = false;
+    return (line) => {
+      if (inData) {
+        if (line === '.') {
+          inData = false;
+          socket.write('250 2.0.0 queued\r\n');
+        }
+        return;
+      }
+      lines.push(line);
+      if (answer(line, socket)) return;
+      const verb = line.slice(0, 4).toUpperCase();
+      if (verb === 'EHLO') socket.write(ehlo);
+      else if (verb === 'DATA') {
+        inData = true;
+        socket.write('354 go\r\n');
+      } else if (verb === 'QUIT') socket.end('221 bye\r\n');
+      else socket.write('250 2.0.0 ok\r\n');
+    };
+  });
+}
+
+describe("Tern's SMTP client against scripted servers", () => {
+  const servers: Server[] = [];
+  const seen: Record<string, string[]> = { refusing: [], size: [], helo: [] };
+  const mx = new TestMx('127.0.0.180', 25);
+
+  before(async () => {
+    // PIPELINING, refuses every recipient and so DATA (RFC 2920 §3.1).
+    servers.push(
+      await recording('127.0.0.177', seen.refusing, '250-refusing.test\r\n250-PIPELINING\r\n250 DSN\r\n', (line, s) => {
+        if (/^RCPT TO:<no/i.test(line)) s.write('550 5.1.1 no such user\r\n');
+        else if (/^DATA/i.test(line) && !seen.refusing.some((l) => /^RCPT TO:<yes/i.test(l))) s.write('554 5.5.1 no valid recipients\r\n');
+        else return false;
+        return true;
+      }),
+    );
+    servers.push(await recording('127.0.0.178', seen.size, '250-size.test\r\n250 SIZE 10\r\n'));
+    // Knows no EHLO.
+    servers.push(
+      await recording('127.0.0.179', seen.helo, '', (line, s) => {
+        if (/^EHLO/i.test(line)) s.write('502 5.5.2 command not recognized\r\n');
+        else if (/^HELO/i.test(line)) s.write('250 old.test\r\n');
+        else return false;
+        return true;
+      }),
+    );
+    await mx.start();
+  });
+  after(async () => {
+    for (const s of servers) s.close();
+    await mx.stop();
+  });
+
+  it('handles a refused DATA after every recipient was refused, then RSETs and carries the next transaction', async () => {
+    const session = new DeliverySession();
+    const first = done(await session.run(request('127.0.0.177', { recipients: [{ address: 'no1@dest.test' }, { address: 'no2@dest.test' }] })));
+    assert.deepEqual(first.recipients.map((r) => [r.result, r.reply.code]), [['failed', 550], ['failed', 550]]);
+    assert.equal(first.nextHopDsn, true);
+    assert.ok(await session.reset());
+    const second = done(await session.transact(request('127.0.0.177', { recipients: [{ address: 'yes@dest.test' }] })));
+    assert.equal(second.recipients[0].result, 'delivered');
+    session.quit();
+    assert.deepEqual(seen.refusing.slice(1), ['MAIL FROM:<a@client.test>', 'RCPT TO:<no1@dest.test>', 'RCPT TO:<no2@dest.test>', 'DATA', 'RSET', 'MAIL FROM:<a@client.test>', 'RCPT TO:<yes@dest.test>', 'DATA']);
+  });
+
+  it('refuses a message over the SIZE the server announced, without sending it', async () => {
+    const session = new DeliverySession();
+    const r = done(await session.run(request('127.0.0.178', { size: 1000 })));
+    assert.equal(r.recipients[0].result, 'failed');
+    assert.equal(r.recipients[0].reply.code, 552);
+    assert.equal(r.recipients[0].reply.enhanced, '5.3.4');
+    assert.equal(r.nextHopDsn, false);
+    session.quit();
+    assert.ok(!seen.size.some((l) => /^MAIL/i.test(l)));
+  });
+
+  it('falls back to HELO when EHLO is refused', async () => {
+    const session = new DeliverySession();
+    const r = done(await session.run(request('127.0.0.179')));
+    assert.equal(r.recipients[0].result, 'delivered');
+    session.quit();
+    assert.deepEqual(seen.helo.slice(0, 3), ['EHLO tern.test', 'HELO tern.test', 'MAIL FROM:<a@client.test>']);
+  });
+
+  it('streams a large body with dot-stuffing and backpressure; the server gets it intact', async () => {
+    const line = '.a line that starts with a dot, as the server must see it\r\n';
+    const big = Buffer.from(line.repeat(80000));
+    const session = new DeliverySession();
+    const events: string[] = [];
+    const r = done(
+      await session.run(
+        request('127.0.0.180', {
+          size: big.length,
+          body: () => Readable.from([big.subarray(0, 1000001), big.subarray(1000001)]),
+          tracer: { send: (l) => events.push(`send ${l}`), reply: (rep) => events.push(`reply ${rep.code}`), connect: () => events.push('connect'), close: () => events.push('close') },
+        }),
+      ),
+    );
+    assert.equal(r.recipients[0].result, 'delivered');
+    session.quit();
+    const [mail] = await mx.waitForMail(1);
+    assert.ok(mail.body.equals(big), 'the body arrived byte for byte');
+    assert.equal(events[0], 'connect');
+    assert.ok(events.includes(`send <message body, ${big.length + 80000 + 3} octets>`), 'the tracer saw the stuffed body go out');
+    assert.ok(events.includes(`send MAIL FROM:<a@client.test> SIZE=${big.length}`));
+  });
+});

@@ -201,7 +201,7 @@ export class DeliveryAgent {
         if (result.protocolError) {
           this.deps.logger.warn({ id: entry.id, peer, reply: result.kind === 'unavailable' ? result.reply : result.recipients.find((r) => r.result === 'deferred')?.reply }, 'mail exchanger broke the SMTP protocol; session ended');
         }
-        if (result.kind === 'done') return { recipients: result.recipients, peer, tls: result.tls, tlsInfo, nextHopDsn: result.nextHopDsn };
+        if (result.kind === 'done') return { recipients: result.recipients, peer, tls: result.tls, tlsInfo, nextHopDsn: result.nextHopDsn, ...(target.lmtp ? { lmtp: true } : {}) };
         last = { reply: result.reply, peer, tls: result.tls };
         this.deps.logger.info({ id: entry.id, peer, reply: result.reply }, 'mail exchanger unavailable, trying the next');
       }

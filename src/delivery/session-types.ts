@@ -70,3 +70,8 @@ export type SessionResult =
       /** The server broke the protocol mid-transaction (the recipients it had not settled are deferred). */
       readonly protocolError?: boolean;
     };
+
+/** The mail exchanger of a session, as a reply from it names it. */
+export function remoteOf(req: Pick<SessionRequest, 'peer'>): NonNullable<SmtpReply['remote']> {
+  return { name: req.peer.name, address: req.peer.address };
+}

@@ -9,6 +9,7 @@ import { runTransaction } from './transaction.js';
 
 export type { SessionTimeouts, SessionRequest, SessionRecipient, TlsMode, SessionResult } from './session-types.js';
 import type { SessionRequest, SessionResult } from './session-types.js';
+import { remoteOf } from './session-types.js';
 
 const ok = (r: WireReply) => r.code >= 200 && r.code < 300;
 
@@ -64,7 +65,7 @@ export class DeliverySession {
     };
     try {
       const greeting = await wire.greeting;
-      if (greeting.code !== 220) return this.refuse(req.judge(toSmtpReply(greeting)));
+      if (greeting.code !== 220) return this.refuse(req.judge(toSmtpReply(greeting, remoteOf(req))));
       let hello = await this.hello(wire, req);
       if (!hello.ok) return this.refuse(hello.reply);
       const mode = req.tlsMode;
@@ -102,10 +103,10 @@ export class DeliverySession {
   private async hello(wire: SmtpWire, req: SessionRequest): Promise<{ ok: true; caps: Capabilities } | { ok: false; reply: SmtpReply }> {
     const ehlo = await wire.command(`${req.lmtp ? 'LHLO' : 'EHLO'} ${req.helo}`, 'command');
     if (ok(ehlo)) return { ok: true, caps: new Capabilities(ehlo.lines) };
-    if (req.lmtp || ehlo.code === 421 || ehlo.code < 500) return { ok: false, reply: req.judge(toSmtpReply(ehlo)) };
+    if (req.lmtp || ehlo.code === 421 || ehlo.code < 500) return { ok: false, reply: req.judge(toSmtpReply(ehlo, remoteOf(req))) };
     const helo = await wire.command(`HELO ${req.helo}`, 'command');
     if (ok(helo)) return { ok: true, caps: new Capabilities() };
-    return { ok: false, reply: req.judge(toSmtpReply(helo)) };
+    return { ok: false, reply: req.judge(toSmtpReply(helo, remoteOf(req))) };
   }
 
   private tlsOptions(req: SessionRequest): ConnectionOptions {
@@ -142,7 +143,7 @@ export class DeliverySession {
       if (reply.code === 334) reply = await wire.command(Buffer.from(pass).toString('base64'), 'command', '****');
     }
     if (reply.code === 235) return undefined;
-    const remote = toSmtpReply(reply);
+    const remote = toSmtpReply(reply, remoteOf(req));
     return this.refuse(remote.code >= 400 ? remote : { code: 451, enhanced: '4.7.0', text: `authentication with ${req.peer.name} failed: ${remote.code} ${remote.text}` });
   }
 

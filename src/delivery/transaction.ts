@@ -5,6 +5,7 @@ import type { Capabilities, WireReply } from '../smtp/index.js';
 import { WireFailure } from './smtp-wire.js';
 import type { SmtpWire } from './smtp-wire.js';
 import type { SessionRequest } from './session-types.js';
+import { remoteOf } from './session-types.js';
 
 export interface TransactionResult {
   readonly recipients: RecipientOutcome[];
@@ -24,9 +25,14 @@ function outcome(address: string, reply: SmtpReply): RecipientOutcome {
   return { address, reply, result: cls === 'success' ? 'delivered' : cls === 'transient' ? 'deferred' : 'failed' };
 }
 
+const nonAscii = (s: string) => /[^\x00-\x7f]/.test(s);
+
 /** A session-level failure defers: only a reply addressed to the transaction may fail it for good. */
 function toTransient(reply: SmtpReply): SmtpReply {
-  return reply.code < 500 ? reply : { ...reply, code: 451 };
+  if (reply.code < 500) return reply;
+  // The remote did not say 451: the code is Tern's now, and so is the reply.
+  const { remote: _remote, ...own } = reply;
+  return { ...own, code: 451 };
 }
 
 /**
@@ -44,6 +50,12 @@ export async function runTransaction(wire: SmtpWire, caps: Capabilities, req: Se
     const reply = { code: 552, enhanced: '5.3.4', text: `message size ${req.size} exceeds the limit of ${limit} octets that ${req.peer.name} announced` };
     return { recipients: rcpts.map((r) => outcome(r.address, reply)), delivered: false, clean: true };
   }
+  if (req.smtpUtf8 && !caps.has('SMTPUTF8') && [req.sender, ...rcpts.map((r) => r.address)].some(nonAscii)) {
+    // RFC 6531 §3.2: an address in UTF-8 cannot be handed to a server without SMTPUTF8;
+    // the message is returned, as Postfix does (no downgrade of addresses exists).
+    const reply = { code: 553, enhanced: '5.6.7', text: `SMTPUTF8 is required, but was not offered by ${req.peer.name} [${req.peer.address}]` };
+    return { recipients: rcpts.map((r) => outcome(r.address, reply)), delivered: false, clean: true };
+  }
   const mail = mailCommand(req.sender, { size: req.size, eightBit: req.eightBit, smtpUtf8: !!req.smtpUtf8, dsn: req.dsn }, caps);
   let mailReply: WireReply | undefined;
   const rcptReplies: (WireReply | undefined)[] = rcpts.map(() => undefined);
@@ -54,7 +66,7 @@ export async function runTransaction(wire: SmtpWire, caps: Capabilities, req: Se
   // The reply that decides a recipient is judged (the rewrite rules); one that fits no
   // outcome (a 3xx where only 2xx, 4xx or 5xx make sense, a 2xx to DATA) is a protocol error.
   const verdict = (r: WireReply, good: (r: WireReply) => boolean): SmtpReply =>
-    r.code >= 400 || good(r) ? req.judge(toSmtpReply(r)) : { code: 451, enhanced: '4.5.0', text: `protocol error: ${req.peer.name} [${req.peer.address}] answered ${r.code} where it makes no sense` };
+    r.code >= 400 || good(r) ? req.judge(toSmtpReply(r, remoteOf(req))) : { code: 451, enhanced: '4.5.0', text: `protocol error: ${req.peer.name} [${req.peer.address}] answered ${r.code} where it makes no sense` };
   const settle = (fallback?: SmtpReply, protocolError?: boolean): TransactionResult => ({
     recipients: rcpts.map(({ address }, i) => {
       const rcpt = rcptReplies[i];

@@ -129,7 +129,11 @@ function replyCode(line: Buffer, end: number): number | undefined {
   return a * 100 + b * 10 + c;
 }
 
-/** The reply as Tern logs and judges it: code, enhanced code and the lines' text joined. */
-export function toSmtpReply(wire: WireReply): SmtpReply {
-  return replyFromLines(wire.code, wire.lines);
+/**
+ * The reply as Tern logs and judges it: code, enhanced code and the lines' text joined,
+ * with the mail exchanger that sent it (reports name a Remote-MTA only for such replies).
+ */
+export function toSmtpReply(wire: WireReply, remote?: SmtpReply['remote']): SmtpReply {
+  const reply = replyFromLines(wire.code, wire.lines);
+  return remote ? { ...reply, remote } : reply;
 }

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { simpleParser } from 'mailparser';
 import { World } from '../helpers/world.js';
-import { message, sendMail } from '../helpers/smtp-client.js';
+import { message, RawSmtp, sendMail } from '../helpers/smtp-client.js';
 import { mimeTypes } from '../helpers/mime.js';
 import type { LogRecord, TernProcess } from '../helpers/tern-process.js';
 import { TestMx } from '../helpers/mx-server.js';
@@ -14,8 +14,8 @@ const reportFor = (kind: string, messageId: unknown) => (r: LogRecord) =>
 describe('delivery status notifications end to end', () => {
   let world: World;
   let tern: TernProcess;
-  // A next hop that does not advertise DSN: success reports for it are Tern's to send.
-  const plainMx = new TestMx('127.0.0.45', 25, { dsn: false });
+  // A next hop that advertises neither DSN nor SMTPUTF8: success reports for it are Tern's to send.
+  const plainMx = new TestMx('127.0.0.45', 25, { dsn: false, smtpUtf8: false });
 
   before(async () => {
     world = await new World({ tls: '127.0.0.42', dead: '127.0.0.43', plain: '127.0.0.44' }).start();
@@ -59,6 +59,8 @@ describe('delivery status notifications end to end', () => {
     assert.match(parsed.text ?? '', /550 5\.1\.1 No such user here/);
     assert.match(mail.body.toString(), /Final-Recipient: rfc822;permfail-dsn@good\.test\r\nAction: failed\r\nStatus: 5\.1\.1/);
     assert.match(mail.body.toString(), /\r\nContent-Type: message\/delivery-status\r\n\r\n/, '7bit, no charset');
+    // The remote's own reply, attributed to it (RFC 3464 §2.3.5, §2.3.6).
+    assert.match(mail.body.toString(), /\r\nRemote-MTA: dns; mx\.good\.test\r\nDiagnostic-Code: smtp; 550 5\.1\.1 No such user here\r\n/);
     assert.doesNotMatch(mail.body.toString(), /Final-Recipient: rfc822;ok-dsn@good\.test/, 'only the failed recipient');
     assert.match(mail.body.toString(), /original body/);
   });
@@ -79,6 +81,10 @@ describe('delivery status notifications end to end', () => {
     const relayed = world.mx.mailbox.find((m) => m.to.includes('dsn-success@good.test'))!;
     assert.deepEqual(relayed.envelopeDsn, { ret: 'HDRS', envid: 'ENV-42' });
     assert.deepEqual(relayed.rcptDsn['dsn-success@good.test']?.notify, ['SUCCESS', 'FAILURE']);
+    // RFC 3461 §5.2.2: the next hop took NOTIFY on and reports; Tern sends no second report.
+    const d = await tern.waitFor((r) => r.type === 'Delivery' && r.recipient === 'dsn-success@good.test');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(tern.records.filter(reportFor('success', d.message_id)).length, 0);
   });
 
   it('reports NOTIFY=SUCCESS as relayed after a next hop without DSN, honouring RET=HDRS', async () => {
@@ -93,6 +99,26 @@ describe('delivery status notifications end to end', () => {
     assert.deepEqual(await mimeTypes(mail.body), ['multipart/report', 'text/plain', 'message/delivery-status', 'text/rfc822-headers']);
     assert.doesNotMatch(text, /secret body/);
     assert.equal(plainMx.mailbox.find((m) => m.to.includes('dsn-relayed@nodsn.test'))?.rcptDsn['dsn-relayed@nodsn.test'], undefined, 'no NOTIFY to a server without DSN');
+  });
+
+  it('returns a message with a UTF-8 address that the next hop cannot take without SMTPUTF8 (5.6.7)', async () => {
+    const smtp = await RawSmtp.open(tern.port);
+    assert.match(await smtp.command('EHLO client.test'), /^250/);
+    assert.match(await smtp.command('MAIL FROM:<app@other.test> SMTPUTF8'), /^250/);
+    assert.match(await smtp.command('RCPT TO:<ünï@nodsn.test>'), /^250/);
+    assert.match(await smtp.command('DATA'), /^354/);
+    assert.match(await smtp.command(`${message('dsn-utf8')}.`), /^250/);
+    smtp.close();
+    const bounce = await tern.waitFor((r) => r.type === 'Bounce' && r.recipient === 'ünï@nodsn.test');
+    assert.deepEqual([(bounce.response as { code: number }).code, (bounce.response as { enhanced_code: string }).enhanced_code], [553, '5.6.7']);
+    const reception = await tern.waitFor(reportFor('bounce', bounce.message_id));
+    await tern.waitFor((r) => r.type === 'Delivery' && r.message_id === reception.id);
+    const text = world.mx2.mailbox.filter((m) => m.from === '' && m.body.toString().includes('ünï@nodsn.test')).at(-1)!.body.toString();
+    // Tern's own verdict: no Remote-MTA, no smtp; Diagnostic-Code (RFC 3464 §2.3.5, §2.3.6).
+    assert.match(text, /Final-Recipient: utf-8; ?ünï@nodsn\.test/);
+    assert.match(text, /Diagnostic-Code: X-Tern; /);
+    assert.doesNotMatch(text, /Remote-MTA:/);
+    assert.equal(plainMx.mailbox.filter((m) => m.to.includes('ünï@nodsn.test')).length, 0, 'nothing was sent to it');
   });
 
   it('warns once of a delay after delay_warning_time, then sends the final bounce', async () => {
@@ -120,7 +146,7 @@ describe('delivery status notifications end to end', () => {
       const mail = world.mx2.mailbox.filter((m) => m.from === '' && m.body.toString().includes('tempfail-exp@good.test')).at(-1)!;
       assert.match(mail.body.toString(), /Action: failed\r\nStatus: 5\.4\.7/);
       // The last reply is quoted as it was (451 4.2.1), never a made-up 551.
-      assert.match(mail.body.toString().replace(/\r\n(?=[ \t])/g, ''), /\r\nDiagnostic-Code: [^\r]*Mailbox busy, try later\r\n/);
+      assert.match(mail.body.toString().replace(/\r\n(?=[ \t])/g, ''), /\r\nRemote-MTA: dns; mx\.good\.test\r\nDiagnostic-Code: smtp; 451 4\.2\.1 Mailbox busy, try later\r\n/);
       assert.doesNotMatch(mail.body.toString(), /\b551 5\.4\.7/);
       assert.deepEqual(await mimeTypes(mail.body), ['multipart/report', 'text/plain', 'message/delivery-status', 'text/rfc822-headers']);
     } finally {

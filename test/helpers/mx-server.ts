@@ -37,8 +37,8 @@ export class TestMx extends EventEmitter {
   constructor(
     readonly host: string,
     readonly port = 25,
-    /** `dsn: false`: the EHLO reply does not advertise DSN (RFC 3461), as many servers do. */
-    private readonly options: { cert?: TestCert; greeting?: { code: number; text: string }; dsn?: boolean } = {},
+    /** `dsn: false`, `smtpUtf8: false`: the EHLO reply does not advertise DSN (RFC 3461) or SMTPUTF8 (RFC 6531), as many servers do. */
+    private readonly options: { cert?: TestCert; greeting?: { code: number; text: string }; dsn?: boolean; smtpUtf8?: boolean } = {},
   ) {
     super();
     this.greeting = options.greeting;
@@ -56,6 +56,7 @@ export class TestMx extends EventEmitter {
       // Replies carry their enhanced code in the text, exactly as written below.
       hideENHANCEDSTATUSCODES: true,
       hideDSN: this.options.dsn === false,
+      hideSMTPUTF8: this.options.smtpUtf8 === false,
       logger: false,
       closeTimeout: 500,
       size: 50 * 1024 * 1024,

@@ -54,10 +54,44 @@ export class TestDnsServer {
     return this;
   }
 
+  /**
+   * UDP and TCP on one port number. The UDP port is the kernel's pick; when its TCP twin
+   * is taken (a busy suite's outgoing connections use the same range), another is tried.
+   */
   async start(): Promise<void> {
-    const udp = createSocket('udp4');
-    await new Promise<void>((resolve) => udp.bind(0, this.host, resolve));
-    this.port = udp.address().port;
+    for (let attempt = 1; ; attempt++) {
+      const udp = createSocket('udp4');
+      await new Promise<void>((resolve, reject) => {
+        udp.once('error', reject);
+        udp.bind(0, this.host, () => {
+          udp.off('error', reject);
+          resolve();
+        });
+      });
+      const port = udp.address().port;
+      const tcp = this.tcpServer();
+      try {
+        await new Promise<void>((resolve, reject) => {
+          tcp.once('error', reject);
+          tcp.listen(port, this.host, () => {
+            tcp.off('error', reject);
+            resolve();
+          });
+        });
+      } catch (err) {
+        udp.close();
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 20) continue;
+        throw err;
+      }
+      this.serveUdp(udp);
+      this.port = port;
+      this.udp = udp;
+      this.tcp = tcp;
+      return;
+    }
+  }
+
+  private serveUdp(udp: Socket): void {
     udp.on('message', (msg, rinfo) => {
       const reply = this.answer(msg, 'udp');
       if (!reply) return;
@@ -67,8 +101,10 @@ export class TestDnsServer {
         if (!tamper.withhold) udp.send(reply, rinfo.port, rinfo.address);
       });
     });
-    this.udp = udp;
-    const tcp = createServer((socket) => {
+  }
+
+  private tcpServer(): Server {
+    return createServer((socket) => {
       let buf = Buffer.alloc(0);
       socket.on('error', () => undefined);
       socket.on('data', (chunk) => {
@@ -85,8 +121,6 @@ export class TestDnsServer {
         }
       });
     });
-    await new Promise<void>((resolve) => tcp.listen(this.port, this.host, resolve));
-    this.tcp = tcp;
   }
 
   async stop(): Promise<void> {

@@ -173,7 +173,8 @@ export class Listener {
       recordDeadlineMs: () => this.config.smtp.line_deadline * 1000,
       sessionMaxMs: () => this.config.smtp.max_session_length * 1000,
       onReply: (event) => {
-        if (event.answersCommand && event.command) {
+        // Only refusals are recorded; a reply that accepts costs nothing more here.
+        if (event.code >= 400 && event.answersCommand && event.command) {
           const text = `${event.enhanced ? event.enhanced + ' ' : ''}${event.text}`;
           this.rejections.observe(event.session, event.code, text, event.command, event.line, this.limits.takePending(event.session));
         }

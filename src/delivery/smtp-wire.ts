@@ -94,11 +94,22 @@ export class SmtpWire {
     });
   }
 
+  private readonly onError = (err: NodeJS.ErrnoException) => this.fail(this.closedFailure(`connection error: ${err.code ?? err.message}`));
+  private readonly onEnd = () => this.fail(this.closedFailure('connection closed by'));
+
   private listen(socket: Socket): void {
     socket.on('data', this.onData);
-    socket.on('error', (err: NodeJS.ErrnoException) => this.fail(this.closedFailure(`connection error: ${err.code ?? err.message}`)));
-    socket.on('end', () => this.fail(this.closedFailure('connection closed by')));
-    socket.on('close', () => this.fail(this.closedFailure('connection closed by')));
+    socket.on('error', this.onError);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onEnd);
+  }
+
+  /** Takes Tern's listeners off a socket, leaving Node's own (a TLSSocket frees its native state on 'close'). */
+  private unlisten(socket: Socket): void {
+    socket.off('data', this.onData);
+    socket.off('error', this.onError);
+    socket.off('end', this.onEnd);
+    socket.off('close', this.onEnd);
   }
 
   private closedFailure(what: string): WireFailure {
@@ -217,9 +228,7 @@ export class SmtpWire {
     return new Promise<void>((resolve, reject) => {
       if (this.failure) return reject(this.failure);
       // From here on the TLS socket reports what happens underneath.
-      plain.removeAllListeners('end');
-      plain.removeAllListeners('close');
-      plain.removeAllListeners('error');
+      this.unlisten(plain);
       plain.on('error', () => undefined);
       const secure: TLSSocket = tlsConnect({ ...options, socket: plain });
       const failed = (why: string) => {
@@ -230,12 +239,14 @@ export class SmtpWire {
       };
       const seconds = this.opts.phaseSeconds('command');
       const timer = setTimeout(() => failed(`no handshake within ${seconds} s`), seconds * 1000);
-      secure.once('error', (err: Error) => failed(err.message));
-      secure.once('close', () => failed('connection closed during the handshake'));
+      const onHandshakeError = (err: Error) => failed(err.message);
+      const onHandshakeClose = () => failed('connection closed during the handshake');
+      secure.once('error', onHandshakeError);
+      secure.once('close', onHandshakeClose);
       secure.once('secureConnect', () => {
         clearTimeout(timer);
-        secure.removeAllListeners('error');
-        secure.removeAllListeners('close');
+        secure.off('error', onHandshakeError);
+        secure.off('close', onHandshakeClose);
         if (this.failure) return reject(this.failure);
         this.socket = secure;
         this.secure = true;

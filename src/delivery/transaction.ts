@@ -92,8 +92,9 @@ export async function runTransaction(wire: SmtpWire, caps: Capabilities, req: Se
       mailReply = await replies[0];
       for (let i = 0; i < rcpts.length; i++) rcptReplies[i] = await replies[i + 1];
       dataReply = await replies[rcpts.length + 1];
-      if (dataReply.code === 354 && !rcptReplies.some(accepted)) {
-        // RFC 2920 §3.1: a server that lets DATA through with no recipient gets an empty message, ended at once.
+      if (dataReply.code === 354 && (!accepted(mailReply) || !rcptReplies.some(accepted))) {
+        // RFC 2920 §3.1: a server that lets DATA through after refusing MAIL or every
+        // recipient gets an empty message, ended at once.
         wire.write('.\r\n');
         await wire.expect('data-done');
         clean = true;
@@ -109,7 +110,11 @@ export async function runTransaction(wire: SmtpWire, caps: Capabilities, req: Se
     if (dataReply?.code !== 354) return settle();
     await sendBody(wire, req.body());
     if (req.lmtp) {
-      for (let i = 0; i < rcpts.length; i++) if (accepted(rcptReplies[i])) finals[i] = await wire.expect('data-done');
+      // RFC 2033 §4.2: one reply per accepted recipient, often all in one write; every
+      // waiter is in place before the first reply is read.
+      const pending = rcpts.map((_, i) => (accepted(rcptReplies[i]) ? wire.expect('data-done') : undefined));
+      for (const p of pending) p?.catch(() => undefined);
+      for (let i = 0; i < rcpts.length; i++) finals[i] = await pending[i];
     } else {
       const final = await wire.expect('data-done');
       for (let i = 0; i < rcpts.length; i++) finals[i] = final;
@@ -134,5 +139,10 @@ async function sendBody(wire: SmtpWire, body: Readable | Buffer): Promise<void> 
   const stuffer = new DotStuffer();
   body.on('error', (err) => stuffer.destroy(err));
   body.pipe(stuffer);
-  await wire.writeStream(stuffer);
+  try {
+    await wire.writeStream(stuffer);
+  } finally {
+    // pipe() leaves the queue file open when the session fails mid-body: close it.
+    if (!body.readableEnded) body.destroy();
+  }
 }

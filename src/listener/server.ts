@@ -7,6 +7,7 @@ import type { TernConfig } from '../config/index.js';
 import type { Logger, RejectionRecord } from '../log/index.js';
 import { logDisposition } from '../log/index.js';
 import { isRoutableAddress } from '../smtp/index.js';
+import { clientKey } from './auth-failure-window.js';
 import { AuthGuard } from './auth-guard.js';
 import { ClientLimiter } from './client-limits.js';
 import type { ClientLimit } from './client-limits.js';
@@ -166,7 +167,7 @@ export class Listener {
     adaptServer(server, {
       admit: (conn) => this.admit(conn),
       closed: (conn) => {
-        if (this.counted.has(conn.session)) this.limiter.release(conn.remoteAddress);
+        if (this.counted.has(conn.session)) this.limiter.release(clientKey(conn.remoteAddress));
       },
       // Clients that may relay are never held (Haraka's early_talker whitelist does the same).
       greetingDelayMs: (conn) => (this.relay.allows(conn.remoteAddress) ? 0 : this.config.smtp.early_talker_delay * 1000),
@@ -193,7 +194,8 @@ export class Listener {
     const limit: ClientLimit = this.relay.allows(conn.remoteAddress)
       ? { maxConnections: smtp.relay_max_connections_per_client, maxPerMinute: smtp.relay_max_connection_rate_per_client }
       : { maxConnections: smtp.max_connections_per_client, maxPerMinute: smtp.max_connection_rate_per_client };
-    const refusal = this.limiter.admit(conn.remoteAddress, limit);
+    // An IPv6 host holds a whole /64: its addresses share one count, as for AUTH failures.
+    const refusal = this.limiter.admit(clientKey(conn.remoteAddress), limit);
     if (refusal) {
       this.logger.warn({ client: conn.remoteAddress, reply: refusal, limit }, 'connection refused: per-client limit');
       return refusal;

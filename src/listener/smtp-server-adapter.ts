@@ -102,7 +102,9 @@ function adaptConnection(conn: SMTPConnection, options: AdapterOptions): void {
     if (options.onReply) {
       const text = Array.isArray(data) ? data.join('\n') : String(data ?? '');
       const enhanced = given ? given[1] : conn._getEnhancedStatusCode(code, context) || undefined;
-      const endOfMessage = lastCode === 354;
+      // The answer to the message itself, once the parser has seen its end: a deadline or a
+      // lost client in the middle of DATA is no refusal of the message.
+      const endOfMessage = lastCode === 354 && !(conn._parser && conn._parser._dataMode);
       options.onReply({
         code,
         enhanced,
@@ -129,7 +131,10 @@ function adaptConnection(conn: SMTPConnection, options: AdapterOptions): void {
     };
     if (command.includes(0x0d) || command.includes(0x00)) {
       say(conn, BARE_CR);
-      setImmediate(done);
+      // As smtp-server treats a command it does not know: ten end the session, and the next
+      // line is read only once the client has taken this reply (no replies piling up).
+      if (++conn._unrecognizedCommands >= 10) conn.send(421, 'Error: too many unrecognized commands');
+      setImmediate(() => conn._whenWritable(done));
       return;
     }
     onCommand(command, done);
@@ -137,7 +142,12 @@ function adaptConnection(conn: SMTPConnection, options: AdapterOptions): void {
 
   // As smtp-server's own idle timeout has it: while a handler runs, or the message is in
   // and not yet answered, the client waits for us, and no deadline of the client's runs out.
-  const waitsForUs = () => conn._handlerPending || (!!conn._dataStream && !!conn._parser && !conn._parser._dataMode);
+  // A chunk the parser still holds (the queue is slow to take the message) is the server's
+  // delay too: the client's line may well be complete behind it.
+  const waitsForUs = () =>
+    conn._handlerPending ||
+    (!!conn._dataStream && !!conn._parser && !conn._parser._dataMode) ||
+    ((conn._parser as unknown as { writableLength?: number } | undefined)?.writableLength ?? 0) > 0;
 
   const deadline = new LineDeadline(() => {
     if (waitsForUs()) return false;

@@ -42,6 +42,8 @@ export class DeliveryStatusRewriter {
       code: rule.code,
       enhanced: reply.enhanced ? newClass + reply.enhanced.slice(1) : undefined,
       text: `${reply.text} (tern: status was rewritten from ${reply.code} -> ${rule.code})`,
+      // The text is still the mail exchanger's, and the report says it was rewritten.
+      ...(reply.remote ? { remote: reply.remote } : {}),
     };
   }
 }

@@ -30,15 +30,15 @@ const done = (r: SessionResult) => {
 };
 
 /** A server following a script per command verb, recording every command line it reads. */
-function recording(host: string, lines: string[], ehlo: string, answer: (line: string, socket: Socket) => boolean = () => false): Promise<Server> {
+function recording(host: string, lines: string[], ehlo: string, answer: (line: string, socket: Socket) => boolean = () => false, answerDot = false): Promise<Server> {
   return scriptedServer(host, 25, '220 scripted ESMTP', (socket) => {
     let inData = false;
     return (line) => {
       if (inData) {
         if (line === '.') {
           inData = false;
-          socket.write('250 2.0.0 queued\r\n');
-        }
+          if (!(answerDot && answer(line, socket))) socket.write('250 2.0.0 queued\r\n');
+        } else if (answerDot) lines.push(`data: ${line}`);
         return;
       }
       lines.push(line);
@@ -56,7 +56,7 @@ function recording(host: string, lines: string[], ehlo: string, answer: (line: s
 
 describe("Tern's SMTP client against scripted servers", () => {
   const servers: Server[] = [];
-  const seen: Record<string, string[]> = { refusing: [], size: [], helo: [] };
+  const seen: Record<string, string[]> = { refusing: [], size: [], helo: [], lmtp: [], mailRefused: [], dropper: [] };
   const mx = new TestMx('127.0.0.180', 25);
 
   before(async () => {
@@ -77,6 +77,41 @@ describe("Tern's SMTP client against scripted servers", () => {
         else if (/^HELO/i.test(line)) s.write('250 old.test\r\n');
         else return false;
         return true;
+      }),
+    );
+    // LMTP: every reply after the dot in one write, as RFC 2033 §4.2 servers often send them.
+    servers.push(
+      await recording('127.0.0.181', seen.lmtp, '250-lmtp.test\r\n250 PIPELINING\r\n', (line, s) => {
+        if (line === '.') s.write('250 2.0.0 <a@x> ok\r\n250 2.0.0 <b@x> ok\r\n250 2.0.0 <c@x> ok\r\n');
+        else return false;
+        return true;
+      }, true),
+    );
+    // Refuses MAIL, yet (broken) accepts the recipient and lets DATA through.
+    servers.push(
+      await recording('127.0.0.182', seen.mailRefused, '250-broken.test\r\n250 PIPELINING\r\n', (line, s) => {
+        if (/^MAIL/i.test(line)) s.write('451 4.3.0 not now\r\n');
+        else if (line === '.') {
+          // Where the message ends; the body before it is not recorded.
+          seen.mailRefused.push(`end of data after ${seen.mailRefused.at(-1)}`);
+          s.write('250 2.0.0 queued\r\n');
+        } else return false;
+        return true;
+      }, true),
+    );
+    // Hangs up in the middle of a large body.
+    servers.push(
+      await scriptedServer('127.0.0.183', 25, '220 dropper ESMTP', (socket) => {
+        let inData = false;
+        return (line) => {
+          if (inData) return void (seen.dropper.length > 100 ? socket.destroy() : seen.dropper.push(line));
+          const verb = line.slice(0, 4).toUpperCase();
+          if (verb === 'EHLO') socket.write('250 dropper.test\r\n');
+          else if (verb === 'DATA') {
+            inData = true;
+            socket.write('354 go\r\n');
+          } else socket.write('250 2.0.0 ok\r\n');
+        };
       }),
     );
     await mx.start();
@@ -115,6 +150,38 @@ describe("Tern's SMTP client against scripted servers", () => {
     assert.equal(r.recipients[0].result, 'delivered');
     session.quit();
     assert.deepEqual(seen.helo.slice(0, 3), ['EHLO tern.test', 'HELO tern.test', 'MAIL FROM:<a@client.test>']);
+  });
+
+  it('LMTP: takes every per-recipient reply after the dot, also when they arrive in one write', async () => {
+    const session = new DeliverySession();
+    const r = done(await session.run(request('127.0.0.181', { lmtp: true, recipients: [{ address: 'a@x' }, { address: 'b@x' }, { address: 'c@x' }] })));
+    session.quit();
+    assert.deepEqual(r.recipients.map((o) => [o.address, o.result]), [['a@x', 'delivered'], ['b@x', 'delivered'], ['c@x', 'delivered']]);
+    assert.equal(r.protocolError, undefined);
+  });
+
+  it('sends no message after a refused MAIL, even when a pipelining server lets DATA through', async () => {
+    const session = new DeliverySession();
+    const r = done(await session.run(request('127.0.0.182')));
+    session.quit();
+    assert.deepEqual(r.recipients.map((o) => [o.result, o.reply.code]), [['deferred', 451]]);
+    // Only the empty message that ends the DATA at once (RFC 2920 §3.1), never the body: the
+    // server would have queued it with no valid sender.
+    assert.deepEqual(r.recipients[0].reply.code, 451);
+    assert.ok(seen.mailRefused.includes('end of data after DATA'));
+    assert.ok(!seen.mailRefused.some((l) => l.startsWith('data: ')), 'no line of the message was sent');
+  });
+
+  it('closes the queue file it streams from when the server hangs up mid-body', async () => {
+    const session = new DeliverySession();
+    const body = Readable.from((function* () {
+      // Far more than the socket buffers hold: the server hangs up long before the end.
+      for (let i = 0; i < 100_000; i++) yield Buffer.from('x'.repeat(998) + '\r\n');
+    })());
+    const r = done(await session.run(request('127.0.0.183', { size: 100_000_000, body: () => body })));
+    session.destroy();
+    assert.equal(r.recipients[0].result, 'deferred');
+    assert.ok(body.destroyed, 'the source stream is destroyed, not left open and paused');
   });
 
   it('streams a large body with dot-stuffing and backpressure; the server gets it intact', async () => {

@@ -34,8 +34,4 @@ export class Capabilities {
   get authMechanisms(): readonly string[] {
     return this.params('AUTH').map((m) => m.toUpperCase());
   }
-
-  get keywords(): readonly string[] {
-    return [...this.map.keys()];
-  }
 }

@@ -50,10 +50,6 @@ export class ReplyParser {
     return this.partialBytes + this.replyBytes;
   }
 
-  get error(): SmtpReply | undefined {
-    return this.failed;
-  }
-
   feed(chunk: Buffer): ParseResult {
     const replies: WireReply[] = [];
     if (this.failed) return { replies, error: this.failed };

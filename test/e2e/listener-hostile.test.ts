@@ -15,16 +15,19 @@ async function relay(smtp: RawSmtp, rcpt: string): Promise<string> {
   return smtp.reply();
 }
 
+/** A daemon that only accepts (delivery paused), relaying for 127.0.0.1; with STARTTLS when `tls`. */
+function acceptingTern(world: World, smtp = '', tls = false): Promise<TernProcess> {
+  const certs: Record<string, string | Buffer> = tls ? { 'tls_key.pem': world.cert.key, 'tls_cert.pem': world.cert.cert } : {};
+  return world.tern({ outbound: 'disabled=true', smtp, files: { relay_acl_allow: '127.0.0.1/32\n', ...certs } });
+}
+
 describe('every command guard holds in plaintext and inside TLS', () => {
   let world: World;
   let tern: TernProcess;
 
   before(async () => {
     world = await new World().start();
-    tern = await world.tern({
-      outbound: 'disabled=true',
-      files: { relay_acl_allow: '127.0.0.1/32\n', 'tls_key.pem': world.cert.key, 'tls_cert.pem': world.cert.cert },
-    });
+    tern = await acceptingTern(world, '', true);
   });
   after(async () => {
     await tern?.stop();
@@ -85,11 +88,7 @@ describe('one host cannot take every slot', () => {
 
   before(async () => {
     world = await new World().start();
-    tern = await world.tern({
-      outbound: 'disabled=true',
-      smtp: 'max_connections_per_client=3\nmax_connection_rate_per_client=6',
-      files: { relay_acl_allow: '127.0.0.1/32\n', 'tls_key.pem': world.cert.key, 'tls_cert.pem': world.cert.cert },
-    });
+    tern = await acceptingTern(world, 'max_connections_per_client=3\nmax_connection_rate_per_client=6', true);
   });
   after(async () => {
     await tern?.stop();
@@ -155,12 +154,8 @@ describe('deadlines a trickling client cannot stretch, and the early-talker dela
 
   before(async () => {
     world = await new World().start();
-    tern = await world.tern({
-      outbound: 'disabled=true',
-      smtp: 'early_talker_delay=1\nline_deadline=1',
-      files: { relay_acl_allow: '127.0.0.1/32\n' },
-    });
-    shortSessions = await world.tern({ outbound: 'disabled=true', smtp: 'max_session_length=2', files: { relay_acl_allow: '127.0.0.1/32\n' } });
+    tern = await acceptingTern(world, 'early_talker_delay=1\nline_deadline=1');
+    shortSessions = await acceptingTern(world, 'max_session_length=2');
   });
   after(async () => {
     await tern?.stop();

@@ -169,6 +169,7 @@ export class DeliverySession {
     if (!wire || !this.alive || wire.closed) return { kind: 'unavailable', reply: { code: 451, enhanced: '4.4.2', text: 'session is closed' }, tls: this.secure() };
     this.req = req;
     this.clean = false;
+    wire.tracer = req.tracer;
     const t = await runTransaction(wire, this.caps, req);
     if (t.stale) {
       // Nothing was settled (the session died before MAIL was answered): a fresh session may do better.

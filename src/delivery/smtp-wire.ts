@@ -57,6 +57,8 @@ export class SmtpWire {
   private quitting = false;
   private readonly onData = (chunk: Buffer) => this.received(chunk);
   secure = false;
+  /** Where the dialogue is traced; a reused connection traces each transaction under its own entry. */
+  tracer?: SessionTracer;
   /** Called once when the connection ends, for whatever reason. */
   onClose?: () => void;
   /** The server's greeting, awaited from the moment of connecting (RFC 5321 §4.5.3.2.1). */
@@ -67,6 +69,7 @@ export class SmtpWire {
     private readonly opts: WireOptions,
   ) {
     this.socket = socket;
+    this.tracer = opts.tracer;
     this.listen(socket);
     this.greeting = this.expect('greeting');
     this.greeting.catch(() => undefined);
@@ -127,7 +130,7 @@ export class SmtpWire {
     const { replies, error } = this.parser.feed(chunk);
     for (let i = 0; i < replies.length; i++) {
       const reply = replies[i];
-      this.opts.tracer?.reply?.(reply);
+      this.tracer?.reply?.(reply);
       const waiter = this.waiters[0];
       if (!waiter) {
         // Unasked-for: a 421 before closing an idle session (RFC 5321 §3.8), or a QUIT's 221.
@@ -186,12 +189,12 @@ export class SmtpWire {
 
   /** Writes raw bytes (the body, or lines already formatted). */
   write(data: string | Buffer, traced?: string): void {
-    if (traced) this.opts.tracer?.send?.(traced);
+    if (traced) this.tracer?.send?.(traced);
     if (!this.failure) this.socket.write(data);
   }
 
   command(line: string, phase: Phase, traced = line): Promise<WireReply> {
-    this.opts.tracer?.send?.(traced);
+    this.tracer?.send?.(traced);
     const reply = this.expect(phase);
     this.write(`${line}\r\n`);
     return reply;
@@ -204,7 +207,7 @@ export class SmtpWire {
    */
   pipeline(commands: readonly { readonly line: string; readonly phase: Phase }[]): Promise<WireReply>[] {
     const replies = commands.map((c) => {
-      this.opts.tracer?.send?.(c.line);
+      this.tracer?.send?.(c.line);
       const p = this.expect(c.phase);
       p.catch(() => undefined);
       return p;
@@ -215,7 +218,7 @@ export class SmtpWire {
 
   /** STARTTLS: its reply; after a 2xx the socket is paused and checked for injected data. */
   startTls(): Promise<WireReply> {
-    this.opts.tracer?.send?.('STARTTLS');
+    this.tracer?.send?.('STARTTLS');
     const reply = this.expect('command', true);
     this.write('STARTTLS\r\n');
     return reply;
@@ -252,7 +255,7 @@ export class SmtpWire {
         this.secure = true;
         this.parser = new ReplyParser();
         this.listen(secure);
-        this.opts.tracer?.tls?.({ version: secure.getProtocol() ?? 'unknown', cipher: secure.getCipher()?.name ?? 'unknown', authorized: secure.authorized });
+        this.tracer?.tls?.({ version: secure.getProtocol() ?? 'unknown', cipher: secure.getCipher()?.name ?? 'unknown', authorized: secure.authorized });
         resolve();
       });
       this.socket = secure;
@@ -273,7 +276,7 @@ export class SmtpWire {
         if (!this.socket.write(chunk as Buffer)) await this.drained();
       }
     } finally {
-      this.opts.tracer?.send?.(`<message body, ${bytes} octets>`);
+      this.tracer?.send?.(`<message body, ${bytes} octets>`);
     }
   }
 
@@ -307,7 +310,7 @@ export class SmtpWire {
   quit(): void {
     if (this.failure) return;
     this.quitting = true;
-    this.opts.tracer?.send?.('QUIT');
+    this.tracer?.send?.('QUIT');
     this.socket.end('QUIT\r\n');
     const timer = setTimeout(() => this.destroy(), 5000);
     timer.unref();
@@ -327,7 +330,7 @@ export class SmtpWire {
     this.socket.destroy();
     for (const w of this.waiters.splice(0)) w.reject(failure);
     this.drainWaiter?.reject(failure);
-    this.opts.tracer?.close?.(orderly || this.quitting ? undefined : failure.reply);
+    this.tracer?.close?.(orderly || this.quitting ? undefined : failure.reply);
     this.onClose?.();
   }
 }

@@ -206,4 +206,17 @@ describe("Tern's SMTP client against scripted servers", () => {
     assert.ok(events.includes(`send <message body, ${big.length + 80000 + 3} octets>`), 'the tracer saw the stuffed body go out');
     assert.ok(events.includes(`send MAIL FROM:<a@client.test> SIZE=${big.length}`));
   });
+
+  it('traces each transaction of a reused session under its own tracer', async () => {
+    const first: string[] = [];
+    const second: string[] = [];
+    const session = new DeliverySession();
+    done(await session.run(request('127.0.0.180', { tracer: { send: (l) => first.push(l) } })));
+    assert.ok(await session.reset());
+    done(await session.transact(request('127.0.0.180', { recipients: [{ address: 'y@dest.test' }], tracer: { send: (l) => second.push(l) } })));
+    session.quit();
+    assert.equal(first.filter((l) => l.startsWith('MAIL FROM')).length, 1);
+    assert.ok(second.includes('RCPT TO:<y@dest.test>'), 'the second transaction is traced by its own tracer');
+    assert.ok(!first.includes('RCPT TO:<y@dest.test>'));
+  });
 });

@@ -7,7 +7,7 @@ import type { DnsResolver } from '../dns/index.js';
 import { hostAddresses, resolveMxPlan } from '../dns/index.js';
 import type { HookRunner, NextHop } from '../hooks/index.js';
 import type { Logger } from '../log/index.js';
-import { classifyReply } from '../smtp/index.js';
+import { recipientOutcome } from '../smtp/index.js';
 import type { QueueEntry } from '../spool/index.js';
 import { DeliveryStatusRewriter } from '../rewrite/index.js';
 import { DeliverySession } from './session.js';
@@ -41,8 +41,7 @@ export interface AgentDeps {
 }
 
 function everyone(recipients: readonly string[], reply: SmtpReply): RecipientOutcome[] {
-  const cls = classifyReply(reply);
-  return recipients.map((address) => ({ address, reply, result: cls === 'permanent' ? 'failed' : cls === 'success' ? 'delivered' : 'deferred' }));
+  return recipients.map((address) => recipientOutcome(address, reply));
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { RecipientOutcome, SmtpReply } from '../core/index.js';
-import { classifyReply, DotStuffer, dotStuffed, mailCommand, rcptCommand, toSmtpReply } from '../smtp/index.js';
+import { recipientOutcome, DotStuffer, dotStuffed, mailCommand, rcptCommand, toSmtpReply } from '../smtp/index.js';
 import type { Capabilities, WireReply } from '../smtp/index.js';
 import { WireFailure } from './smtp-wire.js';
 import type { SmtpWire } from './smtp-wire.js';
@@ -19,11 +19,6 @@ export interface TransactionResult {
 }
 
 const accepted = (r: WireReply | undefined) => r !== undefined && r.code >= 200 && r.code < 300;
-
-function outcome(address: string, reply: SmtpReply): RecipientOutcome {
-  const cls = classifyReply(reply);
-  return { address, reply, result: cls === 'success' ? 'delivered' : cls === 'transient' ? 'deferred' : 'failed' };
-}
 
 const nonAscii = (s: string) => /[^\x00-\x7f]/.test(s);
 
@@ -48,13 +43,13 @@ export async function runTransaction(wire: SmtpWire, caps: Capabilities, req: Se
   if (limit !== undefined && req.size > limit) {
     // RFC 1870 §6: the server said up front it would refuse this message.
     const reply = { code: 552, enhanced: '5.3.4', text: `message size ${req.size} exceeds the limit of ${limit} octets that ${req.peer.name} announced` };
-    return { recipients: rcpts.map((r) => outcome(r.address, reply)), delivered: false, clean: true };
+    return { recipients: rcpts.map((r) => recipientOutcome(r.address, reply)), delivered: false, clean: true };
   }
   if (req.smtpUtf8 && !caps.has('SMTPUTF8') && [req.sender, ...rcpts.map((r) => r.address)].some(nonAscii)) {
     // RFC 6531 §3.2: an address in UTF-8 cannot be handed to a server without SMTPUTF8;
     // the message is returned, as Postfix does (no downgrade of addresses exists).
     const reply = { code: 553, enhanced: '5.6.7', text: `SMTPUTF8 is required, but was not offered by ${req.peer.name} [${req.peer.address}]` };
-    return { recipients: rcpts.map((r) => outcome(r.address, reply)), delivered: false, clean: true };
+    return { recipients: rcpts.map((r) => recipientOutcome(r.address, reply)), delivered: false, clean: true };
   }
   const mail = mailCommand(req.sender, { size: req.size, eightBit: req.eightBit, smtpUtf8: !!req.smtpUtf8, dsn: req.dsn }, caps);
   let mailReply: WireReply | undefined;
@@ -71,11 +66,11 @@ export async function runTransaction(wire: SmtpWire, caps: Capabilities, req: Se
     recipients: rcpts.map(({ address }, i) => {
       const rcpt = rcptReplies[i];
       const final = finals[i];
-      if (mailReply && !accepted(mailReply)) return outcome(address, verdict(mailReply, accepted));
-      if (rcpt && !accepted(rcpt)) return outcome(address, verdict(rcpt, accepted));
-      if (dataReply && dataReply.code !== 354) return outcome(address, verdict(dataReply, () => false));
-      if (final) return outcome(address, verdict(final, accepted));
-      return outcome(address, toTransient(fallback ?? { code: 451, enhanced: '4.4.2', text: 'session ended before the message was accepted' }));
+      if (mailReply && !accepted(mailReply)) return recipientOutcome(address, verdict(mailReply, accepted));
+      if (rcpt && !accepted(rcpt)) return recipientOutcome(address, verdict(rcpt, accepted));
+      if (dataReply && dataReply.code !== 354) return recipientOutcome(address, verdict(dataReply, () => false));
+      if (final) return recipientOutcome(address, verdict(final, accepted));
+      return recipientOutcome(address, toTransient(fallback ?? { code: 451, enhanced: '4.4.2', text: 'session ended before the message was accepted' }));
     }),
     delivered: finals.some(accepted),
     clean,

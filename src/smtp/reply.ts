@@ -1,4 +1,4 @@
-import type { SmtpReply } from '../core/index.js';
+import type { RecipientOutcome, SmtpReply } from '../core/index.js';
 
 // RFC 3463 §2: class.subject.detail, subject and detail up to three digits each.
 const ENHANCED = /^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)/;
@@ -58,4 +58,10 @@ export type ReplyClass = 'success' | 'transient' | 'permanent';
 export function classifyReply(reply: SmtpReply): ReplyClass {
   if (reply.code < 400) return 'success';
   return reply.code < 500 ? 'transient' : 'permanent';
+}
+
+/** One recipient's outcome from the reply that decides it: 2xx delivered, 4xx deferred, 5xx failed. */
+export function recipientOutcome(address: string, reply: SmtpReply): RecipientOutcome {
+  const cls = classifyReply(reply);
+  return { address, reply, result: cls === 'success' ? 'delivered' : cls === 'transient' ? 'deferred' : 'failed' };
 }

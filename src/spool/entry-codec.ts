@@ -15,6 +15,7 @@ const entrySchema = z.object({
   v: z.literal(1),
   id: z.string().regex(/^[A-Za-z0-9]+\.\d+$/),
   messageId: z.string().regex(/^[A-Za-z0-9]+$/),
+  headerMessageId: z.string().optional(),
   domain: z.string(),
   sender: z.string(),
   recipients: z

@@ -6,6 +6,8 @@ export interface QueueEntry {
   /** `<messageId>.<n>`: unique in the queue, stable for the entry's life. */
   readonly id: string;
   readonly messageId: string;
+  /** The message's Message-ID header (bounded, as received); absent when it had none, or queued by an older Tern. */
+  readonly headerMessageId?: string;
   readonly domain: string;
   readonly sender: string;
   readonly recipients: Recipient[];
@@ -30,7 +32,7 @@ export interface QueueEntry {
 }
 
 /** What a new entry needs; the spool fills in the ids and counters. */
-export type EntryDraft = Pick<QueueEntry, 'domain' | 'sender' | 'recipients' | 'dsn' | 'smtpUtf8' | 'bodyType'>;
+export type EntryDraft = Pick<QueueEntry, 'domain' | 'sender' | 'recipients' | 'dsn' | 'smtpUtf8' | 'bodyType' | 'headerMessageId'>;
 
 /** A message being received: its body streams to disk before any entry exists. */
 export interface IncomingMessage {

@@ -7,12 +7,15 @@ import { configChanges, loadConfig, REWRITE_FILE } from './config/index.js';
 import { DeliveryStatusRewriter } from './rewrite/index.js';
 import type { TernConfig } from './config/index.js';
 import { createLogger, pinoLevel, routeProcessWarnings } from './log/index.js';
-import type { DispositionRecord, Logger } from './log/index.js';
+import { DispositionSink } from './log/index.js';
+import type { Logger } from './log/index.js';
 import { HookRunner, loadPlugins } from './hooks/index.js';
 import { DnsResolver, confirmedClientName } from './dns/index.js';
 import { DiskSpool } from './spool/index.js';
 import { DeliveryAgent } from './delivery/index.js';
-import { DsnReporter, Scheduler } from './scheduler/index.js';
+import { Scheduler } from './scheduler/index.js';
+import { Intake } from './intake/index.js';
+import { ReportGenerator } from './reports/index.js';
 import { Listener } from './listener/index.js';
 import { AdminApi, TernMetrics } from './control/index.js';
 
@@ -61,17 +64,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   }
   // Plugins load before anything runs, so a broken plugin stops the start like a broken config.
   const plugins = await loadPlugins(configDir);
-  let hooks: HookRunner | undefined;
-  const logger =
-    options.logger ??
-    createLogger({
-      level: config.log.level,
-      format: config.log.format,
-      prettyOnTty: config.log.pretty_on_tty,
-      onDisposition: (record) => void hooks?.logDisposition(record as unknown as DispositionRecord),
-    });
+  const logger = options.logger ?? createLogger({ level: config.log.level, format: config.log.format, prettyOnTty: config.log.pretty_on_tty });
   warnings?.attach(logger);
-  hooks = new HookRunner(plugins, logger);
+  const hooks = new HookRunner(plugins, logger);
   if (plugins.length) logger.info({ plugins: hooks.names }, 'plugins loaded');
   let resolver = buildResolver(config, clock);
   // Client names get a resolver (and cache) of their own: connections from many addresses
@@ -82,22 +77,20 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const { removedTemporary } = await spool.open();
 
   const agent = new DeliveryAgent(config, { resolver: () => resolver, readBody: (e) => spool.body(e), logger, hooks, clock });
-  // The reporter queues reports through the scheduler it serves; the indirection breaks the cycle.
-  const enqueue = (entries: Parameters<Scheduler['add']>[0]) => scheduler.add(entries);
-  const reporter = new DsnReporter(config, spool, (entries) => enqueue(entries), logger, clock, (kind) => metrics.onReport(kind));
-  const scheduler: Scheduler = new Scheduler(config.outbound, spool, agent, logger, clock, (entry, records, outcome) => reporter.report(entry, records, outcome), hooks, config.routes);
+  // Every disposition is logged, shown to plugins (log_disposition) and counted from here.
+  const dispositions = new DispositionSink(logger);
+  dispositions.subscribe({ record: (record) => void hooks.logDisposition(record) });
+  const intake = new Intake({ spool, dispositions, clock, alwaysSplit: () => config.outbound.always_split });
+  const reporter = new ReportGenerator(config, spool, intake, logger, clock);
+  const scheduler = new Scheduler(config.outbound, spool, agent, logger, clock, (entry, events, outcome) => reporter.report(entry, events, outcome), hooks, config.routes);
+  intake.handTo(scheduler);
+  scheduler.on('disposition', (event) => dispositions.emit(event));
   const metrics = new TernMetrics(scheduler, () => agent.openSessions);
-  scheduler.on('disposition', (record, entry) => metrics.onDisposition(record, entry));
-  scheduler.on('attempt', (entry, records, ms) => metrics.onAttempt(entry, records, ms));
+  dispositions.subscribe({ event: (event) => metrics.onDisposition(event) });
+  scheduler.on('attempt', (entry, events, ms) => metrics.onAttempt(entry, events, ms));
   const listener = new Listener(
     config,
-    {
-      receive: () => spool.receive(),
-      queued: (entries) => {
-        metrics.onReceived(entries);
-        scheduler.add(entries);
-      },
-    },
+    intake,
     logger,
     clock,
     hooks,

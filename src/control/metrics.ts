@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { DispositionRecord } from '../log/index.js';
+import type { Disposition, RecipientDisposition } from '../core/index.js';
 import type { EntryHead, QueueEntry } from '../spool/index.js';
 
 export interface QueueSource {
@@ -86,25 +86,22 @@ export class TernMetrics {
     this.rejections = new Counter({ name: 'tern_rejections_total', help: 'Commands and messages the listener refused, by reason', labelNames: ['reason'], registers });
   }
 
-  onReceived(entries: readonly QueueEntry[]): void {
-    if (entries.length === 0) return;
-    this.received.inc();
-    this.bytes.inc({ direction: 'in' }, entries[0].size);
+  /** Every disposition, from the disposition sink: a Reception (a report's too) is a message received. */
+  onDisposition(event: Disposition): void {
+    if (event.kind === 'Reception') {
+      this.received.inc();
+      this.bytes.inc({ direction: 'in' }, event.size);
+      if (event.reason.kind === 'report') this.dsn.inc({ kind: event.reason.report.kind });
+      return;
+    }
+    this.deliveries.inc({ outcome: event.kind });
+    this.replies.inc({ code: String(event.reply.code) });
+    if (event.kind === 'Delivery') this.queueSeconds.observe((event.at.getTime() - event.entry.queuedAt) / 1000);
   }
 
-  onDisposition(record: DispositionRecord, entry: QueueEntry): void {
-    this.deliveries.inc({ outcome: record.type });
-    this.replies.inc({ code: String(record.response.code) });
-    if (record.type === 'Delivery') this.queueSeconds.observe((Date.parse(record.timestamp ?? '') - entry.queuedAt) / 1000);
-  }
-
-  onAttempt(entry: QueueEntry, records: readonly DispositionRecord[], durationMs: number): void {
+  onAttempt(entry: QueueEntry, events: readonly RecipientDisposition[], durationMs: number): void {
     this.attemptSeconds.observe(durationMs / 1000);
-    if (records.some((r) => r.type === 'Delivery')) this.bytes.inc({ direction: 'out' }, entry.size);
-  }
-
-  onReport(kind: string): void {
-    this.dsn.inc({ kind });
+    if (events.some((e) => e.kind === 'Delivery')) this.bytes.inc({ direction: 'out' }, entry.size);
   }
 
   /** One Rejection record: reasons come from a fixed list, so the label stays small. */

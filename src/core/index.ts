@@ -1,2 +1,3 @@
 export * from './types.js';
+export * from './disposition.js';
 export * from './errors.js';

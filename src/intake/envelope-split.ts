@@ -1,20 +1,12 @@
-import type { RecipientDsn } from '../core/index.js';
+import type { Envelope } from '../core/index.js';
 import { domainOf } from '../smtp/index.js';
 import type { EntryDraft } from '../spool/index.js';
-
-export interface AcceptedEnvelope {
-  readonly sender: string;
-  readonly recipients: readonly { readonly address: string; readonly dsn?: RecipientDsn }[];
-  readonly dsn: EntryDraft['dsn'];
-  readonly smtpUtf8: boolean;
-  readonly bodyType: EntryDraft['bodyType'];
-}
 
 /**
  * One entry per destination domain, so that each domain's recipients share one SMTP
  * transaction; with always_split, one entry per recipient (Haraka's semantics).
  */
-export function splitEnvelope(envelope: AcceptedEnvelope, alwaysSplit: boolean): EntryDraft[] {
+export function splitEnvelope(envelope: Envelope, alwaysSplit: boolean, headerMessageId?: string | null): EntryDraft[] {
   const groups = new Map<string, EntryDraft['recipients']>();
   envelope.recipients.forEach((r, i) => {
     const domain = domainOf(r.address);
@@ -30,5 +22,6 @@ export function splitEnvelope(envelope: AcceptedEnvelope, alwaysSplit: boolean):
     dsn: envelope.dsn,
     smtpUtf8: envelope.smtpUtf8,
     bodyType: envelope.bodyType,
+    ...(headerMessageId ? { headerMessageId } : {}),
   }));
 }

@@ -1,6 +1,4 @@
 export { Listener } from './server.js';
 export type { ClientNameLookup, ListenerOptions } from './server.js';
 export type { ReplyEvent } from './smtp-server-adapter.js';
-export type { Injector } from './injector.js';
 export { hashPassword, verifyPassword } from './auth.js';
-export { splitEnvelope } from './envelope-split.js';

@@ -1,11 +1,12 @@
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerSession, SMTPServerDataStream } from 'smtp-server';
-import type { Clock, RecipientDsn, SmtpReply } from '../core/index.js';
+import type { Clock, Envelope, RecipientDsn, SmtpReply } from '../core/index.js';
 import { TernError } from '../core/index.js';
 import { splitHostPort } from '../config/index.js';
 import type { TernConfig } from '../config/index.js';
 import type { Logger, RejectionRecord } from '../log/index.js';
-import { logDisposition } from '../log/index.js';
+import { messageIdHeader } from '../intake/index.js';
+import type { MessageIntake } from '../intake/index.js';
 import { isRoutableAddress } from '../smtp/index.js';
 import { clientKey } from './auth-failure-window.js';
 import { AuthGuard } from './auth-guard.js';
@@ -13,8 +14,6 @@ import { ClientLimiter } from './client-limits.js';
 import type { ClientLimit } from './client-limits.js';
 import { ErrorLimits, smtpError } from './error-limits.js';
 import type { Refusal } from './error-limits.js';
-import { splitEnvelope } from './envelope-split.js';
-import type { Injector } from './injector.js';
 import type { HookRunner } from '../hooks/index.js';
 import { MessageGuard } from './message-guard.js';
 import { receivedHeader } from './received-header.js';
@@ -39,6 +38,26 @@ function unknownParam(address: SMTPServerAddress, known: Set<string>): string | 
 }
 
 const nonAscii = (s: string) => /[^\x00-\x7f]/.test(s);
+
+/** The envelope of the transaction, as it is queued and shown to queue_outbound plugins. */
+function envelopeOf(session: SMTPServerSession): Envelope {
+  const env = session.envelope;
+  return {
+    sender: env.mailFrom ? env.mailFrom.address : '',
+    recipients: env.rcptTo.map((r) => {
+      const dsn = (r as SMTPServerAddress & { dsn?: { notify?: string[]; orcpt?: string } }).dsn;
+      const rdsn: RecipientDsn | undefined =
+        dsn && (dsn.notify || dsn.orcpt)
+          ? { ...(dsn.notify ? { notify: dsn.notify as RecipientDsn['notify'] } : {}), ...(dsn.orcpt ? { orcpt: dsn.orcpt } : {}) }
+          : undefined;
+      return { address: r.address, dsn: rdsn };
+    }),
+    // smtp-server leaves absent DSN parameters as null; the queue stores them as absent.
+    dsn: { ...(env.dsn?.ret ? { ret: env.dsn.ret as 'FULL' | 'HDRS' } : {}), ...(env.dsn?.envid ? { envid: env.dsn.envid } : {}) },
+    smtpUtf8: !!env.smtpUtf8,
+    bodyType: env.bodyType === '8bitmime' ? '8bitmime' : '7bit',
+  };
+}
 
 /**
  * The client's host name, forward-confirmed, or undefined. It runs in the background and
@@ -72,7 +91,7 @@ export class Listener {
 
   constructor(
     private config: TernConfig,
-    private readonly injector: Injector,
+    private readonly intake: MessageIntake,
     private readonly logger: Logger,
     private readonly clock: Clock,
     private readonly hooks?: HookRunner,
@@ -272,7 +291,7 @@ export class Listener {
     stream.pipe(guard);
     let incoming;
     try {
-      incoming = await this.injector.receive();
+      incoming = await this.intake.receive();
     } catch (err) {
       guard.resume();
       const reply = err instanceof TernError ? err.reply : { code: 451, enhanced: '4.3.0', text: 'Local error in processing' };
@@ -326,53 +345,31 @@ export class Listener {
       this.limits.mark(session, { messageId });
       return cb(smtpError(refused));
     }
-    const env = session.envelope;
-    const sender = env.mailFrom ? env.mailFrom.address : '';
-    const recipients = env.rcptTo.map((r) => {
-      const dsn = (r as SMTPServerAddress & { dsn?: { notify?: string[]; orcpt?: string } }).dsn;
-      const rdsn: RecipientDsn | undefined =
-        dsn && (dsn.notify || dsn.orcpt)
-          ? { ...(dsn.notify ? { notify: dsn.notify as RecipientDsn['notify'] } : {}), ...(dsn.orcpt ? { orcpt: dsn.orcpt } : {}) }
-          : undefined;
-      return { address: r.address, dsn: rdsn };
-    });
+    const envelope = envelopeOf(session);
     if (this.hooks?.has('queue_outbound')) {
-      const verdict = await this.hooks.queueOutbound({
-        envelope: { sender, recipients, dsn: {}, smtpUtf8: !!env.smtpUtf8, bodyType: env.bodyType === '8bitmime' ? '8bitmime' : '7bit' },
-        headers: guard.headers,
-      });
+      // A copy: a plugin cannot change what is queued.
+      const verdict = await this.hooks.queueOutbound({ envelope: structuredClone(envelope), headers: guard.headers });
       if (verdict?.action === 'deny') {
         await incoming.abort();
         this.limits.mark(session, { reason: { name: 'hook', code: verdict.reply.code }, messageId });
         return cb(smtpError(verdict.reply));
       }
     }
-    const drafts = splitEnvelope(
-      {
-        sender,
-        recipients,
-        // smtp-server leaves absent DSN parameters as null; the queue stores them as absent.
-        dsn: { ...(env.dsn?.ret ? { ret: env.dsn.ret as 'FULL' | 'HDRS' } : {}), ...(env.dsn?.envid ? { envid: env.dsn.envid } : {}) },
-        smtpUtf8: !!env.smtpUtf8,
-        bodyType: env.bodyType === '8bitmime' ? '8bitmime' : '7bit',
-      },
-      cfg.outbound.always_split,
-    );
     try {
-      const now = this.clock.now();
-      const entries = await incoming.commit(drafts, now);
-      logDisposition(this.logger, {
-        type: 'Reception',
-        id: messageId,
-        message_id: messageId,
-        sender,
-        recipients: recipients.map((r) => r.address),
-        response: { code: 250, enhanced_code: '2.0.0', content: `Queued as ${messageId}` },
-        size: entries[0]?.size ?? 0,
-        queued_at: new Date(now).toISOString(),
-        client: { address: session.remoteAddress, ...(this.names.has(session) ? { name: this.names.get(session) } : {}), helo: session.hostNameAppearsAs ?? undefined, user: session.user as string | undefined, tls: session.secure },
+      await this.intake.insert(incoming, {
+        envelope,
+        headerMessageId: messageIdHeader(guard.headers),
+        reason: {
+          kind: 'smtp',
+          client: {
+            address: session.remoteAddress,
+            ...(this.names.has(session) ? { name: this.names.get(session) } : {}),
+            helo: session.hostNameAppearsAs ?? undefined,
+            user: session.user as string | undefined,
+            tls: session.secure,
+          },
+        },
       });
-      this.injector.queued(entries);
       this.limits.delivered(session);
       cb(null, `2.0.0 Queued as ${messageId}`);
     } catch (err) {

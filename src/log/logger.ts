@@ -11,11 +11,7 @@ export interface LogOptions {
   readonly format?: 'json' | 'logfmt' | 'default';
   readonly prettyOnTty?: boolean;
   readonly destination?: DestinationStream;
-  /** Sees every disposition record as it is logged (plugins' log_disposition hook). */
-  readonly onDisposition?: (record: Record<string, unknown>) => void;
 }
-
-const DISPOSITIONS = new Set(['Reception', 'Delivery', 'TransientFailure', 'Bounce', 'Expiration']);
 
 // Haraka's level names, mapped onto pino's.
 const LEVELS: Record<string, Level> = {
@@ -106,10 +102,6 @@ export function createLogger(options: LogOptions = {}): Logger {
       formatters: { level: (label) => ({ level: label }) },
       hooks: {
         logMethod(args, method) {
-          const first = args[0] as unknown;
-          if (options.onDisposition && first && typeof first === 'object' && DISPOSITIONS.has((first as { type?: string }).type ?? '')) {
-            options.onDisposition(first as Record<string, unknown>);
-          }
           logged?.();
           return method.apply(this, args);
         },

@@ -1,18 +1,19 @@
-import type { SmtpReply, PeerInfo } from '../core/index.js';
+import type { DispositionKind } from '../core/index.js';
 import type { Logger } from 'pino';
 
 /**
- * The fixed set of disposition records, after KumoMTA's log record types. Every message
- * that is accepted gets one Reception; every recipient eventually gets exactly one of
- * Delivery, Bounce or Expiration, with any number of TransientFailure records before it.
+ * The fixed set of disposition records, after KumoMTA's log record types: the log's
+ * rendering of a core `Disposition` (disposition-record.ts makes it).
  */
-export type DispositionType = 'Reception' | 'Delivery' | 'TransientFailure' | 'Bounce' | 'Expiration';
+export type DispositionType = DispositionKind;
 
 export interface DispositionRecord {
   readonly type: DispositionType;
   /** Queue entry id (`<message id>.<n>`), or the message id for Reception. */
   readonly id: string;
   readonly message_id: string;
+  /** The message's Message-ID header (bounded, as received); null when it has none. */
+  readonly message_id_header: string | null;
   readonly sender: string;
   /** One recipient; Reception lists them all in `recipients` instead. */
   readonly recipient?: string;
@@ -65,18 +66,5 @@ export interface RejectionRecord {
 
 /** Writes one Rejection record; like a disposition, its `msg` is its type. */
 export function logRejection(logger: Logger, record: RejectionRecord): void {
-  logger.info(record, record.type);
-}
-
-export function replyFields(reply: SmtpReply): DispositionRecord['response'] {
-  return { code: reply.code, enhanced_code: reply.enhanced ?? null, content: reply.text };
-}
-
-export function peerFields(peer: PeerInfo | undefined): DispositionRecord['peer'] {
-  return peer ? { name: peer.name, address: peer.address, port: peer.port } : null;
-}
-
-/** Writes one disposition record; the `msg` of the line is the record type so that `grep` finds it. */
-export function logDisposition(logger: Logger, record: DispositionRecord): void {
   logger.info(record, record.type);
 }

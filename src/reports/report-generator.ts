@@ -1,17 +1,17 @@
 import type { Readable } from 'node:stream';
-import type { Clock, DeliveryOutcome, SmtpReply } from '../core/index.js';
+import type { Clock, DeliveryOutcome, RecipientDisposition } from '../core/index.js';
 import type { TernConfig } from '../config/index.js';
 import { generateDsn } from '../dsn/index.js';
 import type { DsnEvent, DsnKind, DsnRecipient, OriginalMessage } from '../dsn/index.js';
-import type { DispositionRecord, Logger } from '../log/index.js';
-import { logDisposition } from '../log/index.js';
-import { domainOf } from '../smtp/index.js';
+import { messageIdHeader } from '../intake/index.js';
+import type { MessageIntake } from '../intake/index.js';
+import type { Logger } from '../log/index.js';
 import type { QueueEntry, Spool } from '../spool/index.js';
 
 // Enough to hold the header section of any sane message when only the headers are returned.
 const HEAD_BYTES = 256 * 1024;
 
-const KIND_OF: Partial<Record<DispositionRecord['type'], DsnKind>> = { Bounce: 'bounce', Expiration: 'expiration', Delivery: 'success', TransientFailure: 'delay' };
+const KIND_OF: Record<RecipientDisposition['kind'], DsnKind> = { Bounce: 'bounce', Expiration: 'expiration', Delivery: 'success', TransientFailure: 'delay' };
 
 async function readAtMost(stream: Readable, limit: number): Promise<OriginalMessage> {
   const chunks: Buffer[] = [];
@@ -27,19 +27,26 @@ async function readAtMost(stream: Readable, limit: number): Promise<OriginalMess
   return { bytes: Buffer.concat(chunks), complete: true };
 }
 
+/** The header section of a message Tern made (CRLF line ends). */
+function headerSectionOf(bytes: Buffer): string {
+  const end = bytes.indexOf('\r\n\r\n');
+  return bytes.subarray(0, end === -1 ? bytes.length : end + 2).toString('utf8');
+}
+
 /**
  * Turns one attempt's dispositions into delivery status notifications and queues them
- * like any message, from the null sender, to the original sender. One report per kind
- * of event: every recipient that failed in this attempt is listed in the same bounce.
+ * through the intake like any message, from the null sender, to the original sender. One
+ * report per kind of event: every recipient that failed in this attempt is listed in the
+ * same bounce. The scheduler reaches it as its Reporter, which daemon.ts connects.
  */
-export class DsnReporter {
+export class ReportGenerator {
   constructor(
     private config: TernConfig,
-    private readonly spool: Spool,
-    private readonly enqueue: (entries: QueueEntry[]) => void,
+    /** Reads the original's body. */
+    private readonly spool: Pick<Spool, 'readBody' | 'update'>,
+    private readonly intake: MessageIntake,
     private readonly logger: Logger,
     private readonly clock: Clock,
-    private readonly onReport: (kind: DsnKind) => void = () => undefined,
   ) {}
 
   updateConfig(config: TernConfig): void {
@@ -51,20 +58,17 @@ export class DsnReporter {
    * `outcome` is the attempt's, when there was one: it says whether the next hop took over
    * reporting (DSN advertised) and whether delivery was final (LMTP).
    */
-  async report(entry: QueueEntry, records: readonly DispositionRecord[], outcome?: DeliveryOutcome): Promise<void> {
-    if (entry.sender === '' || records.length === 0) return;
+  async report(entry: QueueEntry, events: readonly RecipientDisposition[], outcome?: DeliveryOutcome): Promise<void> {
+    if (entry.sender === '' || events.length === 0) return;
     const byKind = new Map<DsnKind, DsnRecipient[]>();
-    for (const record of records) {
-      const kind = KIND_OF[record.type];
-      const rcpt = entry.recipients.find((r) => r.address === record.recipient);
-      if (!kind || !rcpt || !this.due(kind, entry, rcpt, outcome)) continue;
-      // The recipient's last reply still says who gave it (reply.remote); the record's copy does
-      // not. For an expiration it is the last attempt's reply, the record's the expiry's.
-      const reply: SmtpReply = rcpt.lastReply ?? { code: record.response.code, enhanced: record.response.enhanced_code ?? undefined, text: record.response.content };
-      byKind.set(kind, [
-        ...(byKind.get(kind) ?? []),
-        { address: rcpt.address, orcpt: rcpt.dsn?.orcpt, notify: rcpt.dsn?.notify, reply, lastAttempt: new Date(record.timestamp ?? this.clock.now()) },
-      ]);
+    for (const event of events) {
+      const kind = KIND_OF[event.kind];
+      const rcpt = entry.recipients.find((r) => r.address === event.recipient);
+      if (!rcpt || !this.due(kind, entry, rcpt, outcome)) continue;
+      // For an expiration the recipient's last reply is the last attempt's (RFC 3464 §2.3.6:
+      // the report quotes it), the event's the expiry's.
+      const reply = rcpt.lastReply ?? event.reply;
+      byKind.set(kind, [...(byKind.get(kind) ?? []), { address: rcpt.address, orcpt: rcpt.dsn?.orcpt, notify: rcpt.dsn?.notify, reply, lastAttempt: event.at }]);
     }
     for (const [kind, recipients] of byKind) {
       try {
@@ -117,34 +121,16 @@ export class DsnReporter {
         : await readAtMost(this.spool.readBody(entry), params.includeOriginal === 'FullContent' && event.ret !== 'HDRS' ? cfg.dsn.bounce_size_limit : HEAD_BYTES);
     const dsn = generateDsn(params, event, original)!;
 
-    const incoming = await this.spool.receive();
+    const incoming = await this.intake.receive();
     incoming.body.end(dsn.bytes);
-    let queued: QueueEntry[];
-    try {
-      queued = await incoming.commit(
-        [{ domain: domainOf(entry.sender), sender: '', recipients: [{ address: entry.sender, state: 'pending' }], dsn: {}, smtpUtf8: dsn.smtpUtf8, bodyType: dsn.eightBit ? '8bitmime' : '7bit' }],
-        now,
-      );
-    } catch (err) {
-      await incoming.abort();
-      throw err;
-    }
+    await this.intake.insert(incoming, {
+      envelope: { sender: '', recipients: [{ address: entry.sender }], dsn: {}, smtpUtf8: dsn.smtpUtf8, bodyType: dsn.eightBit ? '8bitmime' : '7bit' },
+      headerMessageId: messageIdHeader(headerSectionOf(dsn.bytes)),
+      reason: { kind: 'report', report: { kind, originalId: entry.id, originalMessageId: entry.messageId, recipients: dsn.reported } },
+    });
     if (kind === 'delay') {
       for (const r of entry.recipients) if (dsn.reported.includes(r.address)) r.delayReported = true;
       await this.spool.update(entry);
     }
-    logDisposition(this.logger, {
-      type: 'Reception',
-      id: incoming.messageId,
-      message_id: incoming.messageId,
-      sender: '',
-      recipients: [entry.sender],
-      response: { code: 250, enhanced_code: '2.0.0', content: `Queued as ${incoming.messageId}` },
-      size: dsn.bytes.length,
-      queued_at: new Date(now).toISOString(),
-      report: { kind, original_id: entry.id, original_message_id: entry.messageId, recipients: dsn.reported },
-    });
-    this.onReport(kind);
-    this.enqueue(queued);
   }
 }

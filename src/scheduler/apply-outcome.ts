@@ -1,13 +1,11 @@
-import type { DeliveryOutcome, RecipientOutcome, SmtpReply } from '../core/index.js';
-import type { DispositionRecord } from '../log/index.js';
-import { peerFields, replyFields } from '../log/index.js';
+import type { DeliveryOutcome, RecipientDisposition, RecipientOutcome, SmtpReply } from '../core/index.js';
 import { formatReply } from '../smtp/index.js';
 import type { QueueEntry } from '../spool/index.js';
 import type { RetrySchedule } from './retry-schedule.js';
 
 export interface AppliedOutcome {
-  /** One record per recipient whose fate this attempt decided or postponed. */
-  readonly records: DispositionRecord[];
+  /** One disposition per recipient whose fate this attempt decided or postponed. */
+  readonly events: RecipientDisposition[];
   /** Every recipient has its final state: the entry leaves the queue. */
   readonly finished: boolean;
 }
@@ -19,20 +17,15 @@ interface Context {
   readonly lifetime: number;
 }
 
-function baseRecord(entry: QueueEntry, outcome: DeliveryOutcome | undefined, now: number) {
+/** What every disposition of this attempt (or of this expiry, this operator's bounce) shares. */
+function common(entry: QueueEntry, outcome: DeliveryOutcome | undefined, now: number) {
   return {
-    id: entry.id,
-    message_id: entry.messageId,
-    sender: entry.sender,
-    domain: entry.domain,
+    entry,
     attempt: entry.attempts,
-    peer: peerFields(outcome?.peer),
+    ...(outcome?.peer ? { peer: outcome.peer } : {}),
     tls: outcome?.tls ?? false,
-    tls_version: outcome?.tlsInfo?.version ?? null,
-    tls_cipher: outcome?.tlsInfo?.cipher ?? null,
-    size: entry.size,
-    queued_at: new Date(entry.queuedAt).toISOString(),
-    timestamp: new Date(now).toISOString(),
+    ...(outcome?.tlsInfo ? { tlsInfo: outcome.tlsInfo } : {}),
+    at: new Date(now),
   };
 }
 
@@ -53,8 +46,10 @@ export function expiryReply(entry: QueueEntry, now: number, last: SmtpReply | un
  * the next attempt would fall after max_queue_lifetime.
  */
 export function applyOutcome(entry: QueueEntry, outcome: DeliveryOutcome, ctx: Context): AppliedOutcome {
-  const base = baseRecord(entry, outcome, ctx.now);
-  const records: DispositionRecord[] = [];
+  const base = common(entry, outcome, ctx.now);
+  const events: RecipientDisposition[] = [];
+  // Where this attempt ended up, for `tern queue show`.
+  if (outcome.peer) entry.lastPeer = { name: outcome.peer.name, address: outcome.peer.address, port: outcome.peer.port };
   const byAddress = new Map<string, RecipientOutcome>(outcome.recipients.map((r) => [r.address, r]));
   const deferred: { address: string; reply: SmtpReply }[] = [];
 
@@ -64,10 +59,10 @@ export function applyOutcome(entry: QueueEntry, outcome: DeliveryOutcome, ctx: C
     rcpt.lastReply = result.reply;
     if (result.result === 'delivered') {
       rcpt.state = 'delivered';
-      records.push({ ...base, type: 'Delivery', recipient: rcpt.address, response: replyFields(result.reply) });
+      events.push({ ...base, kind: 'Delivery', recipient: rcpt.address, reply: result.reply });
     } else if (result.result === 'failed') {
       rcpt.state = 'failed';
-      records.push({ ...base, type: 'Bounce', recipient: rcpt.address, response: replyFields(result.reply) });
+      events.push({ ...base, kind: 'Bounce', recipient: rcpt.address, reply: result.reply });
     } else {
       rcpt.state = 'deferred';
       deferred.push({ address: rcpt.address, reply: result.reply });
@@ -83,51 +78,44 @@ export function applyOutcome(entry: QueueEntry, outcome: DeliveryOutcome, ctx: C
       const rcpt = entry.recipients.find((r) => r.address === d.address)!;
       if (next === undefined) {
         rcpt.state = 'failed';
-        records.push({ ...base, type: 'Bounce', recipient: d.address, response: replyFields(d.reply) });
+        events.push({ ...base, kind: 'Bounce', recipient: d.address, reply: d.reply });
       } else if (next > expiresAt) {
         rcpt.state = 'failed';
         // lastReply keeps the attempt's reply: the report quotes it, not the expiry (RFC 3464 §2.3.6).
-        const reply = expiryReply(entry, ctx.now, d.reply);
-        records.push({ ...base, type: 'Expiration', recipient: d.address, response: replyFields(reply) });
+        events.push({ ...base, kind: 'Expiration', recipient: d.address, reply: expiryReply(entry, ctx.now, d.reply) });
       } else {
-        records.push({
-          ...base,
-          type: 'TransientFailure',
-          recipient: d.address,
-          response: replyFields(d.reply),
-          next_attempt_at: new Date(next).toISOString(),
-        });
+        events.push({ ...base, kind: 'TransientFailure', recipient: d.address, reply: d.reply, nextAttemptAt: new Date(next) });
       }
     }
     if (next !== undefined) entry.nextAttemptAt = next;
   }
   const finished = entry.recipients.every((r) => r.state === 'delivered' || r.state === 'failed');
-  return { records, finished };
+  return { events, finished };
 }
 
 /**
  * Fails every unsettled recipient of an entry with a reply of Tern's own (expiry, operator
  * bounce). An expiry leaves lastReply alone, so that its report can quote the last real one.
  */
-function failUnsettled(entry: QueueEntry, now: number, type: 'Expiration' | 'Bounce', replyFor: (last?: SmtpReply) => SmtpReply): DispositionRecord[] {
-  const base = baseRecord(entry, undefined, now);
-  const records: DispositionRecord[] = [];
+function failUnsettled(entry: QueueEntry, now: number, kind: 'Expiration' | 'Bounce', replyFor: (last?: SmtpReply) => SmtpReply): RecipientDisposition[] {
+  const base = common(entry, undefined, now);
+  const events: RecipientDisposition[] = [];
   for (const rcpt of entry.recipients) {
     if (rcpt.state === 'delivered' || rcpt.state === 'failed') continue;
     const reply = replyFor(rcpt.lastReply);
     rcpt.state = 'failed';
-    if (type === 'Bounce') rcpt.lastReply = reply;
-    records.push({ ...base, type, recipient: rcpt.address, response: replyFields(reply) });
+    if (kind === 'Bounce') rcpt.lastReply = reply;
+    events.push({ ...base, kind, recipient: rcpt.address, reply });
   }
-  return records;
+  return events;
 }
 
 /** Expires every unfinished recipient of an entry that outlived max_queue_lifetime without an attempt. */
-export function expireEntry(entry: QueueEntry, now: number): DispositionRecord[] {
+export function expireEntry(entry: QueueEntry, now: number): RecipientDisposition[] {
   return failUnsettled(entry, now, 'Expiration', (last) => expiryReply(entry, now, last));
 }
 
 /** The operator's bounce: every unfinished recipient fails with the given reply. */
-export function bounceEntry(entry: QueueEntry, now: number, reply: SmtpReply): DispositionRecord[] {
+export function bounceEntry(entry: QueueEntry, now: number, reply: SmtpReply): RecipientDisposition[] {
   return failUnsettled(entry, now, 'Bounce', () => reply);
 }

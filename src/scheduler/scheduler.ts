@@ -1,10 +1,10 @@
 import { EventEmitter } from 'node:events';
 import PQueue from 'p-queue';
-import type { Clock, DeliveryOutcome } from '../core/index.js';
+import type { Clock, DeliveryOutcome, RecipientDisposition } from '../core/index.js';
 import type { HookRunner } from '../hooks/index.js';
 import type { OutboundConfig, Route } from '../config/index.js';
 import { DestinationGate } from './destinations.js';
-import type { Logger, DispositionRecord } from '../log/index.js';
+import type { Logger } from '../log/index.js';
 import type { EntryHead, QueueEntry, Spool } from '../spool/index.js';
 import { applyOutcome, bounceEntry, expireEntry } from './apply-outcome.js';
 import { RetrySchedule } from './retry-schedule.js';
@@ -22,9 +22,10 @@ export interface Deliverer {
 }
 
 export interface SchedulerEvents {
-  disposition: [record: DispositionRecord, entry: QueueEntry];
+  /** Each recipient's disposition; daemon.ts hands it to the disposition sink (log, plugins, metrics). */
+  disposition: [event: RecipientDisposition, entry: QueueEntry];
   /** One delivery attempt ended, with how long it took (metrics). */
-  attempt: [entry: QueueEntry, records: readonly DispositionRecord[], durationMs: number];
+  attempt: [entry: QueueEntry, events: readonly RecipientDisposition[], durationMs: number];
 }
 
 export class QueueAdminError extends Error {
@@ -85,7 +86,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       hooks,
       reporter,
       forget: (id) => this.queue.delete(id),
-      onDisposition: (record, entry) => this.emit('disposition', record, entry),
+      onDisposition: (event, entry) => this.emit('disposition', event, entry),
     });
     this.schedule = RetrySchedule.fromConfig(config);
     this.gate = new DestinationGate(clock, ...gateSettings(config, routes));
@@ -335,10 +336,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         schedule: this.schedule,
         lifetime: this.config.max_queue_lifetime,
       });
-      const records = await this.settler.askDeferred(entry, applied.records, applied.finished);
-      if (!records) return;
-      await this.settler.finish(entry, records, applied.finished, outcome);
-      this.emit('attempt', entry, records, durationMs);
+      const events = await this.settler.askDeferred(entry, applied.events, applied.finished);
+      if (!events) return;
+      await this.settler.finish(entry, events, applied.finished, outcome);
+      this.emit('attempt', entry, events, durationMs);
     } catch (err) {
       if (!entry && isGone(err)) {
         // Its files are gone (removed by hand): nothing left to deliver.

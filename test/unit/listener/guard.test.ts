@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { MessageGuard } from '../../../src/listener/message-guard.js';
-import { splitEnvelope } from '../../../src/listener/index.js';
+import { splitEnvelope } from '../../../src/intake/index.js';
 
 async function run(chunks: string[], maxReceived = 5, maxBytes = 1e6) {
   const guard = new MessageGuard(maxReceived, maxBytes);

@@ -5,8 +5,10 @@ import { Writable } from 'node:stream';
 import type { DeliveryOutcome, RecipientDsn, SmtpReply } from '../../../src/core/index.js';
 import { systemClock } from '../../../src/core/index.js';
 import { loadConfig } from '../../../src/config/index.js';
-import { createLogger } from '../../../src/log/index.js';
-import { DsnReporter, RetrySchedule, applyOutcome, expireEntry } from '../../../src/scheduler/index.js';
+import { DispositionSink, createLogger } from '../../../src/log/index.js';
+import { Intake } from '../../../src/intake/index.js';
+import { ReportGenerator } from '../../../src/reports/index.js';
+import { RetrySchedule, applyOutcome, expireEntry } from '../../../src/scheduler/index.js';
 import { DiskSpool } from '../../../src/spool/index.js';
 import type { QueueEntry } from '../../../src/spool/index.js';
 import { tempDir } from '../../helpers/temp-dir.js';
@@ -15,13 +17,15 @@ import { writeConfig } from '../../helpers/tern-process.js';
 const silent = createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }) as never });
 const MX = { name: 'mx.dest.test', address: '192.0.2.25' };
 
-/** A real spool and reporter; the reports it queues are read back as bytes. */
+/** A real spool, intake and reporter; the reports it queues are read back as bytes. */
 async function setup() {
   const spool = new DiskSpool(join(tempDir('tern-dsn-rep-'), 'queue'));
   await spool.open();
   const config = loadConfig(writeConfig({ 'dsn.ini': 'enable_bounce=true\nenable_expiration=true\ninclude_original_message=No\n' }));
   const queued: QueueEntry[] = [];
-  const reporter = new DsnReporter(config, spool, (entries) => queued.push(...entries), silent, systemClock);
+  const intake = new Intake({ spool, dispositions: new DispositionSink(silent), clock: systemClock, alwaysSplit: () => false });
+  intake.handTo({ add: (entries) => queued.push(...entries) });
+  const reporter = new ReportGenerator(config, spool, intake, silent, systemClock);
   const original = async (dsn?: RecipientDsn): Promise<QueueEntry> => {
     const incoming = await spool.receive();
     incoming.body.end('Subject: t\r\n\r\nx\r\n');
@@ -47,7 +51,7 @@ const outcome = (reply: SmtpReply, result: 'delivered' | 'deferred' | 'failed', 
 });
 const ctx = { now: Date.now(), schedule: new RetrySchedule([3600], 13), lifetime: 7200 };
 
-describe('DsnReporter', () => {
+describe('ReportGenerator', () => {
   it('reports success as relayed to a next hop without DSN, delivered after LMTP, and not at all when the next hop offers DSN', async () => {
     const { reporter, original, reports } = await setup();
     const ok: SmtpReply = { code: 250, enhanced: '2.0.0', text: 'queued', remote: MX };
@@ -59,7 +63,7 @@ describe('DsnReporter', () => {
     ] as const) {
       const entry = await original({ notify: ['SUCCESS'] });
       const o = outcome(ok, 'delivered', extra);
-      await reporter.report(entry, applyOutcome(entry, o, ctx).records, o);
+      await reporter.report(entry, applyOutcome(entry, o, ctx).events, o);
       const sent = await reports();
       if (!expected) assert.deepEqual(sent, [], 'RFC 3461 §5.2.2: the next hop reports');
       else {
@@ -75,10 +79,10 @@ describe('DsnReporter', () => {
     const entry = await original();
     const busy: SmtpReply = { code: 450, enhanced: '4.2.1', text: 'mailbox busy', remote: MX };
     const o = outcome(busy, 'deferred');
-    const { records } = applyOutcome(entry, o, { ...ctx, lifetime: 1 });
-    assert.equal(records[0].type, 'Expiration');
+    const { events } = applyOutcome(entry, o, { ...ctx, lifetime: 1 });
+    assert.equal(events[0].kind, 'Expiration');
     assert.deepEqual(entry.recipients[0].lastReply, busy, 'the expiry keeps the last reply');
-    await reporter.report(entry, records, o);
+    await reporter.report(entry, events, o);
     const [report] = await reports();
     assert.match(report, /Action: failed\r\nStatus: 5\.4\.7 \(delivery time expired\)\r\nRemote-MTA: dns; mx\.dest\.test\r\nDiagnostic-Code: smtp; 450 4\.2\.1 mailbox busy\r\n/);
     assert.doesNotMatch(report, /\b551 /);

@@ -36,7 +36,7 @@ describe('TimerHeap', () => {
 
 describe('applyOutcome', () => {
   const ctx = { now: 1000, schedule: new RetrySchedule([10], 13), lifetime: 3600 };
-  it('records one disposition per recipient and keeps final states', () => {
+  it('makes one disposition per recipient and keeps final states', () => {
     const e = entry(['ok@d.test', 'no@d.test', 'later@d.test']);
     const r = applyOutcome(e, {
       tls: true,
@@ -46,7 +46,7 @@ describe('applyOutcome', () => {
         { address: 'later@d.test', result: 'deferred', reply: { code: 451, enhanced: '4.3.0', text: 'later' } },
       ],
     }, ctx);
-    assert.deepEqual(r.records.map((x) => x.type), ['Delivery', 'Bounce', 'TransientFailure']);
+    assert.deepEqual(r.events.map((x) => x.kind), ['Delivery', 'Bounce', 'TransientFailure']);
     assert.equal(r.finished, false);
     assert.equal(e.nextAttemptAt, 11000);
     assert.equal(e.tempFailures, 1);
@@ -56,14 +56,14 @@ describe('applyOutcome', () => {
     const e = entry(['later@d.test']);
     e.tempFailures = 1;
     const r = applyOutcome(e, { tls: false, recipients: [{ address: 'later@d.test', result: 'deferred', reply: { code: 451, text: 'x' } }] }, ctx);
-    assert.deepEqual(r.records.map((x) => x.type), ['Bounce']);
+    assert.deepEqual(r.events.map((x) => x.kind), ['Bounce']);
     assert.equal(r.finished, true);
   });
   it('expires when the next attempt would pass the lifetime', () => {
     const e = entry(['later@d.test']);
     const r = applyOutcome(e, { tls: false, recipients: [{ address: 'later@d.test', result: 'deferred', reply: { code: 451, text: 'x' } }] }, { ...ctx, lifetime: 5 });
-    assert.equal(r.records[0].type, 'Expiration');
-    assert.equal(r.records[0].response.enhanced_code, '5.4.7');
+    assert.equal(r.events[0].kind, 'Expiration');
+    assert.equal(r.events[0].reply.enhanced, '5.4.7');
     assert.equal(r.finished, true);
   });
   it('expireEntry fails only the unfinished recipients', () => {

@@ -3,11 +3,10 @@ import assert from 'node:assert/strict';
 import { tempDir } from '../../helpers/temp-dir.js';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import type { DeliveryOutcome } from '../../../src/core/index.js';
+import type { DeliveryOutcome, RecipientDisposition } from '../../../src/core/index.js';
 import { systemClock } from '../../../src/core/index.js';
 import { loadConfig } from '../../../src/config/index.js';
 import { createLogger } from '../../../src/log/index.js';
-import type { DispositionRecord } from '../../../src/log/index.js';
 import { Scheduler } from '../../../src/scheduler/index.js';
 import type { Deliverer } from '../../../src/scheduler/index.js';
 import { DiskSpool } from '../../../src/spool/index.js';
@@ -36,7 +35,7 @@ async function setup(outbound: string) {
   const config = loadConfig(writeConfig({ 'outbound.ini': outbound }));
   const deliverer = new HeldDeliverer();
   const scheduler = new Scheduler(config.outbound, spool, deliverer, silent, systemClock);
-  const records: DispositionRecord[] = [];
+  const records: RecipientDisposition[] = [];
   scheduler.on('disposition', (r) => records.push(r));
   const queue = async (rcpts: string[]) => {
     const incoming = await spool.receive();

@@ -1,0 +1,87 @@
+import type { Clock, Disposition, Envelope, InsertReason } from '../core/index.js';
+import type { IncomingMessage, QueueEntry, Spool } from '../spool/index.js';
+import { splitEnvelope } from './envelope-split.js';
+
+/** A message whose body has been written, ready to become durable. */
+export interface Insertion {
+  readonly envelope: Envelope;
+  /** The message's Message-ID header (see messageIdHeader); null when it has none. */
+  readonly headerMessageId: string | null;
+  readonly reason: InsertReason;
+}
+
+/** What the listener and the report generator need of the intake. */
+export interface MessageIntake {
+  /** Starts a message: its body streams into the queue before any entry exists. */
+  receive(): Promise<IncomingMessage>;
+  /** Makes the message durable, tells its Reception and hands its entries to delivery. */
+  insert(incoming: IncomingMessage, message: Insertion): Promise<QueueEntry[]>;
+}
+
+/** Where durable entries go: the scheduler. */
+export interface EntryTarget {
+  add(entries: readonly QueueEntry[]): void;
+}
+
+export interface IntakeDeps {
+  readonly spool: Pick<Spool, 'receive'>;
+  /** Where the Reception goes (the disposition sink: log, plugins, metrics). */
+  readonly dispositions: { emit(event: Disposition): void };
+  readonly clock: Clock;
+  /** outbound.ini `always_split`, as it is now (a reload changes it). */
+  readonly alwaysSplit: () => boolean;
+}
+
+/**
+ * The one way into the queue (KumoMTA's QueueManager::insert): mail from SMTP clients and
+ * Tern's own reports are split into entries the same way, committed, told as one
+ * Reception, and handed to the scheduler. Entries are handed over only once they are on
+ * disk, so a 250 (or a report) is never given for a message a crash could lose.
+ */
+export class Intake implements MessageIntake {
+  private target?: EntryTarget;
+
+  constructor(private readonly deps: IntakeDeps) {}
+
+  /**
+   * Connects the scheduler. The scheduler reaches the intake through the report generator,
+   * so it is connected after both are built, not passed in.
+   */
+  handTo(target: EntryTarget): void {
+    this.target = target;
+  }
+
+  receive(): Promise<IncomingMessage> {
+    return this.deps.spool.receive();
+  }
+
+  async insert(incoming: IncomingMessage, message: Insertion): Promise<QueueEntry[]> {
+    const target = this.target;
+    if (!target) {
+      await incoming.abort();
+      throw new Error('intake not connected to a scheduler');
+    }
+    const drafts = splitEnvelope(message.envelope, this.deps.alwaysSplit(), message.headerMessageId);
+    const now = this.deps.clock.now();
+    let entries: QueueEntry[];
+    try {
+      entries = await incoming.commit(drafts, now);
+    } catch (err) {
+      // commit() leaves nothing behind; abort() makes sure of it whatever the spool.
+      await incoming.abort();
+      throw err;
+    }
+    this.deps.dispositions.emit({
+      kind: 'Reception',
+      messageId: incoming.messageId,
+      headerMessageId: message.headerMessageId,
+      envelope: message.envelope,
+      reply: { code: 250, enhanced: '2.0.0', text: `Queued as ${incoming.messageId}` },
+      size: entries[0]?.size ?? 0,
+      at: new Date(now),
+      reason: message.reason,
+    });
+    target.add(entries);
+    return entries;
+  }
+}

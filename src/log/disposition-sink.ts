@@ -12,9 +12,10 @@ export interface DispositionListener {
 
 /**
  * Where every disposition goes: it is rendered once into its log record and written as
- * one pino line whose `msg` is the record type (so that `grep` finds it), then handed to
- * each listener. A listener that throws costs its own view, never the log line or the
- * other listeners.
+ * one pino line whose `msg` is its kind (so that `grep` finds it), then handed to each
+ * listener. Nothing here reads a field of the record, so the record's fields can change
+ * without touching anything but the renderer. A listener that throws costs its own view,
+ * never the log line or the other listeners.
  */
 export class DispositionSink {
   private readonly listeners: DispositionListener[] = [];
@@ -30,13 +31,14 @@ export class DispositionSink {
 
   emit(event: Disposition): void {
     const record = this.render(event);
-    this.logger.info(record, record.type);
+    this.logger.info(record, event.kind);
     for (const listener of this.listeners) {
       try {
         listener.event?.(event);
         listener.record?.(record);
       } catch (err) {
-        this.logger.error({ err: { message: (err as Error).message }, type: record.type, id: record.id }, 'disposition listener failed');
+        const id = event.kind === 'Reception' ? event.messageId : event.entry.id;
+        this.logger.error({ err: { message: (err as Error).message }, kind: event.kind, id }, 'disposition listener failed');
       }
     }
   }

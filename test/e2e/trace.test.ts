@@ -1,8 +1,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { World } from '../helpers/world.js';
 import { message, sendMail } from '../helpers/smtp-client.js';
-import { is } from '../helpers/tern-process.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { REPO_ROOT, is } from '../helpers/tern-process.js';
 import type { LogRecord, TernProcess } from '../helpers/tern-process.js';
 
 const reportOf = (id: unknown) => (r: LogRecord) => r.type === 'Reception' && (r.report as { original_id?: string } | undefined)?.original_id === id;
@@ -10,14 +13,21 @@ const reportOf = (id: unknown) => (r: LogRecord) => r.type === 'Reception' && (r
 describe('tracing a message by its Message-ID, and reports counted as received', () => {
   let world: World;
   let tern: TernProcess;
+  const hookLog = join(tempDir('tern-trace-'), 'envelopes.log');
 
   before(async () => {
+    writeFileSync(hookLog, '');
+    process.env.TERN_TEST_HOOK_LOG = hookLog;
     world = await new World({ tls: '127.0.0.132', dead: '127.0.0.133', plain: '127.0.0.134' }).start();
-    tern = await world.tern({ outbound: 'temp_fail_intervals=1h', files: { 'dsn.ini': 'enable_bounce=true\n' } });
+    tern = await world.tern({
+      outbound: 'temp_fail_intervals=1h',
+      files: { 'dsn.ini': 'enable_bounce=true\n', plugins: join(REPO_ROOT, 'test/fixtures/plugins/envelope-note.mjs') + '\n' },
+    });
   });
   after(async () => {
     await tern?.stop();
     await world?.stop();
+    delete process.env.TERN_TEST_HOOK_LOG;
   });
 
   const metric = async (name: string): Promise<string | undefined> => {
@@ -55,5 +65,20 @@ describe('tracing a message by its Message-ID, and reports counted as received',
     assert.equal(deferred.message_id_header, null);
     const shown = (await (await fetch(`${tern.api}/queue/${deferred.id}`)).json()) as { last_peer: unknown };
     assert.deepEqual(shown.last_peer, { name: 'mx.good.test', address: '127.0.0.132', port: 25 });
+  });
+
+  it("shows queue_outbound plugins the envelope's DSN parameters as they are queued", async () => {
+    await sendMail({
+      port: tern.port,
+      from: 'app@client.test',
+      to: ['dsn-trace@good.test'],
+      body: message('dsn params'),
+      dsn: { ret: 'HDRS', envid: 'trace-env-1', notify: ['FAILURE', 'DELAY'], orcpt: 'rfc822;orig@client.test' },
+    });
+    await tern.waitFor(is('Delivery', 'dsn-trace@good.test'));
+    const seen = readFileSync(hookLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { dsn: unknown; recipients: { address: string; dsn?: unknown }[] });
+    const envelope = seen.find((e) => e.recipients.some((r) => r.address === 'dsn-trace@good.test'))!;
+    assert.deepEqual(envelope.dsn, { ret: 'HDRS', envid: 'trace-env-1' });
+    assert.deepEqual(envelope.recipients[0].dsn, { notify: ['FAILURE', 'DELAY'], orcpt: 'rfc822;orig@client.test' });
   });
 });

@@ -79,7 +79,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const agent = new DeliveryAgent(config, { resolver: () => resolver, readBody: (e) => spool.body(e), logger, hooks, clock });
   // Every disposition is logged, shown to plugins (log_disposition) and counted from here.
   const dispositions = new DispositionSink(logger);
-  dispositions.subscribe({ record: (record) => void hooks.logDisposition(record) });
+  if (hooks.has('log_disposition')) dispositions.subscribe({ record: (record) => void hooks.logDisposition(record) });
   const intake = new Intake({ spool, dispositions, clock, alwaysSplit: () => config.outbound.always_split });
   const reporter = new ReportGenerator(config, spool, intake, logger, clock);
   const scheduler = new Scheduler(config.outbound, spool, agent, logger, clock, (entry, events, outcome) => reporter.report(entry, events, outcome), hooks, config.routes);

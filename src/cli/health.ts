@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+import { loadConfig } from '../config/index.js';
 import { apiTarget } from './control-client.js';
 
 export interface HealthOptions {
@@ -24,12 +26,13 @@ interface Health {
  * HEALTHCHECK, a load balancer script or a monitoring check needs no address of its own.
  */
 export async function healthCommand(o: HealthOptions): Promise<number> {
-  const target = apiTarget(o);
-  const url = `${target.base}/health`;
   const fail = (why: string) => {
     process.stderr.write(`tern: unhealthy: ${why}\n`);
     return 1;
   };
+  if (!o.api && !process.env.TERN_API && adminDisabled(o.config)) return fail(`the admin API is disabled (${join(o.config, 'http.ini')}: disabled=true); tern health asks it`);
+  const target = apiTarget(o);
+  const url = `${target.base}/health`;
   let res: Response;
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) });
@@ -62,4 +65,13 @@ async function boundedText(res: Response): Promise<string> {
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+function adminDisabled(configDir: string): boolean {
+  try {
+    return loadConfig(configDir).http.disabled;
+  } catch {
+    // A broken config is the daemon's to report: health still asks the address it can work out.
+    return false;
+  }
 }

@@ -56,6 +56,13 @@ describe('tern health', () => {
     assert.ok(lines[0].startsWith('tern: unhealthy: '), down.stderr);
     assert.ok(lines[0].includes(`${ADMIN_HOST}:${adminPort}`), 'names the address it asked');
   });
+
+  it('exits 1 and says so when http.ini disables the admin API it would ask', () => {
+    const config = writeConfig({ 'http.ini': '[main]\ndisabled=true\n' });
+    const res = tern(['health', '--config', config]);
+    assert.equal(res.status, 1);
+    assert.match(res.stderr, /^tern: unhealthy: .*disabled=true.*\n$/);
+  });
 });
 
 describe('readiness (systemd Type=notify)', () => {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds Tern's Docker image and runs it, for real (issue #14.10): one message delivered to a
 # test MX, SIGHUP, a clean stop, and the queue found again on its volume by a new container.
+# Then contrib/tern.service under a real systemd (PID 1 of a container) with the same build:
+# readiness (Type=notify), a delivery through the hardened sandbox, reload and stop (#14.11).
 #
 # Needs root, Debian's docker.io and debootstrap, swaks, and a built checkout (dist/; the script
 # builds it when missing). Reaches nothing but Debian's mirror and the npm registry:
@@ -57,8 +59,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in dockerd "$DOCKER" debootstrap swaks npm; do
-  command -v "$tool" >/dev/null || fail "$tool is missing (.ci/run installs docker.io, debootstrap and swaks)"
+for tool in dockerd "$DOCKER" debootstrap swaks npm capsh; do
+  command -v "$tool" >/dev/null || fail "$tool is missing (.ci/run installs docker.io, debootstrap, swaks and libcap2-bin)"
 done
 [ "$(id -u)" = 0 ] || fail "must run as root (dockerd, debootstrap)"
 [ -f dist/test/helpers/mx-server.js ] || npx tsc -p .
@@ -220,6 +222,60 @@ done
 tern_in tern-e2e-2 queue show "$deferred_id" >/dev/null || fail "tern queue show $deferred_id"
 $DOCKER stop -t 60 tern-e2e-2 >/dev/null
 [ "$($DOCKER inspect --format '{{.State.ExitCode}}' tern-e2e-2)" = 0 ] || fail "second container's exit code"
+
+step "systemd in a container: contrib/tern.service (Type=notify, hardened) runs the built Tern"
+# The README's install steps on the same base: a system user, the built tree in /opt/tern (the
+# image's, without its VOLUME), the queue the user's, the unit enabled. procps has /bin/kill.
+mkdir -p "$WORK/systemd"
+cp contrib/tern.service "$WORK/systemd/"
+cat >"$WORK/systemd/Dockerfile" <<DOCKERFILE
+FROM $BASE_IMAGE
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd systemd-sysv procps >/dev/null && rm -rf /var/lib/apt/lists/*
+COPY --from=$IMAGE /opt/tern /opt/tern
+RUN useradd --system --home /opt/tern --shell /usr/sbin/nologin tern && chown -R tern: /opt/tern/queue
+COPY tern.service /etc/systemd/system/tern.service
+# The host's network namespace is shared: its sysctls are not this systemd's to set.
+RUN systemctl enable tern && systemctl mask systemd-sysctl.service
+ENV container=docker
+STOPSIGNAL SIGRTMIN+3
+CMD ["/lib/systemd/systemd"]
+DOCKERFILE
+$DOCKER build --network host -t tern:e2e-systemd "$WORK/systemd" >"$WORK/build-systemd.log" 2>&1 || { tail -n 30 "$WORK/build-systemd.log" >&2; fail "docker build of the systemd image"; }
+# systemd as PID 1 needs its cgroup tree and every capability this machine has (docker's
+# --privileged asks for all of them, and a sandbox may lack some).
+bounding=$(awk '/^CapBnd/ { print $2 }' /proc/self/status)
+lacking=$(printf '0x%x' $((0x1ffffffffff & ~0x$bounding)))
+cap_drop=()
+for cap in $(capsh --decode="$lacking" | sed 's/^[^=]*=//' | tr ',' ' '); do cap_drop+=(--cap-drop "${cap#cap_}"); done
+$DOCKER run -d --name tern-e2e-systemd --network host --cgroupns=host \
+  --cap-add ALL "${cap_drop[@]}" --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+  -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
+  -v "$CONFIG":/opt/tern/config:ro tern:e2e-systemd >/dev/null || fail "systemd container"
+sd() { $DOCKER exec tern-e2e-systemd "$@"; }
+state=
+for _ in $(seq 1 90); do
+  state=$(sd systemctl is-active tern 2>/dev/null || true)
+  [ "$state" = active ] || [ "$state" = failed ] && break
+  sleep 1
+done
+# Type=notify: "active" only once tern start has sent READY=1 after listening.
+[ "$state" = active ] || { sd journalctl -u tern --no-pager >&2; fail "tern.service is '$state', not active"; }
+status=$(sd systemctl show -p StatusText --value tern)
+[ "$status" = "listening on $TERN_ADDR:2525" ] || fail "tern.service status is '$status'"
+echo "tern.service: active, \"$status\""
+sd /opt/tern/bin/tern health --config /opt/tern/config || fail "tern health under systemd"
+send user2@e2e.tern.test
+for _ in $(seq 1 30); do [ "$(wc -l <"$MAILBOX")" -ge 2 ] && break; sleep 1; done
+[ "$(wc -l <"$MAILBOX")" -ge 2 ] || { sd journalctl -u tern --no-pager >&2; fail "no delivery from Tern under systemd"; }
+sd systemctl reload tern || { sd journalctl -u tern --no-pager >&2; fail "systemctl reload tern"; }
+for _ in $(seq 1 20); do sd journalctl -u tern --no-pager -o cat | grep -q '"why":"SIGHUP"' && break; sleep 0.5; done
+sd journalctl -u tern --no-pager -o cat | grep -q '"why":"SIGHUP"' || fail "no reload record after systemctl reload"
+[ "$(sd systemctl is-active tern)" = active ] || fail "tern.service not active after reload"
+sd systemctl stop tern
+result=$(sd systemctl show -p Result --value tern)
+[ "$result" = success ] || { sd journalctl -u tern --no-pager >&2; fail "systemctl stop: result '$result'"; }
+sd journalctl -u tern --no-pager -o cat | grep -q 'tern stopped; queue intact' || fail "no 'queue intact' record at systemctl stop"
+$DOCKER rm -f tern-e2e-systemd >/dev/null
 
 step "done"
 echo "docker-e2e: every check passed ($((SECONDS - t0)) s)"

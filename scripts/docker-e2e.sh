@@ -97,11 +97,12 @@ rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/*
 # This machine's own trust (the CA of a TLS-inspecting proxy, say) goes into the stand-in
 # base image, so that npm ci in the build reaches the registry as npm does on the host.
 changes=(--change 'CMD ["node"]')
-if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
-  mkdir -p "$ROOTFS$(dirname "$NODE_EXTRA_CA_CERTS")"
-  cp "$NODE_EXTRA_CA_CERTS" "$ROOTFS$NODE_EXTRA_CA_CERTS"
-  changes+=(--change "ENV NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS")
-fi
+for ca in "${NODE_EXTRA_CA_CERTS:-}" "$(npm config get cafile 2>/dev/null)" /etc/ssl/certs/ca-certificates.crt; do
+  [ -n "$ca" ] && [ -f "$ca" ] || continue
+  cp "$ca" "$ROOTFS/usr/local/share/host-ca.pem"
+  changes+=(--change "ENV NODE_EXTRA_CA_CERTS=/usr/local/share/host-ca.pem")
+  break
+done
 tar -C "$ROOTFS" -c . | $DOCKER import "${changes[@]}" - "$BASE_IMAGE" >/dev/null
 $DOCKER run --rm --network host "$BASE_IMAGE" sh -c 'node --version && npm --version' || fail "the base image runs no node"
 

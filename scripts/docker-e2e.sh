@@ -147,6 +147,7 @@ wait_healthy() { # name
   for _ in $(seq 1 60); do
     status=$($DOCKER inspect --format '{{.State.Health.Status}}' "$1")
     [ "$status" = healthy ] && return 0
+    [ "$status" = unhealthy ] && break
     [ "$($DOCKER inspect --format '{{.State.Running}}' "$1")" = true ] || fail "container $1 exited"
     sleep 1
   done

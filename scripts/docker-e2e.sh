@@ -196,7 +196,7 @@ done
 [ -n "$deferred_id" ] || { queue_json tern-e2e >&2; fail "no deferred entry"; }
 echo "deferred: $deferred_id"
 
-step "SIGHUP reloads and flushes, the daemon keeps running"
+step "SIGHUP reloads the config, the daemon keeps running"
 $DOCKER kill -s HUP tern-e2e >/dev/null
 for _ in $(seq 1 20); do $DOCKER logs tern-e2e 2>&1 | grep -q '"why":"SIGHUP"' && break; sleep 0.5; done
 $DOCKER logs tern-e2e 2>&1 | grep '"why":"SIGHUP"' || fail "no reload record for SIGHUP"

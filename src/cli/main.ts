@@ -6,6 +6,8 @@ import { hashPassword } from '../listener/index.js';
 import { configCheck, domainCommand, queueCommand } from './commands.js';
 import type { CliOptions } from './commands.js';
 import { ApiError } from './control-client.js';
+import { healthCommand } from './health.js';
+import { notifyReady } from './readiness.js';
 
 const HELP = `Usage: tern <command> [options]
 
@@ -16,6 +18,7 @@ Commands:
   queue flush [--domain D]             make deferred entries due now
   domain suspend D | resume D | ls     pause and resume delivery to one domain
   config check [--config DIR]          validate every config file, one line per problem
+  health [--config DIR]                exit 0 when the daemon's admin API (http.ini) says it is healthy
   hash-password [--user NAME]          read a password on stdin, print the line for config/auth_users
 
 Options:
@@ -81,6 +84,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'start': {
       const daemon = await startDaemon({ configDir: values.config!, queueDir: values.queue!, handleSignals: true });
+      const notReady = await notifyReady(`listening on ${daemon.addresses.map((a) => `${a.host}:${a.port}`).join(', ')}`);
+      if (notReady) process.stderr.write(`tern: ${notReady}\n`);
       await daemon.stopped;
       return 0;
     }
@@ -98,6 +103,8 @@ async function main(argv: string[]): Promise<number> {
       return queueCommand(positionals.slice(1), opts);
     case 'domain':
       return domainCommand(positionals.slice(1), opts);
+    case 'health':
+      return healthCommand(opts);
     case 'config':
       if (positionals[1] !== 'check') break;
       return configCheck(opts);

@@ -219,7 +219,8 @@ function build(dir: string, problems?: ConfigError[]): TernConfig {
       return fallback();
     }
   };
-  const me = (readOptional(dir, 'me') ?? hostname()).trim().split(/\s+/)[0] || hostname();
+  // A container's host name is its id: TERN_ME names the MTA where no config/me file does.
+  const me = (readOptional(dir, 'me') ?? (process.env.TERN_ME || undefined) ?? hostname()).trim().split(/\s+/)[0] || hostname();
   const smtp = step(() => validate('smtp.ini', smtpMainSchema, iniMain(dir, 'smtp.ini')), () => smtpMainSchema.parse({}));
   const outbound = step(() => validate('outbound.ini', outboundSchema, iniMain(dir, 'outbound.ini')), () => outboundSchema.parse({}));
   const tlsRaw = readOptional(dir, 'tls.ini');

@@ -1,5 +1,7 @@
-export { loadConfig, checkConfig, CONFIG_FILES } from './load.js';
-export { configChanges } from './changes.js';
+export { loadConfig, checkConfig, collectConfig, defaultConfig, CONFIG_FILES } from './load.js';
+export { foreignFiles, warningText } from './foreign-files.js';
+export type { ConfigWarning } from './foreign-files.js';
+export { configChanges, settingsByFile, shownValue } from './changes.js';
 export type { FileChange, KeyChange } from './changes.js';
 export { splitHostPort } from './host-port.js';
 export type { TernConfig, AuthUser, DnsServer } from './load.js';

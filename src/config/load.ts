@@ -8,9 +8,9 @@ import { parse as parseIni } from 'ini';
 import type { ZodType, ZodError } from 'zod';
 import { ConfigError } from '../core/index.js';
 import { dnsMainSchema, dsnMainSchema, httpMainSchema, logMainSchema, outboundSchema, routeSchema, smtpMainSchema, tlsSchema } from './schemas.js';
-import type { DnsMain, DsnMain, HttpMain, LogMain, OutboundConfig, Route, SmtpMain, TlsConfig } from './schemas.js';
+import type { DnsMain, DsnMain, HttpMain, LogMain, OutboundConfig, Route, SmtpMain, TlsConfig, TlsMode } from './schemas.js';
 import { parseRewriteRules, REWRITE_FILE } from './rewrite-rules.js';
-import { splitHostPort } from './host-port.js';
+import { parseHostPort, splitHostPort } from './host-port.js';
 import type { RewriteRules } from './rewrite-rules.js';
 
 export interface AuthUser {
@@ -43,7 +43,7 @@ export interface TernConfig {
   /** config/routes.ini by destination domain (lower case) and `*`. */
   readonly routes: ReadonlyMap<string, Route>;
   /** The TLS mode for destinations without a route of their own. */
-  readonly defaultTlsMode: NonNullable<Route['tls']>;
+  readonly defaultTlsMode: TlsMode;
   /** Trust anchors from tls.ini [outbound] ca, for tls=verify. */
   readonly outboundCa?: Buffer;
   /** config/outbound.bounce_message: Haraka's template for the human-readable part of a report. */
@@ -155,12 +155,8 @@ function parseServers(spec: string | undefined): DnsServer[] {
     if (hosts.length === 0) hosts = ['127.0.0.1'];
   }
   return hosts.map((h) => {
-    let host = h;
-    let port = 53;
-    const v6 = /^\[(.+)\]:(\d+)$/.exec(h);
-    const v4 = /^([^:]+):(\d+)$/.exec(h);
-    if (v6) [host, port] = [v6[1], Number(v6[2])];
-    else if (v4) [host, port] = [v4[1], Number(v4[2])];
+    // A bare address (IPv6 ones too) is port 53.
+    const { host, port } = isIP(h) ? { host: h, port: 53 } : (parseHostPort(h) ?? { host: h, port: 53 });
     if (!isIP(host) || port < 1 || port > 65535) throw new ConfigError('dns.ini', 'servers', h, 'expected an IP address with an optional :port');
     return { host, port };
   });

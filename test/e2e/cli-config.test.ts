@@ -3,22 +3,12 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { tempDir } from '../helpers/temp-dir.js';
+import { freePort } from '../helpers/free-port.js';
 import { REPO_ROOT, tempQueue, TernProcess, writeConfig } from '../helpers/tern-process.js';
 import type { LogRecord } from '../helpers/tern-process.js';
-
-/** A loopback port nobody listens on right now. */
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 /** The real CLI, as an operator runs it: from a directory of their choice, with their environment. */
 function tern(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) {

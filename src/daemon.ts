@@ -9,7 +9,9 @@ import type { TernConfig } from './config/index.js';
 import { createLogger, pinoLevel, routeProcessWarnings } from './log/index.js';
 import { DispositionSink } from './log/index.js';
 import type { Logger } from './log/index.js';
-import { HookRunner, loadPlugins } from './hooks/index.js';
+import { HookRunner } from './hooks/index.js';
+import { loadStartup } from './startup.js';
+import type { Startup } from './startup.js';
 import { DnsResolver, confirmedClientName } from './dns/index.js';
 import { DiskSpool } from './spool/index.js';
 import { DeliveryAgent } from './delivery/index.js';
@@ -55,19 +57,21 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const clock = options.clock ?? systemClock;
   // Owning the process, Tern keeps its stdout to JSON records: Node's warnings join them.
   const warnings = options.handleSignals ? routeProcessWarnings() : undefined;
-  let config: TernConfig;
+  // The same reading as `tern config check`: config files, listener TLS, plugins.
+  let startup: Startup;
   try {
-    config = loadConfig(configDir);
+    startup = await loadStartup(configDir);
   } catch (err) {
     warnings?.restore();
     throw err;
   }
-  // Plugins load before anything runs, so a broken plugin stops the start like a broken config.
-  const plugins = await loadPlugins(configDir);
+  let config: TernConfig = startup.config;
+  const plugins = [...startup.plugins];
   const logger = options.logger ?? createLogger({ level: config.log.level, format: config.log.format, prettyOnTty: config.log.pretty_on_tty });
   warnings?.attach(logger);
   const hooks = new HookRunner(plugins, logger);
   if (plugins.length) logger.info({ plugins: hooks.names }, 'plugins loaded');
+  for (const w of startup.warnings) logger.warn({ file: w.file, problem: w.problem, equivalent: w.equivalent ?? null }, 'config file not read by Tern');
   let resolver = buildResolver(config, clock);
   // Client names get a resolver (and cache) of their own: connections from many addresses
   // must not push delivery's MX and address records out of its cache.

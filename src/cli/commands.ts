@@ -1,10 +1,10 @@
-import { checkConfig } from '../config/index.js';
 import { apiTarget, call } from './control-client.js';
 import type { ApiTarget } from './control-client.js';
 import { size, span, table } from './format.js';
+import type { ConfigLocation } from './locations.js';
 
 export interface CliOptions {
-  readonly config: string;
+  readonly config: ConfigLocation;
   readonly json: boolean;
   readonly api?: string;
   readonly token?: string;
@@ -13,6 +13,8 @@ export interface CliOptions {
   readonly olderThan?: string;
   readonly limit?: string;
   readonly offset?: string;
+  /** `tern config show -n`: only the settings that differ from the defaults. */
+  readonly nonDefault?: boolean;
 }
 
 interface Summary {
@@ -28,7 +30,7 @@ interface Summary {
   last_reply: string | null;
 }
 
-const out = (s: string) => process.stdout.write(s);
+export const out = (s: string) => process.stdout.write(s);
 
 function queueTable(list: { total: number; entries: Summary[]; offset: number }): string {
   const now = Date.now();
@@ -113,15 +115,7 @@ export async function domainCommand(args: string[], o: CliOptions): Promise<numb
   return 0;
 }
 
-/** `tern config check`: every problem, one line each; exit 78 (EX_CONFIG, as `tern start`) when there is any. */
-export function configCheck(o: CliOptions): number {
-  const problems = checkConfig(o.config);
-  if (o.json) out(JSON.stringify(problems.map((p) => ({ file: p.file, key: p.key, value: p.value, problem: p.problem }))) + '\n');
-  else out(problems.length ? problems.map((p) => `${p.message}\n`).join('') : `config ${o.config}: ok\n`);
-  return problems.length ? 78 : 0;
-}
-
-function usage(text: string): number {
+export function usage(text: string): number {
   process.stderr.write(`usage: ${text}\n`);
   return 2;
 }

@@ -1,28 +1,36 @@
+import { join } from 'node:path';
 import { loadConfig, splitHostPort } from '../config/index.js';
+import { requireConfig } from './locations.js';
+import type { ConfigLocation } from './locations.js';
 
 export interface ApiTarget {
   readonly base: string;
   readonly token?: string;
+  /** Where the address came from, for the line that says the daemon cannot be reached. */
+  readonly from: string;
 }
 
-/** Where the daemon's admin API is: --api/--token, else TERN_API/TERN_API_TOKEN, else config/http.ini. */
-export function apiTarget(opts: { api?: string; token?: string; config: string }): ApiTarget {
+/** Where the daemon's admin API is: --api/--token, else TERN_API/TERN_API_TOKEN, else the config directory's http.ini. */
+export function apiTarget(opts: { api?: string; token?: string; config: ConfigLocation }): ApiTarget {
   const token = opts.token ?? process.env.TERN_API_TOKEN;
   const api = opts.api ?? process.env.TERN_API;
-  if (api) return { base: api.replace(/\/$/, ''), token };
+  if (api) return { base: api.replace(/\/$/, ''), token, from: opts.api ? '--api' : 'TERN_API' };
+  const dir = requireConfig(opts.config);
   let listen = '127.0.0.1:8025';
   let configured: string | undefined;
+  let from = `${join(dir, 'http.ini')}`;
   try {
-    const cfg = loadConfig(opts.config);
+    const cfg = loadConfig(dir);
     listen = cfg.http.listen;
     configured = cfg.http.token;
   } catch {
     // A broken config must not stop an operator from looking at the queue: use the default address.
+    from = `the default; ${dir} does not load`;
   }
   const { host: bound, port } = splitHostPort(listen);
   // A wildcard listen is reached on loopback.
   const host = bound === '0.0.0.0' ? '127.0.0.1' : bound;
-  return { base: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, token: token ?? configured };
+  return { base: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, token: token ?? configured, from };
 }
 
 export class ApiError extends Error {
@@ -39,7 +47,7 @@ export async function call(target: ApiTarget, method: string, path: string): Pro
   try {
     res = await fetch(target.base + path, { method, headers: target.token ? { authorization: `Bearer ${target.token}` } : {} });
   } catch (err) {
-    throw new ApiError(0, `cannot reach the Tern admin API at ${target.base} (${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}); is the daemon running?`);
+    throw new ApiError(0, `cannot reach the Tern admin API at ${target.base} (from ${target.from}): ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}; is the daemon running?`);
   }
   const body = (await res.json().catch(() => ({}))) as { error?: string };
   if (!res.ok) throw new ApiError(res.status, body.error ?? `HTTP ${res.status}`);

@@ -1,9 +1,10 @@
 import { join } from 'node:path';
 import { loadConfig } from '../config/index.js';
 import { apiTarget } from './control-client.js';
+import type { ConfigLocation } from './locations.js';
 
 export interface HealthOptions {
-  readonly config: string;
+  readonly config: ConfigLocation;
   readonly json: boolean;
   readonly api?: string;
   readonly token?: string;
@@ -30,7 +31,7 @@ export async function healthCommand(o: HealthOptions): Promise<number> {
     process.stderr.write(`tern: unhealthy: ${why}\n`);
     return 1;
   };
-  if (!o.api && !process.env.TERN_API && adminDisabled(o.config)) return fail(`the admin API is disabled (${join(o.config, 'http.ini')}: disabled=true); tern health asks it`);
+  if (!o.api && !process.env.TERN_API && adminDisabled(o.config.dir)) return fail(`the admin API is disabled (${join(o.config.dir, 'http.ini')}: disabled=true); tern health asks it`);
   const target = apiTarget(o);
   const url = `${target.base}/health`;
   let res: Response;

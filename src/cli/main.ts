@@ -3,28 +3,37 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../core/index.js';
 import { startDaemon } from '../daemon.js';
 import { hashPassword } from '../listener/index.js';
-import { configCheck, domainCommand, queueCommand } from './commands.js';
+import { domainCommand, queueCommand } from './commands.js';
 import type { CliOptions } from './commands.js';
+import { configCheck, configShow } from './config-commands.js';
 import { ApiError } from './control-client.js';
 import { healthCommand } from './health.js';
 import { notifyReady } from './readiness.js';
+import { locateConfig, locateQueue, MissingConfigDir, requireConfig } from './locations.js';
+import { watchParent } from './parent-watch.js';
 
 const HELP = `Usage: tern <command> [options]
 
 Commands:
-  start [--config DIR] [--queue DIR]   run the daemon in the foreground (defaults ./config, ./queue)
+  start [--config DIR] [--queue DIR]   run the daemon in the foreground
+        [--exit-with-parent]           stop (as on SIGTERM) when the process that started it exits
   queue ls [--domain D] [--state S] [--older-than SECONDS] [--limit N] [--offset N]
   queue show ID | rm ID | hold ID | release ID | bounce ID
   queue flush [--domain D]             make deferred entries due now
   domain suspend D | resume D | ls     pause and resume delivery to one domain
-  config check [--config DIR]          validate every config file, one line per problem
+  config check                         read the config as start does; one line per problem
+  config show [-n]                     effective settings with defaults (-n: only non-default ones)
   health [--config DIR]                exit 0 when the daemon's admin API (http.ini) says it is healthy
   hash-password [--user NAME]          read a password on stdin, print the line for config/auth_users
 
 Options:
-  --json           machine-readable output (queue, domain, config check)
-  --api URL        admin API (default: from config/http.ini; env TERN_API)
-  --token TOKEN    bearer token (default: config/http.ini; env TERN_API_TOKEN)
+  --config DIR     config directory, for every command (env TERN_CONFIG; default ./config,
+                   else the config/ of Tern's installation directory)
+  --queue DIR      queue directory for start (env TERN_QUEUE; default queue/ beside the
+                   default config directory)
+  --json           machine-readable output (queue, domain, config check, config show)
+  --api URL        admin API (default: from the config's http.ini; env TERN_API)
+  --token TOKEN    bearer token (default: the config's http.ini; env TERN_API_TOKEN)
   -h, --help       show this help
   -v, --version    print the version
 
@@ -46,8 +55,10 @@ async function main(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     options: {
-      config: { type: 'string', default: './config' },
-      queue: { type: 'string', default: './queue' },
+      config: { type: 'string' },
+      queue: { type: 'string' },
+      'exit-with-parent': { type: 'boolean', default: false },
+      'non-default': { type: 'boolean', short: 'n', default: false },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
       user: { type: 'string' },
@@ -61,8 +72,9 @@ async function main(argv: string[]): Promise<number> {
       offset: { type: 'string' },
     },
   });
+  const config = locateConfig(values.config, process.env);
   const opts: CliOptions = {
-    config: values.config!,
+    config,
     json: values.json!,
     api: values.api,
     token: values.token,
@@ -71,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
     olderThan: values['older-than'],
     limit: values.limit,
     offset: values.offset,
+    nonDefault: values['non-default'],
   };
   if (values.version) {
     process.stdout.write(`tern ${version()}\n`);
@@ -81,9 +94,14 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP + '\n');
     return values.help ? 0 : 2;
   }
+  // A directory the operator named must be there, whatever the command needs it for.
+  if (config.explicit && command !== 'hash-password') requireConfig(config);
   switch (command) {
     case 'start': {
-      const daemon = await startDaemon({ configDir: values.config!, queueDir: values.queue!, handleSignals: true });
+      const parent = values['exit-with-parent'] ? process.ppid : undefined;
+      const daemon = await startDaemon({ configDir: requireConfig(config), queueDir: locateQueue(values.queue, process.env, config), handleSignals: true });
+      // Gone parent: the same clean stop as a supervisor's SIGTERM (logged as such).
+      if (parent !== undefined) watchParent(parent, () => process.kill(process.pid, 'SIGTERM'));
       const notReady = await notifyReady(`listening on ${daemon.addresses.map((a) => `${a.host}:${a.port}`).join(', ')}`);
       if (notReady) process.stderr.write(`tern: ${notReady}\n`);
       await daemon.stopped;
@@ -106,8 +124,9 @@ async function main(argv: string[]): Promise<number> {
     case 'health':
       return healthCommand(opts);
     case 'config':
-      if (positionals[1] !== 'check') break;
-      return configCheck(opts);
+      if (positionals[1] === 'check') return configCheck(opts);
+      if (positionals[1] === 'show') return configShow(opts);
+      break;
   }
   process.stderr.write(`tern: unknown command '${positionals.join(' ')}'\n\n${HELP}\n`);
   return 2;
@@ -116,6 +135,10 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
+    if (err instanceof MissingConfigDir) {
+      process.stderr.write(`tern: ${err.message}\n`);
+      process.exit(78); // EX_CONFIG, as for a broken config
+    }
     if (err instanceof ApiError) {
       process.stderr.write(`tern: ${err.message}\n`);
       process.exit(1);

@@ -17,10 +17,11 @@ export interface FileChange {
 }
 
 const SECRET = /token|pass|hash/i;
-const shown = (key: string, value: unknown): unknown => (value !== undefined && SECRET.test(key) ? '(secret)' : value);
+/** A value as Tern may print it: secrets (tokens, passwords, hashes) never are. */
+export const shownValue = (key: string, value: unknown): unknown => (value !== undefined && SECRET.test(key) ? '(secret)' : value);
 
-/** Each file's settings as flat key → value, for comparison. */
-function settingsByFile(c: TernConfig): Record<string, Record<string, unknown>> {
+/** Each file's settings as flat key → value, for comparison (and `tern config show`). */
+export function settingsByFile(c: TernConfig): Record<string, Record<string, unknown>> {
   const flat = (obj: object, prefix = ''): Record<string, unknown> => {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(obj)) {
@@ -67,7 +68,7 @@ export function configChanges(prev: TernConfig, next: TernConfig): FileChange[] 
     const b = after[file] ?? {};
     const keys: KeyChange[] = [];
     for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
-      if (!same(a[key], b[key])) keys.push({ key, was: shown(key, a[key]), now: shown(key, b[key]) });
+      if (!same(a[key], b[key])) keys.push({ key, was: shownValue(key, a[key]), now: shownValue(key, b[key]) });
     }
     const had = prev.files.includes(file);
     const has = next.files.includes(file);

@@ -1,4 +1,6 @@
 import { readFileSync, existsSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { isAbsolute, join } from 'node:path';
@@ -6,9 +8,9 @@ import { parse as parseIni } from 'ini';
 import type { ZodType, ZodError } from 'zod';
 import { ConfigError } from '../core/index.js';
 import { dnsMainSchema, dsnMainSchema, httpMainSchema, logMainSchema, outboundSchema, routeSchema, smtpMainSchema, tlsSchema } from './schemas.js';
-import type { DnsMain, DsnMain, HttpMain, LogMain, OutboundConfig, Route, SmtpMain, TlsConfig } from './schemas.js';
+import type { DnsMain, DsnMain, HttpMain, LogMain, OutboundConfig, Route, SmtpMain, TlsConfig, TlsMode } from './schemas.js';
 import { parseRewriteRules, REWRITE_FILE } from './rewrite-rules.js';
-import { splitHostPort } from './host-port.js';
+import { parseHostPort, splitHostPort } from './host-port.js';
 import type { RewriteRules } from './rewrite-rules.js';
 
 export interface AuthUser {
@@ -41,7 +43,7 @@ export interface TernConfig {
   /** config/routes.ini by destination domain (lower case) and `*`. */
   readonly routes: ReadonlyMap<string, Route>;
   /** The TLS mode for destinations without a route of their own. */
-  readonly defaultTlsMode: NonNullable<Route['tls']>;
+  readonly defaultTlsMode: TlsMode;
   /** Trust anchors from tls.ini [outbound] ca, for tls=verify. */
   readonly outboundCa?: Buffer;
   /** config/outbound.bounce_message: Haraka's template for the human-readable part of a report. */
@@ -56,10 +58,20 @@ export const CONFIG_FILES = [
   'relay_acl_allow', 'auth_users', REWRITE_FILE, 'outbound.bounce_message', 'tls_key.pem', 'tls_cert.pem',
 ] as const;
 
-function readOptional(dir: string, name: string): string | undefined {
-  const path = join(dir, name);
-  return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+/** The files a config is built from: a directory, or none at all (the built-in defaults). */
+interface ConfigSource {
+  has(name: string): boolean;
+  read(name: string): Buffer | undefined;
 }
+
+function directory(dir: string): ConfigSource {
+  return {
+    has: (name) => existsSync(join(dir, name)),
+    read: (name) => (existsSync(join(dir, name)) ? readFileSync(join(dir, name)) : undefined),
+  };
+}
+
+const NO_FILES: ConfigSource = { has: () => false, read: () => undefined };
 
 function toConfigError(file: string, issue: ZodError['issues'][number], input: unknown): ConfigError {
   const key = issue.path.join('.') || '(file)';
@@ -80,8 +92,8 @@ function validate<T>(file: string, schema: ZodType<T, any, any>, input: unknown)
 }
 
 /** Reads an ini file whose keys may sit at the top or under `[main]` (Haraka accepts both). */
-function iniMain(dir: string, file: string): Record<string, unknown> {
-  const raw = readOptional(dir, file);
+function iniMain(source: ConfigSource, file: string): Record<string, unknown> {
+  const raw = source.read(file)?.toString('utf8');
   if (raw === undefined) return {};
   const parsed = parseIni(raw) as Record<string, unknown>;
   const out: Record<string, unknown> = {};
@@ -143,12 +155,8 @@ function parseServers(spec: string | undefined): DnsServer[] {
     if (hosts.length === 0) hosts = ['127.0.0.1'];
   }
   return hosts.map((h) => {
-    let host = h;
-    let port = 53;
-    const v6 = /^\[(.+)\]:(\d+)$/.exec(h);
-    const v4 = /^([^:]+):(\d+)$/.exec(h);
-    if (v6) [host, port] = [v6[1], Number(v6[2])];
-    else if (v4) [host, port] = [v4[1], Number(v4[2])];
+    // A bare address (IPv6 ones too) is port 53.
+    const { host, port } = isIP(h) ? { host: h, port: 53 } : (parseHostPort(h) ?? { host: h, port: 53 });
     if (!isIP(host) || port < 1 || port > 65535) throw new ConfigError('dns.ini', 'servers', h, 'expected an IP address with an optional :port');
     return { host, port };
   });
@@ -195,18 +203,32 @@ function deepFreeze<T>(value: T): T {
 
 /** Loads and validates every file of the config directory; throws ConfigError on the first problem. */
 export function loadConfig(dir: string): TernConfig {
-  return build(dir);
+  return build(dir, directory(dir));
 }
 
 /** Validates every file and returns every problem found (`tern config check`), not just the first. */
 export function checkConfig(dir: string): ConfigError[] {
-  const problems: ConfigError[] = [];
-  if (!existsSync(dir)) return [new ConfigError(dir, '(directory)', dir, 'does not exist')];
-  build(dir, problems);
-  return problems;
+  return collectConfig(dir).problems;
 }
 
-function build(dir: string, problems?: ConfigError[]): TernConfig {
+/**
+ * Every problem of every file, and the config they leave (each broken file's defaults
+ * standing in): what `tern config check` reports, where `tern start` stops at the first.
+ */
+export function collectConfig(dir: string): { config: TernConfig; problems: ConfigError[] } {
+  const problems: ConfigError[] = [];
+  if (!existsSync(dir)) problems.push(new ConfigError(dir, '(directory)', dir, 'does not exist'));
+  const config = build(dir, directory(dir), problems);
+  return { config, problems };
+}
+
+/** The configuration without any file: each setting's built-in default (`tern config show -n` compares with it). */
+export function defaultConfig(): TernConfig {
+  return build('(defaults)', NO_FILES);
+}
+
+function build(dir: string, source: ConfigSource, problems?: ConfigError[]): TernConfig {
+  const text = (name: string) => source.read(name)?.toString('utf8');
   // With a problem list, each file's failure is recorded and its defaults stand in, so that
   // one run reports everything that is wrong.
   const step = <T>(fn: () => T, fallback: () => T): T => {
@@ -220,36 +242,44 @@ function build(dir: string, problems?: ConfigError[]): TernConfig {
     }
   };
   // A container's host name is its id: TERN_ME names the MTA where no config/me file does.
-  const me = (readOptional(dir, 'me') ?? (process.env.TERN_ME || undefined) ?? hostname()).trim().split(/\s+/)[0] || hostname();
-  const smtp = step(() => validate('smtp.ini', smtpMainSchema, iniMain(dir, 'smtp.ini')), () => smtpMainSchema.parse({}));
-  const outbound = step(() => validate('outbound.ini', outboundSchema, iniMain(dir, 'outbound.ini')), () => outboundSchema.parse({}));
-  const tlsRaw = readOptional(dir, 'tls.ini');
+  const me = (text('me') ?? (process.env.TERN_ME || undefined) ?? hostname()).trim().split(/\s+/)[0] || hostname();
+  const smtp = step(() => validate('smtp.ini', smtpMainSchema, iniMain(source, 'smtp.ini')), () => smtpMainSchema.parse({}));
+  const outbound = step(() => validate('outbound.ini', outboundSchema, iniMain(source, 'outbound.ini')), () => outboundSchema.parse({}));
+  const tlsRaw = text('tls.ini');
   const tls = step(() => validate('tls.ini', tlsSchema, tlsRaw === undefined ? {} : parseIni(tlsRaw)), () => tlsSchema.parse({}));
-  const dnsMain = step(() => validate('dns.ini', dnsMainSchema, iniMain(dir, 'dns.ini')), () => dnsMainSchema.parse({}));
+  const dnsMain = step(() => validate('dns.ini', dnsMainSchema, iniMain(source, 'dns.ini')), () => dnsMainSchema.parse({}));
   const serverList = step(() => parseServers(dnsMain.servers), () => parseServers(undefined));
-  const relayAllow = step(() => parseRelayAllow(readOptional(dir, 'relay_acl_allow')), () => []);
-  const authUsers = step(() => parseAuthUsers(readOptional(dir, 'auth_users')), () => new Map());
-  const keyPath = join(dir, 'tls_key.pem');
-  const certPath = join(dir, 'tls_cert.pem');
+  const relayAllow = step(() => parseRelayAllow(text('relay_acl_allow')), () => []);
+  const authUsers = step(() => parseAuthUsers(text('auth_users')), () => new Map());
   const listenerTls = step<TernConfig['listenerTls']>(() => {
-    if (existsSync(keyPath) !== existsSync(certPath)) {
-      throw new ConfigError(existsSync(keyPath) ? 'tls_cert.pem' : 'tls_key.pem', '(file)', '', 'tls_key.pem and tls_cert.pem must both exist or both be absent');
+    const key = source.read('tls_key.pem');
+    const cert = source.read('tls_cert.pem');
+    if (!key !== !cert) {
+      throw new ConfigError(key ? 'tls_cert.pem' : 'tls_key.pem', '(file)', '', 'tls_key.pem and tls_cert.pem must both exist or both be absent');
     }
-    return existsSync(certPath) ? { key: readFileSync(keyPath), cert: readFileSync(certPath) } : undefined;
+    if (!key || !cert) return undefined;
+    // The listener builds its TLS context from these at start: a key or certificate that
+    // does not load is a config error here, not a crash when the listener is created.
+    try {
+      createSecureContext({ key, cert });
+    } catch (err) {
+      throw new ConfigError('tls_key.pem', '(file)', '', `tls_key.pem and tls_cert.pem do not load as a key and its certificate: ${(err as Error).message}`);
+    }
+    return { key, cert };
   }, () => undefined);
-  const rewrite = step(() => parseRewriteRules(readOptional(dir, REWRITE_FILE)), () => parseRewriteRules(undefined));
-  const dsnMain = step(() => validate('dsn.ini', dsnMainSchema, iniMain(dir, 'dsn.ini')), () => dsnMainSchema.parse({}));
+  const rewrite = step(() => parseRewriteRules(text(REWRITE_FILE)), () => parseRewriteRules(undefined));
+  const dsnMain = step(() => validate('dsn.ini', dsnMainSchema, iniMain(source, 'dsn.ini')), () => dsnMainSchema.parse({}));
   const [mtaType, mtaName] = (dsnMain.reporting_mta ?? `dns; ${me}`).split(';').map((p) => p.trim());
-  const bounceTemplate = readOptional(dir, 'outbound.bounce_message');
+  const bounceTemplate = text('outbound.bounce_message');
   const http = step(() => {
-    const h = validate('http.ini', httpMainSchema, iniMain(dir, 'http.ini'));
+    const h = validate('http.ini', httpMainSchema, iniMain(source, 'http.ini'));
     const { host } = splitHostPort(h.listen);
     const loopback = host === 'localhost' || host === '::1' || host.startsWith('127.');
     if (!h.disabled && !loopback && !h.token) throw new ConfigError('http.ini', 'token', '', `required when listen (${h.listen}) is not a loopback address`);
     return h;
   }, () => httpMainSchema.parse({}));
-  const log = step(() => validate('log.ini', logMainSchema, iniMain(dir, 'log.ini')), () => logMainSchema.parse({}));
-  const routes = step(() => parseRoutes(readOptional(dir, 'routes.ini')), () => new Map<string, Route>());
+  const log = step(() => validate('log.ini', logMainSchema, iniMain(source, 'log.ini')), () => logMainSchema.parse({}));
+  const routes = step(() => parseRoutes(text('routes.ini')), () => new Map<string, Route>());
   // Haraka's keys map onto the modes: enable_tls=false → disabled, force_tls → required,
   // tls.ini [outbound] rejectUnauthorized=true → verify.
   const defaultTlsMode = !outbound.enable_tls
@@ -265,11 +295,17 @@ function build(dir: string, problems?: ConfigError[]): TernConfig {
     if (!tls.outbound.ca) return undefined;
     const path = isAbsolute(tls.outbound.ca) ? tls.outbound.ca : join(dir, tls.outbound.ca);
     if (!existsSync(path)) throw new ConfigError('tls.ini', 'outbound.ca', tls.outbound.ca, 'file not found');
-    return readFileSync(path);
+    const ca = readFileSync(path);
+    try {
+      new X509Certificate(ca);
+    } catch {
+      throw new ConfigError('tls.ini', 'outbound.ca', tls.outbound.ca, 'not a PEM certificate');
+    }
+    return ca;
   }, () => undefined);
   return deepFreeze({
     dir,
-    files: CONFIG_FILES.filter((f) => existsSync(join(dir, f))),
+    files: CONFIG_FILES.filter((f) => source.has(f)),
     log,
     routes,
     defaultTlsMode,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseHostPort } from './host-port.js';
 import { bool, bytes, int, intervals, optionalInt, QUEUE_MAX_SECONDS, seconds, text, TIMER_MAX_SECONDS } from './fields.js';
 
 // Ranges: durations that arm a timer run from the shortest that makes sense to
@@ -12,13 +13,17 @@ const MAX_BYTES = 1024 ** 3;
 const MANY = 100_000;
 const PORT = 65535;
 
+/** How delivery uses TLS: outbound.ini `tls_mode` and a route's `tls` (README, Routes and TLS policy). */
+export const tlsModeSchema = z.enum(['opportunistic', 'required', 'verify', 'disabled']);
+export type TlsMode = z.infer<typeof tlsModeSchema>;
+
 /** config/smtp.ini `[main]`: the listener. */
 export const smtpMainSchema = z
   .object({
     listen: z
       .string()
       .default('127.0.0.1:2525')
-      .refine((v) => v.split(',').every((hp) => /^(\[[0-9a-f:.]+\]|[^:\s]+):\d{1,5}$/i.test(hp.trim())), {
+      .refine((v) => v.split(',').every((hp) => parseHostPort(hp) !== undefined), {
         message: 'expected a comma separated list of host:port ([v6]:port for IPv6)',
       }),
     max_message_size: bytes(25 * 1024 * 1024, 1024, MAX_BYTES),
@@ -91,7 +96,7 @@ export const outboundSchema = z
     // TLS policy for destinations without a route of their own (routes.ini `tls`):
     // opportunistic | required | verify | disabled. enable_tls=false means disabled and
     // Haraka's force_tls=true means required.
-    tls_mode: z.enum(['opportunistic', 'required', 'verify', 'disabled']).default('opportunistic'),
+    tls_mode: tlsModeSchema.default('opportunistic'),
     force_tls: bool(false),
     // Connection reuse: a session that delivered stays open for the next entry to the same host.
     max_deliveries_per_connection: int(100, 1, MANY),
@@ -173,7 +178,7 @@ export const httpMainSchema = z
     listen: z
       .string()
       .default('127.0.0.1:8025')
-      .refine((v) => /^(\[[0-9a-f:.]+\]|[^:\s]+):\d{1,5}$/i.test(v.trim()), { message: 'expected host:port ([v6]:port for IPv6)' }),
+      .refine((v) => parseHostPort(v) !== undefined, { message: 'expected host:port ([v6]:port for IPv6)' }),
     // Bearer token for the API; required when listening beyond loopback.
     token: z.string().min(16, 'use a token of at least 16 characters').optional(),
   })
@@ -207,7 +212,7 @@ export const routeSchema = z
     auth_insecure: bool(false),
     bind: z.string().ip().optional(),
     bind_helo: z.string().optional(),
-    tls: z.enum(['opportunistic', 'required', 'verify', 'disabled']).optional(),
+    tls: tlsModeSchema.optional(),
     // Transactions per reused session to this domain (outbound.ini max_deliveries_per_connection otherwise).
     max_deliveries_per_connection: optionalInt(1, MANY),
     // Deliver with LMTP (RFC 2033) to this next hop, e.g. a mailbox server's LMTP port.

@@ -9,6 +9,14 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/**
+ * Tern's reply for a fault of its own (RFC 3463 X.3.0, "other or undefined mail system
+ * status"): always temporary, so that the client or the queue tries again, never a 5xx.
+ */
+export function localError(text = 'Local error in processing'): SmtpReply {
+  return { code: 451, enhanced: '4.3.0', text };
+}
+
 /** An error that knows the SMTP reply it becomes when it reaches a client or a log record. */
 export class TernError extends Error {
   readonly code: ErrorCode;

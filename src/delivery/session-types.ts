@@ -1,7 +1,11 @@
 import type { Readable } from 'node:stream';
 import type { SecureContext } from 'node:tls';
 import type { EnvelopeDsn, PeerInfo, RecipientDsn, RecipientOutcome, SmtpReply } from '../core/index.js';
+import type { TlsMode } from '../config/index.js';
 import type { SessionTracer } from './tracer.js';
+
+/** One definition, with outbound.ini's and routes.ini's validator. */
+export type { TlsMode };
 
 /** Seconds per phase (RFC 5321 §4.5.3.2) plus the TCP connect bound. */
 export interface SessionTimeouts {
@@ -55,8 +59,6 @@ export interface SessionRecipient {
   readonly address: string;
   readonly dsn?: RecipientDsn;
 }
-
-export type TlsMode = 'opportunistic' | 'required' | 'verify' | 'disabled';
 
 export type SessionResult =
   /** No transaction started (connect failure, bad greeting, 421 before MAIL): try the next host. */

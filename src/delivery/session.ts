@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import type { SmtpReply } from '../core/index.js';
+import { localError } from '../core/index.js';
 import { Capabilities, toSmtpReply } from '../smtp/index.js';
 import type { WireReply } from '../smtp/index.js';
 import { SmtpWire, WireFailure } from './smtp-wire.js';
@@ -160,7 +161,7 @@ export class DeliverySession {
     if (err instanceof WireFailure) {
       return { kind: 'unavailable', reply: err.reply, tls, ...(err.kind === 'tls' ? { tlsFailed: true } : {}), ...(err.kind === 'protocol' ? { protocolError: true } : {}) };
     }
-    return { kind: 'unavailable', reply: { code: 451, enhanced: '4.3.0', text: `delivery session failed: ${(err as Error).message}` }, tls };
+    return { kind: 'unavailable', reply: localError(`delivery session failed: ${(err as Error).message}`), tls };
   }
 
   /** One transaction on the open session. */

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { RecipientOutcome, SmtpReply } from '../core/index.js';
+import { localError } from '../core/index.js';
 import { recipientOutcome, DotStuffer, dotStuffed, mailCommand, rcptCommand, toSmtpReply } from '../smtp/index.js';
 import type { Capabilities, WireReply } from '../smtp/index.js';
 import { WireFailure } from './smtp-wire.js';
@@ -118,7 +119,7 @@ export async function runTransaction(wire: SmtpWire, caps: Capabilities, req: Se
     return settle();
   } catch (err) {
     const failure =
-      err instanceof WireFailure ? err : new WireFailure({ code: 451, enhanced: '4.3.0', text: `cannot read the message from the queue: ${(err as Error).message}` }, 'local');
+      err instanceof WireFailure ? err : new WireFailure(localError(`cannot read the message from the queue: ${(err as Error).message}`), 'local');
     // A local failure mid-body leaves the server holding half a message: the session must end without the dot.
     wire.destroy(failure);
     if (!mailReply) return { recipients: [], delivered: false, clean: false, stale: failure.reply, ...(failure.kind === 'protocol' ? { protocolError: true } : {}) };

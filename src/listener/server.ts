@@ -1,7 +1,7 @@
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerSession, SMTPServerDataStream } from 'smtp-server';
 import type { Clock, Envelope, RecipientDsn, SmtpReply } from '../core/index.js';
-import { TernError } from '../core/index.js';
+import { localError, TernError } from '../core/index.js';
 import { splitHostPort } from '../config/index.js';
 import type { TernConfig } from '../config/index.js';
 import type { Logger, RejectionRecord } from '../log/index.js';
@@ -180,7 +180,7 @@ export class Listener {
         void this.onData(stream, session, cb).catch((err: unknown) => {
           // A fault here must cost one transaction a 451, never the daemon.
           this.logger.error({ err: { message: (err as Error).message } }, 'unexpected error while receiving a message');
-          cb(smtpError({ code: 451, enhanced: '4.3.0', text: 'Local error in processing, try again later' }));
+          cb(smtpError(localError('Local error in processing, try again later')));
         }),
     });
     adaptServer(server, {
@@ -294,7 +294,7 @@ export class Listener {
       incoming = await this.intake.receive();
     } catch (err) {
       guard.resume();
-      const reply = err instanceof TernError ? err.reply : { code: 451, enhanced: '4.3.0', text: 'Local error in processing' };
+      const reply = err instanceof TernError ? err.reply : localError();
       this.logger.error({ err: { message: (err as Error).message }, reply }, 'cannot start a queue file');
       stream.on('end', () => cb(smtpError(reply)));
       return;
@@ -373,7 +373,7 @@ export class Listener {
       this.limits.delivered(session);
       cb(null, `2.0.0 Queued as ${messageId}`);
     } catch (err) {
-      const reply = err instanceof TernError ? err.reply : { code: 451, enhanced: '4.3.0', text: 'Local error in processing' };
+      const reply = err instanceof TernError ? err.reply : localError();
       this.logger.error({ err: { message: (err as Error).message, cause: String((err as Error).cause ?? '') }, reply, message_id: messageId }, 'queue write failed');
       this.limits.mark(session, { messageId });
       cb(smtpError(reply));

@@ -1,6 +1,6 @@
 import { closeSync, fdatasync, fsync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { ErrorCode, TernError } from '../core/index.js';
+import { ErrorCode, localError, TernError } from '../core/index.js';
 
 /*
  * The spool's file system calls are made synchronously except fsync and fdatasync (and
@@ -87,7 +87,7 @@ export function spoolError(err: unknown): TernError {
   if (code === 'ENOSPC' || code === 'EDQUOT') {
     return new TernError(ErrorCode.SPOOL_FULL, { code: 452, enhanced: '4.3.1', text: 'Insufficient system storage, try again later' }, { cause: err });
   }
-  return new TernError(ErrorCode.SPOOL_WRITE, { code: 451, enhanced: '4.3.0', text: 'Local error in processing, try again later' }, { cause: err });
+  return new TernError(ErrorCode.SPOOL_WRITE, localError('Local error in processing, try again later'), { cause: err });
 }
 
 /**

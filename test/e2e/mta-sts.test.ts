@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:https';
 import type { Server } from 'node:https';
 import { World } from '../helpers/world.js';
+import { listenOn } from '../helpers/ports.js';
 import { makeCert } from '../helpers/certs.js';
 import { message, sendMail } from '../helpers/smtp-client.js';
 import { is } from '../helpers/tern-process.js';
@@ -39,8 +40,10 @@ describe('MTA-STS (RFC 8461) end to end', () => {
       if (!body || req.url !== '/.well-known/mta-sts.txt') return res.writeHead(404).end();
       res.writeHead(200, { 'content-type': 'text/plain' }).end(body);
     });
-    await new Promise<void>((r) => https.listen(443, '127.0.0.85', () => r()));
+    // Any port will do: Tern fetches policies from outbound.ini mta_sts_port (443 outside tests).
+    const httpsPort = await listenOn(https, '127.0.0.85');
     tern = await world.tern({
+      outbound: `mta_sts_port=${httpsPort}`,
       files: { 'tls.ini': '[outbound]\nca=trust.pem\n', 'trust.pem': Buffer.concat([world.cert.cert, webCert.cert]) },
     });
   });

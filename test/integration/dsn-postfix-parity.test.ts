@@ -40,7 +40,7 @@ const id = (flag: '-u' | '-g') => Number(execFileSync('id', [flag, 'postfix'], {
 
 describe("Tern's reports and Postfix's, as Sisimai classifies them", () => {
   const dir = tempDir('tern-pf-dsn-');
-  const mx = new TestMx(MX_HOST, 25);
+  const mx = new TestMx(MX_HOST);
   let etc = '';
   const postfix = new Map<string, Found>();
 
@@ -56,7 +56,7 @@ describe("Tern's reports and Postfix's, as Sisimai classifies them", () => {
       'virtual_mailbox_maps = static:inbox/',
       `virtual_uid_maps = static:${id('-u')}`,
       `virtual_gid_maps = static:${id('-g')}`,
-      `transport_maps = inline:{dest.test=smtp:[${MX_HOST}]:25, down.test=smtp:[${DOWN_HOST}]:25, gone.test=smtp:gone.invalid}`,
+      `transport_maps = inline:{dest.test=smtp:[${MX_HOST}]:${mx.port}, down.test=smtp:[${DOWN_HOST}]:25, gone.test=smtp:gone.invalid}`,
       'smtp_dns_support_level = disabled',
       'smtp_host_lookup = native',
       'maximal_queue_lifetime = 0',

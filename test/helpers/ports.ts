@@ -30,15 +30,15 @@ export interface PortListener {
 
 /**
  * Starts peers on distinct addresses under one port number, the kernel's pick for the
- * first: Tern delivers every MX host on one port (outbound.ini `remote_port`), so the mail
- * exchangers of one test must share it. When another address has that number taken
- * already, they all start again on a new pick.
+ * first unless `fixed` names one: Tern delivers every MX host on one port (outbound.ini
+ * `remote_port`), so the mail exchangers of one test must share it. When another address
+ * has the kernel's pick taken already, they all start again on a new pick.
  */
-export async function startOnOnePort(listeners: readonly PortListener[], tries = 20): Promise<number> {
+export async function startOnOnePort(listeners: readonly PortListener[], fixed = 0, tries = 20): Promise<number> {
   for (let attempt = 1; ; attempt++) {
     const started: PortListener[] = [];
     try {
-      let port = 0;
+      let port = fixed;
       for (const l of listeners) {
         l.port = port;
         await l.start();
@@ -48,7 +48,7 @@ export async function startOnOnePort(listeners: readonly PortListener[], tries =
       return port;
     } catch (err) {
       await Promise.all(started.map((l) => l.stop()));
-      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= tries) throw err;
+      if (fixed !== 0 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= tries) throw err;
     }
   }
 }

@@ -30,7 +30,11 @@ export class World {
   /** The port every MX host of this world listens on (the kernel's pick, known after `start()`). */
   port = 0;
 
-  constructor(readonly hosts = { tls: '127.0.0.2', dead: '127.0.0.3', plain: '127.0.0.4' }) {
+  constructor(
+    readonly hosts = { tls: '127.0.0.2', dead: '127.0.0.3', plain: '127.0.0.4' },
+    /** 0: the kernel's pick. The benchmark says 25, where its Postfix sink and Haraka deliver. */
+    private readonly mxPort = 0,
+  ) {
     this.mx = new TestMx(hosts.tls, 0, { cert: this.cert });
     this.mx2 = new TestMx(hosts.plain, 0);
     this.dns
@@ -46,7 +50,7 @@ export class World {
 
   async start(): Promise<this> {
     await this.dns.start();
-    this.port = await startOnOnePort([this.mx, this.mx2]);
+    this.port = await startOnOnePort([this.mx, this.mx2], this.mxPort);
     return this;
   }
 

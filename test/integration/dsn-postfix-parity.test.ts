@@ -8,6 +8,7 @@ import { generateDsn } from '../../src/dsn/index.js';
 import type { DsnEvent } from '../../src/dsn/index.js';
 import { TestMx } from '../helpers/mx-server.js';
 import { startPostfixInstance } from '../helpers/postfix.js';
+import { requireRoot } from '../helpers/root.js';
 import { message, sendMail } from '../helpers/smtp-client.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { REPO_ROOT } from '../helpers/tern-process.js';
@@ -45,6 +46,7 @@ describe("Tern's reports and Postfix's, as Sisimai classifies them", () => {
   const postfix = new Map<string, Found>();
 
   before(async () => {
+    requireRoot('Comparing with a real Postfix');
     assert.doesNotThrow(() => execFileSync('perl', ['-MSisimai', '-e', '1'], { stdio: 'ignore' }), 'Sisimai is needed: apt-get install libsisimai-perl (.ci/run installs it)');
     await mx.start();
     mkdirSync(join(dir, 'mail'));

@@ -101,7 +101,13 @@ describe('SessionPool: connection reuse as an operator configures it', () => {
     const p = pool(20);
     const s = new Session();
     await p.give(HOP, s.asSession);
-    await s.closed;
+    // The pool's idle timer is unref'd (it must not keep a stopping daemon alive): the test keeps the process up itself.
+    const alive = setInterval(() => undefined, 1000);
+    try {
+      await s.closed;
+    } finally {
+      clearInterval(alive);
+    }
     assert.equal(s.ended, 'quit');
     assert.equal(p.size, 0);
     assert.equal(p.take(HOP), undefined);

@@ -95,7 +95,8 @@ function variants(): Variant[] {
 const variantKey = (v: Variant) => Object.values(variantFields(v)).join('/');
 
 async function main(): Promise<void> {
-  const world = new World(WORLD_HOSTS);
+  // Port 25: the Postfix sink, Haraka and the hostile peers all sit there.
+  const world = new World(WORLD_HOSTS, 25);
   for (let j = 0; j < shape.domains; j++) world.dns.add(sinkDomain(j, shape.domains), { type: 'MX', preference: 10, exchange: 'mx.sink.test' });
   world.dns.add('mx.sink.test', { type: 'A', data: SINK_HOST });
   await world.start();

@@ -115,6 +115,9 @@ export const outboundSchema = z
     rewrite_ttl: seconds('5m', 1, TIMER),
     // Port for MX delivery; only tests and unusual setups change it.
     remote_port: int(25, 1, PORT),
+    // Port MTA-STS policies are fetched from (RFC 8461 §3.3 says HTTPS, i.e. 443); only tests
+    // change it, so that a policy server needs no privileged port.
+    mta_sts_port: int(443, 1, PORT),
   })
   .strict()
   .refine((o) => o.destination_backoff_min <= o.destination_backoff_max, {

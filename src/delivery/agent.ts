@@ -71,6 +71,7 @@ export class DeliveryAgent {
       clock: deps.clock,
       logger: deps.logger,
       ca: () => this.config.outboundCa,
+      port: () => this.config.outbound.mta_sts_port,
       timeoutMs: config.outbound.connect_timeout * 1000,
     });
   }

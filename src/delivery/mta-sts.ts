@@ -63,6 +63,8 @@ export class MtaStsPolicies {
       readonly clock: Clock;
       readonly logger: Logger;
       readonly ca: () => Buffer | undefined;
+      /** outbound.ini mta_sts_port: 443 but in tests. */
+      readonly port: () => number;
       readonly timeoutMs: number;
     },
   ) {}
@@ -106,6 +108,7 @@ export class MtaStsPolicies {
       const req = request(
         {
           host: addresses[0],
+          port: this.deps.port(),
           servername: host,
           headers: { host },
           path: '/.well-known/mta-sts.txt',

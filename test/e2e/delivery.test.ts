@@ -33,7 +33,7 @@ describe('delivery end to end through the daemon', () => {
     assert.match(String(delivery.tls_cipher), /^TLS_|ECDHE|AES/);
     assert.equal(delivery.domain, 'good.test');
     assert.equal(delivery.attempt, 1);
-    assert.deepEqual(delivery.peer, { name: 'mx.good.test', address: '127.0.0.2', port: 25 });
+    assert.deepEqual(delivery.peer, { name: 'mx.good.test', address: '127.0.0.2', port: world.port });
     assert.equal((delivery.response as { code: number }).code, 250);
     const reception = await tern.waitFor((r) => r.type === 'Reception' && r.id === delivery.message_id);
     assert.deepEqual(reception.recipients, ['bob@good.test']);
@@ -68,7 +68,7 @@ describe('delivery end to end through the daemon', () => {
   it('falls back to the next MX when the first refuses connections', async () => {
     await sendMail({ port: tern.port, from: 'a@client.test', to: ['z@fallback.test'], body: message('fallback') });
     const d = await tern.waitFor(is('Delivery', 'z@fallback.test'));
-    assert.deepEqual(d.peer, { name: 'mx.good.test', address: '127.0.0.2', port: 25 });
+    assert.deepEqual(d.peer, { name: 'mx.good.test', address: '127.0.0.2', port: world.port });
   });
 
   it('delivers to the domain itself when it has no MX (implicit MX)', async () => {

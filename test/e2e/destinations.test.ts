@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { SMTPServer } from 'smtp-server';
 import { World } from '../helpers/world.js';
 import { TestMx } from '../helpers/mx-server.js';
+import { listenOn } from '../helpers/ports.js';
 import { message, sendMail } from '../helpers/smtp-client.js';
 import { is } from '../helpers/tern-process.js';
 import type { TernProcess } from '../helpers/tern-process.js';
@@ -53,7 +54,7 @@ describe('per-destination limits and backoff', () => {
   let tern: TernProcess;
   let slow: SMTPServer;
   const transactions = { now: 0, max: 0 };
-  const down = new TestMx('127.0.0.93', 25, { greeting: { code: 421, text: '4.3.2 Service not available, closing channel' } });
+  let down: TestMx;
 
   before(async () => {
     world = new World({ tls: '127.0.0.94', dead: '127.0.0.95', plain: '127.0.0.96' });
@@ -63,6 +64,7 @@ describe('per-destination limits and backoff', () => {
       .add('down.test', { type: 'MX', preference: 10, exchange: 'mx.down.test' })
       .add('mx.down.test', { type: 'A', data: '127.0.0.93' });
     await world.start();
+    down = new TestMx('127.0.0.93', world.port, { greeting: { code: 421, text: '4.3.2 Service not available, closing channel' } });
     await down.start();
     // Holds every message for 300 ms and counts transactions in progress at once.
     slow = new SMTPServer({
@@ -84,7 +86,7 @@ describe('per-destination limits and backoff', () => {
         );
       },
     });
-    await new Promise<void>((r) => slow.listen(25, '127.0.0.92', () => r()));
+    await listenOn(slow.server, '127.0.0.92', world.port);
     tern = await world.tern({
       outbound: 'temp_fail_intervals=1s*10\ndestination_backoff_min=2s\ndestination_backoff_max=10s',
       files: { 'routes.ini': '[slow.test]\nmax_connections=2\n' },
@@ -93,7 +95,7 @@ describe('per-destination limits and backoff', () => {
   after(async () => {
     await tern?.stop();
     slow?.close();
-    await down.stop();
+    await down?.stop();
     await world?.stop();
   });
 

@@ -15,7 +15,7 @@ describe('delivery status notifications end to end', () => {
   let world: World;
   let tern: TernProcess;
   // A next hop that advertises neither DSN nor SMTPUTF8: success reports for it are Tern's to send.
-  const plainMx = new TestMx('127.0.0.45', 25, { dsn: false, smtpUtf8: false });
+  const plainMx = new TestMx('127.0.0.45', 0, { dsn: false, smtpUtf8: false });
 
   before(async () => {
     world = await new World({ tls: '127.0.0.42', dead: '127.0.0.43', plain: '127.0.0.44' }).start();
@@ -24,7 +24,7 @@ describe('delivery status notifications end to end', () => {
       outbound: 'temp_fail_intervals=1s*3',
       files: {
         'dsn.ini': 'enable_bounce=true\nenable_expiration=true\ndelay_warning_time=1s\n',
-        'routes.ini': '[nodsn.test]\nhost=127.0.0.45\n',
+        'routes.ini': `[nodsn.test]\nhost=127.0.0.45\nport=${plainMx.port}\n`,
       },
     });
   });

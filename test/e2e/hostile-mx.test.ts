@@ -3,14 +3,15 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { World } from '../helpers/world.js';
+import { listenOn } from '../helpers/ports.js';
 import { RawSmtp, message, sendMail } from '../helpers/smtp-client.js';
 import { is } from '../helpers/tern-process.js';
 import type { LogRecord, TernProcess } from '../helpers/tern-process.js';
 
 type Response = { code: number; enhanced_code: string; content: string };
 
-/** A peer that greets, then hands every chunk it reads to `onData` (made per connection). */
-function rawServer(host: string, greeting: string | undefined, onData: (socket: Socket) => (text: string) => void, closed?: () => void): Promise<Server> {
+/** A peer on host:port that greets, then hands every chunk it reads to `onData` (made per connection). */
+function rawServer(host: string, port: number, greeting: string | undefined, onData: (socket: Socket) => (text: string) => void, closed?: () => void): Promise<Server> {
   const server = createServer((socket) => {
     socket.on('error', () => undefined);
     if (closed) socket.on('close', closed);
@@ -18,7 +19,7 @@ function rawServer(host: string, greeting: string | undefined, onData: (socket: 
     const handler = onData(socket);
     socket.on('data', (d) => handler(d.toString('utf8')));
   });
-  return new Promise((resolve) => server.listen(25, host, () => resolve(server)));
+  return listenOn(server, host, port).then(() => server);
 }
 
 /**
@@ -71,11 +72,12 @@ describe('hostile mail exchangers cannot stall Tern', () => {
     await world.start();
     // EHLO answered with 100,000 lines (1.4 MB), all at once.
     const huge = Buffer.from(Array.from({ length: 99999 }, (_, i) => `250-EXTENSION-NUMBER-${i}\r\n`).join('') + '250 end\r\n');
-    servers.push(await rawServer('127.0.0.165', '220 huge ESMTP\r\n', answering((s) => s.write(huge))));
+    servers.push(await rawServer('127.0.0.165', world.port, '220 huge ESMTP\r\n', answering((s) => s.write(huge))));
     // EHLO answered with `250-` lines that never end, written as fast as the socket takes them.
     servers.push(
       await rawServer(
         '127.0.0.166',
+        world.port,
         '220 flood ESMTP\r\n',
         answering((s) => {
           const chunk = Buffer.from('250-flood flood flood flood flood flood flood flood\r\n'.repeat(1000));
@@ -92,6 +94,7 @@ describe('hostile mail exchangers cannot stall Tern', () => {
     servers.push(
       await rawServer(
         '127.0.0.167',
+        world.port,
         '220 drip ESMTP\r\n',
         answering((s) => {
           const bytes = Buffer.from('250-drip\r\n');
@@ -105,6 +108,7 @@ describe('hostile mail exchangers cannot stall Tern', () => {
     servers.push(
       await rawServer(
         '127.0.0.168',
+        world.port,
         '220 utf8 ESMTP\r\n',
         answering(
           (socket) => socket.write('250-utf8.test grüßt\r\n250 SMTPUTF8\r\n'),
@@ -184,7 +188,7 @@ describe('per-recipient DSN parameters and PIPELINING on the wire', () => {
     mx('pipe.test', '127.0.0.175');
     mx('nopipe.test', '127.0.0.176');
     await world.start();
-    servers.push(await rawServer('127.0.0.175', '220 pipe ESMTP\r\n', (socket) => {
+    servers.push(await rawServer('127.0.0.175', world.port, '220 pipe ESMTP\r\n', (socket) => {
       const handle = answering((s) => s.write('250-pipe.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n'))(socket);
       return (text) => {
         reads.pipelining.push(text);
@@ -192,7 +196,7 @@ describe('per-recipient DSN parameters and PIPELINING on the wire', () => {
       };
     }));
     // Without PIPELINING: answers MAIL only after 200 ms, noting whether anything came before its reply.
-    servers.push(await rawServer('127.0.0.176', '220 nopipe ESMTP\r\n', (socket) => {
+    servers.push(await rawServer('127.0.0.176', world.port, '220 nopipe ESMTP\r\n', (socket) => {
       const handle = answering((s) => s.write('250-nopipe.test\r\n250 8BITMIME\r\n'))(socket);
       let held = '';
       let holding = false;

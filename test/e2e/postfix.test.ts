@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { World } from '../helpers/world.js';
 import { TestPostfix } from '../helpers/postfix.js';
+import { requireRoot } from '../helpers/root.js';
 import { RawSmtp, message, sendMail } from '../helpers/smtp-client.js';
 import { is } from '../helpers/tern-process.js';
 import type { TernProcess } from '../helpers/tern-process.js';
@@ -19,6 +20,7 @@ describe('interoperability: Tern delivering to a real Postfix', () => {
   const postfix = new TestPostfix('pf.test', 2526);
 
   before(async () => {
+    requireRoot('Delivering to a real Postfix');
     await postfix.start();
     world = await new World({ tls: '127.0.0.102', dead: '127.0.0.103', plain: '127.0.0.104' }).start();
     tern = await world.tern({

@@ -5,14 +5,15 @@ import { scriptedServer } from '../helpers/scripted-server.js';
 import { SMTPServer } from 'smtp-server';
 import { World } from '../helpers/world.js';
 import { TestMx } from '../helpers/mx-server.js';
+import { listenOn } from '../helpers/ports.js';
 import { message, sendMail } from '../helpers/smtp-client.js';
 import { is } from '../helpers/tern-process.js';
 import type { TernProcess } from '../helpers/tern-process.js';
 
 
 /** Offers STARTTLS, then breaks every handshake; accepts mail in plaintext. Counts STARTTLS commands. */
-function brokenTlsServer(host: string, counter: { starttls: number; mails: number }): Promise<Server> {
-  return scriptedServer(host, 25, '220 broken-tls.test ESMTP', (socket) => {
+function brokenTlsServer(host: string, port: number, counter: { starttls: number; mails: number }): Promise<Server> {
+  return scriptedServer(host, port, '220 broken-tls.test ESMTP', (socket) => {
     let inData = false;
     return (line) => {
       if (inData) {
@@ -44,9 +45,10 @@ describe('TLS policy, routes and IPv6', () => {
   let tern: TernProcess;
   let broken: Server;
   const brokenCount = { starttls: 0, mails: 0 };
-  const v6 = new TestMx('::1', 25);
+  let v6: TestMx;
   const seenAuth: string[] = [];
   let smarthost: SMTPServer;
+  let smarthostPort = 0;
   let plainAuthHost: SMTPServer;
   let lmtpServer: SMTPServer;
   const lmtpSeen: string[] = [];
@@ -63,7 +65,8 @@ describe('TLS policy, routes and IPv6', () => {
       .add('dual.test', { type: 'MX', preference: 10, exchange: 'mx.dual.test' })
       .add('mx.dual.test', { type: 'AAAA', data: '::1' }, { type: 'A', data: '127.0.0.74' });
     await world.start();
-    broken = await brokenTlsServer('127.0.0.75', brokenCount);
+    broken = await brokenTlsServer('127.0.0.75', world.port, brokenCount);
+    v6 = new TestMx('::1', world.port);
     await v6.start();
     const authServer = (secure: boolean) =>
       new SMTPServer({
@@ -82,8 +85,9 @@ describe('TLS policy, routes and IPv6', () => {
       });
     smarthost = authServer(true);
     plainAuthHost = authServer(false);
-    await new Promise<void>((r) => smarthost.listen(587, '127.0.0.76', () => r()));
-    await new Promise<void>((r) => plainAuthHost.listen(587, '127.0.0.77', () => r()));
+    // Next hops named in routes.ini, each on a port of its own (the kernel's pick).
+    smarthostPort = await listenOn(smarthost.server, '127.0.0.76');
+    const plainAuthPort = await listenOn(plainAuthHost.server, '127.0.0.77');
     // An LMTP mailbox server: one reply per recipient after the message (RFC 2033).
     lmtpServer = new SMTPServer({
       lmtp: true,
@@ -103,7 +107,7 @@ describe('TLS policy, routes and IPv6', () => {
         });
       },
     });
-    await new Promise<void>((r) => lmtpServer.listen(24, '127.0.0.79', () => r()));
+    const lmtpPort = await listenOn(lmtpServer.server, '127.0.0.79');
     tern = await world.tern({
       outbound: 'temp_fail_intervals=1h',
       files: {
@@ -113,10 +117,10 @@ describe('TLS policy, routes and IPv6', () => {
           '[other.test]', 'tls=required',
           '[good.test]', 'tls=verify',
           '[verifyfail.test]', 'tls=verify',
-          '[smarthost.test]', 'host=127.0.0.76', 'port=587', 'auth_user=relay-user', 'auth_pass=relay-pass', 'tls=required',
-          '[cleartext.test]', 'host=127.0.0.77', 'port=587', 'auth_user=relay-user', 'auth_pass=relay-pass',
-          '[lmtp.test]', 'host=127.0.0.79', 'port=24', 'lmtp=true',
-          '[bound.test]', 'host=mx.other.test', 'bind=127.0.0.9', 'bind_helo=out1.tern.test', 'tls=disabled',
+          '[smarthost.test]', 'host=127.0.0.76', `port=${smarthostPort}`, 'auth_user=relay-user', 'auth_pass=relay-pass', 'tls=required',
+          '[cleartext.test]', 'host=127.0.0.77', `port=${plainAuthPort}`, 'auth_user=relay-user', 'auth_pass=relay-pass',
+          '[lmtp.test]', 'host=127.0.0.79', `port=${lmtpPort}`, 'lmtp=true',
+          '[bound.test]', 'host=mx.other.test', `port=${world.port}`, 'bind=127.0.0.9', 'bind_helo=out1.tern.test', 'tls=disabled',
           '',
         ].join('\n'),
       },
@@ -125,7 +129,7 @@ describe('TLS policy, routes and IPv6', () => {
   after(async () => {
     await tern?.stop();
     broken?.close();
-    await v6.stop();
+    await v6?.stop();
     smarthost?.close();
     plainAuthHost?.close();
     lmtpServer?.close();
@@ -167,7 +171,7 @@ describe('TLS policy, routes and IPv6', () => {
   it('routes a domain to a smart host with AUTH over TLS, and never sends credentials in clear', async () => {
     await sendMail({ port: tern.port, from: 'a@client.test', to: ['s@smarthost.test'], body: message('smarthost') });
     const d = await tern.waitFor(is('Delivery', 's@smarthost.test'));
-    assert.deepEqual(d.peer, { name: '127.0.0.76', address: '127.0.0.76', port: 587 });
+    assert.deepEqual(d.peer, { name: '127.0.0.76', address: '127.0.0.76', port: smarthostPort });
     assert.match((d.response as { content: string }).content, /relayed for relay-user/);
     assert.deepEqual(seenAuth, ['relay-user:relay-pass:tls']);
     await sendMail({ port: tern.port, from: 'a@client.test', to: ['c@cleartext.test'], body: message('cleartext') });

@@ -2,6 +2,7 @@ import { EventEmitter, once } from 'node:events';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import type { TestCert } from './certs.js';
+import { listenOn } from './ports.js';
 
 export interface ReceivedMail {
   readonly from: string;
@@ -18,7 +19,9 @@ export interface ReceivedMail {
 }
 
 /**
- * A test mail exchanger on a real loopback socket (127.0.0.x:25), built with smtp-server.
+ * A test mail exchanger on a real loopback socket (127.0.0.x), built with smtp-server. It
+ * listens on `port`, or with port 0 (the default) on a port the kernel picks: `port` holds
+ * the real one once started, for outbound.ini `remote_port` or a route's `port`.
  * What it does with a recipient depends on the local part:
  *   tempfail…       451 4.2.1 at RCPT          permfail…     550 5.1.1 at RCPT
  *   flaky…          451 on the first RCPT of that address, then accepts
@@ -36,7 +39,7 @@ export class TestMx extends EventEmitter {
 
   constructor(
     readonly host: string,
-    readonly port = 25,
+    public port = 0,
     /** `dsn: false`, `smtpUtf8: false`: the EHLO reply does not advertise DSN (RFC 3461) or SMTPUTF8 (RFC 6531), as many servers do. */
     private readonly options: { cert?: TestCert; greeting?: { code: number; text: string }; dsn?: boolean; smtpUtf8?: boolean } = {},
   ) {
@@ -107,10 +110,7 @@ export class TestMx extends EventEmitter {
       },
     });
     server.on('error', () => undefined);
-    await new Promise<void>((resolve, reject) => {
-      server.server.once('error', reject);
-      server.listen(this.port, this.host, () => resolve());
-    });
+    this.port = await listenOn(server.server, this.host, this.port);
     this.server = server;
   }
 
@@ -130,6 +130,7 @@ export class TestMx extends EventEmitter {
   async stop(): Promise<void> {
     const server = this.server;
     if (!server) return;
+    this.server = undefined;
     for (const c of server.connections) (c as unknown as { _socket: { destroy(): void } })._socket.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }

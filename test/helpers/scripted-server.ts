@@ -1,10 +1,12 @@
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
+import { listenOn } from './ports.js';
 
 /**
  * A deliberately misbehaving SMTP peer on a real socket: it greets, splits what it reads
  * into CRLF lines, and hands each to the session's own handler (made per connection, so
- * that it can keep state such as "in DATA").
+ * that it can keep state such as "in DATA"). Port 0 lets the kernel pick one (`portOf`
+ * from ports.ts reads it).
  */
 export function scriptedServer(host: string, port: number, greeting: string, session: (socket: Socket) => (line: string) => void): Promise<Server> {
   const server = createServer((socket) => {
@@ -22,5 +24,5 @@ export function scriptedServer(host: string, port: number, greeting: string, ses
       }
     });
   });
-  return new Promise((resolve) => server.listen(port, host, () => resolve(server)));
+  return listenOn(server, host, port).then(() => server);
 }

@@ -13,11 +13,12 @@ import { TestDnsServer } from '../helpers/dns-server.js';
 import { TestMx } from '../helpers/mx-server.js';
 import { writeConfig } from '../helpers/tern-process.js';
 import { scriptedServer } from '../helpers/scripted-server.js';
+import { startOnOnePort } from '../helpers/ports.js';
 import { Writable } from 'node:stream';
 
-/** A misbehaving peer: replies as scripted per command, then goes silent. */
-function silentAfter(host: string, script: (line: string, socket: Socket) => void): Promise<Server> {
-  return scriptedServer(host, 25, '220 garbage.test ESMTP', (socket) => (line) => script(line, socket));
+/** A misbehaving peer on `port`: replies as scripted per command, then goes silent. */
+function silentAfter(host: string, port: number, script: (line: string, socket: Socket) => void): Promise<Server> {
+  return scriptedServer(host, port, '220 garbage.test ESMTP', (socket) => (line) => script(line, socket));
 }
 
 function request(over: Partial<SessionRequest>): SessionRequest {
@@ -49,9 +50,11 @@ function entry(domain: string, recipients: string[]): QueueEntry {
 describe('delivery sessions against misbehaving servers', () => {
   const dns = new TestDnsServer();
   const servers: Server[] = [];
-  const busy = new TestMx('127.0.0.7', 25, { greeting: { code: 421, text: '4.3.2 Too busy, try another host' } });
-  const good = new TestMx('127.0.0.8', 25);
+  const busy = new TestMx('127.0.0.7', 0, { greeting: { code: 421, text: '4.3.2 Too busy, try another host' } });
+  const good = new TestMx('127.0.0.8', 0);
   let agent: DeliveryAgent;
+  /** Every MX host here listens on this one port (the agent's remote_port), the kernel's pick. */
+  let port = 0;
 
   before(async () => {
     dns
@@ -62,27 +65,26 @@ describe('delivery sessions against misbehaving servers', () => {
       .add('mx1.busy.test', { type: 'A', data: '127.0.0.7' })
       .add('mx2.busy.test', { type: 'A', data: '127.0.0.8' });
     await dns.start();
-    await busy.start();
-    await good.start();
+    port = await startOnOnePort([busy, good]);
     // After the 220 to STARTTLS it injects a dangling `250-` continuation and never speaks TLS.
-    servers.push(await silentAfter('127.0.0.6', (line, s) => {
+    servers.push(await silentAfter('127.0.0.6', port, (line, s) => {
       if (/^EHLO/i.test(line)) s.write('250-garbage.test\r\n250 STARTTLS\r\n');
       else if (/^STARTTLS/i.test(line)) s.write('220 Ready to start TLS\r\n250-injected\r\n');
     }));
     // Answers MAIL with half a multi-line reply.
-    servers.push(await silentAfter('127.0.0.9', (line, s) => {
+    servers.push(await silentAfter('127.0.0.9', port, (line, s) => {
       if (/^EHLO/i.test(line)) s.write('250 garbage.test\r\n');
       else if (/^MAIL/i.test(line)) s.write('250-this never ends\r\n');
     }));
     // Accepts the envelope and the body, then never answers the final dot.
-    servers.push(await silentAfter('127.0.0.10', (line, s) => {
+    servers.push(await silentAfter('127.0.0.10', port, (line, s) => {
       if (/^EHLO/i.test(line)) s.write('250 garbage.test\r\n');
       else if (/^(MAIL|RCPT)/i.test(line)) s.write('250 2.1.0 ok\r\n');
       else if (/^DATA/i.test(line)) s.write('354 go on\r\n');
     }));
     const config = loadConfig(writeConfig({
       me: 'tern.test\n',
-      'outbound.ini': 'local_mx_ok=true\nconnect_timeout=2\ngreeting_timeout=1\nmail_timeout=1\nrcpt_timeout=1\ndata_init_timeout=1\ndata_block_timeout=1\ndata_done_timeout=1\n',
+      'outbound.ini': `local_mx_ok=true\nconnect_timeout=2\ngreeting_timeout=1\nmail_timeout=1\nrcpt_timeout=1\ndata_init_timeout=1\ndata_block_timeout=1\ndata_done_timeout=1\nremote_port=${port}\n`,
     }));
     const resolver = new DnsResolver({ servers: [{ host: '127.0.0.1', port: dns.port }], timeoutMs: 1000, cacheMaxEntries: 100, clock: systemClock });
     const logger = createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }) as never });
@@ -95,7 +97,7 @@ describe('delivery sessions against misbehaving servers', () => {
 
   it('treats data injected after the 220 to STARTTLS as a failed TLS handshake', { timeout: 20000 }, async () => {
     for (const tlsMode of ['opportunistic', 'required'] as const) {
-      const result = await new DeliverySession().run(request({ tlsMode, peer: { name: 'mx.stall-tls.test', address: '127.0.0.6', port: 25 } }));
+      const result = await new DeliverySession().run(request({ tlsMode, peer: { name: 'mx.stall-tls.test', address: '127.0.0.6', port } }));
       assert.equal(result.kind, 'unavailable');
       assert.ok(result.kind === 'unavailable' && result.tlsFailed, `${tlsMode}: a TLS failure`);
       assert.equal(result.kind === 'unavailable' && result.reply.enhanced, '4.7.5');

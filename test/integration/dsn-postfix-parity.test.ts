@@ -8,6 +8,7 @@ import { generateDsn } from '../../src/dsn/index.js';
 import type { DsnEvent } from '../../src/dsn/index.js';
 import { TestMx } from '../helpers/mx-server.js';
 import { startPostfixInstance } from '../helpers/postfix.js';
+import { requireRoot } from '../helpers/root.js';
 import { message, sendMail } from '../helpers/smtp-client.js';
 import { tempDir } from '../helpers/temp-dir.js';
 import { REPO_ROOT } from '../helpers/tern-process.js';
@@ -40,11 +41,12 @@ const id = (flag: '-u' | '-g') => Number(execFileSync('id', [flag, 'postfix'], {
 
 describe("Tern's reports and Postfix's, as Sisimai classifies them", () => {
   const dir = tempDir('tern-pf-dsn-');
-  const mx = new TestMx(MX_HOST, 25);
+  const mx = new TestMx(MX_HOST);
   let etc = '';
   const postfix = new Map<string, Found>();
 
   before(async () => {
+    requireRoot('Comparing with a real Postfix');
     assert.doesNotThrow(() => execFileSync('perl', ['-MSisimai', '-e', '1'], { stdio: 'ignore' }), 'Sisimai is needed: apt-get install libsisimai-perl (.ci/run installs it)');
     await mx.start();
     mkdirSync(join(dir, 'mail'));
@@ -56,7 +58,7 @@ describe("Tern's reports and Postfix's, as Sisimai classifies them", () => {
       'virtual_mailbox_maps = static:inbox/',
       `virtual_uid_maps = static:${id('-u')}`,
       `virtual_gid_maps = static:${id('-g')}`,
-      `transport_maps = inline:{dest.test=smtp:[${MX_HOST}]:25, down.test=smtp:[${DOWN_HOST}]:25, gone.test=smtp:gone.invalid}`,
+      `transport_maps = inline:{dest.test=smtp:[${MX_HOST}]:${mx.port}, down.test=smtp:[${DOWN_HOST}]:25, gone.test=smtp:gone.invalid}`,
       'smtp_dns_support_level = disabled',
       'smtp_host_lookup = native',
       'maximal_queue_lifetime = 0',

@@ -6,10 +6,20 @@ import { DeliverySession } from '../../src/delivery/index.js';
 import type { SessionRequest, SessionResult } from '../../src/delivery/index.js';
 import { scriptedServer } from '../helpers/scripted-server.js';
 import { TestMx } from '../helpers/mx-server.js';
+import { portOf } from '../helpers/ports.js';
+
+/** Where each server of this file listens: its own address, on a port the kernel picked. */
+const ports = new Map<string, number>();
+
+async function listening(host: string, server: Promise<Server>): Promise<Server> {
+  const s = await server;
+  ports.set(host, portOf(s));
+  return s;
+}
 
 function request(address: string, over: Partial<SessionRequest> = {}): SessionRequest {
   return {
-    peer: { name: `mx-${address}`, address, port: 25 },
+    peer: { name: `mx-${address}`, address, port: ports.get(address) ?? 0 },
     helo: 'tern.test',
     tlsMode: 'opportunistic',
     tls: {},
@@ -31,7 +41,7 @@ const done = (r: SessionResult) => {
 
 /** A server following a script per command verb, recording every command line it reads. */
 function recording(host: string, lines: string[], ehlo: string, answer: (line: string, socket: Socket) => boolean = () => false, answerDot = false): Promise<Server> {
-  return scriptedServer(host, 25, '220 scripted ESMTP', (socket) => {
+  return listening(host, scriptedServer(host, 0, '220 scripted ESMTP', (socket) => {
     let inData = false;
     return (line) => {
       if (inData) {
@@ -51,13 +61,13 @@ function recording(host: string, lines: string[], ehlo: string, answer: (line: s
       } else if (verb === 'QUIT') socket.end('221 bye\r\n');
       else socket.write('250 2.0.0 ok\r\n');
     };
-  });
+  }));
 }
 
 describe("Tern's SMTP client against scripted servers", () => {
   const servers: Server[] = [];
   const seen: Record<string, string[]> = { refusing: [], size: [], helo: [], lmtp: [], mailRefused: [], dropper: [] };
-  const mx = new TestMx('127.0.0.180', 25);
+  const mx = new TestMx('127.0.0.180');
 
   before(async () => {
     // PIPELINING, refuses every recipient and so DATA (RFC 2920 §3.1).
@@ -101,7 +111,7 @@ describe("Tern's SMTP client against scripted servers", () => {
     );
     // Hangs up in the middle of a large body.
     servers.push(
-      await scriptedServer('127.0.0.183', 25, '220 dropper ESMTP', (socket) => {
+      await listening('127.0.0.183', scriptedServer('127.0.0.183', 0, '220 dropper ESMTP', (socket) => {
         let inData = false;
         return (line) => {
           if (inData) return void (seen.dropper.length > 100 ? socket.destroy() : seen.dropper.push(line));
@@ -112,9 +122,10 @@ describe("Tern's SMTP client against scripted servers", () => {
             socket.write('354 go\r\n');
           } else socket.write('250 2.0.0 ok\r\n');
         };
-      }),
+      })),
     );
     await mx.start();
+    ports.set(mx.host, mx.port);
   });
   after(async () => {
     for (const s of servers) s.close();

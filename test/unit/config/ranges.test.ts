@@ -65,6 +65,7 @@ describe('config ranges', () => {
       ['outbound.ini', 'destination_backoff_max', '0'],
       ['outbound.ini', 'rewrite_ttl', '0'],
       ['outbound.ini', 'remote_port', '0'],
+      ['outbound.ini', 'mta_sts_port', '0'],
       ['dns.ini', 'timeout', '0'],
     ];
     for (const [file, key, value] of floors) refused(file, `${key}=${value}\n`, key, value);

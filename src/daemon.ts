@@ -12,7 +12,7 @@ import { HookRunner, loadPlugins } from './hooks/index.js';
 import { DnsResolver, confirmedClientName } from './dns/index.js';
 import { DiskSpool } from './spool/index.js';
 import { DeliveryAgent } from './delivery/index.js';
-import { DsnReporter, Scheduler } from './scheduler/index.js';
+import { DsnReporter, Scheduler, SuspensionFile } from './scheduler/index.js';
 import { Listener } from './listener/index.js';
 import { AdminApi, TernMetrics } from './control/index.js';
 
@@ -85,7 +85,17 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   // The reporter queues reports through the scheduler it serves; the indirection breaks the cycle.
   const enqueue = (entries: Parameters<Scheduler['add']>[0]) => scheduler.add(entries);
   const reporter = new DsnReporter(config, spool, (entries) => enqueue(entries), logger, clock, (kind) => metrics.onReport(kind));
-  const scheduler: Scheduler = new Scheduler(config.outbound, spool, agent, logger, clock, (entry, records, outcome) => reporter.report(entry, records, outcome), hooks, config.routes);
+  const scheduler: Scheduler = new Scheduler({
+    config: config.outbound,
+    routes: config.routes,
+    spool,
+    deliverer: agent,
+    logger,
+    clock,
+    reporter: (entry, records, outcome) => reporter.report(entry, records, outcome),
+    hooks,
+    suspensions: new SuspensionFile(spool.root),
+  });
   const metrics = new TernMetrics(scheduler, () => agent.openSessions);
   scheduler.on('disposition', (record, entry) => metrics.onDisposition(record, entry));
   scheduler.on('attempt', (entry, records, ms) => metrics.onAttempt(entry, records, ms));

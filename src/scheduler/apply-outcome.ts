@@ -10,6 +10,8 @@ export interface AppliedOutcome {
   readonly records: DispositionRecord[];
   /** Every recipient has its final state: the entry leaves the queue. */
   readonly finished: boolean;
+  /** When the deferred recipients are tried again (the retry schedule's answer), if any are. */
+  readonly nextAttemptAt?: number;
 }
 
 interface Context {
@@ -57,6 +59,7 @@ export function applyOutcome(entry: QueueEntry, outcome: DeliveryOutcome, ctx: C
   const records: DispositionRecord[] = [];
   const byAddress = new Map<string, RecipientOutcome>(outcome.recipients.map((r) => [r.address, r]));
   const deferred: { address: string; reply: SmtpReply }[] = [];
+  let nextAttemptAt: number | undefined;
 
   for (const rcpt of entry.recipients) {
     const result = byAddress.get(rcpt.address);
@@ -99,10 +102,10 @@ export function applyOutcome(entry: QueueEntry, outcome: DeliveryOutcome, ctx: C
         });
       }
     }
-    if (next !== undefined) entry.nextAttemptAt = next;
+    nextAttemptAt = next;
   }
   const finished = entry.recipients.every((r) => r.state === 'delivered' || r.state === 'failed');
-  return { records, finished };
+  return { records, finished, nextAttemptAt };
 }
 
 /**

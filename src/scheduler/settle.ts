@@ -20,6 +20,8 @@ export interface SettleDeps {
   readonly reporter?: Reporter;
   /** The entry left the queue: the scheduler drops it from memory. */
   forget(id: string): void;
+  /** A hook moved the entry's next attempt: the scheduler, which owns due times, records it. */
+  postpone(entry: QueueEntry, at: number): void;
   onDisposition(record: DispositionRecord, entry: QueueEntry): void;
 }
 
@@ -47,7 +49,7 @@ export class AttemptSettler {
       return undefined;
     }
     if (verdict?.action === 'delay') {
-      entry.nextAttemptAt = now + verdict.seconds * 1000;
+      this.deps.postpone(entry, now + verdict.seconds * 1000);
       const at = new Date(entry.nextAttemptAt).toISOString();
       return records.map((r) => (r.type === 'TransientFailure' ? { ...r, next_attempt_at: at } : r));
     }

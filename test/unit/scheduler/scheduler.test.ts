@@ -35,7 +35,7 @@ async function setup(outbound: string) {
   await spool.open();
   const config = loadConfig(writeConfig({ 'outbound.ini': outbound }));
   const deliverer = new HeldDeliverer();
-  const scheduler = new Scheduler(config.outbound, spool, deliverer, silent, systemClock);
+  const scheduler = new Scheduler({ config: config.outbound, spool, deliverer, logger: silent, clock: systemClock });
   const records: DispositionRecord[] = [];
   scheduler.on('disposition', (r) => records.push(r));
   const queue = async (rcpts: string[]) => {

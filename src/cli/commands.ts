@@ -13,6 +13,8 @@ export interface CliOptions {
   readonly olderThan?: string;
   readonly limit?: string;
   readonly offset?: string;
+  readonly duration?: string;
+  readonly reason?: string;
 }
 
 interface Summary {
@@ -96,21 +98,6 @@ export async function queueCommand(args: string[], o: CliOptions): Promise<numbe
     default:
       return usage('tern queue ls|show ID|flush [--domain D]|rm ID|hold ID|release ID|bounce ID');
   }
-}
-
-/** `tern domain suspend|resume|ls`. */
-export async function domainCommand(args: string[], o: CliOptions): Promise<number> {
-  const target = apiTarget(o);
-  const [verb, domain] = args;
-  if (verb === 'ls') {
-    const body = (await call(target, 'GET', '/domains/suspended')) as { suspended: string[] };
-    out(o.json ? JSON.stringify(body) + '\n' : body.suspended.map((d) => `${d}\n`).join('') || 'no domain is suspended\n');
-    return 0;
-  }
-  if ((verb !== 'suspend' && verb !== 'resume') || !domain) return usage('tern domain suspend|resume DOMAIN, tern domain ls');
-  const body = (await call(target, 'POST', `/domains/${encodeURIComponent(domain)}/${verb}`)) as { released?: number };
-  out(o.json ? JSON.stringify(body) + '\n' : `${verb === 'suspend' ? 'suspended' : `resumed (${body.released ?? 0} entries due again)`} ${domain}\n`);
-  return 0;
 }
 
 /** `tern config check`: every problem, one line each; exit 78 (EX_CONFIG, as `tern start`) when there is any. */

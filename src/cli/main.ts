@@ -3,7 +3,8 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../core/index.js';
 import { startDaemon } from '../daemon.js';
 import { hashPassword } from '../listener/index.js';
-import { configCheck, domainCommand, queueCommand } from './commands.js';
+import { configCheck, queueCommand } from './commands.js';
+import { domainCommand } from './domain-command.js';
 import type { CliOptions } from './commands.js';
 import { ApiError } from './control-client.js';
 
@@ -14,7 +15,8 @@ Commands:
   queue ls [--domain D] [--state S] [--older-than SECONDS] [--limit N] [--offset N]
   queue show ID | rm ID | hold ID | release ID | bounce ID
   queue flush [--domain D]             make deferred entries due now
-  domain suspend D | resume D | ls     pause and resume delivery to one domain
+  domain suspend D [--duration 2h] [--reason TEXT] | resume D | ls
+                                       pause delivery to one domain (until resumed, or for a while)
   config check [--config DIR]          validate every config file, one line per problem
   hash-password [--user NAME]          read a password on stdin, print the line for config/auth_users
 
@@ -56,6 +58,8 @@ async function main(argv: string[]): Promise<number> {
       'older-than': { type: 'string' },
       limit: { type: 'string' },
       offset: { type: 'string' },
+      duration: { type: 'string' },
+      reason: { type: 'string' },
     },
   });
   const opts: CliOptions = {
@@ -68,6 +72,8 @@ async function main(argv: string[]): Promise<number> {
     olderThan: values['older-than'],
     limit: values.limit,
     offset: values.offset,
+    duration: values.duration,
+    reason: values.reason,
   };
   if (values.version) {
     process.stdout.write(`tern ${version()}\n`);

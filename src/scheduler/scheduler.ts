@@ -112,6 +112,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
     this.gate = new DestinationGate(clock, ...gateSettings(this.config, options.routes));
     this.suspended = new Suspensions({ gate: this.gate, store: options.suspensions, clock, logger, requeue: (ids) => this.requeue(ids), wake: () => this.pump() });
     this.work = new PQueue({ concurrency: this.config.concurrency_max });
+    // A slot came free: start what is due (while every slot is busy no timer waits for it).
+    this.work.on('next', () => this.pump());
   }
 
   get size(): number {
@@ -262,7 +264,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
     this.suspended.lapse();
     if (this.config.disabled) return this.arm(this.gate.wakeAt() ?? Infinity);
     const now = this.clock.now();
-    while (this.work.size + this.work.pending < this.config.concurrency_max) {
+    const full = () => this.work.size + this.work.pending >= this.config.concurrency_max;
+    while (!full()) {
       const due = this.queue.heap.peekDue();
       if (due === undefined || due > now) break;
       const { id } = this.queue.heap.pop()!;
@@ -274,7 +277,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
       this.inFlight.add(id);
       void this.work.add(() => this.attempt(item));
     }
-    this.arm(Math.min(this.queue.heap.peekDue() ?? Infinity, this.gate.wakeAt() ?? Infinity));
+    const due = this.queue.heap.peekDue() ?? Infinity;
+    this.arm(Math.min(due <= now && full() ? Infinity : due, this.gate.wakeAt() ?? Infinity));
   }
 
   private arm(due: number): void {

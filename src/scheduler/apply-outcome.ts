@@ -59,7 +59,7 @@ export function applyOutcome(entry: QueueEntry, outcome: DeliveryOutcome, ctx: C
   const records: DispositionRecord[] = [];
   const byAddress = new Map<string, RecipientOutcome>(outcome.recipients.map((r) => [r.address, r]));
   const deferred: { address: string; reply: SmtpReply }[] = [];
-  let nextAttemptAt: number | undefined;
+  let retryAt: number | undefined;
 
   for (const rcpt of entry.recipients) {
     const result = byAddress.get(rcpt.address);
@@ -102,10 +102,10 @@ export function applyOutcome(entry: QueueEntry, outcome: DeliveryOutcome, ctx: C
         });
       }
     }
-    nextAttemptAt = next;
+    retryAt = next;
   }
   const finished = entry.recipients.every((r) => r.state === 'delivered' || r.state === 'failed');
-  return { records, finished, nextAttemptAt };
+  return { records, finished, nextAttemptAt: retryAt };
 }
 
 /**

@@ -179,6 +179,14 @@ export class DestinationGate {
     return this.states.get(domain)?.downUntil;
   }
 
+  /** The earliest an entry of this domain may start, when the gate holds it back for a known time. */
+  closedUntil(domain: string): number | undefined {
+    const s = this.states.get(domain);
+    if (!s) return undefined;
+    if (s.suspension) return s.suspension.until;
+    return s.downUntil;
+  }
+
   private lifts(s: Destination, now: number): number[] {
     const times: number[] = [];
     if (s.suspension?.until !== undefined) times.push(s.suspension.until);

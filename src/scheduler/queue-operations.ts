@@ -27,6 +27,8 @@ export interface QueueOperations {
   /** Every entry's head, in the order they were added. */
   all(): IterableIterator<EntryHead>;
   isInFlight(id: string): boolean;
+  /** When the entry is tried at the earliest: its due time, or later while its destination is backed off or suspended for a while. */
+  nextAttempt(head: EntryHead): number;
   /** The whole entry (read from disk unless it is new), or undefined when it is not queued. */
   load(id: string): Promise<QueueEntry | undefined>;
   /** Entry actions; an entry in flight cannot be changed under its attempt (QueueAdminError 'in_flight'). */

@@ -189,6 +189,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
     return this.inFlight.has(id);
   }
 
+  nextAttempt(head: EntryHead): number {
+    const opens = this.gate.closedUntil(head.domain);
+    return opens !== undefined && opens > head.nextAttemptAt ? opens : head.nextAttemptAt;
+  }
+
   hold(id: string): Promise<QueueEntry> {
     return this.actions.hold(id);
   }

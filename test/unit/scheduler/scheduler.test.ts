@@ -147,10 +147,11 @@ describe('Scheduler (fake clock, real spool)', { timeout: 20000 }, () => {
   });
 
   it('backs off a dead destination: later entries wait, then one probe goes', async () => {
-    const { deliverer, queue, advance, finish } = await setup('temp_fail_intervals=1h\ndestination_backoff_min=10m');
+    const { scheduler, deliverer, queue, advance, finish, clock } = await setup('temp_fail_intervals=1h\ndestination_backoff_min=10m');
     await queue(['a@d.test']);
     await finish(0, 'deferred', { unreachable: true });
-    await queue(['b@d.test']);
+    const b = await queue(['b@d.test']);
+    assert.equal(scheduler.nextAttempt((await scheduler.load(b.id))!), clock.now() + 600_000, 'the operator sees when it will be tried');
     await queue(['c@d.test']);
     await queue(['x@other.test'], 'other.test');
     assert.deepEqual(deliverer.calls.slice(1).map((c) => c.entry.domain), ['other.test'], 'only the other destination is tried');

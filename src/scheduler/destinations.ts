@@ -174,11 +174,6 @@ export class DestinationGate {
       .sort((a, b) => a.domain.localeCompare(b.domain));
   }
 
-  /** Until when a destination is backed off, for the operator. */
-  backedOffUntil(domain: string): number | undefined {
-    return this.states.get(domain)?.downUntil;
-  }
-
   /** The earliest an entry of this domain may start, when the gate holds it back for a known time. */
   closedUntil(domain: string): number | undefined {
     const s = this.states.get(domain);

@@ -32,10 +32,10 @@ describe('DestinationGate', () => {
     g.admit('d.test', 'a');
     g.admit('d.test', 'b');
     assert.deepEqual(g.finished('d.test', true), []);
-    assert.equal(g.backedOffUntil('d.test'), clock.t + 60_000);
+    assert.equal(g.closedUntil('d.test'), clock.t + 60_000);
     assert.equal(g.wakeAt(), clock.t + 60_000);
     assert.deepEqual(g.finished('d.test', true), [], 'b failed too: the backoff doubles');
-    assert.equal(g.backedOffUntil('d.test'), clock.t + 120_000);
+    assert.equal(g.closedUntil('d.test'), clock.t + 120_000);
     assert.deepEqual(g.admit('d.test', 'c'), { go: false, reason: 'backoff' });
     assert.deepEqual(g.admit('d.test', 'd'), { go: false, reason: 'backoff' });
     clock.t += 119_999;
@@ -45,13 +45,13 @@ describe('DestinationGate', () => {
     assert.deepEqual(g.admit('d.test', 'c'), { go: true }, 'the first one back is the probe');
     assert.deepEqual(g.admit('d.test', 'd'), { go: false, reason: 'backoff' }, 'the rest wait for its verdict');
     assert.deepEqual(g.finished('d.test', true), []);
-    assert.equal(g.backedOffUntil('d.test'), clock.t + 240_000, 'doubled, up to maxMs');
+    assert.equal(g.closedUntil('d.test'), clock.t + 240_000, 'doubled, up to maxMs');
     clock.t += 240_000;
     assert.deepEqual(g.lapse().released, ['d']);
     assert.deepEqual(g.admit('d.test', 'd'), { go: true });
     g.admit('d.test', 'e');
     assert.deepEqual(g.finished('d.test', false), ['e'], 'the probe got a session');
-    assert.equal(g.backedOffUntil('d.test'), undefined);
+    assert.equal(g.closedUntil('d.test'), undefined);
   });
 
   it('turns entries waiting for a slot into entries waiting for the backoff when the destination dies', () => {
@@ -71,7 +71,7 @@ describe('DestinationGate', () => {
       g.admit(d, `${d}-2`);
     }
     assert.deepEqual(g.resetBackoff('x.test'), ['x.test-2']);
-    assert.equal(g.backedOffUntil('x.test'), undefined);
+    assert.equal(g.closedUntil('x.test'), undefined);
     assert.deepEqual(g.admit('x.test', 'x.test-2'), { go: true }, 'no backoff, no probe: it goes');
     assert.deepEqual(g.admit('x.test', 'x.test-3'), { go: true });
     assert.deepEqual(g.resetBackoff(), ['y.test-2']);

@@ -15,7 +15,7 @@ import type { Startup } from './startup.js';
 import { DnsResolver, confirmedClientName } from './dns/index.js';
 import { DiskSpool } from './spool/index.js';
 import { DeliveryAgent } from './delivery/index.js';
-import { Scheduler } from './scheduler/index.js';
+import { Scheduler, SuspensionFile } from './scheduler/index.js';
 import { Intake } from './intake/index.js';
 import { ReportGenerator } from './reports/index.js';
 import { Listener } from './listener/index.js';
@@ -86,7 +86,17 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   if (hooks.has('log_disposition')) dispositions.subscribe({ record: (record) => void hooks.logDisposition(record) });
   const intake = new Intake({ spool, dispositions, clock, alwaysSplit: () => config.outbound.always_split });
   const reporter = new ReportGenerator(config, spool, intake, logger, clock);
-  const scheduler = new Scheduler(config.outbound, spool, agent, logger, clock, (entry, events, outcome) => reporter.report(entry, events, outcome), hooks, config.routes);
+  const scheduler = new Scheduler({
+    config: config.outbound,
+    routes: config.routes,
+    spool,
+    deliverer: agent,
+    logger,
+    clock,
+    reporter: (entry, events, outcome) => reporter.report(entry, events, outcome),
+    hooks,
+    suspensions: new SuspensionFile(spool.root),
+  });
   intake.handTo(scheduler);
   scheduler.on('disposition', (event) => dispositions.emit(event));
   const metrics = new TernMetrics(scheduler, () => agent.openSessions);

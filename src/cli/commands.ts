@@ -15,6 +15,8 @@ export interface CliOptions {
   readonly offset?: string;
   /** `tern config show -n`: only the settings that differ from the defaults. */
   readonly nonDefault?: boolean;
+  readonly duration?: string;
+  readonly reason?: string;
 }
 
 interface Summary {
@@ -98,21 +100,6 @@ export async function queueCommand(args: string[], o: CliOptions): Promise<numbe
     default:
       return usage('tern queue ls|show ID|flush [--domain D]|rm ID|hold ID|release ID|bounce ID');
   }
-}
-
-/** `tern domain suspend|resume|ls`. */
-export async function domainCommand(args: string[], o: CliOptions): Promise<number> {
-  const target = apiTarget(o);
-  const [verb, domain] = args;
-  if (verb === 'ls') {
-    const body = (await call(target, 'GET', '/domains/suspended')) as { suspended: string[] };
-    out(o.json ? JSON.stringify(body) + '\n' : body.suspended.map((d) => `${d}\n`).join('') || 'no domain is suspended\n');
-    return 0;
-  }
-  if ((verb !== 'suspend' && verb !== 'resume') || !domain) return usage('tern domain suspend|resume DOMAIN, tern domain ls');
-  const body = (await call(target, 'POST', `/domains/${encodeURIComponent(domain)}/${verb}`)) as { released?: number };
-  out(o.json ? JSON.stringify(body) + '\n' : `${verb === 'suspend' ? 'suspended' : `resumed (${body.released ?? 0} entries due again)`} ${domain}\n`);
-  return 0;
 }
 
 export function usage(text: string): number {

@@ -3,7 +3,8 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../core/index.js';
 import { startDaemon } from '../daemon.js';
 import { hashPassword } from '../listener/index.js';
-import { domainCommand, queueCommand } from './commands.js';
+import { queueCommand } from './commands.js';
+import { domainCommand } from './domain-command.js';
 import type { CliOptions } from './commands.js';
 import { configCheck, configShow } from './config-commands.js';
 import { ApiError } from './control-client.js';
@@ -20,7 +21,8 @@ Commands:
   queue ls [--domain D] [--state S] [--older-than SECONDS] [--limit N] [--offset N]
   queue show ID | rm ID | hold ID | release ID | bounce ID
   queue flush [--domain D]             make deferred entries due now
-  domain suspend D | resume D | ls     pause and resume delivery to one domain
+  domain suspend D [--duration 2h] [--reason TEXT] | resume D | ls
+                                       pause delivery to one domain (until resumed, or for a while)
   config check                         read the config as start does; one line per problem
   config show [-n]                     effective settings with defaults (-n: only non-default ones)
   health [--config DIR]                exit 0 when the daemon's admin API (http.ini) says it is healthy
@@ -70,6 +72,8 @@ async function main(argv: string[]): Promise<number> {
       'older-than': { type: 'string' },
       limit: { type: 'string' },
       offset: { type: 'string' },
+      duration: { type: 'string' },
+      reason: { type: 'string' },
     },
   });
   const config = locateConfig(values.config, process.env);
@@ -84,6 +88,8 @@ async function main(argv: string[]): Promise<number> {
     limit: values.limit,
     offset: values.offset,
     nonDefault: values['non-default'],
+    duration: values.duration,
+    reason: values.reason,
   };
   if (values.version) {
     process.stdout.write(`tern ${version()}\n`);

@@ -6,7 +6,7 @@ import { splitHostPort } from '../config/index.js';
 import type { HttpMain } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import { QueueAdminError } from '../scheduler/index.js';
-import type { Scheduler } from '../scheduler/index.js';
+import type { QueueOperations, Suspension } from '../scheduler/index.js';
 import type { TernMetrics } from './metrics.js';
 import { listQueue, showEntry } from './queue-view.js';
 import type { QueueFilter } from './queue-view.js';
@@ -21,6 +21,10 @@ class HttpError extends Error {
 }
 
 const STATES = new Set(['held', 'in-flight', 'deferred', 'scheduled']);
+const ADMIN_STATUS: Record<QueueAdminError['reason'], number> = { not_found: 404, in_flight: 409, invalid: 400 };
+
+const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+const suspensionView = (s: Suspension) => ({ domain: s.domain, reason: s.reason, since: iso(s.since), until: iso(s.until) });
 
 function number(params: URLSearchParams, name: string, fallback?: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const raw = params.get(name);
@@ -39,7 +43,7 @@ export class AdminApi {
 
   constructor(
     private config: HttpMain,
-    private readonly scheduler: Scheduler,
+    private readonly scheduler: QueueOperations,
     private readonly metrics: TernMetrics,
     private readonly logger: Logger,
     private readonly clock: Clock,
@@ -94,7 +98,7 @@ export class AdminApi {
       const body = await this.route(req.method ?? 'GET', url);
       this.json(res, 200, body);
     } catch (err) {
-      const status = err instanceof HttpError ? err.status : err instanceof QueueAdminError ? (err.reason === 'not_found' ? 404 : 409) : 500;
+      const status = err instanceof HttpError ? err.status : err instanceof QueueAdminError ? ADMIN_STATUS[err.reason] : 500;
       if (status === 500) this.logger.error({ err: { message: (err as Error).message }, path: url.pathname }, 'admin API error');
       this.json(res, status, { error: (err as Error).message });
     }
@@ -142,20 +146,29 @@ export class AdminApi {
         }
       }
     }
-    if (parts[0] === 'domains') {
-      if (parts.length === 2 && parts[1] === 'suspended' && method === 'GET') return { suspended: s.suspendedDomains() };
-      if (parts.length === 3 && method === 'POST' && parts[2] === 'suspend') {
-        s.suspend(parts[1]);
-        this.logger.info({ domain: parts[1] }, 'delivery to domain suspended by the operator');
-        return { suspended: parts[1].toLowerCase() };
-      }
-      if (parts.length === 3 && method === 'POST' && parts[2] === 'resume') {
-        const released = s.resume(parts[1]);
-        this.logger.info({ domain: parts[1], released }, 'delivery to domain resumed by the operator');
-        return { resumed: parts[1].toLowerCase(), released };
-      }
-    }
+    if (parts[0] === 'domains') return this.domains(method, parts, q);
     throw new HttpError(404, `no such endpoint: ${method} ${url.pathname}`);
+  }
+
+  /** Suspensions (KumoMTA's suspend, with a reason and an optional duration). */
+  private async domains(method: string, parts: string[], q: URLSearchParams): Promise<unknown> {
+    const s = this.scheduler;
+    if (parts.length === 2 && parts[1] === 'suspended' && method === 'GET') {
+      const list = s.suspensions();
+      return { suspended: list.map((x) => x.domain), suspensions: list.map(suspensionView) };
+    }
+    if (parts.length === 3 && method === 'POST' && parts[2] === 'suspend') {
+      const seconds = number(q, 'duration');
+      const suspension = await s.suspend(parts[1], { reason: q.get('reason') ?? undefined, durationMs: seconds === undefined ? undefined : seconds * 1000 });
+      this.logger.info({ domain: suspension.domain, reason: suspension.reason, until: iso(suspension.until) }, 'delivery to domain suspended by the operator');
+      return { suspended: suspension.domain, ...suspensionView(suspension) };
+    }
+    if (parts.length === 3 && method === 'POST' && parts[2] === 'resume') {
+      const released = await s.resume(parts[1]);
+      this.logger.info({ domain: parts[1].toLowerCase(), released }, 'delivery to domain resumed by the operator');
+      return { resumed: parts[1].toLowerCase(), released };
+    }
+    throw new HttpError(404, `no such endpoint: ${method} /${parts.join('/')}`);
   }
 
   private json(res: ServerResponse, status: number, body: unknown): void {

@@ -1,6 +1,9 @@
+import type { QueueOperations } from '../scheduler/index.js';
 import type { QueueEntry } from '../spool/index.js';
 import { entryState } from './metrics.js';
-import type { EntryState, QueueSource } from './metrics.js';
+import type { EntryState } from './metrics.js';
+
+type QueueView = Pick<QueueOperations, 'all' | 'isInFlight' | 'load' | 'nextAttempt'>;
 
 export interface QueueFilter {
   readonly domain?: string;
@@ -26,7 +29,7 @@ export interface EntrySummary {
   readonly last_reply: string | null;
 }
 
-function summary(e: QueueEntry, state: EntryState): EntrySummary {
+function summary(queue: QueueView, e: QueueEntry, state: EntryState): EntrySummary {
   const last = e.recipients.find((r) => r.lastReply && r.state !== 'delivered')?.lastReply;
   return {
     id: e.id,
@@ -38,7 +41,7 @@ function summary(e: QueueEntry, state: EntryState): EntrySummary {
     state,
     attempts: e.attempts,
     queued_at: new Date(e.queuedAt).toISOString(),
-    next_attempt_at: new Date(e.nextAttemptAt).toISOString(),
+    next_attempt_at: new Date(queue.nextAttempt(e)).toISOString(),
     last_reply: last ? `${last.code}${last.enhanced ? ' ' + last.enhanced : ''} ${last.text}` : null,
   };
 }
@@ -48,7 +51,7 @@ function summary(e: QueueEntry, state: EntryState): EntrySummary {
  * page's entries are read from disk, so a million queued entries cost one pass, not a
  * million reads. No body is read.
  */
-export async function listQueue(queue: QueueSource, filter: QueueFilter, now: number): Promise<{ total: number; entries: EntrySummary[] }> {
+export async function listQueue(queue: QueueView, filter: QueueFilter, now: number): Promise<{ total: number; entries: EntrySummary[] }> {
   const page: { id: string; state: EntryState }[] = [];
   let total = 0;
   for (const e of queue.all()) {
@@ -63,9 +66,9 @@ export async function listQueue(queue: QueueSource, filter: QueueFilter, now: nu
   }
   const loaded = await Promise.all(page.map(async ({ id, state }) => ({ entry: await queue.load(id), state })));
   // An entry that finished between the pass and its read is simply not on the page.
-  return { total, entries: loaded.filter((l) => l.entry).map((l) => summary(l.entry!, l.state)) };
+  return { total, entries: loaded.filter((l) => l.entry).map((l) => summary(queue, l.entry!, l.state)) };
 }
 
-export function showEntry(queue: QueueSource, e: QueueEntry) {
-  return { ...summary(e, entryState(e, queue.isInFlight(e.id))), dsn: e.dsn, recipients: e.recipients, last_peer: e.lastPeer ?? null, held: !!e.held };
+export function showEntry(queue: QueueView, e: QueueEntry) {
+  return { ...summary(queue, e, entryState(e, queue.isInFlight(e.id))), dsn: e.dsn, recipients: e.recipients, last_peer: e.lastPeer ?? null, held: !!e.held };
 }

@@ -8,6 +8,8 @@ export interface AppliedOutcome {
   readonly events: RecipientDisposition[];
   /** Every recipient has its final state: the entry leaves the queue. */
   readonly finished: boolean;
+  /** When the deferred recipients are tried again (the retry schedule's answer), if any are. */
+  readonly nextAttemptAt?: number;
 }
 
 interface Context {
@@ -52,6 +54,7 @@ export function applyOutcome(entry: QueueEntry, outcome: DeliveryOutcome, ctx: C
   if (outcome.peer) entry.lastPeer = { name: outcome.peer.name, address: outcome.peer.address, port: outcome.peer.port };
   const byAddress = new Map<string, RecipientOutcome>(outcome.recipients.map((r) => [r.address, r]));
   const deferred: { address: string; reply: SmtpReply }[] = [];
+  let retryAt: number | undefined;
 
   for (const rcpt of entry.recipients) {
     const result = byAddress.get(rcpt.address);
@@ -87,10 +90,10 @@ export function applyOutcome(entry: QueueEntry, outcome: DeliveryOutcome, ctx: C
         events.push({ ...base, kind: 'TransientFailure', recipient: d.address, reply: d.reply, nextAttemptAt: new Date(next) });
       }
     }
-    if (next !== undefined) entry.nextAttemptAt = next;
+    retryAt = next;
   }
   const finished = entry.recipients.every((r) => r.state === 'delivered' || r.state === 'failed');
-  return { events, finished };
+  return { events, finished, nextAttemptAt: retryAt };
 }
 
 /**

@@ -1,25 +1,54 @@
 import type { Clock } from '../core/index.js';
 
-interface DestinationState {
+/**
+ * Why an entry that came due waits instead of being attempted. Every wait of this kind is
+ * one concept, a parked entry with its reason; limits to come (rates) add their reason here.
+ */
+export type ParkReason = 'suspended' | 'backoff' | 'connection_limit';
+
+/** The operator stopped delivery to a domain, for a while (`until`) or until resumed. */
+export interface Suspension {
+  readonly domain: string;
+  readonly reason: string;
+  /** Epoch ms. */
+  readonly since: number;
+  /** Epoch ms when it lifts by itself; absent: until resumed. */
+  readonly until?: number;
+}
+
+export type Admission = { readonly go: true } | { readonly go: false; readonly reason: ParkReason };
+
+interface Destination {
   inFlight: number;
-  /** Entries waiting for a connection slot or for a probe's verdict. */
-  parked: string[];
+  /** Entries that came due and wait, by reason, each list in the order they came. */
+  parked: Record<ParkReason, string[]>;
   /** Set while the destination is unreachable: no attempt before this. */
   downUntil?: number;
   backoffMs: number;
+  /** One attempt is finding out whether a backed-off destination answers again. */
   probing: boolean;
+  suspension?: Suspension;
 }
 
-export type Admission = { readonly go: true } | { readonly go: false; readonly retryAt?: number };
+/** What lifted by itself when its time came. */
+export interface Lapse {
+  /** Entries that may be tried again now. */
+  readonly released: string[];
+  readonly expired: Suspension[];
+}
 
 /**
- * Per-destination limits: at most `limit(domain)` attempts in flight to one domain, and a
- * destination whose every host refused a session backs off as a whole (doubling from
- * `minBackoff` to `maxBackoff`): while it is down nothing is attempted, then one probe
- * goes; the rest wait for its verdict, so a dead host never meets a stampede of retries.
+ * Where entries of a destination domain park when they may not start, and the rules that
+ * park them: an operator's suspension; a dead destination's backoff (every host refused
+ * a session: nothing is attempted for a while, doubling from `minMs` to `maxMs`, then one
+ * probe goes and the rest wait for its verdict, so a dead host never meets a stampede);
+ * and at most `limit(domain)` attempts in flight. Nothing parked is lost or reordered: each
+ * rule hands its entries back when it lifts, and the scheduler queues them again.
  */
 export class DestinationGate {
-  private readonly states = new Map<string, DestinationState>();
+  private readonly states = new Map<string, Destination>();
+  /** The earliest time something lifts by itself (a backoff or a suspension ends). */
+  private earliest = Infinity;
 
   constructor(
     private readonly clock: Clock,
@@ -32,29 +61,28 @@ export class DestinationGate {
     this.backoff = backoff;
   }
 
-  private state(domain: string): DestinationState {
+  private state(domain: string): Destination {
     let s = this.states.get(domain);
     if (!s) {
-      s = { inFlight: 0, parked: [], backoffMs: 0, probing: false };
+      s = { inFlight: 0, parked: { suspended: [], backoff: [], connection_limit: [] }, backoffMs: 0, probing: false };
       this.states.set(domain, s);
     }
     return s;
   }
 
-  /** May an entry for this domain start now? If not, it is parked, or should come back at retryAt. */
+  /** May an entry for this domain start now? If not, it is parked with the reason. */
   admit(domain: string, id: string): Admission {
     const s = this.state(domain);
     const now = this.clock.now();
-    if (s.downUntil !== undefined) {
-      if (now < s.downUntil) return { go: false, retryAt: s.downUntil };
-      if (s.probing) {
-        s.parked.push(id);
-        return { go: false };
-      }
-      s.probing = true;
-    } else if (s.inFlight >= this.limit(domain)) {
-      s.parked.push(id);
-      return { go: false };
+    let reason: ParkReason | undefined;
+    if (s.suspension && !(s.suspension.until !== undefined && s.suspension.until <= now)) reason = 'suspended';
+    else if (s.downUntil !== undefined) {
+      if (now < s.downUntil || s.probing) reason = 'backoff';
+      else s.probing = true;
+    } else if (s.inFlight >= this.limit(domain)) reason = 'connection_limit';
+    if (reason) {
+      s.parked[reason].push(id);
+      return { go: false, reason };
     }
     s.inFlight++;
     return { go: true };
@@ -64,27 +92,119 @@ export class DestinationGate {
   finished(domain: string, unreachable: boolean): string[] {
     const s = this.state(domain);
     s.inFlight = Math.max(0, s.inFlight - 1);
-    const now = this.clock.now();
     if (unreachable) {
       s.backoffMs = Math.min(Math.max(s.backoffMs * 2, this.backoff.minMs), this.backoff.maxMs);
-      s.downUntil = now + s.backoffMs;
+      s.downUntil = this.clock.now() + s.backoffMs;
       s.probing = false;
-      return s.parked.splice(0);
+      this.earliest = Math.min(this.earliest, s.downUntil);
+      // Whatever waited for a slot now waits for the destination to come back.
+      s.parked.backoff = s.parked.backoff.concat(s.parked.connection_limit);
+      s.parked.connection_limit = [];
+      return [];
     }
     if (s.downUntil !== undefined) {
-      s.downUntil = undefined;
-      s.backoffMs = 0;
-      s.probing = false;
-      return s.parked.splice(0);
+      // An attempt got a session: the destination is back, and everyone waiting may go.
+      this.clearBackoff(s);
+      return this.release(domain, s, 'backoff').concat(this.release(domain, s, 'connection_limit'));
     }
-    const free = Math.max(0, this.limit(domain) - s.inFlight);
-    const released = s.parked.splice(0, free);
-    if (s.inFlight === 0 && s.parked.length === 0 && s.backoffMs === 0) this.states.delete(domain);
+    return this.release(domain, s, 'connection_limit', Math.max(0, this.limit(domain) - s.inFlight));
+  }
+
+  /** Stops delivery to a domain (replacing an earlier suspension of it). */
+  suspend(suspension: Suspension): void {
+    this.state(suspension.domain).suspension = suspension;
+    if (suspension.until !== undefined) this.earliest = Math.min(this.earliest, suspension.until);
+  }
+
+  /** Lifts a suspension; returns the entries it held, or undefined when the domain was not suspended. */
+  resume(domain: string): string[] | undefined {
+    const s = this.states.get(domain);
+    if (!s?.suspension) return undefined;
+    s.suspension = undefined;
+    return this.release(domain, s, 'suspended');
+  }
+
+  /**
+   * Forgets what the gate learnt about dead destinations (one, or all): the operator says
+   * it is fixed, so the next attempt goes at once (as Postfix's `postqueue -f` does).
+   * Returns the entries that waited for the backoff.
+   */
+  resetBackoff(domain?: string): string[] {
+    const released: string[] = [];
+    for (const [name, s] of domain === undefined ? this.states : this.pick(domain)) {
+      if (s.downUntil === undefined) continue;
+      this.clearBackoff(s);
+      for (const id of this.release(name, s, 'backoff')) released.push(id);
+    }
     return released;
   }
 
-  /** Domains currently backed off, for the operator. */
-  down(): { domain: string; until: number }[] {
-    return [...this.states].filter(([, s]) => s.downUntil !== undefined).map(([domain, s]) => ({ domain, until: s.downUntil! }));
+  /** Lifts the backoffs and suspensions whose time has come (cheap until then). */
+  lapse(): Lapse {
+    const now = this.clock.now();
+    const released: string[] = [];
+    const expired: Suspension[] = [];
+    if (now < this.earliest) return { released, expired };
+    this.earliest = Infinity;
+    for (const [domain, s] of [...this.states]) {
+      if (s.suspension?.until !== undefined && s.suspension.until <= now) {
+        expired.push(s.suspension);
+        s.suspension = undefined;
+        for (const id of this.release(domain, s, 'suspended')) released.push(id);
+      }
+      if (s.downUntil !== undefined && s.downUntil <= now && !s.probing) {
+        // The backoff is over: the first of these becomes the probe, the rest park again.
+        for (const id of this.release(domain, s, 'backoff')) released.push(id);
+      }
+      this.earliest = Math.min(this.earliest, ...this.lifts(s, now));
+    }
+    return { released, expired };
+  }
+
+  /** When lapse() next has something to do, if ever. */
+  wakeAt(): number | undefined {
+    return this.earliest === Infinity ? undefined : this.earliest;
+  }
+
+  suspensions(): Suspension[] {
+    const now = this.clock.now();
+    return [...this.states.values()]
+      .map((s) => s.suspension)
+      .filter((s): s is Suspension => s !== undefined && !(s.until !== undefined && s.until <= now))
+      .sort((a, b) => a.domain.localeCompare(b.domain));
+  }
+
+  /** The earliest an entry of this domain may start, when the gate holds it back for a known time. */
+  closedUntil(domain: string): number | undefined {
+    const s = this.states.get(domain);
+    if (!s) return undefined;
+    if (s.suspension) return s.suspension.until;
+    return s.downUntil;
+  }
+
+  private lifts(s: Destination, now: number): number[] {
+    const times: number[] = [];
+    if (s.suspension?.until !== undefined) times.push(s.suspension.until);
+    if (s.downUntil !== undefined && s.downUntil > now) times.push(s.downUntil);
+    return times;
+  }
+
+  private pick(domain: string): [string, Destination][] {
+    const s = this.states.get(domain);
+    return s ? [[domain, s]] : [];
+  }
+
+  private clearBackoff(s: Destination): void {
+    s.downUntil = undefined;
+    s.backoffMs = 0;
+    s.probing = false;
+  }
+
+  /** Hands back (up to `count` of) the entries parked for `reason`, in order, and forgets an idle destination. */
+  private release(domain: string, s: Destination, reason: ParkReason, count = Infinity): string[] {
+    const released = s.parked[reason].splice(0, count);
+    const idle = s.parked.suspended.length + s.parked.backoff.length + s.parked.connection_limit.length === 0;
+    if (idle && s.inFlight === 0 && s.downUntil === undefined && !s.suspension) this.states.delete(domain);
+    return released;
   }
 }

@@ -1,5 +1,10 @@
-export { Scheduler, QueueAdminError } from './scheduler.js';
-export type { Deliverer, SchedulerEvents } from './scheduler.js';
+export { Scheduler } from './scheduler.js';
+export type { Deliverer, SchedulerEvents, SchedulerOptions } from './scheduler.js';
+export { QueueAdminError } from './queue-operations.js';
+export type { QueueOperations, SuspendOptions } from './queue-operations.js';
+export type { Admission, ParkReason, Suspension } from './destinations.js';
+export { SuspensionFile, SUSPENSION_FILE } from './suspension-file.js';
+export type { SuspensionStore } from './suspension-file.js';
 export { RetrySchedule } from './retry-schedule.js';
 export { TimerHeap } from './timer-heap.js';
 export { applyOutcome, expireEntry } from './apply-outcome.js';

@@ -11,18 +11,15 @@ export interface QueueItem extends EntryHead {
   entry?: QueueEntry;
 }
 
-/** What changes between attempts: the item's copy is authoritative (flushes and gate delays change it in memory only). */
+/** What changes between attempts: the item's copy is authoritative between attempts. */
 type Timing = Pick<EntryHead, 'nextAttemptAt' | 'attempts' | 'tempFailures' | 'held'>;
 
-/** Item → a freshly loaded entry before an attempt, entry → item after it. */
-export function copyTiming(to: Timing, from: Timing): void {
-  to.nextAttemptAt = from.nextAttemptAt;
-  to.attempts = from.attempts;
-  to.tempFailures = from.tempFailures;
-  to.held = from.held;
-}
-
-/** The queue in memory: every entry's head by id, and a min-heap of due times over them. */
+/**
+ * The queue in memory: every entry's head by id, and a min-heap of due times over them.
+ * It is the only writer of `nextAttemptAt` (setDue): the retry schedule, hooks, flushes
+ * and operator actions decide a time and hand it here, so that the head, the heap and
+ * an entry being worked on never disagree about when it is due.
+ */
 export class QueueIndex {
   private readonly items = new Map<string, QueueItem>();
   readonly heap = new TimerHeap();
@@ -56,6 +53,30 @@ export class QueueIndex {
     this.heap.push(item.nextAttemptAt, item.id);
   }
 
+  /** The item is due at `at` (its entry too, while one is loaded); the caller queues it with schedule(). */
+  setDue(item: QueueItem, at: number): void {
+    item.nextAttemptAt = at;
+    if (item.entry) item.entry.nextAttemptAt = at;
+  }
+
+  /** A freshly loaded entry takes the item's timing (flushes change it in memory only). */
+  withTiming(item: QueueItem, entry: QueueEntry): QueueEntry {
+    copy(entry, item);
+    return entry;
+  }
+
+  /** An attempt or an operator action works on this loaded entry: due-time changes reach it too. */
+  attach(item: QueueItem, entry: QueueEntry): QueueEntry {
+    item.entry = this.withTiming(item, entry);
+    return entry;
+  }
+
+  /** The work on the entry is done: the item keeps its counters, and only the head stays in memory. */
+  detach(item: QueueItem): void {
+    if (item.entry) copy(item, item.entry);
+    item.entry = undefined;
+  }
+
   addNew(entry: QueueEntry): void {
     this.insert({ ...entryHead(entry), domain: this.intern(entry.domain), entry });
   }
@@ -63,7 +84,7 @@ export class QueueIndex {
   addRecovered(head: EntryHead): void {
     const item: QueueItem = { ...head, domain: this.intern(head.domain) };
     const flushedAt = Math.min(this.recoveryFlushes?.get('*') ?? Infinity, this.recoveryFlushes?.get(item.domain) ?? Infinity);
-    if (!item.held && item.nextAttemptAt > flushedAt) item.nextAttemptAt = flushedAt;
+    if (!item.held && item.nextAttemptAt > flushedAt) this.setDue(item, flushedAt);
     this.insert(item);
   }
 
@@ -84,7 +105,7 @@ export class QueueIndex {
       if (skip(item) || item.held || (domain && item.domain !== domain)) continue;
       if (item.nextAttemptAt <= now) continue;
       flushed++;
-      item.nextAttemptAt = now;
+      this.setDue(item, now);
       this.schedule(item);
     }
     return flushed;
@@ -101,4 +122,11 @@ export class QueueIndex {
     this.items.set(item.id, item);
     this.schedule(item);
   }
+}
+
+function copy(to: Timing, from: Timing): void {
+  to.nextAttemptAt = from.nextAttemptAt;
+  to.attempts = from.attempts;
+  to.tempFailures = from.tempFailures;
+  to.held = from.held;
 }

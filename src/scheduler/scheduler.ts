@@ -3,15 +3,20 @@ import PQueue from 'p-queue';
 import type { Clock, DeliveryOutcome, RecipientDisposition } from '../core/index.js';
 import type { HookRunner } from '../hooks/index.js';
 import type { OutboundConfig, Route } from '../config/index.js';
-import { DestinationGate } from './destinations.js';
 import type { Logger } from '../log/index.js';
 import type { EntryHead, QueueEntry, Spool } from '../spool/index.js';
-import { applyOutcome, bounceEntry, expireEntry } from './apply-outcome.js';
+import { applyOutcome, expireEntry } from './apply-outcome.js';
+import { DestinationGate } from './destinations.js';
+import type { Suspension } from './destinations.js';
+import { EntryActions } from './entry-actions.js';
+import type { QueueOperations, SuspendOptions } from './queue-operations.js';
 import { RetrySchedule } from './retry-schedule.js';
-import { QueueIndex, copyTiming } from './queue-index.js';
+import { QueueIndex } from './queue-index.js';
+import type { QueueItem } from './queue-index.js';
 import { AttemptSettler } from './settle.js';
 import type { Reporter } from './settle.js';
-import type { QueueItem } from './queue-index.js';
+import type { SuspensionStore } from './suspension-file.js';
+import { Suspensions } from './suspensions.js';
 
 /** What the scheduler needs from delivery; daemon.ts hands it the real agent. */
 export interface Deliverer {
@@ -28,13 +33,19 @@ export interface SchedulerEvents {
   attempt: [entry: QueueEntry, events: readonly RecipientDisposition[], durationMs: number];
 }
 
-export class QueueAdminError extends Error {
-  constructor(
-    readonly reason: 'not_found' | 'in_flight',
-    message: string,
-  ) {
-    super(message);
-  }
+export interface SchedulerOptions {
+  readonly config: OutboundConfig;
+  /** routes.ini: per-domain max_connections. */
+  readonly routes?: ReadonlyMap<string, Route>;
+  readonly spool: Spool;
+  readonly deliverer: Deliverer;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** Called with each attempt's dispositions before a finished entry is removed (DSNs). */
+  readonly reporter?: Reporter;
+  readonly hooks?: HookRunner;
+  /** Keeps suspensions across restarts; without one they last until resumed or the process ends. */
+  readonly suspensions?: SuspensionStore;
 }
 
 function gateSettings(config: OutboundConfig, routes?: ReadonlyMap<string, Route>): [(domain: string) => number, { minMs: number; maxMs: number }] {
@@ -42,55 +53,68 @@ function gateSettings(config: OutboundConfig, routes?: ReadonlyMap<string, Route
   return [limit, { minMs: config.destination_backoff_min * 1000, maxMs: config.destination_backoff_max * 1000 }];
 }
 
-
 // setTimeout's ceiling; a later due time just re-arms when this fires.
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
 const isGone = (err: unknown) => (err as NodeJS.ErrnoException)?.code === 'ENOENT';
 
 /**
  * Decides when each queue entry is attempted: a min-heap of due times behind a single
  * timer, pulled into a p-queue only while fewer than concurrency_max attempts are in
- * flight, so that a flush of a huge queue never builds a huge backlog in memory.
+ * flight, so that a flush of a huge queue never builds a huge backlog in memory. Entries
+ * that come due but may not start (suspended domain, dead destination, connection limit)
+ * park in the DestinationGate until it hands them back.
  */
-export class Scheduler extends EventEmitter<SchedulerEvents> {
+export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOperations {
   private readonly queue = new QueueIndex();
   private readonly inFlight = new Set<string>();
-  /** Suspended destination domains, with the entries that came due meanwhile. */
-  private readonly suspended = new Map<string, string[]>();
   private readonly work: PQueue;
   private timer?: NodeJS.Timeout;
   private timerDue = Infinity;
+  private config: OutboundConfig;
   private schedule: RetrySchedule;
   private stopped = false;
   private aborting = false;
   private readonly gate: DestinationGate;
   private readonly settler: AttemptSettler;
+  private readonly actions: EntryActions;
+  private readonly spool: Spool;
+  private readonly deliverer: Deliverer;
+  private readonly logger: Logger;
+  private readonly clock: Clock;
+  private readonly hooks?: HookRunner;
+  private readonly suspended: Suspensions;
 
-  constructor(
-    private config: OutboundConfig,
-    private readonly spool: Spool,
-    private readonly deliverer: Deliverer,
-    private readonly logger: Logger,
-    private readonly clock: Clock,
-    /** Called with each attempt's dispositions before a finished entry is removed (DSNs). */
-    reporter?: Reporter,
-    private readonly hooks?: HookRunner,
-    routes?: ReadonlyMap<string, Route>,
-  ) {
+  constructor(options: SchedulerOptions) {
     super();
+    ({ config: this.config, spool: this.spool, deliverer: this.deliverer, logger: this.logger, clock: this.clock, hooks: this.hooks } = options);
+    const { spool, logger, clock, hooks } = options;
     this.settler = new AttemptSettler({
       spool,
       logger,
       clock,
       hooks,
-      reporter,
+      reporter: options.reporter,
       forget: (id) => this.queue.delete(id),
+      postpone: (entry, at) => this.postpone(entry.id, at),
       onDisposition: (event, entry) => this.emit('disposition', event, entry),
     });
-    this.schedule = RetrySchedule.fromConfig(config);
-    this.gate = new DestinationGate(clock, ...gateSettings(config, routes));
-    this.work = new PQueue({ concurrency: config.concurrency_max });
+    this.actions = new EntryActions({
+      queue: this.queue,
+      busy: this.inFlight,
+      spool,
+      settler: this.settler,
+      clock,
+      logger,
+      load: (item) => this.entryOf(item),
+      isGone,
+      wake: () => this.pump(),
+    });
+    this.schedule = RetrySchedule.fromConfig(this.config);
+    this.gate = new DestinationGate(clock, ...gateSettings(this.config, options.routes));
+    this.suspended = new Suspensions({ gate: this.gate, store: options.suspensions, clock, logger, requeue: (ids) => this.requeue(ids), wake: () => this.pump() });
+    this.work = new PQueue({ concurrency: this.config.concurrency_max });
+    // A slot came free: start what is due (while every slot is busy no timer waits for it).
+    this.work.on('next', () => this.pump());
   }
 
   get size(): number {
@@ -121,11 +145,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     this.queue.recoveryFinished();
   }
 
-  /** The whole entry, with the scheduler's current view of its timing. */
+  /** The whole entry as stored (new entries are still in memory). */
   private async entryOf(item: QueueItem): Promise<QueueEntry> {
-    const entry = item.entry ?? (await this.spool.load(item.id));
-    copyTiming(entry, item);
-    return entry;
+    return item.entry ?? (await this.spool.load(item.id));
   }
 
   updateConfig(config: OutboundConfig, routes?: ReadonlyMap<string, Route>): void {
@@ -137,26 +159,27 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   }
 
   /**
-   * SIGHUP: every waiting entry (of one domain, when given) is due now. An entry in
-   * flight keeps its one attempt; held entries and suspended domains stay as they are.
+   * SIGHUP and `tern queue flush`: every waiting entry (of one domain, when given) is due
+   * now, and dead destinations are tried again at once (postqueue -f). An entry in flight
+   * keeps its one attempt; held entries and suspended domains stay as they are.
    */
   flush(domain?: string): number {
-    const flushed = this.queue.flush(this.clock.now(), domain, (item) => this.inFlight.has(item.id));
+    const name = domain?.toLowerCase();
+    const flushed = this.queue.flush(this.clock.now(), name, (item) => this.inFlight.has(item.id));
+    const released = this.requeue(this.gate.resetBackoff(name));
     this.pump();
-    return flushed;
+    return flushed + released;
   }
 
-  /** Every entry's head, in the order they were added; the admin API filters and pages it. */
   all(): IterableIterator<EntryHead> {
     return this.queue.values();
   }
 
-  /** The whole entry (read from disk unless it is new), or undefined when it is not queued. */
   async load(id: string): Promise<QueueEntry | undefined> {
     const item = this.queue.get(id);
     if (!item) return undefined;
     try {
-      return await this.entryOf(item);
+      return this.queue.withTiming(item, await this.entryOf(item));
     } catch (err) {
       if (isGone(err)) return undefined;
       throw err;
@@ -167,75 +190,55 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     return this.inFlight.has(id);
   }
 
-  /** Operator actions on one entry; an entry in flight cannot be changed under its attempt. */
+  nextAttempt(head: EntryHead): number {
+    const opens = this.gate.closedUntil(head.domain);
+    return opens !== undefined && opens > head.nextAttemptAt ? opens : head.nextAttemptAt;
+  }
+
   hold(id: string): Promise<QueueEntry> {
-    return this.exclusive(id, async (entry) => {
-      entry.held = true;
-      await this.spool.update(entry);
-    });
+    return this.actions.hold(id);
   }
 
   release(id: string): Promise<QueueEntry> {
-    return this.exclusive(id, async (entry) => {
-      entry.held = false;
-      entry.nextAttemptAt = this.clock.now();
-      await this.spool.update(entry);
-    });
+    return this.actions.release(id);
   }
 
   remove(id: string): Promise<QueueEntry> {
-    return this.exclusive(id, async (entry) => {
-      await this.spool.remove(entry);
-      this.queue.delete(id);
-      this.logger.info({ id, message_id: entry.messageId, recipients: entry.recipients.map((r) => r.address) }, 'entry removed by the operator');
-    });
+    return this.actions.remove(id);
   }
 
-  /** Fails every unsettled recipient now, with a report to the sender as for any bounce. */
-  bounce(id: string, text = 'Message bounced by the operator'): Promise<QueueEntry> {
-    return this.exclusive(id, (entry) => this.settler.finish(entry, bounceEntry(entry, this.clock.now(), { code: 550, enhanced: '5.0.0', text }), true));
+  bounce(id: string, text?: string): Promise<QueueEntry> {
+    return this.actions.bounce(id, text);
   }
 
-  /** Runs an operator action with the entry marked busy, so that no attempt starts under it. */
-  private async exclusive(id: string, action: (entry: QueueEntry) => Promise<void>): Promise<QueueEntry> {
-    const item = this.queue.get(id);
-    if (!item) throw new QueueAdminError('not_found', `no queue entry ${id}`);
-    if (this.inFlight.has(id)) throw new QueueAdminError('in_flight', `entry ${id} is being delivered right now; try again shortly`);
-    this.inFlight.add(id);
-    try {
-      const entry = await this.entryOf(item).catch((err: unknown) => {
-        if (!isGone(err)) throw err;
-        this.queue.delete(id);
-        throw new QueueAdminError('not_found', `no queue entry ${id}`);
-      });
-      await action(entry);
-      copyTiming(item, entry);
-      return entry;
-    } finally {
-      this.inFlight.delete(id);
-      if (this.queue.has(id)) this.queue.schedule(item);
-      this.pump();
-    }
+  suspend(domain: string, options?: SuspendOptions): Promise<Suspension> {
+    return this.suspended.suspend(domain, options);
   }
 
-  /** Stops delivery to a destination domain until resume(); its entries stay queued. */
-  suspend(domain: string): void {
-    this.suspended.set(domain.toLowerCase(), this.suspended.get(domain.toLowerCase()) ?? []);
+  resume(domain: string): Promise<number> {
+    return this.suspended.resume(domain);
   }
 
-  resume(domain: string): number {
-    const parked = this.suspended.get(domain.toLowerCase());
-    this.suspended.delete(domain.toLowerCase());
-    for (const id of parked ?? []) {
+  suspensions(): Suspension[] {
+    return this.suspended.list();
+  }
+
+  /** Queues parked entries again; returns how many are still waiting to be attempted. */
+  private requeue(ids: readonly string[]): number {
+    let n = 0;
+    for (const id of ids) {
       const item = this.queue.get(id);
-      if (item) this.queue.schedule(item);
+      if (!item || item.held) continue;
+      this.queue.schedule(item);
+      n++;
     }
-    this.pump();
-    return parked?.length ?? 0;
+    return n;
   }
 
-  suspendedDomains(): string[] {
-    return [...this.suspended.keys()];
+  /** A hook moved the next attempt of an entry in flight; its attempt's end queues it. */
+  private postpone(id: string, at: number): void {
+    const item = this.queue.get(id);
+    if (item) this.queue.setDue(item, at);
   }
 
   /** Stops starting attempts and waits up to `boundMs` for those in flight; then aborts the rest. */
@@ -244,6 +247,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.work.clear();
+    await this.suspended.settled();
     if (this.inFlight.size === 0) return { aborted: 0 };
     let bound: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
@@ -263,34 +267,24 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   private pump(): void {
     if (this.stopped) return;
-    if (this.config.disabled) return this.arm(Infinity);
+    this.suspended.lapse();
+    if (this.config.disabled) return this.arm(this.gate.wakeAt() ?? Infinity);
     const now = this.clock.now();
-    while (this.work.size + this.work.pending < this.config.concurrency_max) {
+    const full = () => this.work.size + this.work.pending >= this.config.concurrency_max;
+    while (!full()) {
       const due = this.queue.heap.peekDue();
       if (due === undefined || due > now) break;
       const { id } = this.queue.heap.pop()!;
       const item = this.queue.get(id);
       // Stale heap items (entry finished, rescheduled, or already in flight) are skipped;
-      // held entries come back with release(), suspended domains with resume().
+      // held entries come back with release(), parked ones when the gate hands them back.
       if (!item || item.nextAttemptAt !== due || this.inFlight.has(id) || item.held) continue;
-      const parked = this.suspended.get(item.domain);
-      if (parked) {
-        parked.push(id);
-        continue;
-      }
-      const admission = this.gate.admit(item.domain, id);
-      if (!admission.go) {
-        // Waiting for a connection slot (parked in the gate) or for a dead destination's backoff.
-        if (admission.retryAt !== undefined) {
-          item.nextAttemptAt = admission.retryAt;
-          this.queue.schedule(item);
-        }
-        continue;
-      }
+      if (!this.gate.admit(item.domain, id).go) continue;
       this.inFlight.add(id);
       void this.work.add(() => this.attempt(item));
     }
-    this.arm(this.queue.heap.peekDue() ?? Infinity);
+    const due = this.queue.heap.peekDue() ?? Infinity;
+    this.arm(Math.min(due <= now && full() ? Infinity : due, this.gate.wakeAt() ?? Infinity));
   }
 
   private arm(due: number): void {
@@ -311,7 +305,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
     let unreachable = false;
     let entry: QueueEntry | undefined;
     try {
-      entry = await this.entryOf(item);
+      entry = this.queue.attach(item, await this.entryOf(item));
       const now = this.clock.now();
       if (now > entry.queuedAt + this.config.max_queue_lifetime * 1000) {
         await this.settler.finish(entry, expireEntry(entry, now), true);
@@ -319,7 +313,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       }
       const postpone = await this.hooks?.sendEmail(entry);
       if (postpone?.action === 'delay') {
-        entry.nextAttemptAt = now + postpone.seconds * 1000;
+        this.queue.setDue(item, now + postpone.seconds * 1000);
         return;
       }
       entry.attempts += 1;
@@ -336,6 +330,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
         schedule: this.schedule,
         lifetime: this.config.max_queue_lifetime,
       });
+      if (applied.nextAttemptAt !== undefined) this.queue.setDue(item, applied.nextAttemptAt);
       const events = await this.settler.askDeferred(entry, applied.events, applied.finished);
       if (!events) return;
       await this.settler.finish(entry, events, applied.finished, outcome);
@@ -348,22 +343,14 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       } else {
         // A local fault (e.g. the spool cannot be written) leaves the entry on disk as it
         // was; it is tried again later rather than lost.
-        item.nextAttemptAt = this.clock.now() + 60_000;
-        if (entry) entry.nextAttemptAt = item.nextAttemptAt;
+        this.queue.setDue(item, this.clock.now() + 60_000);
         this.logger.error({ err: { message: (err as Error).message, code: (err as { code?: string }).code }, id: item.id }, 'attempt failed locally; retrying in 60 s');
       }
     } finally {
       this.inFlight.delete(item.id);
-      if (this.queue.has(item.id)) {
-        if (entry) copyTiming(item, entry);
-        // Between attempts only the head stays in memory.
-        item.entry = undefined;
-        this.queue.schedule(item);
-      }
-      for (const id of this.gate.finished(item.domain, unreachable)) {
-        const waiting = this.queue.get(id);
-        if (waiting) this.queue.schedule(waiting);
-      }
+      this.queue.detach(item);
+      if (this.queue.has(item.id)) this.queue.schedule(item);
+      this.requeue(this.gate.finished(item.domain, unreachable));
       this.pump();
     }
   }

@@ -18,6 +18,8 @@ export interface SettleDeps {
   readonly reporter?: Reporter;
   /** The entry left the queue: the scheduler drops it from memory. */
   forget(id: string): void;
+  /** A hook moved the entry's next attempt: the scheduler, which owns due times, records it. */
+  postpone(entry: QueueEntry, at: number): void;
   /** Each disposition, once its entry's state is on disk: the log, plugins and metrics hear of it there. */
   onDisposition(event: RecipientDisposition, entry: QueueEntry): void;
 }
@@ -46,7 +48,7 @@ export class AttemptSettler {
       return undefined;
     }
     if (verdict?.action === 'delay') {
-      entry.nextAttemptAt = now + verdict.seconds * 1000;
+      this.deps.postpone(entry, now + verdict.seconds * 1000);
       const at = new Date(entry.nextAttemptAt);
       return events.map((e) => (e.kind === 'TransientFailure' ? { ...e, nextAttemptAt: at } : e));
     }

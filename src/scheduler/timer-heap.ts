@@ -46,11 +46,6 @@ export class TimerHeap {
     return top;
   }
 
-  clear(): void {
-    this.due = [];
-    this.ids = [];
-  }
-
   private swap(a: number, b: number): void {
     [this.due[a], this.due[b]] = [this.due[b], this.due[a]];
     [this.ids[a], this.ids[b]] = [this.ids[b], this.ids[a]];

@@ -2,3 +2,4 @@ export { DiskSpool } from './disk-spool.js';
 export type { Spool, QueueEntry, EntryDraft, EntryHead, IncomingMessage, RecoveryReport, RecoveryOptions } from './types.js';
 export { encodeEntry, decodeEntry } from './entry-codec.js';
 export { entryHead } from './entry-head.js';
+export { writeFileSynced, fsyncDir } from './durable-fs.js';

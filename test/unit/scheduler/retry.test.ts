@@ -48,7 +48,7 @@ describe('applyOutcome', () => {
     }, ctx);
     assert.deepEqual(r.events.map((x) => x.kind), ['Delivery', 'Bounce', 'TransientFailure']);
     assert.equal(r.finished, false);
-    assert.equal(e.nextAttemptAt, 11000);
+    assert.equal(r.nextAttemptAt, 11000);
     assert.equal(e.tempFailures, 1);
     assert.deepEqual(e.recipients.map((x) => x.state), ['delivered', 'failed', 'deferred']);
   });

@@ -1,0 +1,78 @@
+import type { Clock } from '../core/index.js';
+import type { Logger } from '../log/index.js';
+import type { QueueEntry, Spool } from '../spool/index.js';
+import { bounceEntry } from './apply-outcome.js';
+import type { QueueIndex, QueueItem } from './queue-index.js';
+import { QueueAdminError } from './queue-operations.js';
+import type { AttemptSettler } from './settle.js';
+
+export interface EntryActionDeps {
+  readonly queue: QueueIndex;
+  /** Entries with an attempt or an action under way; an action marks its entry here too. */
+  readonly busy: Set<string>;
+  readonly spool: Spool;
+  readonly settler: AttemptSettler;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** The whole entry of an item; rejects with the spool's error when it is gone from disk. */
+  load(item: QueueItem): Promise<QueueEntry>;
+  isGone(err: unknown): boolean;
+  /** Something changed: start what is due. */
+  wake(): void;
+}
+
+/** The operator's actions on one entry (postsuper -h, -H, -d, and a bounce on demand). */
+export class EntryActions {
+  constructor(private readonly deps: EntryActionDeps) {}
+
+  hold(id: string): Promise<QueueEntry> {
+    return this.exclusive(id, async (entry) => {
+      entry.held = true;
+      await this.deps.spool.update(entry);
+    });
+  }
+
+  release(id: string): Promise<QueueEntry> {
+    return this.exclusive(id, async (entry, item) => {
+      entry.held = false;
+      this.deps.queue.setDue(item, this.deps.clock.now());
+      await this.deps.spool.update(entry);
+    });
+  }
+
+  remove(id: string): Promise<QueueEntry> {
+    return this.exclusive(id, async (entry) => {
+      await this.deps.spool.remove(entry);
+      this.deps.queue.delete(id);
+      this.deps.logger.info({ id, message_id: entry.messageId, recipients: entry.recipients.map((r) => r.address) }, 'entry removed by the operator');
+    });
+  }
+
+  bounce(id: string, text = 'Message bounced by the operator'): Promise<QueueEntry> {
+    return this.exclusive(id, (entry) => this.deps.settler.finish(entry, bounceEntry(entry, this.deps.clock.now(), { code: 550, enhanced: '5.0.0', text }), true));
+  }
+
+  /** Runs an action with the entry marked busy, so that no attempt starts under it. */
+  private async exclusive(id: string, action: (entry: QueueEntry, item: QueueItem) => Promise<void>): Promise<QueueEntry> {
+    const { queue, busy } = this.deps;
+    const item = queue.get(id);
+    if (!item) throw new QueueAdminError('not_found', `no queue entry ${id}`);
+    if (busy.has(id)) throw new QueueAdminError('in_flight', `entry ${id} is being delivered right now; try again shortly`);
+    busy.add(id);
+    try {
+      const entry = await this.deps.load(item).catch((err: unknown) => {
+        if (!this.deps.isGone(err)) throw err;
+        queue.delete(id);
+        throw new QueueAdminError('not_found', `no queue entry ${id}`);
+      });
+      queue.attach(item, entry);
+      await action(entry, item);
+      return entry;
+    } finally {
+      busy.delete(id);
+      queue.detach(item);
+      if (queue.has(id)) queue.schedule(item);
+      this.deps.wake();
+    }
+  }
+}

@@ -10,6 +10,7 @@ import { createLogger, pinoLevel, routeProcessWarnings } from './log/index.js';
 import type { DispositionRecord, Logger } from './log/index.js';
 import { HookRunner, loadPlugins } from './hooks/index.js';
 import { DnsResolver, confirmedClientName } from './dns/index.js';
+import type { ResolverOptions } from './dns/index.js';
 import { DiskSpool } from './spool/index.js';
 import { DeliveryAgent } from './delivery/index.js';
 import { DsnReporter, Scheduler } from './scheduler/index.js';
@@ -36,8 +37,9 @@ export interface RunningDaemon {
   readonly stopped: Promise<void>;
 }
 
-function buildResolver(config: TernConfig, clock: Clock): DnsResolver {
+function buildResolver(config: TernConfig, clock: Clock, onFailure?: ResolverOptions['onFailure']): DnsResolver {
   return new DnsResolver({
+    onFailure,
     servers: config.dns.serverList,
     timeoutMs: config.dns.timeout * 1000,
     cacheMaxEntries: config.dns.cache_max_entries,
@@ -73,10 +75,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   warnings?.attach(logger);
   hooks = new HookRunner(plugins, logger);
   if (plugins.length) logger.info({ plugins: hooks.names }, 'plugins loaded');
-  let resolver = buildResolver(config, clock);
+  const dnsFailed: ResolverOptions['onFailure'] = (type, reason) => metrics.onDnsFailure(type, reason);
+  let resolver = buildResolver(config, clock, dnsFailed);
   // Client names get a resolver (and cache) of their own: connections from many addresses
   // must not push delivery's MX and address records out of its cache.
-  let nameResolver = buildResolver(config, clock);
+  let nameResolver = buildResolver(config, clock, dnsFailed);
 
   const spool = new DiskSpool(resolve(options.queueDir));
   const { removedTemporary } = await spool.open();
@@ -86,7 +89,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const enqueue = (entries: Parameters<Scheduler['add']>[0]) => scheduler.add(entries);
   const reporter = new DsnReporter(config, spool, (entries) => enqueue(entries), logger, clock, (kind) => metrics.onReport(kind));
   const scheduler: Scheduler = new Scheduler(config.outbound, spool, agent, logger, clock, (entry, records, outcome) => reporter.report(entry, records, outcome), hooks, config.routes);
-  const metrics = new TernMetrics(scheduler, () => agent.openSessions);
+  const metrics = new TernMetrics(scheduler, () => agent.openSessions, { queueDir: spool.root, now: () => clock.now() });
   scheduler.on('disposition', (record, entry) => metrics.onDisposition(record, entry));
   scheduler.on('attempt', (entry, records, ms) => metrics.onAttempt(entry, records, ms));
   const listener = new Listener(
@@ -102,7 +105,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     clock,
     hooks,
     // The resolver of the moment: a reload swaps it, and the next lookup uses the new one.
-    { clientName: (address) => confirmedClientName(nameResolver, address), onRejection: (record) => metrics.onRejection(record.reason) },
+    { clientName: (address) => confirmedClientName(nameResolver, address), onRejection: (record) => metrics.onRejection(record.reason, record.command) },
   );
   const admin = new AdminApi(config.http, scheduler, metrics, logger, clock);
   const addresses = await listener.listen();
@@ -121,8 +124,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       const next = loadConfig(configDir);
       const changes = configChanges(config, next);
       config = next;
-      resolver = buildResolver(config, clock);
-      nameResolver = buildResolver(config, clock);
+      resolver = buildResolver(config, clock, dnsFailed);
+      nameResolver = buildResolver(config, clock, dnsFailed);
       listener.updateConfig(config);
       agent.updateConfig(config);
       reporter.updateConfig(config);

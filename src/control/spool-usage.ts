@@ -6,7 +6,7 @@ export interface SpoolUsageOptions {
   readonly minIntervalMs: number;
   /** ...and at least this many times as long as it took, so that walking stays a small share of the time. */
   readonly intervalFactor: number;
-  /** A scrape waits this long for a measurement under way before it answers with the previous one. */
+  /** A scrape that starts a walk waits this long for it before it answers with the previous figure. */
   readonly scrapeWaitMs: number;
   /** Files stat'ed at once. */
   readonly parallel: number;
@@ -28,27 +28,40 @@ export interface SpoolUsageSample {
  * directory with asynchronous opendir/lstat (the work is in libuv's threads; the event
  * loop handles one batch of names at a time). A big queue has a state file per
  * attempted entry, so a walk may take seconds: it runs at most once per
- * max(minIntervalMs, intervalFactor × its last duration), started by a scrape, and a
- * scrape waits at most `scrapeWaitMs` for it before answering with the previous value.
+ * max(minIntervalMs, intervalFactor × its last duration), started by a scrape; see
+ * sample() for which scrape waits for it.
  */
 export class SpoolUsage {
   private last?: SpoolUsageSample;
   private nextAt = 0;
+  private lastTookMs = 0;
   private running?: Promise<SpoolUsageSample | undefined>;
+  private waiter: Promise<SpoolUsageSample | undefined> = Promise.resolve(undefined);
 
   constructor(
     private readonly root: string,
     private readonly options: SpoolUsageOptions,
   ) {}
 
-  /** The latest measurement, refreshed first when it is due (within scrapeWaitMs). */
+  /**
+   * The latest measurement. When one is due, a walk starts; the scrape that started it
+   * waits for it (up to scrapeWaitMs) only if the last walk was quicker than that, so
+   * that scrapes of a big queue answer at once with the previous figure.
+   */
   async sample(): Promise<SpoolUsageSample | undefined> {
-    if (!this.running && this.options.now() >= this.nextAt) this.running = this.measure().finally(() => (this.running = undefined));
-    if (!this.running) return this.last;
+    if (!this.running && this.options.now() >= this.nextAt) {
+      this.running = this.measure().finally(() => (this.running = undefined));
+      this.waiter = this.last && this.lastTookMs >= this.options.scrapeWaitMs ? Promise.resolve(undefined) : this.waitFor(this.running);
+    }
+    // The gauges of one scrape share its wait; a later scrape finds it over.
+    return (await this.waiter) ?? this.last;
+  }
+
+  private async waitFor(walk: Promise<SpoolUsageSample | undefined>): Promise<SpoolUsageSample | undefined> {
     let timer: NodeJS.Timeout | undefined;
-    const waited = await Promise.race([this.running, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), this.options.scrapeWaitMs)))]);
+    const waited = await Promise.race([walk, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), this.options.scrapeWaitMs)))]);
     clearTimeout(timer);
-    return waited ?? this.last;
+    return waited;
   }
 
   private async measure(): Promise<SpoolUsageSample | undefined> {
@@ -98,6 +111,7 @@ export class SpoolUsage {
     }
     const at = this.options.now();
     this.last = { bytes, files, at };
+    this.lastTookMs = at - started;
     this.nextAt = at + Math.max(this.options.minIntervalMs, (at - started) * this.options.intervalFactor);
     return this.last;
   }

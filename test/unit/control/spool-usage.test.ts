@@ -38,6 +38,26 @@ describe('SpoolUsage: the queue directory\'s size on disk', () => {
     rmSync(root, { recursive: true, force: true });
   });
 
+  it('answers at once with the previous figure while a walk that took long is under way', async () => {
+    const root = tempDir('tern-usage-');
+    let now = 0;
+    // scrapeWaitMs 0: every walk counts as one that took too long to wait for.
+    const usage = new SpoolUsage(root, { minIntervalMs: 30_000, intervalFactor: 10, scrapeWaitMs: 0, parallel: 4, now: () => now });
+    const settled = async (pred: (bytes: number) => boolean) => {
+      for (;;) {
+        const s = await usage.sample();
+        if (s && pred(s.bytes)) return s.bytes;
+        await new Promise((r) => setImmediate(r));
+      }
+    };
+    const first = await settled(() => true);
+    writeFileSync(join(root, 'big'), Buffer.alloc(64_000, 1));
+    now += 30_000;
+    assert.equal((await usage.sample())?.bytes, first, 'the walk started; the scrape did not wait for it');
+    assert.ok((await settled((b) => b !== first)) >= first + 64_000, 'a later scrape has its figure');
+    rmSync(root, { recursive: true, force: true });
+  });
+
   it('reports 0 bytes for a queue directory that is gone', async () => {
     const root = join(tempDir('tern-usage-'), 'not-there');
     const usage = new SpoolUsage(root, { minIntervalMs: 30_000, intervalFactor: 10, scrapeWaitMs: 10_000, parallel: 4, now: Date.now });

@@ -3,6 +3,7 @@ import type { World } from '../test/helpers/world.js';
 import { tempQueue } from '../test/helpers/tern-process.js';
 import { peakRssMb, rssMb } from './systems.js';
 import { writeQueue } from './queue-writer.js';
+import { measureScrapes } from './metrics-scrape.js';
 
 const ENTRIES_PER_MESSAGE = 10;
 /** Entries due right away when the daemon starts (the rest wait an hour): what "first delivery" measures. */
@@ -40,10 +41,13 @@ export async function bigQueue(world: World, entries: number): Promise<Record<st
       // Let the collector settle after the recovery burst before sampling what idle costs.
       await new Promise((r) => setTimeout(r, 5000));
       const pid = tern.child.pid!;
+      const idleRss = rssMb([pid]);
+      const scrapes = await measureScrapes(tern.api);
       return {
         scenario: 'big queue', entries, written_s: +writeSeconds.toFixed(1),
         listening_s: +listening.toFixed(2), first_delivery_s: +firstDelivery.toFixed(2), recovered_s: +recoveredSeconds.toFixed(2),
-        recovered_entries: recovered.entries, idle_rss_mb: +rssMb([pid]).toFixed(1), peak_rss_mb: +peakRssMb([pid]).toFixed(1),
+        recovered_entries: recovered.entries, idle_rss_mb: +idleRss.toFixed(1), peak_rss_mb: +peakRssMb([pid]).toFixed(1),
+        ...scrapes,
       };
     } finally {
       await tern.stop();

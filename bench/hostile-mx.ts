@@ -103,8 +103,8 @@ async function eventLoopDelay(tern: TernProcess): Promise<{ p50_ms: number; p99_
   const text = await probe(`${tern.api}/metrics`);
   if (text === undefined) throw new Error('GET /metrics failed');
   const get = (name: string) => {
-    const m = new RegExp(`^tern_process_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text);
-    if (!m) throw new Error(`/metrics has no tern_process_nodejs_eventloop_lag_${name}_seconds`);
+    const m = new RegExp(`^nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text);
+    if (!m) throw new Error(`/metrics has no nodejs_eventloop_lag_${name}_seconds`);
     return round(Number(m[1]) * 1000, 1);
   };
   return { p50_ms: get('p50'), p99_ms: get('p99'), max_ms: get('max') };

@@ -13,6 +13,7 @@ import { HookRunner } from './hooks/index.js';
 import { loadStartup } from './startup.js';
 import type { Startup } from './startup.js';
 import { DnsResolver, confirmedClientName } from './dns/index.js';
+import type { ResolverOptions } from './dns/index.js';
 import { DiskSpool } from './spool/index.js';
 import { DeliveryAgent } from './delivery/index.js';
 import { Scheduler, SuspensionFile } from './scheduler/index.js';
@@ -41,8 +42,9 @@ export interface RunningDaemon {
   readonly stopped: Promise<void>;
 }
 
-function buildResolver(config: TernConfig, clock: Clock): DnsResolver {
+function buildResolver(config: TernConfig, clock: Clock, onFailure?: ResolverOptions['onFailure']): DnsResolver {
   return new DnsResolver({
+    onFailure,
     servers: config.dns.serverList,
     timeoutMs: config.dns.timeout * 1000,
     cacheMaxEntries: config.dns.cache_max_entries,
@@ -72,10 +74,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const hooks = new HookRunner(plugins, logger);
   if (plugins.length) logger.info({ plugins: hooks.names }, 'plugins loaded');
   for (const w of startup.warnings) logger.warn({ file: w.file, problem: w.problem, equivalent: w.equivalent ?? null }, 'config file not read by Tern');
-  let resolver = buildResolver(config, clock);
+  const dnsFailed: ResolverOptions['onFailure'] = (type, reason) => metrics.onDnsFailure(type, reason);
+  let resolver = buildResolver(config, clock, dnsFailed);
   // Client names get a resolver (and cache) of their own: connections from many addresses
   // must not push delivery's MX and address records out of its cache.
-  let nameResolver = buildResolver(config, clock);
+  let nameResolver = buildResolver(config, clock, dnsFailed);
 
   const spool = new DiskSpool(resolve(options.queueDir));
   const { removedTemporary } = await spool.open();
@@ -99,7 +102,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   });
   intake.handTo(scheduler);
   scheduler.on('disposition', (event) => dispositions.emit(event));
-  const metrics = new TernMetrics(scheduler, () => agent.openSessions);
+  const metrics = new TernMetrics(scheduler, () => agent.openSessions, { queueDir: spool.root, now: () => clock.now() });
   dispositions.subscribe({ event: (event) => metrics.onDisposition(event) });
   scheduler.on('attempt', (entry, events, ms) => metrics.onAttempt(entry, events, ms));
   const listener = new Listener(
@@ -109,7 +112,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     clock,
     hooks,
     // The resolver of the moment: a reload swaps it, and the next lookup uses the new one.
-    { clientName: (address) => confirmedClientName(nameResolver, address), onRejection: (record) => metrics.onRejection(record.reason) },
+    { clientName: (address) => confirmedClientName(nameResolver, address), onRejection: (record) => metrics.onRejection(record.reason, record.command) },
   );
   const admin = new AdminApi(config.http, scheduler, metrics, logger, clock);
   const addresses = await listener.listen();
@@ -128,8 +131,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       const next = loadConfig(configDir);
       const changes = configChanges(config, next);
       config = next;
-      resolver = buildResolver(config, clock);
-      nameResolver = buildResolver(config, clock);
+      resolver = buildResolver(config, clock, dnsFailed);
+      nameResolver = buildResolver(config, clock, dnsFailed);
       listener.updateConfig(config);
       agent.updateConfig(config);
       reporter.updateConfig(config);

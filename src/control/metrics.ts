@@ -1,6 +1,13 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { fileURLToPath } from 'node:url';
+import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { Disposition, RecipientDisposition } from '../core/index.js';
 import type { EntryHead, QueueEntry } from '../spool/index.js';
+import { buildInfo } from './build-info.js';
+import { EventMetrics } from './event-metrics.js';
+import { registerStateGauges } from './state-gauges.js';
+
+export { entryState } from './queue-census.js';
+export type { EntryState } from './metric-labels.js';
 
 export interface QueueSource {
   /** Every entry's head: what the scheduler keeps in memory. */
@@ -10,106 +17,87 @@ export interface QueueSource {
   load(id: string): Promise<QueueEntry | undefined>;
 }
 
-export type EntryState = 'held' | 'in-flight' | 'deferred' | 'scheduled';
-
-export function entryState(entry: Pick<EntryHead, 'held' | 'tempFailures'>, inFlight: boolean): EntryState {
-  if (entry.held) return 'held';
-  if (inFlight) return 'in-flight';
-  return entry.tempFailures > 0 ? 'deferred' : 'scheduled';
+/** The scheduler, as the metrics read it (read-only getters). */
+export interface MetricsQueue extends QueueSource {
+  readonly size: number;
+  /** Suspensions in force (expired ones excluded). */
+  suspensions(): readonly unknown[];
+  backedOffDomains(): readonly unknown[];
 }
 
-const TOP_DESTINATIONS = 10;
+export interface MetricsOptions {
+  /** The queue directory, for tern_spool_bytes. */
+  readonly queueDir?: string;
+  readonly now?: () => number;
+}
 
 /**
- * Prometheus metrics on their own registry (no global state). Queue gauges are computed
- * at scrape time from the scheduler's entries, so they cost nothing between scrapes.
+ * prom-client's default metrics that promtool rejects: gauges named like counters.
+ * Their sums are `sum(nodejs_active_handles)` and so on, from the per-type gauges kept.
+ */
+const GAUGES_NAMED_LIKE_COUNTERS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+/**
+ * Prometheus metrics on their own registry (no global state). Node's process metrics
+ * keep prom-client's own names (`process_cpu_seconds_total`, `nodejs_heap_size_used_bytes`,
+ * …) with no prefix: they are the names the usual Node.js dashboards query, and the
+ * job/instance labels already say which process they come from. Tern's own start with
+ * `tern_`. Gauges of the queue are computed at scrape time with bounded work per turn of
+ * the event loop (state-gauges.ts); counters are fed by events.
  */
 export class TernMetrics {
   readonly registry = new Registry();
-  private readonly deliveries: Counter<'outcome'>;
-  private readonly replies: Counter<'code'>;
-  private readonly attemptSeconds: Histogram;
-  private readonly queueSeconds: Histogram;
-  private readonly bytes: Counter<'direction'>;
-  private readonly received: Counter;
-  private readonly dsn: Counter<'kind'>;
-  private readonly reloads: Counter<'result'>;
-  private readonly rejections: Counter<'reason'>;
+  private readonly events: EventMetrics;
 
-  constructor(queue: QueueSource, openConnections: () => number) {
-    const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'tern_process_' });
-    new Gauge({
-      name: 'tern_queue_entries',
-      help: 'Queue entries by state',
-      labelNames: ['state'],
-      registers,
-      collect() {
-        const counts: Record<EntryState, number> = { held: 0, 'in-flight': 0, deferred: 0, scheduled: 0 };
-        for (const e of queue.all()) counts[entryState(e, queue.isInFlight(e.id))]++;
-        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
-      },
+  constructor(queue: MetricsQueue, openConnections: () => number, options: MetricsOptions = {}) {
+    const now = options.now ?? Date.now;
+    collectDefaultMetrics({ register: this.registry });
+    for (const name of GAUGES_NAMED_LIKE_COUNTERS) this.registry.removeSingleMetric(name);
+    registerStateGauges(this.registry, {
+      queue,
+      suspendedDomains: () => queue.suspensions(),
+      backedOffDomains: () => queue.backedOffDomains(),
+      openConnections,
+      queueDir: options.queueDir,
+      build: buildInfo(fileURLToPath(new URL('../../../', import.meta.url))),
+      now,
     });
-    new Gauge({
-      name: 'tern_queue_destination_entries',
-      help: `Queue entries of the ${TOP_DESTINATIONS} destination domains with the most`,
-      labelNames: ['domain'],
-      registers,
-      collect() {
-        const byDomain = new Map<string, number>();
-        for (const e of queue.all()) byDomain.set(e.domain, (byDomain.get(e.domain) ?? 0) + 1);
-        this.reset();
-        for (const [domain, n] of [...byDomain].sort((a, b) => b[1] - a[1]).slice(0, TOP_DESTINATIONS)) this.set({ domain }, n);
-      },
-    });
-    new Gauge({
-      name: 'tern_outbound_connections_open',
-      help: 'SMTP client sessions open to remote mail exchangers',
-      registers,
-      collect() {
-        this.set(openConnections());
-      },
-    });
-    this.deliveries = new Counter({ name: 'tern_dispositions_total', help: 'Recipient dispositions by outcome', labelNames: ['outcome'], registers });
-    this.replies = new Counter({ name: 'tern_replies_total', help: 'Replies that decided a recipient outcome, by code', labelNames: ['code'], registers });
-    this.attemptSeconds = new Histogram({ name: 'tern_delivery_attempt_seconds', help: 'Duration of delivery attempts', buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300], registers });
-    this.queueSeconds = new Histogram({
-      name: 'tern_queue_time_seconds',
-      help: 'Time from acceptance to delivery',
-      buckets: [0.1, 0.5, 1, 5, 30, 60, 300, 900, 3600, 14400, 86400, 432000],
-      registers,
-    });
-    this.bytes = new Counter({ name: 'tern_bytes_total', help: 'Message bytes received and delivered', labelNames: ['direction'], registers });
-    this.received = new Counter({ name: 'tern_messages_received_total', help: 'Messages accepted into the queue', registers });
-    this.dsn = new Counter({ name: 'tern_dsn_generated_total', help: 'Delivery status notifications queued, by kind', labelNames: ['kind'], registers });
-    this.reloads = new Counter({ name: 'tern_config_reloads_total', help: 'Config reloads by result', labelNames: ['result'], registers });
-    this.rejections = new Counter({ name: 'tern_rejections_total', help: 'Commands and messages the listener refused, by reason', labelNames: ['reason'], registers });
+    this.events = new EventMetrics(this.registry, now);
   }
+
+  // The inputs: each only picks the plain values out of what it is given.
 
   /** Every disposition, from the disposition sink: a Reception (a report's too) is a message received. */
   onDisposition(event: Disposition): void {
     if (event.kind === 'Reception') {
-      this.received.inc();
-      this.bytes.inc({ direction: 'in' }, event.size);
-      if (event.reason.kind === 'report') this.dsn.inc({ kind: event.reason.report.kind });
+      this.events.messageReceived(event.size);
+      if (event.reason.kind === 'report') this.events.report(event.reason.report.kind);
       return;
     }
-    this.deliveries.inc({ outcome: event.kind });
-    this.replies.inc({ code: String(event.reply.code) });
-    if (event.kind === 'Delivery') this.queueSeconds.observe((event.at.getTime() - event.entry.queuedAt) / 1000);
+    this.events.disposition({
+      outcome: event.kind,
+      domain: event.entry.domain,
+      tls: event.tls,
+      code: event.reply.code,
+      queueSeconds: event.kind === 'Delivery' ? (event.at.getTime() - event.entry.queuedAt) / 1000 : undefined,
+    });
   }
 
   onAttempt(entry: QueueEntry, events: readonly RecipientDisposition[], durationMs: number): void {
-    this.attemptSeconds.observe(durationMs / 1000);
-    if (events.some((e) => e.kind === 'Delivery')) this.bytes.inc({ direction: 'out' }, entry.size);
+    this.events.attempt(durationMs / 1000, events.some((e) => e.kind === 'Delivery') ? entry.size : 0);
   }
 
-  /** One Rejection record: reasons come from a fixed list, so the label stays small. */
-  onRejection(reason: string): void {
-    this.rejections.inc({ reason });
+  /** One Rejection record (reason, and the command refused: AUTH failures are counted apart too). */
+  onRejection(reason: string, command = ''): void {
+    this.events.rejection(reason, command);
   }
 
   onReload(ok: boolean): void {
-    this.reloads.inc({ result: ok ? 'ok' : 'failed' });
+    this.events.reload(ok);
+  }
+
+  /** A DNS lookup that every server failed (the resolver's onFailure). */
+  onDnsFailure(type: string, reason: string): void {
+    this.events.dnsFailure(type, reason);
   }
 }

@@ -1,5 +1,5 @@
 export { DnsResolver } from './resolver.js';
-export type { DnsAnswer, RecordType, ResolverOptions } from './resolver.js';
+export type { DnsAnswer, DnsFailureReason, RecordType, ResolverOptions } from './resolver.js';
 export { resolveMxPlan, hostAddresses } from './mx-plan.js';
 export type { MxHost, MxPlan, MxPlanOptions } from './mx-plan.js';
 export { isLocalAddress, inBlockList } from './address-policy.js';

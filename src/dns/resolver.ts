@@ -25,7 +25,15 @@ export interface ResolverOptions {
   readonly clock: Clock;
   /** dns.ini use_0x20: randomise the case of query names and insist that replies echo it. */
   readonly use0x20?: boolean;
+  /** Told of each lookup that every server failed (metrics), with the last server's failure. */
+  readonly onFailure?: (type: RecordType, reason: DnsFailureReason) => void;
 }
+
+/** Why a lookup failed at the last server asked: no answer in time, SERVFAIL, REFUSED, or anything else. */
+export type DnsFailureReason = 'timeout' | 'servfail' | 'refused' | 'error';
+
+const TIMED_OUT = 'ETIMEDOUT';
+const timedOut = (message: string) => Object.assign(new Error(message), { code: TIMED_OUT });
 
 interface CacheEntry {
   readonly expires: number;
@@ -62,6 +70,7 @@ export class DnsResolver {
 
   private async queryServers(name: string, type: RecordType): Promise<DnsAnswer> {
     let lastError: unknown;
+    let reason: DnsFailureReason = 'error';
     for (const server of this.options.servers) {
       try {
         let response = await this.exchangeUdp(server, name, type);
@@ -69,6 +78,7 @@ export class DnsResolver {
         const rcode = (response as Packet & { rcode?: string }).rcode ?? 'NOERROR';
         if (rcode !== 'NOERROR' && rcode !== 'NXDOMAIN') {
           lastError = new Error(`${rcode} from ${server.host}`);
+          reason = rcode === 'SERVFAIL' ? 'servfail' : rcode === 'REFUSED' ? 'refused' : 'error';
           continue;
         }
         const value: DnsAnswer = { rcode, answers: response.answers ?? [] };
@@ -76,8 +86,10 @@ export class DnsResolver {
         return value;
       } catch (err) {
         lastError = err;
+        reason = (err as NodeJS.ErrnoException).code === TIMED_OUT ? 'timeout' : 'error';
       }
     }
+    this.options.onFailure?.(type, reason);
     throw new TernError(
       ErrorCode.DNS_TEMPORARY,
       { code: 451, enhanced: '4.4.3', text: `DNS lookup of ${type} ${name} failed: ${(lastError as Error)?.message ?? 'no server answered'}` },
@@ -127,7 +139,7 @@ export class DnsResolver {
     const { sent, buf } = this.queryPacket(name, type);
     return new Promise((resolve, reject) => {
       const socket = createSocket(isIP(server.host) === 6 ? 'udp6' : 'udp4');
-      const timer = setTimeout(() => finish(new Error(`timeout after ${this.options.timeoutMs} ms from ${server.host}`)), this.options.timeoutMs);
+      const timer = setTimeout(() => finish(timedOut(`timeout after ${this.options.timeoutMs} ms from ${server.host}`)), this.options.timeoutMs);
       let settled = false;
       const finish = (err: Error | null, response?: Packet) => {
         // An error after the reply (or a second one) must not close the socket twice.
@@ -159,7 +171,7 @@ export class DnsResolver {
     return new Promise((resolve, reject) => {
       const socket = tcpConnect({ host: server.host, port: server.port });
       let received = Buffer.alloc(0);
-      const timer = setTimeout(() => finish(new Error(`TCP timeout from ${server.host}`)), this.options.timeoutMs);
+      const timer = setTimeout(() => finish(timedOut(`TCP timeout from ${server.host}`)), this.options.timeoutMs);
       const finish = (err: Error | null, response?: Packet) => {
         clearTimeout(timer);
         socket.destroy();

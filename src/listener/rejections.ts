@@ -6,11 +6,41 @@ import type { Logger, RejectionRecord } from '../log/index.js';
 /** The commands whose refusals are recorded; END-OF-MESSAGE is the reply to the end of DATA (Postfix's name). */
 export const RECORDED_COMMANDS: ReadonlySet<string> = new Set(['MAIL', 'RCPT', 'DATA', 'END-OF-MESSAGE', 'AUTH']);
 
+/**
+ * Every reason a Rejection record can name (README, *Logs*), so that tern_rejections_total
+ * can show each at zero before its first refusal.
+ */
+export const REJECTION_REASONS = [
+  'auth_failed',
+  'auth_locked',
+  'auth_limit',
+  'auth_mechanism',
+  'encryption_required',
+  'error_limit',
+  'relay_denied',
+  'message_size',
+  'too_many_recipients',
+  'unknown_parameter',
+  'smtputf8_required',
+  'bad_sender',
+  'bad_recipient',
+  'bare_line_ending',
+  'mail_loop',
+  'hook',
+  'local_error',
+  'disk_full',
+  'syntax',
+  'bad_sequence',
+  'closing',
+  'other',
+] as const;
+export type RejectionReason = (typeof REJECTION_REASONS)[number];
+
 interface Rule {
   readonly command?: string;
   readonly code?: number;
   readonly enhanced?: string;
-  readonly reason: string;
+  readonly reason: RejectionReason;
 }
 
 /**
@@ -41,7 +71,7 @@ const RULES: readonly Rule[] = [
   { code: 421, reason: 'closing' },
 ];
 
-export function classifyRejection(command: string, code: number, enhanced: string | null): string {
+export function classifyRejection(command: string, code: number, enhanced: string | null): RejectionReason {
   const rule = RULES.find((r) => (r.command === undefined || r.command === command) && (r.code === undefined || r.code === code) && (r.enhanced === undefined || r.enhanced === enhanced));
   return rule?.reason ?? 'other';
 }

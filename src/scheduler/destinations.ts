@@ -174,6 +174,14 @@ export class DestinationGate {
       .sort((a, b) => a.domain.localeCompare(b.domain));
   }
 
+  /** Destinations backed off after every host refused a session, and until when (metrics). */
+  backedOff(): { domain: string; until: number }[] {
+    const now = this.clock.now();
+    const out: { domain: string; until: number }[] = [];
+    for (const [domain, s] of this.states) if (s.downUntil !== undefined && s.downUntil > now) out.push({ domain, until: s.downUntil });
+    return out;
+  }
+
   /** The earliest an entry of this domain may start, when the gate holds it back for a known time. */
   closedUntil(domain: string): number | undefined {
     const s = this.states.get(domain);

@@ -241,6 +241,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
     if (item) this.queue.setDue(item, at);
   }
 
+  /** Destinations backed off after every host refused a session (read-only; metrics). */
+  backedOffDomains(): { domain: string; until: number }[] {
+    return this.gate.backedOff();
+  }
+
   /** Stops starting attempts and waits up to `boundMs` for those in flight; then aborts the rest. */
   async stop(boundMs: number): Promise<{ aborted: number }> {
     this.stopped = true;

@@ -98,6 +98,22 @@ describe('DNS resolver and MX plan against a real DNS server on loopback', () =>
     assert.ok(!p.ok && !p.permanent);
   });
 
+  it('tells onFailure of each lookup that failed, with why: SERVFAIL, no answer in time; never of an answer or NXDOMAIN', async () => {
+    const failures: [string, string][] = [];
+    const onFailure = (type: string, reason: string) => failures.push([type, reason]);
+    dns.add('quiet-for-metrics.test', { type: 'A', data: '192.0.2.50' });
+    dns.silent.add('quiet-for-metrics.test');
+    const watched = new DnsResolver({ servers: [{ host: '127.0.0.1', port: dns.port }], timeoutMs: 300, cacheMaxEntries: 0, clock: systemClock, onFailure });
+    await assert.rejects(watched.query('broken.test', 'MX'));
+    await assert.rejects(watched.query('quiet-for-metrics.test', 'A'));
+    assert.equal((await watched.query('prefs.test', 'MX')).answers.length, 3);
+    assert.equal((await watched.query('nowhere-for-metrics.test', 'A')).rcode, 'NXDOMAIN');
+    assert.deepEqual(failures, [
+      ['MX', 'servfail'],
+      ['A', 'timeout'],
+    ]);
+  });
+
   describe('replies that are not the answer to the query sent', () => {
     const fresh = (use0x20 = false) =>
       new DnsResolver({ servers: [{ host: '127.0.0.1', port: dns.port }], timeoutMs: 1000, cacheMaxEntries: 0, clock: systemClock, use0x20 });

@@ -59,7 +59,7 @@ const report: Reception = {
   reason: { kind: 'report', report: { kind: 'bounce', originalId: 'M1.1', originalMessageId: 'M1', recipients: ['u@dest.test'] } },
 };
 
-const emptyQueue = { all: () => [][Symbol.iterator](), isInFlight: () => false, load: async () => undefined };
+const emptyQueue = { all: () => [][Symbol.iterator](), isInFlight: () => false, load: async () => undefined, size: 0, suspensions: () => [], backedOffDomains: () => [] };
 const plugin = (seen: DispositionRecord[]) => new HookRunner([{ name: 'seen', plugin: { log_disposition: (r) => void seen.push(r) } }], capture().logger);
 const counters = async (metrics: TernMetrics) =>
   (await metrics.registry.metrics()).split('\n').filter((l) => /^tern_(messages_received|dispositions|replies|bytes|dsn_generated|queue_time_seconds_count)/.test(l));

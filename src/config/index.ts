@@ -7,3 +7,5 @@ export type { OutboundConfig, SmtpMain, TlsConfig, TlsSection, DnsMain, DsnMain,
 export { parseDuration, parseTempFailIntervals } from './durations.js';
 export { parseRewriteRules, REWRITE_FILE } from './rewrite-rules.js';
 export type { RewriteRule, RewriteRules } from './rewrite-rules.js';
+export { ConfigSource, configHandle, changed } from './config-handle.js';
+export type { ConfigHandle, ConfigInput, ConfigListener } from './config-handle.js';

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Clock, DeliveryOutcome, SmtpReply } from '../core/index.js';
-import type { TernConfig } from '../config/index.js';
+import { configHandle } from '../config/index.js';
+import type { ConfigHandle, ConfigInput } from '../config/index.js';
 import { generateDsn } from '../dsn/index.js';
 import type { DsnEvent, DsnKind, DsnRecipient, OriginalMessage } from '../dsn/index.js';
 import type { DispositionRecord, Logger } from '../log/index.js';
@@ -33,17 +34,22 @@ async function readAtMost(stream: Readable, limit: number): Promise<OriginalMess
  * of event: every recipient that failed in this attempt is listed in the same bounce.
  */
 export class DsnReporter {
+  private readonly configs: ConfigHandle;
+
   constructor(
-    private config: TernConfig,
+    config: ConfigInput,
     private readonly spool: Spool,
     private readonly enqueue: (entries: QueueEntry[]) => void,
     private readonly logger: Logger,
     private readonly clock: Clock,
     private readonly onReport: (kind: DsnKind) => void = () => undefined,
-  ) {}
+  ) {
+    this.configs = configHandle(config);
+  }
 
-  updateConfig(config: TernConfig): void {
-    this.config = config;
+  /** The config of the moment (dsn.ini, me, the bounce template): each report reads it as it is made. */
+  private get config() {
+    return this.configs.current;
   }
 
   /**

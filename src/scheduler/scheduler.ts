@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import PQueue from 'p-queue';
-import type { Clock, DeliveryOutcome } from '../core/index.js';
+import { closedError } from '../core/index.js';
+import type { Clock, Closable, DeliveryOutcome } from '../core/index.js';
 import type { HookRunner } from '../hooks/index.js';
 import type { OutboundConfig, Route } from '../config/index.js';
 import { DestinationGate } from './destinations.js';
@@ -52,7 +53,7 @@ const isGone = (err: unknown) => (err as NodeJS.ErrnoException)?.code === 'ENOEN
  * timer, pulled into a p-queue only while fewer than concurrency_max attempts are in
  * flight, so that a flush of a huge queue never builds a huge backlog in memory.
  */
-export class Scheduler extends EventEmitter<SchedulerEvents> {
+export class Scheduler extends EventEmitter<SchedulerEvents> implements Closable {
   private readonly queue = new QueueIndex();
   private readonly inFlight = new Set<string>();
   /** Suspended destination domains, with the entries that came due meanwhile. */
@@ -65,6 +66,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
   private aborting = false;
   private readonly gate: DestinationGate;
   private readonly settler: AttemptSettler;
+  private closing?: Promise<{ aborted: number }>;
 
   constructor(
     private config: OutboundConfig,
@@ -140,6 +142,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
    * flight keeps its one attempt; held entries and suspended domains stay as they are.
    */
   flush(domain?: string): number {
+    if (this.closed) throw closedError('scheduler');
     const flushed = this.queue.flush(this.clock.now(), domain, (item) => this.inFlight.has(item.id));
     this.pump();
     return flushed;
@@ -197,6 +200,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
 
   /** Runs an operator action with the entry marked busy, so that no attempt starts under it. */
   private async exclusive(id: string, action: (entry: QueueEntry) => Promise<void>): Promise<QueueEntry> {
+    if (this.closed) throw closedError('scheduler');
     const item = this.queue.get(id);
     if (!item) throw new QueueAdminError('not_found', `no queue entry ${id}`);
     if (this.inFlight.has(id)) throw new QueueAdminError('in_flight', `entry ${id} is being delivered right now; try again shortly`);
@@ -258,6 +262,29 @@ export class Scheduler extends EventEmitter<SchedulerEvents> {
       await Promise.race([this.work.onIdle(), new Promise((r) => setTimeout(r, 2000).unref())]);
     }
     return { aborted };
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /**
+   * Graceful: no attempt starts; those in flight get outbound.ini shutdown_timeout, then
+   * are aborted. Entries added meanwhile are on disk already and wait for the next start.
+   * Idempotent: every call gets the same result.
+   */
+  close(): Promise<{ aborted: number }> {
+    this.closing ??= this.stop(this.config.shutdown_timeout * 1000);
+    return this.closing;
+  }
+
+  /** Immediate: no attempt starts, those in flight are aborted now (what they settled is kept). */
+  destroy(): void {
+    this.closing ??= this.stop(0);
+    if (this.inFlight.size > 0 && !this.aborting) {
+      this.aborting = true;
+      this.deliverer.destroy();
+    }
   }
 
   private pump(): void {

@@ -21,7 +21,7 @@ import { MessageGuard } from './message-guard.js';
 import { receivedHeader } from './received-header.js';
 import { RelayPolicy } from './relay-policy.js';
 import { Rejections } from './rejections.js';
-import { adaptServer } from './smtp-server-adapter.js';
+import { adaptServer, endSessions } from './smtp-server-adapter.js';
 import { liveOptions, reconfigureServer, tlsOptions } from './reconfigure.js';
 import type { AdaptedConnection, ReplyEvent } from './smtp-server-adapter.js';
 
@@ -138,13 +138,7 @@ export class Listener implements Closable {
   /** Stops accepting and ends every session now: each client is told 421 4.3.2 (RFC 5321 §3.8). */
   destroy(): void {
     void this.close();
-    const { code, enhanced, text } = closedError('listener').reply;
-    for (const server of this.servers) {
-      for (const conn of [...server.connections]) {
-        conn.send(code, `${enhanced} ${text}`);
-        conn.close();
-      }
-    }
+    for (const server of this.servers) endSessions(server, closedError('listener').reply);
   }
 
   private createServer(): SMTPServer {

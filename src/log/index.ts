@@ -4,3 +4,5 @@ export { logDisposition, logRejection, replyFields, peerFields } from './records
 export type { DispositionRecord, DispositionType, RejectionRecord } from './records.js';
 export { routeProcessWarnings } from './process-warnings.js';
 export type { WarningRoute } from './process-warnings.js';
+export { LogOutput } from './log-output.js';
+export type { LogFormat } from './log-output.js';

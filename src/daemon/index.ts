@@ -1,0 +1,4 @@
+export { startDaemon } from './start.js';
+export type { DaemonOptions, RunningDaemon } from './start.js';
+export { runShutdownSteps, closeWithin } from './lifecycle.js';
+export type { ShutdownStep } from './lifecycle.js';

@@ -1,6 +1,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { isAbsolute, join } from 'node:path';
 import { parse as parseIni } from 'ini';
 import type { ZodType, ZodError } from 'zod';
@@ -234,7 +235,16 @@ function build(dir: string, problems?: ConfigError[]): TernConfig {
     if (existsSync(keyPath) !== existsSync(certPath)) {
       throw new ConfigError(existsSync(keyPath) ? 'tls_cert.pem' : 'tls_key.pem', '(file)', '', 'tls_key.pem and tls_cert.pem must both exist or both be absent');
     }
-    return existsSync(certPath) ? { key: readFileSync(keyPath), cert: readFileSync(certPath) } : undefined;
+    if (!existsSync(certPath)) return undefined;
+    const pair = { key: readFileSync(keyPath), cert: readFileSync(certPath) };
+    // Checked here, so that a reload that catches a renewal half-written (the new key with the
+    // old certificate) keeps the pair in force instead of breaking STARTTLS.
+    try {
+      createSecureContext(pair);
+    } catch (err) {
+      throw new ConfigError('tls_cert.pem', '(file)', '', `unusable with tls_key.pem: ${(err as Error).message}`);
+    }
+    return pair;
   }, () => undefined);
   const rewrite = step(() => parseRewriteRules(readOptional(dir, REWRITE_FILE)), () => parseRewriteRules(undefined));
   const dsnMain = step(() => validate('dsn.ini', dsnMainSchema, iniMain(dir, 'dsn.ini')), () => dsnMainSchema.parse({}));

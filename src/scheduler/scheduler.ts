@@ -14,7 +14,7 @@ import { AttemptSettler } from './settle.js';
 import type { Reporter } from './settle.js';
 import type { QueueItem } from './queue-index.js';
 
-/** What the scheduler needs from delivery; daemon.ts hands it the real agent. */
+/** What the scheduler needs from delivery; daemon/compose.ts hands it the real agent. */
 export interface Deliverer {
   /** One attempt for the entry's unfinished recipients; never throws for a remote failure. */
   deliver(entry: QueueEntry): Promise<DeliveryOutcome>;

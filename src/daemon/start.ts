@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { systemClock } from '../core/index.js';
+import { closedError, systemClock } from '../core/index.js';
 import type { Clock } from '../core/index.js';
 import { ConfigSource, loadConfig } from '../config/index.js';
 import type { TernConfig } from '../config/index.js';
@@ -96,9 +96,21 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let aborted = 0;
 
   const steps = (): ShutdownStep[] => [
-    { step: 'config watch', run: () => (clearInterval(titleTimer), reloader.close()) },
+    {
+      step: 'config watch',
+      run: () => {
+        clearInterval(titleTimer);
+        reloader.close();
+      },
+    },
     { step: 'admin API', run: () => closeWithin(admin, ADMIN_CLOSE_MS) },
-    { step: 'queue recovery', run: () => (recoveryAbort.abort(), recovering) },
+    {
+      step: 'queue recovery',
+      run: () => {
+        recoveryAbort.abort();
+        return recovering;
+      },
+    },
     // The listener stops accepting while deliveries drain; its sessions get until the drain ends (and a little more).
     { step: 'listener', run: () => void (listenerClosed = listener.close()) },
     { step: 'scheduler', run: async () => void ({ aborted } = await scheduler.close()) },
@@ -110,6 +122,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     logger,
     handleSignals: !!options.handleSignals,
     hangup: () => {
+      // A SIGHUP while the daemon stops changes nothing: the queue is being left as it is.
+      if (scheduler.closed) return logger.info({ reply: closedError('scheduler').reply }, 'SIGHUP ignored: shutting down');
       reloader.reload('SIGHUP');
       const flushed = scheduler.flush();
       logger.info({ flushed, queued: scheduler.size, in_flight: scheduler.inFlightCount }, 'queue flushed');

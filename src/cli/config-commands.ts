@@ -1,6 +1,6 @@
 import { defaultConfig, foreignFiles, loadConfig, settingsByFile, shownValue, warningText } from '../config/index.js';
 import type { ConfigWarning } from '../config/index.js';
-import { checkStartup } from '../startup.js';
+import { checkStartup } from '../daemon/index.js';
 import { out } from './commands.js';
 import type { CliOptions } from './commands.js';
 import { requireConfig } from './locations.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../core/index.js';
-import { startDaemon } from '../daemon.js';
+import { startDaemon } from '../daemon/index.js';
 import { hashPassword } from '../listener/index.js';
 import { queueCommand } from './commands.js';
 import { domainCommand } from './domain-command.js';

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { TernConfig } from './load.js';
 
 /** One setting whose value a reload changed. Secrets are never shown. */
@@ -16,8 +17,8 @@ export interface FileChange {
   readonly keys: readonly KeyChange[];
 }
 
-const SECRET = /token|pass|hash/i;
-/** A value as Tern may print it: secrets (tokens, passwords, hashes) never are. */
+const SECRET = /token|pass|hash|private/i;
+/** A value as Tern may print it: secrets (tokens, passwords, hashes, private keys) never are. */
 export const shownValue = (key: string, value: unknown): unknown => (value !== undefined && SECRET.test(key) ? '(secret)' : value);
 
 /** Each file's settings as flat key → value, for comparison (and `tern config show`). */
@@ -47,9 +48,14 @@ export function settingsByFile(c: TernConfig): Record<string, Record<string, unk
     auth_users: { users: [...c.authUsers.keys()] },
     'rewrite_delivery_status.json': { rules: rewriteCount },
     'outbound.bounce_message': { template: c.bounceTemplate === undefined ? 'built-in' : 'from file' },
-    'tls_cert.pem': { listener_tls: c.listenerTls !== undefined },
+    // A renewed certificate is a change (it is served from the next STARTTLS on): its
+    // fingerprint tells one from another without showing the key.
+    'tls_cert.pem': { listener_tls: c.listenerTls !== undefined, sha256: fingerprint(c.listenerTls?.cert) },
+    'tls_key.pem': { private_key: fingerprint(c.listenerTls?.key) },
   };
 }
+
+const fingerprint = (pem: Buffer | undefined) => (pem ? createHash('sha256').update(pem).digest('hex').slice(0, 16) : null);
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 

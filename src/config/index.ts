@@ -9,3 +9,5 @@ export type { TlsMode, OutboundConfig, SmtpMain, TlsConfig, TlsSection, DnsMain,
 export { parseDuration, parseTempFailIntervals } from './durations.js';
 export { parseRewriteRules, REWRITE_FILE } from './rewrite-rules.js';
 export type { RewriteRule, RewriteRules } from './rewrite-rules.js';
+export { ConfigSource, configHandle, changed } from './config-handle.js';
+export type { ConfigHandle, ConfigInput, ConfigListener } from './config-handle.js';

@@ -1,9 +1,10 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
-import type { Clock } from '../core/index.js';
-import { splitHostPort } from '../config/index.js';
-import type { HttpMain } from '../config/index.js';
+import { closedError } from '../core/index.js';
+import type { Clock, Closable } from '../core/index.js';
+import { configHandle, splitHostPort } from '../config/index.js';
+import type { ConfigHandle, ConfigInput } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import { QueueAdminError } from '../scheduler/index.js';
 import type { QueueOperations, Suspension } from '../scheduler/index.js';
@@ -38,22 +39,32 @@ function number(params: URLSearchParams, name: string, fallback?: number, max = 
  * The admin API on loopback (KumoMTA's HTTP API, Postfix's postqueue/postsuper as JSON).
  * Off loopback a bearer token is required (config validation insists on one).
  */
-export class AdminApi {
+export class AdminApi implements Closable {
   private server?: Server;
+  private readonly configs: ConfigHandle;
+  private closing?: Promise<void>;
 
   constructor(
-    private config: HttpMain,
+    config: ConfigInput,
     private readonly scheduler: QueueOperations,
     private readonly metrics: TernMetrics,
     private readonly logger: Logger,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.configs = configHandle(config);
+  }
 
-  updateConfig(config: HttpMain): void {
-    this.config = config;
+  /** http.ini of the moment (a reload changes the token at once; listen and disabled bind at start). */
+  private get config() {
+    return this.configs.current.http;
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
   }
 
   async listen(): Promise<{ host: string; port: number } | undefined> {
+    if (this.closed) throw closedError('admin API');
     if (this.config.disabled) return undefined;
     const { host, port } = splitHostPort(this.config.listen);
     const server = createServer((req, res) => void this.handle(req, res));
@@ -66,12 +77,23 @@ export class AdminApi {
     return { host, port: typeof addr === 'object' && addr ? addr.port : port };
   }
 
+  /**
+   * Stops accepting; a request in progress gets its answer, idle keep-alive connections
+   * are closed. Idempotent.
+   */
   close(): Promise<void> {
-    return new Promise((resolve) => {
+    this.closing ??= new Promise((resolve) => {
       if (!this.server) return resolve();
       this.server.close(() => resolve());
-      this.server.closeAllConnections();
+      this.server.closeIdleConnections();
     });
+    return this.closing;
+  }
+
+  /** Stops accepting and drops every connection, busy or not. */
+  destroy(): void {
+    void this.close();
+    this.server?.closeAllConnections();
   }
 
   private authorized(req: IncomingMessage): boolean {
@@ -85,6 +107,11 @@ export class AdminApi {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://tern.invalid');
+    if (this.closed) {
+      // A request that arrives on a kept-alive connection while the daemon stops.
+      res.setHeader('connection', 'close');
+      return this.json(res, 503, { error: closedError('admin API').message });
+    }
     try {
       if (url.pathname === '/health' && req.method === 'GET') {
         return this.json(res, 200, { status: 'ok', queued: this.scheduler.size, in_flight: this.scheduler.inFlightCount });

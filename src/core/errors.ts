@@ -6,6 +6,8 @@ export const ErrorCode = {
   SPOOL_WRITE: 'TERN_ERR_SPOOL_WRITE',
   SPOOL_FULL: 'TERN_ERR_SPOOL_FULL',
   DNS_TEMPORARY: 'TERN_ERR_DNS_TEMPORARY',
+  /** A part that was closed (shutdown) refused new work. */
+  CLOSED: 'TERN_ERR_CLOSED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -1,8 +1,10 @@
 import type { Readable } from 'node:stream';
 import { createSecureContext, rootCertificates } from 'node:tls';
 import type { SecureContext } from 'node:tls';
-import type { Clock, DeliveryOutcome, PeerInfo, RecipientOutcome, SmtpReply } from '../core/index.js';
-import type { TernConfig } from '../config/index.js';
+import { closedError } from '../core/index.js';
+import type { Clock, Closable, DeliveryOutcome, PeerInfo, RecipientOutcome, SmtpReply } from '../core/index.js';
+import { configHandle } from '../config/index.js';
+import type { ConfigHandle, ConfigInput } from '../config/index.js';
 import type { DnsResolver } from '../dns/index.js';
 import { hostAddresses, resolveMxPlan } from '../dns/index.js';
 import type { HookRunner, NextHop } from '../hooks/index.js';
@@ -48,8 +50,11 @@ function everyone(recipients: readonly string[], reply: SmtpReply): RecipientOut
  * Delivers one queue entry: destination domain → MX plan → one session per host in
  * order until one holds a transaction. Remote failures are outcomes, never exceptions.
  */
-export class DeliveryAgent {
+export class DeliveryAgent implements Closable {
   private readonly active = new Set<DeliverySession>();
+  private readonly configs: ConfigHandle;
+  private readonly unsubscribe: () => void;
+  private closing?: Promise<void>;
   private secureContext?: SecureContext;
   private rewriter: DeliveryStatusRewriter;
   /** Opportunistic hosts whose TLS handshake failed, until when they get plaintext. */
@@ -62,29 +67,38 @@ export class DeliveryAgent {
   }));
 
   constructor(
-    private config: TernConfig,
+    config: ConfigInput,
     private readonly deps: AgentDeps,
   ) {
-    this.rewriter = new DeliveryStatusRewriter(config.rewrite);
+    this.configs = configHandle(config);
+    this.rewriter = new DeliveryStatusRewriter(this.config.rewrite);
     this.sts = new MtaStsPolicies({
       resolver: deps.resolver,
       clock: deps.clock,
       logger: deps.logger,
       ca: () => this.config.outboundCa,
       port: () => this.config.outbound.mta_sts_port,
-      timeoutMs: config.outbound.connect_timeout * 1000,
+      timeoutMs: () => this.config.outbound.connect_timeout * 1000,
     });
+    // What is built from the config once: the rewrite rules, and the TLS context (rebuilt on first use).
+    this.unsubscribe = this.configs.subscribe((next) => {
+      this.rewriter = new DeliveryStatusRewriter(next.rewrite);
+      this.secureContext = undefined;
+    });
+  }
+
+  /** The config of the moment: a reload reaches the next attempt. */
+  private get config() {
+    return this.configs.current;
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
   }
 
   /** SMTP sessions open right now, busy or idle in the pool (metrics). */
   get openSessions(): number {
     return this.active.size + this.pool.size;
-  }
-
-  updateConfig(config: TernConfig): void {
-    this.config = config;
-    this.rewriter = new DeliveryStatusRewriter(config.rewrite);
-    this.secureContext = undefined;
   }
 
   /**
@@ -115,6 +129,8 @@ export class DeliveryAgent {
   }
 
   async deliver(entry: QueueEntry): Promise<DeliveryOutcome> {
+    // Not an outcome: a closed agent says nothing about the destination, so nothing is recorded against it.
+    if (this.closed) throw closedError('delivery agent');
     const cfg = this.config;
     const unsettled = entry.recipients.filter((r) => r.state === 'pending' || r.state === 'deferred');
     const pending = unsettled.map((r) => r.address);
@@ -281,14 +297,23 @@ export class DeliveryAgent {
     };
   }
 
-  /** Shutdown: ends every session in progress; their entries stay queued. */
+  /** Shutdown: ends every session in progress and every idle one, without QUIT; their entries stay queued. Idempotent. */
   destroy(): void {
+    this.closing ??= Promise.resolve();
+    this.unsubscribe();
     for (const session of this.active) session.destroy();
-    this.pool.closeAll();
+    this.pool.destroy();
   }
 
-  /** Clean shutdown: QUIT the idle sessions. */
-  close(): void {
-    this.pool.closeAll();
+  /**
+   * Clean shutdown: no new attempt, QUIT to the idle sessions. Attempts in progress run
+   * to their end; the scheduler bounds how long it waits for them. Idempotent.
+   */
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.unsubscribe();
+      this.closing = this.pool.close();
+    }
+    return this.closing;
   }
 }

@@ -65,7 +65,8 @@ export class MtaStsPolicies {
       readonly ca: () => Buffer | undefined;
       /** outbound.ini mta_sts_port: 443 but in tests. */
       readonly port: () => number;
-      readonly timeoutMs: number;
+      /** Read at each fetch, so that a reload of connect_timeout applies to the next one. */
+      readonly timeoutMs: () => number;
     },
   ) {}
 
@@ -116,7 +117,7 @@ export class MtaStsPolicies {
           // Node's ca option replaces the defaults: keep the public roots beside an operator's own CA.
           ca: this.deps.ca() ? [...rootCertificates, this.deps.ca()!.toString()] : undefined,
           rejectUnauthorized: true,
-          timeout: this.deps.timeoutMs,
+          timeout: this.deps.timeoutMs(),
         },
         (res) => {
           // RFC 8461 §3.3: no redirects, 200 only, text/plain.

@@ -15,6 +15,7 @@ interface Idle {
  */
 export class SessionPool {
   private readonly idle = new Map<string, Idle[]>();
+  private closing?: Promise<void>;
 
   constructor(private readonly limits: () => { readonly idleMs: number; readonly maxDeliveries: number }) {}
 
@@ -33,6 +34,7 @@ export class SessionPool {
   }
 
   take(key: string): DeliverySession | undefined {
+    if (this.closed) return undefined;
     for (const item of [...(this.idle.get(key) ?? [])].reverse()) {
       if (!item.ready) continue;
       this.drop(key, item);
@@ -45,7 +47,8 @@ export class SessionPool {
   async give(key: string, session: DeliverySession, maxOverride?: number): Promise<void> {
     const { idleMs, maxDeliveries: globalMax } = this.limits();
     const maxDeliveries = maxOverride ?? globalMax;
-    if (!session.alive || session.deliveries >= maxDeliveries || idleMs <= 0) return session.quit();
+    // A closed pool keeps nothing: the session is ended politely instead.
+    if (this.closed || !session.alive || session.deliveries >= maxDeliveries || idleMs <= 0) return session.quit();
     const item: Idle = { session, ready: false };
     const list = this.idle.get(key) ?? [];
     list.push(item);
@@ -77,6 +80,30 @@ export class SessionPool {
     if (victim.item.ready) victim.item.session.quit();
     else victim.item.session.destroy();
     return true;
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /** QUITs every idle session and keeps no session from now on. Idempotent. */
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.closeAll();
+      this.closing = Promise.resolve();
+    }
+    return this.closing;
+  }
+
+  /** Drops every idle session without a QUIT, and keeps no session from now on. */
+  destroy(): void {
+    this.closing ??= Promise.resolve();
+    for (const [key, list] of [...this.idle]) {
+      for (const item of [...list]) {
+        this.drop(key, item);
+        item.session.destroy();
+      }
+    }
   }
 
   closeAll(): void {

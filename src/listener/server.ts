@@ -1,9 +1,10 @@
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerSession, SMTPServerDataStream } from 'smtp-server';
 import type { Clock, Envelope, RecipientDsn, SmtpReply } from '../core/index.js';
-import { localError, TernError } from '../core/index.js';
-import { splitHostPort } from '../config/index.js';
-import type { TernConfig } from '../config/index.js';
+import { closedError, localError, TernError } from '../core/index.js';
+import type { Closable } from '../core/index.js';
+import { configHandle, splitHostPort } from '../config/index.js';
+import type { ConfigHandle, ConfigInput } from '../config/index.js';
 import type { Logger, RejectionRecord } from '../log/index.js';
 import { messageIdHeader } from '../intake/index.js';
 import type { MessageIntake } from '../intake/index.js';
@@ -19,7 +20,8 @@ import { MessageGuard } from './message-guard.js';
 import { receivedHeader } from './received-header.js';
 import { RelayPolicy } from './relay-policy.js';
 import { Rejections } from './rejections.js';
-import { adaptServer } from './smtp-server-adapter.js';
+import { adaptServer, endSessions } from './smtp-server-adapter.js';
+import { liveOptions, reconfigureServer, tlsOptions } from './reconfigure.js';
 import type { AdaptedConnection, ReplyEvent } from './smtp-server-adapter.js';
 
 // Parameters Tern implements; anything else is refused with 555 5.5.4 (RFC 5321 §4.1.1.11)
@@ -78,8 +80,11 @@ export interface ListenerOptions {
 const MAX_PENDING_NAME_LOOKUPS = 256;
 
 /** The SMTP listener: relay policy, AUTH, limits and the smuggling guard in front of the spool. */
-export class Listener {
+export class Listener implements Closable {
   private servers: SMTPServer[] = [];
+  private readonly configs: ConfigHandle;
+  private readonly unsubscribe: () => void;
+  private closing?: Promise<void>;
   private relay: RelayPolicy;
   private readonly limiter: ClientLimiter;
   private readonly names = new WeakMap<SMTPServerSession, string>();
@@ -90,30 +95,38 @@ export class Listener {
   private readonly rejections: Rejections;
 
   constructor(
-    private config: TernConfig,
+    config: ConfigInput,
     private readonly intake: MessageIntake,
     private readonly logger: Logger,
     private readonly clock: Clock,
     private readonly hooks?: HookRunner,
     private readonly options: ListenerOptions = {},
   ) {
-    this.relay = new RelayPolicy(config.relayAllow);
+    this.configs = configHandle(config);
+    this.relay = new RelayPolicy(this.config.relayAllow);
     this.limiter = new ClientLimiter(clock);
     this.auth = new AuthGuard(() => this.config, this.limits, clock);
     this.rejections = new Rejections(logger, clock, options.onRejection);
+    // A reload: relay networks, users and limits apply to new transactions, the
+    // certificate to the next STARTTLS (listen addresses stay as bound).
+    this.unsubscribe = this.configs.subscribe((next, _prev, changes) => {
+      this.relay = new RelayPolicy(next.relayAllow);
+      for (const server of this.servers) reconfigureServer(server, next, changes);
+    });
   }
 
-  /** Takes a reloaded config: relay networks, users and limits apply to new transactions. */
-  updateConfig(config: TernConfig): void {
-    this.config = config;
-    this.relay = new RelayPolicy(config.relayAllow);
-    for (const server of this.servers) {
-      Object.assign(server.options, { size: config.smtp.max_message_size, maxRecipients: config.smtp.max_recipients });
-    }
+  /** The config of the moment: every setting is read where it is used. */
+  private get config() {
+    return this.configs.current;
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
   }
 
   /** Binds every address of smtp.ini `listen`; each gets its own smtp-server with the same policy. */
   async listen(): Promise<{ host: string; port: number }[]> {
+    if (this.closed) throw closedError('listener');
     const bound: { host: string; port: number }[] = [];
     for (const spec of this.config.smtp.listen.split(',').map((s) => s.trim())) {
       const { host, port } = splitHostPort(spec);
@@ -132,28 +145,28 @@ export class Listener {
     return bound;
   }
 
-  /** Stops accepting connections; sessions in progress are given smtp-server's close timeout. */
-  async close(): Promise<void> {
-    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    this.servers = [];
+  /** Stops accepting connections; sessions in progress are given smtp-server's close timeout. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.unsubscribe();
+      await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    })();
+    return this.closing;
+  }
+
+  /** Stops accepting and ends every session now: each client is told 421 4.3.2 (RFC 5321 §3.8). */
+  destroy(): void {
+    void this.close();
+    for (const server of this.servers) endSessions(server, closedError('listener').reply);
   }
 
   private createServer(): SMTPServer {
     const cfg = this.config;
-    const tls = cfg.listenerTls;
     const server = new SMTPServer({
-      name: cfg.me,
-      banner: cfg.smtp.banner,
-      size: cfg.smtp.max_message_size,
+      ...liveOptions(cfg),
       rejectOversized: true,
-      maxRecipients: cfg.smtp.max_recipients,
-      maxClients: cfg.smtp.max_clients,
-      maxCommandLength: cfg.smtp.max_line_length,
-      socketTimeout: cfg.smtp.socket_timeout * 1000,
       authMethods: ['PLAIN', 'LOGIN'],
       authOptional: true,
-      allowInsecureAuth: cfg.smtp.auth_insecure,
-      hideSTARTTLS: !tls,
       hideENHANCEDSTATUSCODES: false,
       hideDSN: false,
       hideSMTPUTF8: false,
@@ -161,7 +174,7 @@ export class Listener {
       hidePIPELINING: false,
       // REQUIRETLS (RFC 8689) is not implemented by delivery yet, so it is not offered.
       hideREQUIRETLS: true,
-      ...(tls ? { key: tls.key, cert: tls.cert, minVersion: cfg.tls.main.minVersion, ciphers: cfg.tls.main.ciphers } : {}),
+      ...tlsOptions(cfg),
       logger: false,
       // AUTH is neither offered nor accepted until TLS is up (no passwords in clear), unless
       // auth_insecure says otherwise; and never when no users are configured.

@@ -84,6 +84,14 @@ export function adaptServer(server: SMTPServer, options: AdapterOptions): void {
   };
 }
 
+/** Ends every session of the server now: the reply, then the connection is closed (shutdown). */
+export function endSessions(server: SMTPServer, reply: SmtpReply): void {
+  for (const conn of [...server.connections]) {
+    say(conn, reply);
+    conn.close();
+  }
+}
+
 function adaptConnection(conn: SMTPConnection, options: AdapterOptions): void {
   const view: AdaptedConnection = { remoteAddress: conn.remoteAddress, session: conn.session };
   let lastCommand: string | undefined;

@@ -7,3 +7,5 @@ export { DispositionSink } from './disposition-sink.js';
 export type { DispositionListener } from './disposition-sink.js';
 export { routeProcessWarnings } from './process-warnings.js';
 export type { WarningRoute } from './process-warnings.js';
+export { LogOutput } from './log-output.js';
+export type { LogFormat } from './log-output.js';

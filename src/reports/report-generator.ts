@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Clock, DeliveryOutcome, RecipientDisposition } from '../core/index.js';
-import type { TernConfig } from '../config/index.js';
+import { configHandle } from '../config/index.js';
+import type { ConfigHandle, ConfigInput } from '../config/index.js';
 import { generateDsn } from '../dsn/index.js';
 import type { DsnEvent, DsnKind, DsnRecipient, OriginalMessage } from '../dsn/index.js';
 import { messageIdHeader } from '../intake/index.js';
@@ -40,17 +41,22 @@ function headerSectionOf(bytes: Buffer): string {
  * same bounce. The scheduler reaches it as its Reporter, which daemon.ts connects.
  */
 export class ReportGenerator {
+  private readonly configs: ConfigHandle;
+
   constructor(
-    private config: TernConfig,
+    config: ConfigInput,
     /** Reads the original's body. */
     private readonly spool: Pick<Spool, 'readBody' | 'update'>,
     private readonly intake: MessageIntake,
     private readonly logger: Logger,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.configs = configHandle(config);
+  }
 
-  updateConfig(config: TernConfig): void {
-    this.config = config;
+  /** The config of the moment (dsn.ini, me, the bounce template): each report reads it as it is made. */
+  private get config() {
+    return this.configs.current;
   }
 
   /**

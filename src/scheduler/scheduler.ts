@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import PQueue from 'p-queue';
-import type { Clock, DeliveryOutcome, RecipientDisposition } from '../core/index.js';
+import { closedError } from '../core/index.js';
+import type { Clock, Closable, DeliveryOutcome, RecipientDisposition } from '../core/index.js';
 import type { HookRunner } from '../hooks/index.js';
 import type { OutboundConfig, Route } from '../config/index.js';
 import type { Logger } from '../log/index.js';
@@ -18,7 +19,7 @@ import type { Reporter } from './settle.js';
 import type { SuspensionStore } from './suspension-file.js';
 import { Suspensions } from './suspensions.js';
 
-/** What the scheduler needs from delivery; daemon.ts hands it the real agent. */
+/** What the scheduler needs from delivery; daemon/compose.ts hands it the real agent. */
 export interface Deliverer {
   /** One attempt for the entry's unfinished recipients; never throws for a remote failure. */
   deliver(entry: QueueEntry): Promise<DeliveryOutcome>;
@@ -64,7 +65,7 @@ const isGone = (err: unknown) => (err as NodeJS.ErrnoException)?.code === 'ENOEN
  * that come due but may not start (suspended domain, dead destination, connection limit)
  * park in the DestinationGate until it hands them back.
  */
-export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOperations {
+export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOperations, Closable {
   private readonly queue = new QueueIndex();
   private readonly inFlight = new Set<string>();
   private readonly work: PQueue;
@@ -83,6 +84,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
   private readonly clock: Clock;
   private readonly hooks?: HookRunner;
   private readonly suspended: Suspensions;
+  private closing?: Promise<{ aborted: number }>;
 
   constructor(options: SchedulerOptions) {
     super();
@@ -164,6 +166,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
    * keeps its one attempt; held entries and suspended domains stay as they are.
    */
   flush(domain?: string): number {
+    if (this.closed) throw closedError('scheduler');
     const name = domain?.toLowerCase();
     const flushed = this.queue.flush(this.clock.now(), name, (item) => this.inFlight.has(item.id));
     const released = this.requeue(this.gate.resetBackoff(name));
@@ -196,19 +199,28 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
   }
 
   hold(id: string): Promise<QueueEntry> {
+    this.refuseWhenClosed();
     return this.actions.hold(id);
   }
 
   release(id: string): Promise<QueueEntry> {
+    this.refuseWhenClosed();
     return this.actions.release(id);
   }
 
   remove(id: string): Promise<QueueEntry> {
+    this.refuseWhenClosed();
     return this.actions.remove(id);
   }
 
   bounce(id: string, text?: string): Promise<QueueEntry> {
+    this.refuseWhenClosed();
     return this.actions.bounce(id, text);
+  }
+
+  /** Operator actions after close are refused: the queue is being put away. */
+  private refuseWhenClosed(): void {
+    if (this.closed) throw closedError('scheduler');
   }
 
   suspend(domain: string, options?: SuspendOptions): Promise<Suspension> {
@@ -268,6 +280,29 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
       await Promise.race([this.work.onIdle(), new Promise((r) => setTimeout(r, 2000).unref())]);
     }
     return { aborted };
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /**
+   * Graceful: no attempt starts; those in flight get outbound.ini shutdown_timeout, then
+   * are aborted. Entries added meanwhile are on disk already and wait for the next start.
+   * Idempotent: every call gets the same result.
+   */
+  close(): Promise<{ aborted: number }> {
+    this.closing ??= this.stop(this.config.shutdown_timeout * 1000);
+    return this.closing;
+  }
+
+  /** Immediate: no attempt starts, those in flight are aborted now (what they settled is kept). */
+  destroy(): void {
+    this.closing ??= this.stop(0);
+    if (this.inFlight.size > 0 && !this.aborting) {
+      this.aborting = true;
+      this.deliverer.destroy();
+    }
   }
 
   private pump(): void {

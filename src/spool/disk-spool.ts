@@ -10,6 +10,7 @@ import { BodyWriter, IN_MEMORY_BODY } from './body-writer.js';
 import { encodeTrailer, readTrailer, trailerOf } from './message-file.js';
 import { SegmentStore } from './segment-store.js';
 import { recoverQueue } from './recovery.js';
+import { closedError } from '../core/index.js';
 import type { EntryDraft, IncomingMessage, QueueEntry, RecoveryOptions, RecoveryReport, Spool } from './types.js';
 
 /**
@@ -50,6 +51,7 @@ export class DiskSpool implements Spool {
   private readonly entryDirSync: DirSync;
   private readonly msgDirSync: DirSync;
   private readonly segments: SegmentStore;
+  private closing?: Promise<void>;
 
   /** The options are for tests: a clock to age segments (see compact()), a segment size. */
   constructor(
@@ -128,6 +130,7 @@ export class DiskSpool implements Spool {
   }
 
   async receive(): Promise<IncomingMessage> {
+    if (this.closed) throw closedError('queue');
     const messageId = this.newMessageId();
     this.ownDuringRecovery?.add(messageId);
     const tmp = join(this.tmpDir, messageId);
@@ -188,6 +191,7 @@ export class DiskSpool implements Spool {
   }
 
   async update(entry: QueueEntry): Promise<void> {
+    if (this.closed) throw closedError('queue');
     const tmp = join(this.tmpDir, `${entry.id}.${randomBytes(4).toString('hex')}.json`);
     try {
       this.stated.add(entry);
@@ -199,6 +203,7 @@ export class DiskSpool implements Spool {
   }
 
   async remove(entry: QueueEntry): Promise<void> {
+    if (this.closed) throw closedError('queue');
     const { messageId } = entry;
     // Counted down before any await: siblings finishing at the same moment must not both
     // think another is still queued (and both leave the message behind).
@@ -279,8 +284,22 @@ export class DiskSpool implements Spool {
     return this.segments.sweep();
   }
 
-  async close(): Promise<void> {
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /** Refuses new writes, then waits for segment removals in progress. Idempotent. */
+  close(): Promise<void> {
     // Every write is awaited by its caller; only segment removals may still be running.
-    await this.segments.close();
+    this.closing ??= this.segments.close();
+    return this.closing;
+  }
+
+  /**
+   * Refuses new writes and waits for nothing: background removals left unfinished are
+   * redone by the next start's recovery (an entry may be delivered twice, never lost).
+   */
+  destroy(): void {
+    void this.close().catch(() => undefined);
   }
 }

@@ -95,5 +95,12 @@ export interface Spool {
   readBody(entry: QueueEntry): Readable;
   /** The body for sending: a small one whole (one read), a larger one as a stream. */
   body(entry: QueueEntry): Readable | Buffer;
+  /**
+   * Graceful: refuses new writes (receive, update, remove: a TernError with 421 4.3.2) and
+   * waits for background work. Idempotent.
+   */
   close(): Promise<void>;
+  /** Immediate: refuses new writes and waits for nothing. Idempotent. */
+  destroy(): void;
+  readonly closed: boolean;
 }

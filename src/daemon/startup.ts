@@ -1,8 +1,8 @@
-import { ConfigError } from './core/index.js';
-import { collectConfig, foreignFiles, loadConfig } from './config/index.js';
-import type { ConfigWarning, TernConfig } from './config/index.js';
-import { loadPlugins } from './hooks/index.js';
-import type { LoadedPlugin } from './hooks/index.js';
+import { ConfigError } from '../core/index.js';
+import { collectConfig, foreignFiles, loadConfig } from '../config/index.js';
+import type { ConfigWarning, TernConfig } from '../config/index.js';
+import { loadPlugins } from '../hooks/index.js';
+import type { LoadedPlugin } from '../hooks/index.js';
 
 /** Everything `tern start` reads from the config directory before it runs. */
 export interface Startup {

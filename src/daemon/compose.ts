@@ -1,0 +1,107 @@
+import { resolve } from 'node:path';
+import type { Clock } from '../core/index.js';
+import { changed } from '../config/index.js';
+import type { ConfigHandle, TernConfig } from '../config/index.js';
+import { DispositionSink } from '../log/index.js';
+import type { Logger } from '../log/index.js';
+import type { HookRunner } from '../hooks/index.js';
+import { DnsResolver, confirmedClientName } from '../dns/index.js';
+import type { ResolverOptions } from '../dns/index.js';
+import { DiskSpool } from '../spool/index.js';
+import { DeliveryAgent } from '../delivery/index.js';
+import { Scheduler, SuspensionFile } from '../scheduler/index.js';
+import { Intake } from '../intake/index.js';
+import { ReportGenerator } from '../reports/index.js';
+import { Listener } from '../listener/index.js';
+import { AdminApi, TernMetrics } from '../control/index.js';
+
+/** What composeParts needs besides the config. */
+export interface CompositionContext {
+  readonly queueDir: string;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly hooks: HookRunner;
+}
+
+/** Every long-lived part of a running daemon, wired together but not yet started. */
+export interface Parts {
+  readonly spool: DiskSpool;
+  readonly agent: DeliveryAgent;
+  readonly scheduler: Scheduler;
+  readonly metrics: TernMetrics;
+  readonly listener: Listener;
+  readonly admin: AdminApi;
+}
+
+type DnsFailure = ResolverOptions['onFailure'];
+
+function buildResolver(config: TernConfig, clock: Clock, onFailure: DnsFailure): DnsResolver {
+  return new DnsResolver({
+    onFailure,
+    servers: config.dns.serverList,
+    timeoutMs: config.dns.timeout * 1000,
+    cacheMaxEntries: config.dns.cache_max_entries,
+    clock,
+    use0x20: config.dns.use_0x20,
+  });
+}
+
+/**
+ * Resolvers follow dns.ini (and /etc/resolv.conf when it names the servers): a new one
+ * only when those change, so that any other reload keeps the cache.
+ */
+function resolvers(config: ConfigHandle, clock: Clock, onFailure: DnsFailure) {
+  let delivery = buildResolver(config.current, clock, onFailure);
+  // Client names get a resolver (and cache) of their own: connections from many addresses
+  // must not push delivery's MX and address records out of its cache.
+  let names = buildResolver(config.current, clock, onFailure);
+  config.subscribe((next, prev, changes) => {
+    if (!changed(changes, 'dns.ini') && JSON.stringify(prev.dns.serverList) === JSON.stringify(next.dns.serverList)) return;
+    delivery = buildResolver(next, clock, onFailure);
+    names = buildResolver(next, clock, onFailure);
+  });
+  // Read at each lookup: the next one after a reload uses the new resolver.
+  return { delivery: () => delivery, names: () => names };
+}
+
+/**
+ * The only place that builds concrete classes and connects them (DESIGN.md). Each part
+ * reads the config through the handle; none is started here.
+ */
+export function composeParts(config: ConfigHandle, ctx: CompositionContext): Parts {
+  const { logger, clock, hooks } = ctx;
+  // Failed lookups are counted; metrics exists by the time the first lookup is made.
+  const dns = resolvers(config, clock, (type, reason) => metrics.onDnsFailure(type, reason));
+  const spool = new DiskSpool(resolve(ctx.queueDir));
+  const agent = new DeliveryAgent(config, { resolver: dns.delivery, readBody: (e) => spool.body(e), logger, hooks, clock });
+  // Every disposition is logged, shown to plugins (log_disposition) and counted from here.
+  const dispositions = new DispositionSink(logger);
+  if (hooks.has('log_disposition')) dispositions.subscribe({ record: (record) => void hooks.logDisposition(record) });
+  // One way into the queue, for the listener and for reports; it hands entries to the scheduler.
+  const intake = new Intake({ spool, dispositions, clock, alwaysSplit: () => config.current.outbound.always_split });
+  const reporter = new ReportGenerator(config, spool, intake, logger, clock);
+  const scheduler = new Scheduler({
+    config: config.current.outbound,
+    routes: config.current.routes,
+    spool,
+    deliverer: agent,
+    logger,
+    clock,
+    reporter: (entry, events, outcome) => reporter.report(entry, events, outcome),
+    hooks,
+    suspensions: new SuspensionFile(spool.root),
+  });
+  intake.handTo(scheduler);
+  scheduler.on('disposition', (event) => dispositions.emit(event));
+  // The scheduler derives its retry schedule, destination gate and concurrency from outbound.ini and routes.ini.
+  config.subscribe((next) => scheduler.updateConfig(next.outbound, next.routes));
+  const metrics = new TernMetrics(scheduler, () => agent.openSessions, { queueDir: spool.root, now: () => clock.now() });
+  dispositions.subscribe({ event: (event) => metrics.onDisposition(event) });
+  scheduler.on('attempt', (entry, events, ms) => metrics.onAttempt(entry, events, ms));
+  const listener = new Listener(config, intake, logger, clock, hooks, {
+    clientName: (address) => confirmedClientName(dns.names(), address),
+    onRejection: (record) => metrics.onRejection(record.reason, record.command),
+  });
+  const admin = new AdminApi(config, scheduler, metrics, logger, clock);
+  return { spool, agent, scheduler, metrics, listener, admin };
+}

@@ -1,5 +1,5 @@
 import { localError, TernError } from '../core/index.js';
-import type { Closable, SmtpReply } from '../core/index.js';
+import type { Closable } from '../core/index.js';
 import type { Logger } from '../log/index.js';
 
 /** One step of the shutdown sequence, named for its log record. */

@@ -198,22 +198,22 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
     return opens !== undefined && opens > head.nextAttemptAt ? opens : head.nextAttemptAt;
   }
 
-  hold(id: string): Promise<QueueEntry> {
+  async hold(id: string): Promise<QueueEntry> {
     this.refuseWhenClosed();
     return this.actions.hold(id);
   }
 
-  release(id: string): Promise<QueueEntry> {
+  async release(id: string): Promise<QueueEntry> {
     this.refuseWhenClosed();
     return this.actions.release(id);
   }
 
-  remove(id: string): Promise<QueueEntry> {
+  async remove(id: string): Promise<QueueEntry> {
     this.refuseWhenClosed();
     return this.actions.remove(id);
   }
 
-  bounce(id: string, text?: string): Promise<QueueEntry> {
+  async bounce(id: string, text?: string): Promise<QueueEntry> {
     this.refuseWhenClosed();
     return this.actions.bounce(id, text);
   }

@@ -7,6 +7,7 @@ import type { DamagedBytes, SegmentDamage } from './segment-aside.js';
 import { MOVING_MARKER, readDoneLog, Segment, SEGMENT_FILE, segmentName } from './segment.js';
 import { decodeEntries } from './entry-codec.js';
 import { encodeRecord, RECORD_HEADER_LENGTH, readSegment } from './segment-file.js';
+import type { MessageFiles } from './message-files.js';
 import type { QueueEntry } from './types.js';
 
 /** A segment is sealed (no more appends) once it passes this size (by default). */
@@ -60,25 +61,15 @@ export class SegmentStore {
 
   readonly dir: string;
   private readonly corruptDir: string;
-  /** Writes a message file (msg/) durably from a record's body and trailer JSON. */
-  private readonly writeMessageFile: (messageId: string, body: Buffer, trailerJson: Buffer) => Promise<void>;
-  /** Removes a message file written by writeMessageFile (a copy no longer wanted). */
-  private readonly dropMessageFile: (messageId: string) => void;
+  /** Where messages copied out of a segment go. */
+  private readonly messageFiles: MessageFiles;
   private readonly now: () => number;
   private readonly segmentBytes: number;
 
-  constructor(options: {
-    dir: string;
-    corruptDir: string;
-    writeMessageFile: (messageId: string, body: Buffer, trailerJson: Buffer) => Promise<void>;
-    dropMessageFile: (messageId: string) => void;
-    now?: () => number;
-    segmentBytes?: number;
-  }) {
+  constructor(options: { dir: string; corruptDir: string; messageFiles: MessageFiles; now?: () => number; segmentBytes?: number }) {
     this.dir = options.dir;
     this.corruptDir = options.corruptDir;
-    this.writeMessageFile = options.writeMessageFile;
-    this.dropMessageFile = options.dropMessageFile;
+    this.messageFiles = options.messageFiles;
     this.now = options.now ?? Date.now;
     this.segmentBytes = options.segmentBytes ?? SEGMENT_BYTES;
     this.dirSync = new DirSync(this.dir);
@@ -102,7 +93,7 @@ export class SegmentStore {
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
         }
-        for (const item of data ? readSegment(data) : []) if (item.kind === 'record') this.dropMessageFile(item.record.entries[0].messageId);
+        for (const item of data ? readSegment(data) : []) if (item.kind === 'record') this.messageFiles.drop(item.record.entries[0].messageId);
         unlinkIfThere(join(this.dir, name));
         settled = true;
         continue;
@@ -281,14 +272,14 @@ export class SegmentStore {
           for (const id of relocate) {
             const loc = this.located.get(id);
             if (!loc) continue; // finished before the copying began
-            await this.writeMessageFile(id, this.readBody(id), this.readTrailer(loc));
+            await this.messageFiles.write(id, this.readBody(id), this.readTrailer(loc));
             copied.push(id);
           }
         } catch (err) {
           // The segment stays the truth: copies left behind would be delivered again
           // once it is gone, so they go now (and a restart drops any left, by the marker).
           // The marker goes only when every copy did.
-          const dropped = copied.map((id) => quietly(() => this.dropMessageFile(id)));
+          const dropped = copied.map((id) => quietly(() => this.messageFiles.drop(id)));
           if (dropped.every(Boolean)) quietly(() => unlinkIfThere(marker));
           throw err;
         }

@@ -50,7 +50,7 @@ export class DiskSpool implements Spool {
   private readonly messageFiles: MessageFiles;
   private readonly segments: SegmentStore;
 
-  /** The options are for tests: a clock to age segments (see compact()), a segment size. */
+  /** The options are for tests: a clock to age segments (see retireSparseSegments()), a segment size. */
   constructor(
     readonly root: string,
     options: { now?: () => number; segmentBytes?: number } = {},
@@ -234,8 +234,8 @@ export class DiskSpool implements Spool {
    * What runs every fifteen seconds anyway: old segments with few messages left have
    * them copied out to message files and go, empty ones go. Resolves when done.
    */
-  compact(): Promise<void> {
-    return this.segments.sweep();
+  retireSparseSegments(): Promise<void> {
+    return this.segments.retireSparseSegments();
   }
 
   async close(): Promise<void> {

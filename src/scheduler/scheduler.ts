@@ -6,6 +6,7 @@ import type { OutboundConfig, Route } from '../config/index.js';
 import { DestinationGate } from './destinations.js';
 import type { Logger, DispositionRecord } from '../log/index.js';
 import type { EntryHead, QueueEntry, Spool } from '../spool/index.js';
+import { EntryNotFoundError } from '../spool/index.js';
 import { applyOutcome, bounceEntry, expireEntry } from './apply-outcome.js';
 import { RetrySchedule } from './retry-schedule.js';
 import { QueueIndex, copyTiming } from './queue-index.js';
@@ -45,7 +46,7 @@ function gateSettings(config: OutboundConfig, routes?: ReadonlyMap<string, Route
 // setTimeout's ceiling; a later due time just re-arms when this fires.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-const isGone = (err: unknown) => (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+const isGone = (err: unknown) => err instanceof EntryNotFoundError;
 
 /**
  * Decides when each queue entry is attempted: a min-heap of due times behind a single

@@ -12,6 +12,7 @@ import { MessageFiles } from './message-files.js';
 import { MessageIds } from './message-ids.js';
 import { SegmentStore } from './segment-store.js';
 import { recoverQueue } from './recovery.js';
+import { EntryNotFoundError } from './types.js';
 import type { EntryDraft, IncomingMessage, QueueEntry, RecoveryOptions, RecoveryReport, Spool } from './types.js';
 
 /**
@@ -98,7 +99,14 @@ export class DiskSpool implements Spool {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    const queued = this.segments.has(messageId) ? this.segments.entries(messageId) : this.messageFiles.entries(messageId);
+    let queued: QueueEntry[];
+    try {
+      queued = this.segments.has(messageId) ? this.segments.entries(messageId) : this.messageFiles.entries(messageId);
+    } catch (err) {
+      // Neither in a segment nor in a file of its own: the message left the queue.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new EntryNotFoundError(id, { cause: err });
+      throw err;
+    }
     const entry = queued.find((e) => e.id === id);
     if (!entry) throw new Error(`message ${messageId} has no entry ${id}`);
     return entry;

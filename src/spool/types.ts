@@ -67,6 +67,23 @@ export interface RecoveryOptions {
 }
 
 /**
+ * What load() rejects with when the entry is not queued: its message left the queue (every
+ * entry of it finished, or it was removed by hand), or never was. Part of the contract so
+ * that callers need not know how an implementation stores entries (a missing file, ...).
+ */
+export class EntryNotFoundError extends Error {
+  readonly code = 'TERN_ERR_ENTRY_NOT_FOUND';
+
+  constructor(
+    readonly id: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`no queue entry ${id}`, options);
+    this.name = 'EntryNotFoundError';
+  }
+}
+
+/**
  * The queue on disk. Every method that resolves has made its change durable, except that
  * a removal may reach the disk a few milliseconds later: a crash then delivers the
  * message again, it never loses one.
@@ -83,7 +100,7 @@ export interface Spool {
    * meanwhile.
    */
   recover(options: RecoveryOptions): Promise<RecoveryReport>;
-  /** The entry's current state, from disk. */
+  /** The entry's current state, from disk; rejects with EntryNotFoundError when it is not queued. */
   load(id: string): Promise<QueueEntry>;
   receive(): Promise<IncomingMessage>;
   /** Persists an entry's changed state (attempts, next attempt, recipient states); O(entry), never the body. */

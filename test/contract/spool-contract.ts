@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { text } from 'node:stream/consumers';
+import { EntryNotFoundError } from '../../src/spool/index.js';
 import type { EntryDraft, EntryHead, Spool } from '../../src/spool/index.js';
 
 export const draft = (domain: string, addresses: string[]): EntryDraft => ({
@@ -83,6 +84,26 @@ export function spoolContract(name: string, make: (key: string) => Spool, fresh:
       const report = await restart(make(key));
       assert.equal(report.entries.length, 0);
       assert.equal(report.removedOrphans, 0, 'nothing was left behind to clean up');
+    });
+
+    it('says "not found" for an entry whose message left the queue, or never was in it', async () => {
+      const key = fresh();
+      const spool = make(key);
+      await spool.open();
+      const notFound = (id: string) => (err: unknown) => err instanceof EntryNotFoundError && err.code === 'TERN_ERR_ENTRY_NOT_FOUND' && err.id === id;
+      // A small body and one past any in-memory bound: stores may keep them apart.
+      for (const body of ['small\r\n', `${'z'.repeat(998)}\r\n`.repeat(300)]) {
+        const [a, b] = await accept(spool, body, [draft('a.test', ['x@a.test']), draft('b.test', ['y@b.test'])]);
+        await spool.remove(a);
+        assert.equal((await spool.load(b.id)).id, b.id, 'the other entry is still queued');
+        await spool.remove(b);
+        await assert.rejects(spool.load(b.id), notFound(b.id));
+        await assert.rejects(spool.load(a.id), notFound(a.id));
+      }
+      await assert.rejects(spool.load('NEVERQUEUED.1'), notFound('NEVERQUEUED.1'));
+      const reopened = make(key);
+      await reopened.open();
+      await assert.rejects(reopened.load('NEVERQUEUED.1'), notFound('NEVERQUEUED.1'));
     });
 
     it('keeps nothing of an aborted message', async () => {

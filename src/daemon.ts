@@ -81,7 +81,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const spool = new DiskSpool(resolve(options.queueDir));
   const { removedTemporary } = await spool.open();
 
-  const agent = new DeliveryAgent(config, { resolver: () => resolver, readBody: (e) => spool.body(e), logger, hooks, clock });
+  const agent = new DeliveryAgent(config, { resolver: () => resolver, bodyBytesOrStream: (e) => spool.bodyBytesOrStream(e), logger, hooks, clock });
   // The reporter queues reports through the scheduler it serves; the indirection breaks the cycle.
   const enqueue = (entries: Parameters<Scheduler['add']>[0]) => scheduler.add(entries);
   const reporter = new DsnReporter(config, spool, (entries) => enqueue(entries), logger, clock, (kind) => metrics.onReport(kind));

@@ -114,7 +114,7 @@ export class DsnReporter {
     const original =
       params.includeOriginal === 'No'
         ? undefined
-        : await readAtMost(this.spool.readBody(entry), params.includeOriginal === 'FullContent' && event.ret !== 'HDRS' ? cfg.dsn.bounce_size_limit : HEAD_BYTES);
+        : await readAtMost(this.spool.bodyStream(entry), params.includeOriginal === 'FullContent' && event.ret !== 'HDRS' ? cfg.dsn.bounce_size_limit : HEAD_BYTES);
     const dsn = generateDsn(params, event, original)!;
 
     const incoming = await this.spool.receive();

@@ -37,7 +37,7 @@ export class DiskSpool implements Spool {
   private readonly entryDir: string;
   private readonly corruptDir: string;
   /** Live entries of messages queued with several, so that the message goes with the last one. */
-  private readonly liveSiblings = new Map<string, number>();
+  private readonly liveEntries = new Map<string, number>();
   /** While an earlier run's queue is being read back: the messages this run queued itself. */
   private ownDuringRecovery?: Set<string>;
   private readonly messageIds = new MessageIds();
@@ -46,7 +46,7 @@ export class DiskSpool implements Spool {
    * unlinked on removal, where a failed unlink of a file that never existed costs more
    * than the rest of a removal. One missed is an orphan, which recovery removes.
    */
-  private readonly stated = new WeakSet<QueueEntry>();
+  private readonly hasStateFile = new WeakSet<QueueEntry>();
   private readonly entryDirSync: DirSync;
   private readonly messageFiles: MessageFiles;
   private readonly segments: SegmentStore;
@@ -82,7 +82,7 @@ export class DiskSpool implements Spool {
     try {
       return await recoverQueue(
         { msgDir: this.messageFiles.dir, entryDir: this.entryDir, corruptDir: this.corruptDir, segments: this.segments },
-        { isOwn: (id) => own.has(id), setLive: (id, live) => this.liveSiblings.set(id, live) },
+        { isOwn: (id) => own.has(id), setLive: (id, live) => this.liveEntries.set(id, live) },
         options,
       );
     } finally {
@@ -94,7 +94,7 @@ export class DiskSpool implements Spool {
     const messageId = id.slice(0, id.lastIndexOf('.'));
     try {
       const entry = decodeEntry(readFileSync(join(this.entryDir, `${id}.json`), 'utf8'));
-      this.stated.add(entry);
+      this.hasStateFile.add(entry);
       return entry;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -143,7 +143,7 @@ export class DiskSpool implements Spool {
             messageId,
             queuedAt: now,
             size: body.size,
-            siblings: drafts.length,
+            entriesOfMessage: drafts.length,
             attempts: 0,
             tempFailures: 0,
             nextAttemptAt: now,
@@ -158,7 +158,7 @@ export class DiskSpool implements Spool {
             await this.messageFiles.syncDir();
           }
           body.destroy();
-          if (entries.length > 1) this.liveSiblings.set(messageId, entries.length);
+          if (entries.length > 1) this.liveEntries.set(messageId, entries.length);
           return entries;
         } catch (err) {
           // No 250 will be sent: nothing of the message may stay behind to be delivered later.
@@ -173,7 +173,7 @@ export class DiskSpool implements Spool {
   async update(entry: QueueEntry): Promise<void> {
     const tmp = this.messageFiles.tmpPath(`${entry.id}.${randomBytes(4).toString('hex')}.json`);
     try {
-      this.stated.add(entry);
+      this.hasStateFile.add(entry);
       await writeFileSynced(tmp, join(this.entryDir, `${entry.id}.json`), encodeEntry(entry));
       await this.entryDirSync.sync();
     } catch (err) {
@@ -183,11 +183,11 @@ export class DiskSpool implements Spool {
 
   async remove(entry: QueueEntry): Promise<void> {
     const { messageId } = entry;
-    // Counted down before any await: siblings finishing at the same moment must not both
-    // think another is still queued (and both leave the message behind).
-    const left = entry.siblings > 1 ? (this.liveSiblings.get(messageId) ?? entry.siblings) - 1 : 0;
-    if (left > 0) this.liveSiblings.set(messageId, left);
-    else this.liveSiblings.delete(messageId);
+    // Counted down before any await: entries of one message finishing at the same moment
+    // must not both think another is still queued (and both leave the message behind).
+    const left = entry.entriesOfMessage > 1 ? (this.liveEntries.get(messageId) ?? entry.entriesOfMessage) - 1 : 0;
+    if (left > 0) this.liveEntries.set(messageId, left);
+    else this.liveEntries.delete(messageId);
     try {
       if (left > 0) {
         // Others of the message are still queued: retire this one with a marker, durably.
@@ -199,7 +199,7 @@ export class DiskSpool implements Spool {
       if (await this.segments.finish(messageId)) return this.removeStates(entry);
       await this.messageFiles.remove(messageId);
     } catch (err) {
-      if (entry.siblings > 1) this.liveSiblings.set(messageId, left + 1);
+      if (entry.entriesOfMessage > 1) this.liveEntries.set(messageId, left + 1);
       throw spoolError(err);
     }
     this.removeStates(entry);
@@ -208,27 +208,27 @@ export class DiskSpool implements Spool {
   /** Without their message, state files are orphans, which recovery would remove anyway. */
   private removeStates(entry: QueueEntry): void {
     const { messageId } = entry;
-    if (entry.siblings === 1 && !this.stated.has(entry)) return;
+    if (entry.entriesOfMessage === 1 && !this.hasStateFile.has(entry)) return;
     try {
-      for (let i = 1; i <= entry.siblings; i++) {
+      for (let i = 1; i <= entry.entriesOfMessage; i++) {
         unlinkIfThere(join(this.entryDir, `${messageId}.${i}.json`));
-        if (entry.siblings > 1) unlinkIfThere(join(this.entryDir, `${messageId}.${i}.done`));
+        if (entry.entriesOfMessage > 1) unlinkIfThere(join(this.entryDir, `${messageId}.${i}.done`));
       }
     } catch {
       // Left for recovery, which removes state files whose message is gone.
     }
   }
 
-  readBody(entry: QueueEntry): Readable {
-    const body = this.body(entry);
+  bodyStream(entry: QueueEntry): Readable {
+    const body = this.bodyBytesOrStream(entry);
     return Buffer.isBuffer(body) ? Readable.from([body], { objectMode: false }) : body;
   }
 
-  body(entry: QueueEntry): Readable | Buffer {
+  bodyBytesOrStream(entry: QueueEntry): Buffer | Readable {
     if (entry.size === 0) return Buffer.alloc(0);
     try {
-      if (this.segments.has(entry.messageId)) return this.segments.readBody(entry.messageId);
-      return this.messageFiles.body(entry.messageId, entry.size, IN_MEMORY_BODY);
+      if (this.segments.has(entry.messageId)) return this.segments.bodyBytes(entry.messageId);
+      return this.messageFiles.bodyBytesOrStream(entry.messageId, entry.size, IN_MEMORY_BODY);
     } catch (err) {
       return new Readable({
         read() {

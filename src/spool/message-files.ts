@@ -88,7 +88,7 @@ export class MessageFiles {
    * spool's own): up to `wholeUpTo` bytes in one read, as it was written (no thread-pool
    * round trips), a larger one as a stream.
    */
-  body(messageId: string, size: number, wholeUpTo: number): Buffer | Readable {
+  bodyBytesOrStream(messageId: string, size: number, wholeUpTo: number): Buffer | Readable {
     const path = this.path(messageId);
     if (size > wholeUpTo) return createReadStream(path, { start: 0, end: size - 1 });
     const fd = openSync(path, 'r');

@@ -157,7 +157,7 @@ export class SegmentStore {
     this.compactor.retireIfEmpty(seg);
   }
 
-  readBody(messageId: string): Buffer {
+  bodyBytes(messageId: string): Buffer {
     return this.index.body(this.index.get(messageId)!);
   }
 

@@ -15,8 +15,11 @@ export interface QueueEntry {
   /** Epoch ms when the message was accepted. */
   readonly queuedAt: number;
   readonly size: number;
-  /** How many entries the message was queued with (this one included). */
-  readonly siblings: number;
+  /**
+   * How many entries the message was queued with, this one included (`siblings` in the
+   * files on disk).
+   */
+  readonly entriesOfMessage: number;
   /** Delivery attempts made so far. */
   attempts: number;
   /** Temporary failures so far; what the retry schedule counts. */
@@ -107,8 +110,9 @@ export interface Spool {
   update(entry: QueueEntry): Promise<void>;
   /** Removes a finished entry; the body goes when the message's last entry does. */
   remove(entry: QueueEntry): Promise<void>;
-  readBody(entry: QueueEntry): Readable;
-  /** The body for sending: a small one whole (one read), a larger one as a stream. */
-  body(entry: QueueEntry): Readable | Buffer;
+  /** The stored message (its body, as it will be sent) as a stream. */
+  bodyStream(entry: QueueEntry): Readable;
+  /** The stored message for sending: a small one as bytes (one read), a larger one as a stream. */
+  bodyBytesOrStream(entry: QueueEntry): Buffer | Readable;
   close(): Promise<void>;
 }

@@ -25,7 +25,7 @@ describe('DiskSpool segments', () => {
     assert.deepEqual(readdirSync(join(key, 'msg')), [big.messageId]);
     const back = await restart(new DiskSpool(key));
     assert.equal(back.entries.length, 4);
-    assert.equal(await text(new DiskSpool(key).readBody(big)), large);
+    assert.equal(await text(new DiskSpool(key).bodyStream(big)), large);
   });
 
   it('ignores a record a crash cut short at the end, and appends to a new segment after', async () => {
@@ -63,7 +63,7 @@ describe('DiskSpool segments', () => {
     assert.match(back.corrupt[0].file, /^00000001@\d+$/);
     assert.equal(back.corrupt[0].error, 'checksum mismatch');
     assert.ok(readFileSync(join(key, 'corrupt', back.corrupt[0].file)).includes('Bravo'), 'the damaged bytes are kept for the operator');
-    assert.equal(await text(reopened.readBody(back.entries.find((e) => e.id === entries[2].id)!)), 'Subject: charlie\r\n');
+    assert.equal(await text(reopened.bodyStream(back.entries.find((e) => e.id === entries[2].id)!)), 'Subject: charlie\r\n');
   });
 
   it('starts a new segment when the current one is full, and removes a full one once it is empty', async () => {
@@ -96,7 +96,7 @@ describe('DiskSpool segments', () => {
     await spool.remove(a);
     const [b] = await second;
     await spool.retireSparseSegments();
-    assert.equal(await text(spool.readBody(b)), 'second\r\n');
+    assert.equal(await text(spool.bodyStream(b)), 'second\r\n');
     assert.deepEqual((await restart(new DiskSpool(key))).entries.map((e) => e.id), [b.id], 'acknowledged, so it must survive');
   });
 
@@ -141,7 +141,7 @@ describe('DiskSpool segments', () => {
     await spool.retireSparseSegments();
     assert.deepEqual(readdirSync(join(key, 'seg')), []);
     assert.deepEqual(readdirSync(join(key, 'msg')), [straggler.messageId]);
-    assert.equal(await text(spool.readBody(straggler)), 'body 0\r\n');
+    assert.equal(await text(spool.bodyStream(straggler)), 'body 0\r\n');
     assert.deepEqual(await spool.load(straggler.id), straggler);
     const back = await restart(new DiskSpool(key));
     assert.deepEqual(back.entries, [straggler]);
@@ -160,7 +160,7 @@ describe('DiskSpool segments', () => {
     assert.ok(existsSync(join(key, 'seg', FIRST_SEGMENT)), 'the segment is still the truth');
     assert.ok(!existsSync(join(key, 'seg', `${FIRST_SEGMENT}.moving`)), 'no copy was left to settle');
     assert.deepEqual(readdirSync(join(key, 'tmp')), [], 'nor a temp file');
-    assert.equal(await text(spool.readBody(a)), 'body 0\r\n');
+    assert.equal(await text(spool.bodyStream(a)), 'body 0\r\n');
     rmSync(join(key, 'msg'));
     renameSync(join(key, 'msg.away'), join(key, 'msg'));
     await spool.retireSparseSegments();

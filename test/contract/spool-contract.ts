@@ -50,7 +50,7 @@ export function spoolContract(name: string, make: (key: string) => Spool, fresh:
       assert.deepEqual(report.entries.map((e) => e.id).sort(), entries.map((e) => e.id).sort());
       assert.deepEqual(report.entries.sort((x, y) => x.id.localeCompare(y.id)), entries, 'read back exactly as queued');
       const b = report.entries.find((e) => e.domain === 'b.test')!;
-      assert.equal(await text(reopened.readBody(b)), 'Subject: hi\r\n\r\nbody\r\n');
+      assert.equal(await text(reopened.bodyStream(b)), 'Subject: hi\r\n\r\nbody\r\n');
       assert.deepEqual(b.dsn, { ret: 'HDRS' });
       assert.equal(b.bodyType, '8bitmime');
     });
@@ -78,7 +78,7 @@ export function spoolContract(name: string, make: (key: string) => Spool, fresh:
       await spool.open();
       const [a, b] = await accept(spool, 'shared\r\n', [draft('a.test', ['x@a.test']), draft('b.test', ['y@b.test'])]);
       await spool.remove(a);
-      assert.equal(await text(spool.readBody(b)), 'shared\r\n');
+      assert.equal(await text(spool.bodyStream(b)), 'shared\r\n');
       assert.deepEqual((await restart(make(key))).entries.map((e) => e.id), [b.id], 'a restart in between finds only the other');
       await spool.remove(b);
       const report = await restart(make(key));

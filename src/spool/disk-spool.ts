@@ -10,6 +10,7 @@ import { BodyWriter, IN_MEMORY_BODY } from './body-writer.js';
 import { encodeTrailer } from './message-file.js';
 import { MessageFiles } from './message-files.js';
 import { MessageIds } from './message-ids.js';
+import { newEntries } from './new-entries.js';
 import { SegmentStore } from './segment-store.js';
 import { recoverQueue } from './recovery.js';
 import { EntryNotFoundError } from './types.js';
@@ -136,18 +137,7 @@ export class DiskSpool implements Spool {
         try {
           if (!body.writableEnded) body.end();
           await finished(body, { cleanup: false });
-          const entries: QueueEntry[] = drafts.map((d, i) => ({
-            ...d,
-            recipients: d.recipients.map((r) => ({ ...r })),
-            id: `${messageId}.${i + 1}`,
-            messageId,
-            queuedAt: now,
-            size: body.size,
-            entriesOfMessage: drafts.length,
-            attempts: 0,
-            tempFailures: 0,
-            nextAttemptAt: now,
-          }));
+          const entries = newEntries(messageId, drafts, body.size, now);
           const held = body.takeHeld();
           if (held) {
             await this.segments.append(messageId, held, body.size, entries);

@@ -82,7 +82,7 @@ export class DiskSpool implements Spool {
     const own = (this.ownDuringRecovery = new Set());
     try {
       return await recoverQueue(
-        { msgDir: this.messageFiles.dir, entryDir: this.entryDir, corruptDir: this.corruptDir, segments: this.segments },
+        { messageFiles: this.messageFiles, entryDir: this.entryDir, corruptDir: this.corruptDir, segments: this.segments },
         { isOwn: (id) => own.has(id), setLive: (id, live) => this.liveEntries.set(id, live) },
         options,
       );

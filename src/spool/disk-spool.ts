@@ -3,7 +3,8 @@ import { mkdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { asStream, failedStream } from './body-streams.js';
 import { decodeEntry, encodeEntry } from './entry-codec.js';
 import { DirSync, quietly, spoolError, unlinkIfThere, writeFileSynced } from './durable-fs.js';
 import { BodyWriter, IN_MEMORY_BODY } from './body-writer.js';
@@ -210,8 +211,7 @@ export class DiskSpool implements Spool {
   }
 
   bodyStream(entry: QueueEntry): Readable {
-    const body = this.bodyBytesOrStream(entry);
-    return Buffer.isBuffer(body) ? Readable.from([body], { objectMode: false }) : body;
+    return asStream(this.bodyBytesOrStream(entry));
   }
 
   bodyBytesOrStream(entry: QueueEntry): Buffer | Readable {
@@ -220,11 +220,7 @@ export class DiskSpool implements Spool {
       if (this.segments.has(entry.messageId)) return this.segments.bodyBytes(entry.messageId);
       return this.messageFiles.bodyBytesOrStream(entry.messageId, entry.size, IN_MEMORY_BODY);
     } catch (err) {
-      return new Readable({
-        read() {
-          this.destroy(err as Error);
-        },
-      });
+      return failedStream(err as Error);
     }
   }
 

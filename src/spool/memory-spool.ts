@@ -1,4 +1,6 @@
-import { Readable, Writable } from 'node:stream';
+import { Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { asStream, failedStream } from './body-streams.js';
 import { finished } from 'node:stream/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { IN_MEMORY_BODY } from './body-writer.js';
@@ -134,22 +136,16 @@ export class MemorySpool implements Spool {
   }
 
   bodyStream(entry: QueueEntry): Readable {
-    const body = this.bodyBytesOrStream(entry);
-    return Buffer.isBuffer(body) ? Readable.from([body], { objectMode: false }) : body;
+    return asStream(this.bodyBytesOrStream(entry));
   }
 
   /** As DiskSpool: bytes up to IN_MEMORY_BODY, a stream past it, so that callers meet both. */
   bodyBytesOrStream(entry: QueueEntry): Buffer | Readable {
     const stored = this.messages.get(entry.messageId);
     if (!stored) {
-      const err = new EntryNotFoundError(entry.id);
-      return new Readable({
-        read() {
-          this.destroy(err);
-        },
-      });
+      return failedStream(new EntryNotFoundError(entry.id));
     }
-    return entry.size > IN_MEMORY_BODY ? Readable.from([stored.body], { objectMode: false }) : stored.body;
+    return entry.size > IN_MEMORY_BODY ? asStream(stored.body) : stored.body;
   }
 
   async close(): Promise<void> {

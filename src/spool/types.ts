@@ -87,9 +87,10 @@ export class EntryNotFoundError extends Error {
 }
 
 /**
- * The queue on disk. Every method that resolves has made its change durable, except that
- * a removal may reach the disk a few milliseconds later: a crash then delivers the
- * message again, it never loses one.
+ * The queue. Every method that resolves has made its change durable, except that a
+ * removal may reach the disk a few milliseconds later: a crash then delivers the message
+ * again, it never loses one. (MemorySpool keeps the same contract for the life of its
+ * process only: it is for tests.) test/contract/spool-contract.ts is the contract's suite.
  */
 export interface Spool {
   /**

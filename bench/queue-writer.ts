@@ -48,7 +48,7 @@ export function writeQueue(dir: string, shape: QueueShape, now = Date.now()): vo
       queued.push({
         id: `${messageId}.${k}`, messageId, domain, sender: 'bench@client.test',
         recipients: [{ address: `${shape.prefix.toLowerCase()}${n}@${domain}`, state: 'pending' }],
-        dsn: {}, smtpUtf8: false, bodyType: '7bit', queuedAt: now - 600_000, size: body.length, siblings,
+        dsn: {}, smtpUtf8: false, bodyType: '7bit', queuedAt: now - 600_000, size: body.length, entriesOfMessage: siblings,
         attempts: 0, tempFailures: 0, nextAttemptAt: now - 600_000,
       });
     }

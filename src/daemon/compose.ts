@@ -73,7 +73,7 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
   // Failed lookups are counted; metrics exists by the time the first lookup is made.
   const dns = resolvers(config, clock, (type, reason) => metrics.onDnsFailure(type, reason));
   const spool = new DiskSpool(resolve(ctx.queueDir));
-  const agent = new DeliveryAgent(config, { resolver: dns.delivery, readBody: (e) => spool.body(e), logger, hooks, clock });
+  const agent = new DeliveryAgent(config, { resolver: dns.delivery, bodyBytesOrStream: (e) => spool.bodyBytesOrStream(e), logger, hooks, clock });
   // Every disposition is logged, shown to plugins (log_disposition) and counted from here.
   const dispositions = new DispositionSink(logger);
   if (hooks.has('log_disposition')) dispositions.subscribe({ record: (record) => void hooks.logDisposition(record) });

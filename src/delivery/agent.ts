@@ -35,7 +35,7 @@ interface DeliveryTarget {
 export interface AgentDeps {
   /** The current resolver (a config reload may replace it). */
   readonly resolver: () => DnsResolver;
-  readonly readBody: (entry: QueueEntry) => Readable | Buffer;
+  readonly bodyBytesOrStream: (entry: QueueEntry) => Buffer | Readable;
   readonly logger: Logger;
   /** Plugin hooks (get_mx). */
   readonly hooks?: HookRunner;
@@ -169,7 +169,7 @@ export class DeliveryAgent implements Closable {
         smtpUtf8: entry.smtpUtf8,
         dsn: entry.dsn,
         tracer: this.tracer(entry.id),
-        body: () => this.deps.readBody(entry),
+        body: () => this.deps.bodyBytesOrStream(entry),
         judge: (reply) => rewriter.rewrite(reply, entry.domain),
       };
       // The MX name is part of the key: a session verified for one name must never carry mail

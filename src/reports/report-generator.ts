@@ -46,7 +46,7 @@ export class ReportGenerator {
   constructor(
     config: ConfigInput,
     /** Reads the original's body. */
-    private readonly spool: Pick<Spool, 'readBody' | 'update'>,
+    private readonly spool: Pick<Spool, 'bodyStream' | 'update'>,
     private readonly intake: MessageIntake,
     private readonly logger: Logger,
     private readonly clock: Clock,
@@ -124,7 +124,7 @@ export class ReportGenerator {
     const original =
       params.includeOriginal === 'No'
         ? undefined
-        : await readAtMost(this.spool.readBody(entry), params.includeOriginal === 'FullContent' && event.ret !== 'HDRS' ? cfg.dsn.bounce_size_limit : HEAD_BYTES);
+        : await readAtMost(this.spool.bodyStream(entry), params.includeOriginal === 'FullContent' && event.ret !== 'HDRS' ? cfg.dsn.bounce_size_limit : HEAD_BYTES);
     const dsn = generateDsn(params, event, original)!;
 
     const incoming = await this.intake.receive();

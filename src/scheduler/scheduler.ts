@@ -6,6 +6,7 @@ import type { HookRunner } from '../hooks/index.js';
 import type { OutboundConfig, Route } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import type { EntryHead, QueueEntry, Spool } from '../spool/index.js';
+import { EntryNotFoundError } from '../spool/index.js';
 import { applyOutcome, expireEntry } from './apply-outcome.js';
 import { DestinationGate } from './destinations.js';
 import type { Suspension } from './destinations.js';
@@ -56,7 +57,7 @@ function gateSettings(config: OutboundConfig, routes?: ReadonlyMap<string, Route
 
 // setTimeout's ceiling; a later due time just re-arms when this fires.
 const MAX_TIMER_MS = 2 ** 31 - 1;
-const isGone = (err: unknown) => (err as NodeJS.ErrnoException)?.code === 'ENOENT';
+const isGone = (err: unknown) => err instanceof EntryNotFoundError;
 
 /**
  * Decides when each queue entry is attempted: a min-heap of due times behind a single

@@ -1,16 +1,21 @@
-import { closeSync, createReadStream, openSync, readFileSync, renameSync } from 'node:fs';
-import { mkdir, readdir, rm, unlink } from 'node:fs/promises';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { asStream, failedStream } from './body-streams.js';
 import { decodeEntry, encodeEntry } from './entry-codec.js';
-import { DirSync, fsyncDir, quietly, readFully, spoolError, unlinkIfThere, writeFileSynced } from './durable-fs.js';
+import { DirSync, quietly, spoolError, unlinkIfThere, writeFileSynced } from './durable-fs.js';
 import { BodyWriter, IN_MEMORY_BODY } from './body-writer.js';
-import { encodeTrailer, readTrailer, trailerOf } from './message-file.js';
+import { encodeTrailer } from './message-file.js';
+import { MessageFiles } from './message-files.js';
+import { MessageIds } from './message-ids.js';
+import { newEntries } from './new-entries.js';
 import { SegmentStore } from './segment-store.js';
 import { recoverQueue } from './recovery.js';
 import { closedError } from '../core/index.js';
+import { EntryNotFoundError } from './types.js';
 import type { EntryDraft, IncomingMessage, QueueEntry, RecoveryOptions, RecoveryReport, Spool } from './types.js';
 
 /**
@@ -19,7 +24,8 @@ import type { EntryDraft, IncomingMessage, QueueEntry, RecoveryOptions, Recovery
  *             other, each with the entries it was queued with (see segment-store.ts)
  *   tmp/      message files being written; anything here at start was never acknowledged
  *   msg/      one file per large message (or one copied out of a segment): its body,
- *             then its entries (see message-file.ts); renamed in from tmp/ when complete
+ *             then its entries (see message-file.ts, message-files.ts); renamed in from
+ *             tmp/ when complete
  *   entries/  `<id>.json`, an entry's state once it changed (attempted, held, ...), and
  *             `<id>.done`, an entry finished while others of its message are still queued
  *   corrupt/  files that could not be read, kept for the operator
@@ -31,70 +37,56 @@ import type { EntryDraft, IncomingMessage, QueueEntry, RecoveryOptions, Recovery
  * where the body is.
  */
 export class DiskSpool implements Spool {
-  private readonly tmpDir: string;
-  private readonly msgDir: string;
   private readonly entryDir: string;
   private readonly corruptDir: string;
   /** Live entries of messages queued with several, so that the message goes with the last one. */
-  private readonly liveSiblings = new Map<string, number>();
+  private readonly liveEntries = new Map<string, number>();
   /** While an earlier run's queue is being read back: the messages this run queued itself. */
   private ownDuringRecovery?: Set<string>;
-  private sequence = 0;
-  private randomPool = Buffer.alloc(0);
-  private randomAt = 0;
+  private readonly messageIds = new MessageIds();
   /**
    * Entries known to have had a state file (loaded from one, or updated): only theirs are
    * unlinked on removal, where a failed unlink of a file that never existed costs more
    * than the rest of a removal. One missed is an orphan, which recovery removes.
    */
-  private readonly stated = new WeakSet<QueueEntry>();
+  private readonly hasStateFile = new WeakSet<QueueEntry>();
   private readonly entryDirSync: DirSync;
-  private readonly msgDirSync: DirSync;
+  private readonly messageFiles: MessageFiles;
   private readonly segments: SegmentStore;
   private closing?: Promise<void>;
 
-  /** The options are for tests: a clock to age segments (see compact()), a segment size. */
+  /** The options are for tests: a clock to age segments (see retireSparseSegments()), a segment size. */
   constructor(
     readonly root: string,
     options: { now?: () => number; segmentBytes?: number } = {},
   ) {
-    this.tmpDir = join(root, 'tmp');
-    this.msgDir = join(root, 'msg');
     this.entryDir = join(root, 'entries');
     this.corruptDir = join(root, 'corrupt');
     this.entryDirSync = new DirSync(this.entryDir);
-    this.msgDirSync = new DirSync(this.msgDir);
+    this.messageFiles = new MessageFiles(root);
     this.segments = new SegmentStore({
       dir: join(root, 'seg'),
       corruptDir: this.corruptDir,
-      writeMessageFile: (messageId, body, json) => this.writeMessageFile(messageId, body, json),
-      dropMessageFile: (messageId) => unlinkIfThere(join(this.msgDir, messageId)),
+      messageFiles: this.messageFiles,
       now: options.now,
       segmentBytes: options.segmentBytes,
     });
   }
 
-  /** A message copied out of a segment into a file of its own. */
-  private async writeMessageFile(messageId: string, body: Buffer, trailerJson: Buffer): Promise<void> {
-    await writeFileSynced(join(this.tmpDir, messageId), join(this.msgDir, messageId), Buffer.concat([body, trailerOf(body.length, trailerJson)]));
-    await this.msgDirSync.sync();
-  }
-
   async open(): Promise<{ removedTemporary: number }> {
-    for (const dir of [this.root, this.tmpDir, this.msgDir, this.entryDir, this.corruptDir]) await mkdir(dir, { recursive: true });
-    const leftovers = await readdir(this.tmpDir);
-    for (const name of leftovers) await rm(join(this.tmpDir, name), { force: true, recursive: true });
-    if (leftovers.length) await fsyncDir(this.tmpDir);
+    await mkdir(this.root, { recursive: true });
+    const removedTemporary = await this.messageFiles.open();
+    for (const dir of [this.entryDir, this.corruptDir]) await mkdir(dir, { recursive: true });
     await this.segments.open();
-    return { removedTemporary: leftovers.length };
+    return { removedTemporary };
   }
 
   async recover(options: RecoveryOptions): Promise<RecoveryReport> {
     const own = (this.ownDuringRecovery = new Set());
     try {
       return await recoverQueue(
-        { msgDir: this.msgDir, entryDir: this.entryDir, corruptDir: this.corruptDir, segments: this.segments },
-        { isOwn: (id) => own.has(id), setLive: (id, live) => this.liveSiblings.set(id, live) },
+        { messageFiles: this.messageFiles, entryDir: this.entryDir, corruptDir: this.corruptDir, segments: this.segments },
+        { isOwn: (id) => own.has(id), setLive: (id, live) => this.liveEntries.set(id, live) },
         options,
       );
     } finally {
@@ -106,36 +98,29 @@ export class DiskSpool implements Spool {
     const messageId = id.slice(0, id.lastIndexOf('.'));
     try {
       const entry = decodeEntry(readFileSync(join(this.entryDir, `${id}.json`), 'utf8'));
-      this.stated.add(entry);
+      this.hasStateFile.add(entry);
       return entry;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    const queued = this.segments.has(messageId) ? this.segments.entries(messageId) : readTrailer(join(this.msgDir, messageId));
+    let queued: QueueEntry[];
+    try {
+      queued = this.segments.has(messageId) ? this.segments.entries(messageId) : this.messageFiles.entries(messageId);
+    } catch (err) {
+      // Neither in a segment nor in a file of its own: the message left the queue.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new EntryNotFoundError(id, { cause: err });
+      throw err;
+    }
     const entry = queued.find((e) => e.id === id);
     if (!entry) throw new Error(`message ${messageId} has no entry ${id}`);
     return entry;
   }
 
-  private newMessageId(): string {
-    // Time first so that ids sort roughly by arrival; random bits so that two nodes never
-    // collide, taken from a pool (a call into the CSPRNG per message costs more).
-    this.sequence = (this.sequence + 1) % 1296;
-    if (this.randomAt + 5 > this.randomPool.length) {
-      this.randomPool = randomBytes(5 * 256);
-      this.randomAt = 0;
-    }
-    const random = this.randomPool.toString('hex', this.randomAt, (this.randomAt += 5));
-    return (Date.now().toString(36) + this.sequence.toString(36).padStart(2, '0') + random).toUpperCase();
-  }
-
   async receive(): Promise<IncomingMessage> {
     if (this.closed) throw closedError('queue');
-    const messageId = this.newMessageId();
+    const messageId = this.messageIds.next();
     this.ownDuringRecovery?.add(messageId);
-    const tmp = join(this.tmpDir, messageId);
-    const final = join(this.msgDir, messageId);
-    const body = new BodyWriter(tmp);
+    const body = new BodyWriter(this.messageFiles.tmpPath(messageId));
     body.on('error', () => undefined); // surfaced by commit(); an unhandled error would crash the daemon
     let renamed = false;
     const cleanup = async () => {
@@ -147,7 +132,7 @@ export class DiskSpool implements Spool {
         await closed;
       }
       // Nothing more can be done if this fails; a leftover in tmp/ goes at the next start.
-      quietly(() => unlinkIfThere(renamed ? final : tmp));
+      quietly(() => unlinkIfThere(renamed ? this.messageFiles.path(messageId) : this.messageFiles.tmpPath(messageId)));
     };
     return {
       messageId,
@@ -156,29 +141,18 @@ export class DiskSpool implements Spool {
         try {
           if (!body.writableEnded) body.end();
           await finished(body, { cleanup: false });
-          const entries: QueueEntry[] = drafts.map((d, i) => ({
-            ...d,
-            recipients: d.recipients.map((r) => ({ ...r })),
-            id: `${messageId}.${i + 1}`,
-            messageId,
-            queuedAt: now,
-            size: body.size,
-            siblings: drafts.length,
-            attempts: 0,
-            tempFailures: 0,
-            nextAttemptAt: now,
-          }));
+          const entries = newEntries(messageId, drafts, body.size, now);
           const held = body.takeHeld();
           if (held) {
             await this.segments.append(messageId, held, body.size, entries);
           } else {
             await body.seal(encodeTrailer(body.size, entries));
-            renameSync(tmp, final);
+            this.messageFiles.moveIn(messageId);
             renamed = true;
-            await this.msgDirSync.sync();
+            await this.messageFiles.syncDir();
           }
           body.destroy();
-          if (entries.length > 1) this.liveSiblings.set(messageId, entries.length);
+          if (entries.length > 1) this.liveEntries.set(messageId, entries.length);
           return entries;
         } catch (err) {
           // No 250 will be sent: nothing of the message may stay behind to be delivered later.
@@ -192,9 +166,9 @@ export class DiskSpool implements Spool {
 
   async update(entry: QueueEntry): Promise<void> {
     if (this.closed) throw closedError('queue');
-    const tmp = join(this.tmpDir, `${entry.id}.${randomBytes(4).toString('hex')}.json`);
+    const tmp = this.messageFiles.tmpPath(`${entry.id}.${randomBytes(4).toString('hex')}.json`);
     try {
-      this.stated.add(entry);
+      this.hasStateFile.add(entry);
       await writeFileSynced(tmp, join(this.entryDir, `${entry.id}.json`), encodeEntry(entry));
       await this.entryDirSync.sync();
     } catch (err) {
@@ -205,11 +179,11 @@ export class DiskSpool implements Spool {
   async remove(entry: QueueEntry): Promise<void> {
     if (this.closed) throw closedError('queue');
     const { messageId } = entry;
-    // Counted down before any await: siblings finishing at the same moment must not both
-    // think another is still queued (and both leave the message behind).
-    const left = entry.siblings > 1 ? (this.liveSiblings.get(messageId) ?? entry.siblings) - 1 : 0;
-    if (left > 0) this.liveSiblings.set(messageId, left);
-    else this.liveSiblings.delete(messageId);
+    // Counted down before any await: entries of one message finishing at the same moment
+    // must not both think another is still queued (and both leave the message behind).
+    const left = entry.entriesOfMessage > 1 ? (this.liveEntries.get(messageId) ?? entry.entriesOfMessage) - 1 : 0;
+    if (left > 0) this.liveEntries.set(messageId, left);
+    else this.liveEntries.delete(messageId);
     try {
       if (left > 0) {
         // Others of the message are still queued: retire this one with a marker, durably.
@@ -219,14 +193,9 @@ export class DiskSpool implements Spool {
         return;
       }
       if (await this.segments.finish(messageId)) return this.removeStates(entry);
-      // Unlinking a file with data takes a journal handle, which waits out any commit in
-      // progress: in the thread pool that wait does not stall the event loop.
-      await unlink(join(this.msgDir, messageId)).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') throw err;
-      });
-      await this.msgDirSync.sync();
+      await this.messageFiles.remove(messageId);
     } catch (err) {
-      if (entry.siblings > 1) this.liveSiblings.set(messageId, left + 1);
+      if (entry.entriesOfMessage > 1) this.liveEntries.set(messageId, left + 1);
       throw spoolError(err);
     }
     this.removeStates(entry);
@@ -235,44 +204,28 @@ export class DiskSpool implements Spool {
   /** Without their message, state files are orphans, which recovery would remove anyway. */
   private removeStates(entry: QueueEntry): void {
     const { messageId } = entry;
-    if (entry.siblings === 1 && !this.stated.has(entry)) return;
+    if (entry.entriesOfMessage === 1 && !this.hasStateFile.has(entry)) return;
     try {
-      for (let i = 1; i <= entry.siblings; i++) {
+      for (let i = 1; i <= entry.entriesOfMessage; i++) {
         unlinkIfThere(join(this.entryDir, `${messageId}.${i}.json`));
-        if (entry.siblings > 1) unlinkIfThere(join(this.entryDir, `${messageId}.${i}.done`));
+        if (entry.entriesOfMessage > 1) unlinkIfThere(join(this.entryDir, `${messageId}.${i}.done`));
       }
     } catch {
       // Left for recovery, which removes state files whose message is gone.
     }
   }
 
-  readBody(entry: QueueEntry): Readable {
-    const body = this.body(entry);
-    return Buffer.isBuffer(body) ? Readable.from([body], { objectMode: false }) : body;
+  bodyStream(entry: QueueEntry): Readable {
+    return asStream(this.bodyBytesOrStream(entry));
   }
 
-  body(entry: QueueEntry): Readable | Buffer {
+  bodyBytesOrStream(entry: QueueEntry): Buffer | Readable {
     if (entry.size === 0) return Buffer.alloc(0);
     try {
-      if (this.segments.has(entry.messageId)) return this.segments.readBody(entry.messageId);
-      // The body is the file's first `size` bytes; the trailer after it is the spool's own.
-      const path = join(this.msgDir, entry.messageId);
-      if (entry.size > IN_MEMORY_BODY) return createReadStream(path, { start: 0, end: entry.size - 1 });
-      // A small body in one read, as it was written: no thread-pool round trips.
-      const fd = openSync(path, 'r');
-      try {
-        const body = Buffer.allocUnsafe(entry.size);
-        readFully(fd, body, 0, `message file ${entry.messageId}`);
-        return body;
-      } finally {
-        closeSync(fd);
-      }
+      if (this.segments.has(entry.messageId)) return this.segments.bodyBytes(entry.messageId);
+      return this.messageFiles.bodyBytesOrStream(entry.messageId, entry.size, IN_MEMORY_BODY);
     } catch (err) {
-      return new Readable({
-        read() {
-          this.destroy(err as Error);
-        },
-      });
+      return failedStream(err as Error);
     }
   }
 
@@ -280,8 +233,8 @@ export class DiskSpool implements Spool {
    * What runs every fifteen seconds anyway: old segments with few messages left have
    * them copied out to message files and go, empty ones go. Resolves when done.
    */
-  compact(): Promise<void> {
-    return this.segments.sweep();
+  retireSparseSegments(): Promise<void> {
+    return this.segments.retireSparseSegments();
   }
 
   get closed(): boolean {

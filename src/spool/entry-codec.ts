@@ -39,6 +39,8 @@ const entrySchema = z.object({
   bodyType: z.enum(['7bit', '8bitmime']),
   queuedAt: z.number(),
   size: z.number().int().nonnegative(),
+  // QueueEntry.entriesOfMessage; the key keeps its first name so that a queue reads back
+  // in Tern versions before and after the rename.
   siblings: z.number().int().positive(),
   attempts: z.number().int().nonnegative(),
   tempFailures: z.number().int().nonnegative(),
@@ -48,7 +50,8 @@ const entrySchema = z.object({
 });
 
 export function encodeEntry(entry: QueueEntry): string {
-  return JSON.stringify({ v: 1, ...entry });
+  const { entriesOfMessage, ...rest } = entry;
+  return JSON.stringify({ v: 1, ...rest, siblings: entriesOfMessage });
 }
 
 /** Parses an entry file; throws with a readable reason when the file is not a valid entry. */
@@ -80,6 +83,6 @@ export function parseEntry(raw: unknown): QueueEntry {
     const issue = parsed.error.issues[0];
     throw new Error(`invalid entry: ${issue.path.join('.')}: ${issue.message}`);
   }
-  const { v: _version, ...entry } = parsed.data;
-  return entry;
+  const { v: _version, siblings, ...entry } = parsed.data;
+  return { ...entry, entriesOfMessage: siblings };
 }

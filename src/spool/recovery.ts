@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { decodeEntry } from './entry-codec.js';
 import { entryHead } from './entry-head.js';
 import { fsyncDir, quietly } from './durable-fs.js';
-import { readTrailer } from './message-file.js';
+import type { MessageFiles } from './message-files.js';
 import type { SegmentStore } from './segment-store.js';
 import type { EntryHead, QueueEntry, RecoveryOptions, RecoveryReport } from './types.js';
 
 export interface QueueDirs {
-  readonly msgDir: string;
+  readonly messageFiles: MessageFiles;
   readonly entryDir: string;
   readonly corruptDir: string;
   readonly segments: SegmentStore;
@@ -95,21 +95,21 @@ export async function recoverQueue(dirs: QueueDirs, host: RecoveryHost, options:
     if (host.isOwn(messageId)) return [];
     let entries: QueueEntry[];
     try {
-      entries = readTrailer(join(dirs.msgDir, messageId));
+      entries = dirs.messageFiles.entries(messageId);
       if (entries.some((e) => e.messageId !== messageId)) throw new Error('trailer names another message');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      moveAside(dirs.msgDir, messageId, (err as Error).message);
+      moveAside(dirs.messageFiles.dir, messageId, (err as Error).message);
       for (const f of stateFiles.get(messageId) ?? []) moveAside(dirs.entryDir, f, `state of corrupt message ${messageId}`);
       stateFiles.delete(messageId);
       return [];
     }
     const live = settle(messageId, entries);
-    if (live.length === 0) quietly(() => unlinkSync(join(dirs.msgDir, messageId)));
+    if (live.length === 0) quietly(() => dirs.messageFiles.drop(messageId));
     return live;
   };
 
-  const dir = await opendir(dirs.msgDir, { bufferSize: 1024 });
+  const dir = await opendir(dirs.messageFiles.dir, { bufferSize: 1024 });
   let heads: EntryHead[] = [];
   const handOver = () => {
     recovered += heads.length;
@@ -148,6 +148,6 @@ export async function recoverQueue(dirs: QueueDirs, host: RecoveryHost, options:
     for (const f of files) quietly(() => unlinkSync(join(dirs.entryDir, f)));
     removedOrphans += files.length;
   }
-  await Promise.all([fsyncDir(dirs.entryDir), fsyncDir(dirs.msgDir), fsyncDir(dirs.corruptDir)]);
+  await Promise.all([fsyncDir(dirs.entryDir), dirs.messageFiles.syncDir(), fsyncDir(dirs.corruptDir)]);
   return { recovered, corrupt, removedOrphans };
 }

@@ -17,8 +17,11 @@ export interface QueueEntry {
   /** Epoch ms when the message was accepted. */
   readonly queuedAt: number;
   readonly size: number;
-  /** How many entries the message was queued with (this one included). */
-  readonly siblings: number;
+  /**
+   * How many entries the message was queued with, this one included (`siblings` in the
+   * files on disk).
+   */
+  readonly entriesOfMessage: number;
   /** Delivery attempts made so far. */
   attempts: number;
   /** Temporary failures so far; what the retry schedule counts. */
@@ -69,9 +72,27 @@ export interface RecoveryOptions {
 }
 
 /**
- * The queue on disk. Every method that resolves has made its change durable, except that
- * a removal may reach the disk a few milliseconds later: a crash then delivers the
- * message again, it never loses one.
+ * What load() rejects with when the entry is not queued: its message left the queue (every
+ * entry of it finished, or it was removed by hand), or never was. Part of the contract so
+ * that callers need not know how an implementation stores entries (a missing file, ...).
+ */
+export class EntryNotFoundError extends Error {
+  readonly code = 'TERN_ERR_ENTRY_NOT_FOUND';
+
+  constructor(
+    readonly id: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`no queue entry ${id}`, options);
+    this.name = 'EntryNotFoundError';
+  }
+}
+
+/**
+ * The queue. Every method that resolves has made its change durable, except that a
+ * removal may reach the disk a few milliseconds later: a crash then delivers the message
+ * again, it never loses one. (MemorySpool keeps the same contract for the life of its
+ * process only: it is for tests.) test/contract/spool-contract.ts is the contract's suite.
  */
 export interface Spool {
   /**
@@ -85,16 +106,17 @@ export interface Spool {
    * meanwhile.
    */
   recover(options: RecoveryOptions): Promise<RecoveryReport>;
-  /** The entry's current state, from disk. */
+  /** The entry's current state, from disk; rejects with EntryNotFoundError when it is not queued. */
   load(id: string): Promise<QueueEntry>;
   receive(): Promise<IncomingMessage>;
   /** Persists an entry's changed state (attempts, next attempt, recipient states); O(entry), never the body. */
   update(entry: QueueEntry): Promise<void>;
   /** Removes a finished entry; the body goes when the message's last entry does. */
   remove(entry: QueueEntry): Promise<void>;
-  readBody(entry: QueueEntry): Readable;
-  /** The body for sending: a small one whole (one read), a larger one as a stream. */
-  body(entry: QueueEntry): Readable | Buffer;
+  /** The stored message (its body, as it will be sent) as a stream. */
+  bodyStream(entry: QueueEntry): Readable;
+  /** The stored message for sending: a small one as bytes (one read), a larger one as a stream. */
+  bodyBytesOrStream(entry: QueueEntry): Buffer | Readable;
   /**
    * Graceful: refuses new writes (receive, update, remove: a TernError with 421 4.3.2) and
    * waits for background work. Idempotent.

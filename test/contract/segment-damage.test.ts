@@ -87,7 +87,7 @@ describe('DiskSpool segment damage', () => {
     assert.equal(back.corrupt.length, 1);
     assert.equal(back.corrupt[0].file, `00000001@${second}`);
     const delta = back.entries.find((e) => e.id === entries[3].id)!;
-    assert.equal(await text(reopened.readBody(delta)), 'Subject: delta\r\n\r\ndelta body\r\n');
+    assert.equal(await text(reopened.bodyStream(delta)), 'Subject: delta\r\n\r\ndelta body\r\n');
   });
 
   it('keeps the records after one whose length field shrank', async () => {

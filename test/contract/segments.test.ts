@@ -25,7 +25,7 @@ describe('DiskSpool segments', () => {
     assert.deepEqual(readdirSync(join(key, 'msg')), [big.messageId]);
     const back = await restart(new DiskSpool(key));
     assert.equal(back.entries.length, 4);
-    assert.equal(await text(new DiskSpool(key).readBody(big)), large);
+    assert.equal(await text(new DiskSpool(key).bodyStream(big)), large);
   });
 
   it('ignores a record a crash cut short at the end, and appends to a new segment after', async () => {
@@ -63,7 +63,7 @@ describe('DiskSpool segments', () => {
     assert.match(back.corrupt[0].file, /^00000001@\d+$/);
     assert.equal(back.corrupt[0].error, 'checksum mismatch');
     assert.ok(readFileSync(join(key, 'corrupt', back.corrupt[0].file)).includes('Bravo'), 'the damaged bytes are kept for the operator');
-    assert.equal(await text(reopened.readBody(back.entries.find((e) => e.id === entries[2].id)!)), 'Subject: charlie\r\n');
+    assert.equal(await text(reopened.bodyStream(back.entries.find((e) => e.id === entries[2].id)!)), 'Subject: charlie\r\n');
   });
 
   it('starts a new segment when the current one is full, and removes a full one once it is empty', async () => {
@@ -76,7 +76,7 @@ describe('DiskSpool segments', () => {
     assert.ok(segments.length >= 3, `${segments.join(' ')}`);
     // The first segment holds the first messages; once they are gone, so is it.
     for (const e of entries.slice(0, 2)) await spool.remove(e);
-    await spool.compact();
+    await spool.retireSparseSegments();
     assert.ok(!existsSync(join(key, 'seg', FIRST_SEGMENT)));
     const back = await restart(new DiskSpool(key));
     assert.deepEqual(back.entries.map((e) => e.id).sort(), entries.slice(2).map((e) => e.id).sort());
@@ -95,8 +95,8 @@ describe('DiskSpool segments', () => {
     const [a] = await first;
     await spool.remove(a);
     const [b] = await second;
-    await spool.compact();
-    assert.equal(await text(spool.readBody(b)), 'second\r\n');
+    await spool.retireSparseSegments();
+    assert.equal(await text(spool.bodyStream(b)), 'second\r\n');
     assert.deepEqual((await restart(new DiskSpool(key))).entries.map((e) => e.id), [b.id], 'acknowledged, so it must survive');
   });
 
@@ -110,7 +110,7 @@ describe('DiskSpool segments', () => {
     await spool.remove(entries[0]);
     assert.ok(existsSync(join(key, 'seg', FIRST_SEGMENT)), 'one message still lives in it');
     await spool.remove(entries[1]);
-    await spool.compact();
+    await spool.retireSparseSegments();
     assert.deepEqual(readdirSync(join(key, 'seg')), []);
     assert.equal((await restart(new DiskSpool(key))).entries.length, 0);
   });
@@ -135,13 +135,13 @@ describe('DiskSpool segments', () => {
   it('copies the last few messages of an old segment out to files of their own', async () => {
     const { key, spool, clock, left } = await oldSegment(1);
     const [straggler] = left;
-    await spool.compact();
+    await spool.retireSparseSegments();
     assert.ok(existsSync(join(key, 'seg', FIRST_SEGMENT)), 'a segment sealed just now is left alone');
     clock.now += 61_000;
-    await spool.compact();
+    await spool.retireSparseSegments();
     assert.deepEqual(readdirSync(join(key, 'seg')), []);
     assert.deepEqual(readdirSync(join(key, 'msg')), [straggler.messageId]);
-    assert.equal(await text(spool.readBody(straggler)), 'body 0\r\n');
+    assert.equal(await text(spool.bodyStream(straggler)), 'body 0\r\n');
     assert.deepEqual(await spool.load(straggler.id), straggler);
     const back = await restart(new DiskSpool(key));
     assert.deepEqual(back.entries, [straggler]);
@@ -156,14 +156,14 @@ describe('DiskSpool segments', () => {
     // msg/ replaced by a plain file: the copies cannot be renamed in, as on a broken disk.
     renameSync(join(key, 'msg'), join(key, 'msg.away'));
     writeFileSync(join(key, 'msg'), 'not a directory');
-    await spool.compact();
+    await spool.retireSparseSegments();
     assert.ok(existsSync(join(key, 'seg', FIRST_SEGMENT)), 'the segment is still the truth');
     assert.ok(!existsSync(join(key, 'seg', `${FIRST_SEGMENT}.moving`)), 'no copy was left to settle');
     assert.deepEqual(readdirSync(join(key, 'tmp')), [], 'nor a temp file');
-    assert.equal(await text(spool.readBody(a)), 'body 0\r\n');
+    assert.equal(await text(spool.bodyStream(a)), 'body 0\r\n');
     rmSync(join(key, 'msg'));
     renameSync(join(key, 'msg.away'), join(key, 'msg'));
-    await spool.compact();
+    await spool.retireSparseSegments();
     assert.deepEqual(readdirSync(join(key, 'seg')), [], 'the next sweep tries again');
     assert.deepEqual(readdirSync(join(key, 'msg')).sort(), [a.messageId, b.messageId].sort());
     const back = await restart(new DiskSpool(key));

@@ -139,7 +139,7 @@ describe('close() and destroy(): every long-lived part', () => {
     const [entry] = await queueOne(spool);
     const cfg = config();
     const resolver = new DnsResolver({ servers: cfg.dns.serverList, timeoutMs: 500, cacheMaxEntries: 10, clock: systemClock });
-    const agent = new DeliveryAgent(cfg, { resolver: () => resolver, readBody: () => Readable.from([]), logger: silent, clock: systemClock });
+    const agent = new DeliveryAgent(cfg, { resolver: () => resolver, bodyBytesOrStream: () => Readable.from([]), logger: silent, clock: systemClock });
     await closeTwiceThenDestroy(agent);
     await assert.rejects(agent.deliver(entry), isClosedError);
     await spool.close();

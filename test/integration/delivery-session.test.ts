@@ -43,7 +43,7 @@ function entry(domain: string, recipients: string[]): QueueEntry {
   return {
     id: 'TEST.1', messageId: 'TEST', domain, sender: 'a@client.test',
     recipients: recipients.map((address) => ({ address, state: 'pending' as const })),
-    dsn: {}, smtpUtf8: false, bodyType: '7bit', queuedAt: Date.now(), size: 40, siblings: 1, attempts: 1, tempFailures: 0, nextAttemptAt: Date.now(),
+    dsn: {}, smtpUtf8: false, bodyType: '7bit', queuedAt: Date.now(), size: 40, entriesOfMessage: 1, attempts: 1, tempFailures: 0, nextAttemptAt: Date.now(),
   };
 }
 
@@ -88,7 +88,7 @@ describe('delivery sessions against misbehaving servers', () => {
     }));
     const resolver = new DnsResolver({ servers: [{ host: '127.0.0.1', port: dns.port }], timeoutMs: 1000, cacheMaxEntries: 100, clock: systemClock });
     const logger = createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }) as never });
-    agent = new DeliveryAgent(config, { resolver: () => resolver, readBody: () => Readable.from([Buffer.from('Subject: t\r\n\r\nbody\r\n')]), logger, clock: systemClock });
+    agent = new DeliveryAgent(config, { resolver: () => resolver, bodyBytesOrStream: () => Readable.from([Buffer.from('Subject: t\r\n\r\nbody\r\n')]), logger, clock: systemClock });
   });
   after(async () => {
     for (const s of servers) s.close();

@@ -23,7 +23,7 @@ function entry(): QueueEntry {
   return {
     id: 'E.1', messageId: 'M', domain: 'good.test', sender: 'a@client.test',
     recipients: [{ address: 'x@good.test', state: 'pending' as const }, { address: 'y@good.test', state: 'pending' as const }],
-    dsn: {}, smtpUtf8: false, bodyType: '7bit', queuedAt: 0, size: 40, siblings: 1, attempts: 1, tempFailures: 0, nextAttemptAt: 0,
+    dsn: {}, smtpUtf8: false, bodyType: '7bit', queuedAt: 0, size: 40, entriesOfMessage: 1, attempts: 1, tempFailures: 0, nextAttemptAt: 0,
   };
 }
 

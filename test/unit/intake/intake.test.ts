@@ -121,7 +121,7 @@ describe('the Message-ID of queue entries', () => {
   it('an entry written before the field existed still loads, and its dispositions say null', () => {
     const entry: QueueEntry = {
       id: 'M1.1', messageId: 'M1', domain: 'd.test', sender: 's@x.test', recipients: [{ address: 'r@d.test', state: 'pending' }],
-      dsn: {}, smtpUtf8: false, bodyType: '7bit', queuedAt: 0, size: 1, siblings: 1, attempts: 0, tempFailures: 0, nextAttemptAt: 0,
+      dsn: {}, smtpUtf8: false, bodyType: '7bit', queuedAt: 0, size: 1, entriesOfMessage: 1, attempts: 0, tempFailures: 0, nextAttemptAt: 0,
     };
     const old = decodeEntry(encodeEntry(entry));
     assert.equal(old.headerMessageId, undefined);

@@ -36,7 +36,7 @@ async function setup() {
     const texts: string[] = [];
     for (const e of queued.splice(0)) {
       const chunks: Buffer[] = [];
-      for await (const c of spool.readBody(e)) chunks.push(c as Buffer);
+      for await (const c of spool.bodyStream(e)) chunks.push(c as Buffer);
       texts.push(Buffer.concat(chunks).toString());
     }
     return texts;

@@ -6,7 +6,7 @@ import type { EntryHead, QueueEntry } from '../../../src/spool/index.js';
 function entry(id: string, domain: string, nextAttemptAt: number, extra: Partial<QueueEntry> = {}): QueueEntry {
   return {
     id, messageId: id.split('.')[0], domain, sender: 's@x.test', recipients: [{ address: `r@${domain}`, state: 'pending' }],
-    dsn: {}, smtpUtf8: false, bodyType: '7bit', queuedAt: 0, size: 10, siblings: 1, attempts: 0, tempFailures: 0, nextAttemptAt, ...extra,
+    dsn: {}, smtpUtf8: false, bodyType: '7bit', queuedAt: 0, size: 10, entriesOfMessage: 1, attempts: 0, tempFailures: 0, nextAttemptAt, ...extra,
   };
 }
 

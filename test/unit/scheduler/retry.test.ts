@@ -7,7 +7,7 @@ function entry(recipients: string[]): QueueEntry {
   return {
     id: 'M.1', messageId: 'M', domain: 'd.test', sender: 's@x.test',
     recipients: recipients.map((address) => ({ address, state: 'pending' as const })),
-    dsn: {}, smtpUtf8: false, bodyType: '7bit', queuedAt: 0, size: 10, siblings: 1, attempts: 1, tempFailures: 0, nextAttemptAt: 0,
+    dsn: {}, smtpUtf8: false, bodyType: '7bit', queuedAt: 0, size: 10, entriesOfMessage: 1, attempts: 1, tempFailures: 0, nextAttemptAt: 0,
   };
 }
 

@@ -14,7 +14,7 @@ const entry = (messageId: string, size: number): QueueEntry => ({
   bodyType: '7bit',
   queuedAt: 1_700_000_000_000,
   size,
-  siblings: 1,
+  entriesOfMessage: 1,
   attempts: 0,
   tempFailures: 0,
   nextAttemptAt: 1_700_000_000_000,

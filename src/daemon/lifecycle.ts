@@ -31,7 +31,8 @@ export async function runShutdownSteps(steps: readonly ShutdownStep[], logger: L
 /** close() within `ms`; past that, destroy(). Resolves true when close() finished in time. */
 export async function closeWithin(part: Closable, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const inTime = await Promise.race([part.close().then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms).unref()))]);
+  // Not unref'd: the bound is what shutdown waits for, and it is cleared as soon as close() ends.
+  const inTime = await Promise.race([part.close().then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
   clearTimeout(timer);
   if (!inTime) part.destroy();
   return inTime;

@@ -170,7 +170,7 @@ export class DeliveryAgent implements Closable {
         dsn: entry.dsn,
         tracer: this.tracer(entry.id),
         body: () => this.deps.bodyBytesOrStream(entry),
-        judge: (reply) => rewriter.rewrite(reply, entry.domain),
+        rewriteReply: (reply) => rewriter.rewrite(reply, entry.domain),
       };
       // The MX name is part of the key: a session verified for one name must never carry mail
       // for another name that happens to share its address.

@@ -52,7 +52,7 @@ export interface SessionRequest {
   /** The body: small ones whole (sent in one write, no stream to set up), larger ones streamed. */
   readonly body: () => Readable | Buffer;
   /** Applied to every remote reply before it decides an outcome (the rewrite rules). */
-  readonly judge: (reply: SmtpReply) => SmtpReply;
+  readonly rewriteReply: (reply: SmtpReply) => SmtpReply;
 }
 
 export interface SessionRecipient {

@@ -66,7 +66,7 @@ export class DeliverySession {
     };
     try {
       const greeting = await wire.greeting;
-      if (greeting.code !== 220) return this.refuse(req.judge(toSmtpReply(greeting, remoteOf(req))));
+      if (greeting.code !== 220) return this.refuse(req.rewriteReply(toSmtpReply(greeting, remoteOf(req))));
       let hello = await this.hello(wire, req);
       if (!hello.ok) return this.refuse(hello.reply);
       const mode = req.tlsMode;
@@ -104,10 +104,10 @@ export class DeliverySession {
   private async hello(wire: SmtpWire, req: SessionRequest): Promise<{ ok: true; caps: Capabilities } | { ok: false; reply: SmtpReply }> {
     const ehlo = await wire.command(`${req.lmtp ? 'LHLO' : 'EHLO'} ${req.helo}`, 'command');
     if (ok(ehlo)) return { ok: true, caps: new Capabilities(ehlo.lines) };
-    if (req.lmtp || ehlo.code === 421 || ehlo.code < 500) return { ok: false, reply: req.judge(toSmtpReply(ehlo, remoteOf(req))) };
+    if (req.lmtp || ehlo.code === 421 || ehlo.code < 500) return { ok: false, reply: req.rewriteReply(toSmtpReply(ehlo, remoteOf(req))) };
     const helo = await wire.command(`HELO ${req.helo}`, 'command');
     if (ok(helo)) return { ok: true, caps: new Capabilities() };
-    return { ok: false, reply: req.judge(toSmtpReply(helo, remoteOf(req))) };
+    return { ok: false, reply: req.rewriteReply(toSmtpReply(helo, remoteOf(req))) };
   }
 
   private tlsOptions(req: SessionRequest): ConnectionOptions {

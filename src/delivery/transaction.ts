@@ -59,10 +59,10 @@ export async function runTransaction(wire: SmtpWire, caps: Capabilities, req: Se
   const finals: (WireReply | undefined)[] = rcpts.map(() => undefined);
   let clean = false;
 
-  // The reply that decides a recipient is judged (the rewrite rules); one that fits no
+  // The reply that decides a recipient goes through the rewrite rules; one that fits no
   // outcome (a 3xx where only 2xx, 4xx or 5xx make sense, a 2xx to DATA) is a protocol error.
   const verdict = (r: WireReply, good: (r: WireReply) => boolean): SmtpReply =>
-    r.code >= 400 || good(r) ? req.judge(toSmtpReply(r, remoteOf(req))) : { code: 451, enhanced: '4.5.0', text: `protocol error: ${req.peer.name} [${req.peer.address}] answered ${r.code} where it makes no sense` };
+    r.code >= 400 || good(r) ? req.rewriteReply(toSmtpReply(r, remoteOf(req))) : { code: 451, enhanced: '4.5.0', text: `protocol error: ${req.peer.name} [${req.peer.address}] answered ${r.code} where it makes no sense` };
   const settle = (fallback?: SmtpReply, protocolError?: boolean): TransactionResult => ({
     recipients: rcpts.map(({ address }, i) => {
       const rcpt = rcptReplies[i];

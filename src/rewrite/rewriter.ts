@@ -30,7 +30,7 @@ export class DeliveryStatusRewriter {
     return n;
   }
 
-  /** Returns the reply as it should be judged; the same object when no rule applies. */
+  /** The reply as the operator's rules restate it; the same object when no rule applies. */
   rewrite(reply: SmtpReply, domain: string): SmtpReply {
     // Successes are never rewritten: a rule can only move a failure between temporary and permanent.
     if (reply.code < 400 || this.size === 0) return reply;

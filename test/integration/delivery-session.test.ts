@@ -34,7 +34,7 @@ function request(over: Partial<SessionRequest>): SessionRequest {
     size: 20,
     eightBit: false,
     body: () => Buffer.from('Subject: t\r\n\r\nbody\r\n'),
-    judge: (r) => r,
+    rewriteReply: (r) => r,
     ...over,
   };
 }

@@ -29,7 +29,7 @@ function request(address: string, over: Partial<SessionRequest> = {}): SessionRe
     size: 26,
     eightBit: false,
     body: () => Buffer.from('Subject: t\r\n\r\nbody\r\n'),
-    judge: (r) => r,
+    rewriteReply: (r) => r,
     ...over,
   };
 }

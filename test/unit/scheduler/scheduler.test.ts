@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { setImmediate as turn } from 'node:timers/promises';
@@ -11,7 +11,7 @@ import { loadConfig } from '../../../src/config/index.js';
 import { createLogger } from '../../../src/log/index.js';
 import { QueueAdminError, Scheduler, SuspensionFile } from '../../../src/scheduler/index.js';
 import type { Deliverer } from '../../../src/scheduler/index.js';
-import { DiskSpool } from '../../../src/spool/index.js';
+import { MemorySpool } from '../../../src/spool/index.js';
 import type { QueueEntry } from '../../../src/spool/index.js';
 import { writeConfig } from '../../helpers/tern-process.js';
 
@@ -66,11 +66,13 @@ async function stopNow(scheduler: Scheduler, boundMs = 0): Promise<{ aborted: nu
   return stopping;
 }
 
-const spools: DiskSpool[] = [];
+// The spool is the in-memory one: these tests are about the scheduler, and run in milliseconds.
+const spools: MemorySpool[] = [];
 
 async function setup(outbound: string, queueDir = join(tempDir('tern-sched-'), 'queue')) {
   const clock = new FakeClock();
-  const spool = new DiskSpool(queueDir);
+  const spool = new MemorySpool();
+  mkdirSync(queueDir, { recursive: true }); // where the suspensions file lives
   spools.push(spool);
   await spool.open();
   const config = loadConfig(writeConfig({ 'outbound.ini': outbound }));
@@ -240,7 +242,7 @@ describe('Scheduler (fake clock, real spool)', { timeout: 20000 }, () => {
     assert.equal(aborted, 1);
     assert.ok(deliverer.destroyed);
     assert.equal(records.length, 0, 'no TransientFailure for an attempt cut short');
-    const restarted = new DiskSpool(spool.root);
+    const restarted = spool.afterRestart();
     spools.push(restarted);
     await restarted.open();
     const ids: string[] = [];

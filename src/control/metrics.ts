@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { isAdminAction } from '../core/index.js';
 import type { Disposition, RecipientDisposition } from '../core/index.js';
 import type { EntryHead, QueueEntry } from '../spool/index.js';
 
@@ -94,6 +95,8 @@ export class TernMetrics {
       if (event.reason.kind === 'report') this.dsn.inc({ kind: event.reason.report.kind });
       return;
     }
+    // Operators' actions (Admin…) are no delivery outcome; their Bounces are counted as any.
+    if (isAdminAction(event)) return;
     this.deliveries.inc({ outcome: event.kind });
     this.replies.inc({ code: String(event.reply.code) });
     if (event.kind === 'Delivery') this.queueSeconds.observe((event.at.getTime() - event.entry.queuedAt) / 1000);

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import PQueue from 'p-queue';
-import type { Clock, DeliveryOutcome, RecipientDisposition } from '../core/index.js';
+import type { AdminAction, AdminRequest, Clock, DeliveryOutcome, RecipientDisposition } from '../core/index.js';
 import type { HookRunner } from '../hooks/index.js';
 import type { OutboundConfig, Route } from '../config/index.js';
 import type { Logger } from '../log/index.js';
@@ -27,8 +27,8 @@ export interface Deliverer {
 }
 
 export interface SchedulerEvents {
-  /** Each recipient's disposition; daemon.ts hands it to the disposition sink (log, plugins, metrics). */
-  disposition: [event: RecipientDisposition, entry: QueueEntry];
+  /** Each recipient's disposition, and each operator's action on an entry; daemon.ts hands them to the disposition sink (log, plugins, metrics). */
+  disposition: [event: RecipientDisposition | AdminAction, entry: QueueEntry];
   /** One delivery attempt ended, with how long it took (metrics). */
   attempt: [entry: QueueEntry, events: readonly RecipientDisposition[], durationMs: number];
 }
@@ -108,6 +108,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
       load: (item) => this.entryOf(item),
       isGone,
       wake: () => this.pump(),
+      onAdmin: (event, entry) => this.emit('disposition', event, entry),
     });
     this.schedule = RetrySchedule.fromConfig(this.config);
     this.gate = new DestinationGate(clock, ...gateSettings(this.config, options.routes));
@@ -195,20 +196,20 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
     return opens !== undefined && opens > head.nextAttemptAt ? opens : head.nextAttemptAt;
   }
 
-  hold(id: string): Promise<QueueEntry> {
-    return this.actions.hold(id);
+  hold(id: string, by?: AdminRequest): Promise<QueueEntry> {
+    return this.actions.hold(id, by);
   }
 
-  release(id: string): Promise<QueueEntry> {
-    return this.actions.release(id);
+  release(id: string, by?: AdminRequest): Promise<QueueEntry> {
+    return this.actions.release(id, by);
   }
 
-  remove(id: string): Promise<QueueEntry> {
-    return this.actions.remove(id);
+  remove(id: string, by?: AdminRequest): Promise<QueueEntry> {
+    return this.actions.remove(id, by);
   }
 
-  bounce(id: string, text?: string): Promise<QueueEntry> {
-    return this.actions.bounce(id, text);
+  bounce(id: string, by?: AdminRequest, text?: string): Promise<QueueEntry> {
+    return this.actions.bounce(id, by, text);
   }
 
   suspend(domain: string, options?: SuspendOptions): Promise<Suspension> {

@@ -26,7 +26,7 @@ describe('flush, SIGHUP and resume override a dead destination’s backoff', () 
     const res = spawnSync(process.execPath, [join(REPO_ROOT, 'bin/tern'), ...args, '--api', tern.api], { encoding: 'utf8', timeout: 15000 });
     return { code: res.status, out: res.stdout, err: res.stderr };
   };
-  const writeRoutes = () => writeFileSync(join(tern.configDir, 'routes.ini'), [...routes].map(([d, host]) => `[${d}]\nhost=${host}\n`).join(''));
+  const writeRoutes = () => writeFileSync(join(tern.configDir, 'routes.ini'), [...routes].map(([d, host]) => `[${d}]\nhost=${host}\nport=${world.port}\n`).join(''));
   const reloads = () => tern.records.filter((r) => r.msg === 'config reloaded').length;
 
   /** Two messages stuck behind the backoff: the first failed at the dead host, the second was never tried. */
@@ -52,7 +52,7 @@ describe('flush, SIGHUP and resume override a dead destination’s backoff', () 
     world = await new World({ tls: '127.0.0.112', dead: DEAD, plain: LIVE }).start();
     tern = await world.tern({
       outbound: 'temp_fail_intervals=1s*10\ndestination_backoff_min=10m\ndestination_backoff_max=1h',
-      files: { 'routes.ini': [...routes].map(([d, host]) => `[${d}]\nhost=${host}\n`).join('') },
+      files: { 'routes.ini': [...routes].map(([d, host]) => `[${d}]\nhost=${host}\nport=${world.port}\n`).join('') },
     });
   });
   after(async () => {

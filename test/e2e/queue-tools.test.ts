@@ -24,7 +24,7 @@ describe('queue tools: message ids, bulk actions and their records', () => {
   const queuedAs = (response: string) => /Queued as (\S+)/.exec(response)![1];
 
   before(async () => {
-    world = await new World({ tls: '127.0.0.131', dead: '127.0.0.132', plain: '127.0.0.133' }).start();
+    world = await new World({ tls: '127.0.0.191', dead: '127.0.0.192', plain: '127.0.0.193' }).start();
     tern = await world.tern({ outbound: 'temp_fail_intervals=1h*10', files: { 'http.ini': 'listen=127.0.0.1:0\n', 'dsn.ini': 'enable_bounce=true\n' } });
   });
   after(async () => {

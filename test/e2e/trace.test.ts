@@ -64,7 +64,7 @@ describe('tracing a message by its Message-ID, and reports counted as received',
     const deferred = await tern.waitFor(is('TransientFailure', 'tempfail-trace@good.test'));
     assert.equal(deferred.message_id_header, null);
     const shown = (await (await fetch(`${tern.api}/queue/${deferred.id}`)).json()) as { last_peer: unknown };
-    assert.deepEqual(shown.last_peer, { name: 'mx.good.test', address: '127.0.0.132', port: 25 });
+    assert.deepEqual(shown.last_peer, { name: 'mx.good.test', address: '127.0.0.132', port: world.port });
   });
 
   it("shows queue_outbound plugins the envelope's DSN parameters as they are queued", async () => {

@@ -53,3 +53,36 @@ export async function call(target: ApiTarget, method: string, path: string): Pro
   if (!res.ok) throw new ApiError(res.status, body.error ?? `HTTP ${res.status}`);
   return body;
 }
+
+/**
+ * A request whose answer is NDJSON (the bulk queue actions): each line is handed over as
+ * it arrives, so that a long action shows its progress and no answer is held whole.
+ */
+export async function callLines(target: ApiTarget, method: string, path: string, body: unknown, onLine: (line: unknown) => void): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(target.base + path, {
+      method,
+      headers: { 'content-type': 'application/json', ...(target.token ? { authorization: `Bearer ${target.token}` } : {}) },
+      body: JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new ApiError(0, `cannot reach the Tern admin API at ${target.base} (from ${target.from}): ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}; is the daemon running?`);
+  }
+  if (!res.ok || !res.body) {
+    const failed = (await res.json().catch(() => ({}))) as { error?: string };
+    throw new ApiError(res.status, failed.error ?? `HTTP ${res.status}`);
+  }
+  const decoder = new TextDecoder();
+  let rest = '';
+  for await (const chunk of res.body) {
+    rest += decoder.decode(chunk as Uint8Array, { stream: true });
+    let nl: number;
+    while ((nl = rest.indexOf('\n')) >= 0) {
+      const line = rest.slice(0, nl);
+      rest = rest.slice(nl + 1);
+      if (line) onLine(JSON.parse(line));
+    }
+  }
+  if (rest.trim()) onLine(JSON.parse(rest));
+}

@@ -18,8 +18,12 @@ const HELP = `Usage: tern <command> [options]
 Commands:
   start [--config DIR] [--queue DIR]   run the daemon in the foreground
         [--exit-with-parent]           stop (as on SIGTERM) when the process that started it exits
-  queue ls [--domain D] [--state S] [--older-than SECONDS] [--limit N] [--offset N]
-  queue show ID | rm ID | hold ID | release ID | bounce ID
+  queue ls [--domain D] [--state S] [--sender ADDR] [--recipient ADDR] [--older-than SECONDS]
+           [--limit N] [--offset N]
+  queue show ID                        one entry, or every entry of a message id
+  queue rm|hold|release|bounce ID… | ALL | - [--domain D] [--state S] [--reason TEXT]
+                                       as postsuper: many ids (entries or messages), ALL,
+                                       a selection, or ids on stdin ('-', one per line)
   queue flush [--domain D]             make deferred entries due now
   domain suspend D [--duration 2h] [--reason TEXT] | resume D | ls
                                        pause delivery to one domain (until resumed, or for a while)
@@ -52,8 +56,35 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
 }
 
+/** A command line that makes no sense: exit 2 with the usage line, as for any bad usage. */
+function badUsage(text: string, usage: string): number {
+  process.stderr.write(`tern: ${text}\nusage: ${usage}\n`);
+  return 2;
+}
+
+/** The positionals a command takes; any more is an error (not silently ignored). */
+const ARITY: Record<string, { readonly max: number; readonly usage: string }> = {
+  start: { max: 1, usage: 'tern start [--config DIR] [--queue DIR] [--exit-with-parent]' },
+  'hash-password': { max: 1, usage: 'tern hash-password [--user NAME] < password' },
+  health: { max: 1, usage: 'tern health [--config DIR] [--json]' },
+  config: { max: 2, usage: 'tern config check | show [-n]' },
+};
+
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  let parsed;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (!e.code?.startsWith('ERR_PARSE_ARGS')) throw err;
+    return badUsage(e.message, 'tern <command> [options] (tern --help)');
+  }
+  const { values, positionals } = parsed;
+  return run(values, positionals);
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
@@ -70,12 +101,17 @@ async function main(argv: string[]): Promise<number> {
       domain: { type: 'string' },
       state: { type: 'string' },
       'older-than': { type: 'string' },
+      sender: { type: 'string' },
+      recipient: { type: 'string' },
       limit: { type: 'string' },
       offset: { type: 'string' },
       duration: { type: 'string' },
       reason: { type: 'string' },
     },
   });
+}
+
+async function run(values: ReturnType<typeof parse>['values'], positionals: string[]): Promise<number> {
   const config = locateConfig(values.config, process.env);
   const opts: CliOptions = {
     config,
@@ -85,6 +121,8 @@ async function main(argv: string[]): Promise<number> {
     domain: values.domain,
     state: values.state,
     olderThan: values['older-than'],
+    sender: values.sender,
+    recipient: values.recipient,
     limit: values.limit,
     offset: values.offset,
     nonDefault: values['non-default'],
@@ -100,6 +138,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP + '\n');
     return values.help ? 0 : 2;
   }
+  const arity = ARITY[command];
+  if (arity && positionals.length > arity.max) return badUsage(`unexpected argument '${positionals[arity.max]}'`, arity.usage);
   // A directory the operator named must be there, whatever the command needs it for.
   if (config.explicit && command !== 'hash-password') requireConfig(config);
   switch (command) {

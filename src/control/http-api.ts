@@ -9,6 +9,9 @@ import type { Logger } from '../log/index.js';
 import { QueueAdminError } from '../scheduler/index.js';
 import type { QueueOperations, Suspension } from '../scheduler/index.js';
 import type { TernMetrics } from './metrics.js';
+import { ACTION_VERBS, ADMIN_STATUS, MAX_IDS, runActions } from './queue-actions.js';
+import type { ActionVerb, Selection } from './queue-actions.js';
+import { entriesOfMessages, isMessageId } from './queue-scan.js';
 import { listQueue, showEntry } from './queue-view.js';
 import type { QueueFilter } from './queue-view.js';
 
@@ -22,7 +25,10 @@ class HttpError extends Error {
 }
 
 const STATES = new Set(['held', 'in-flight', 'deferred', 'scheduled']);
-const ADMIN_STATUS: Record<QueueAdminError['reason'], number> = { not_found: 404, in_flight: 409, invalid: 400 };
+/** A bulk request's body: a thousand ids of a hundred characters fit, with room to spare. */
+const MAX_BODY = 256 * 1024;
+const MAX_REASON = 500;
+const MAX_ADDRESS = 320;
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 const suspensionView = (s: Suspension) => ({ domain: s.domain, reason: s.reason, since: iso(s.since), until: iso(s.until) });
@@ -33,6 +39,52 @@ function number(params: URLSearchParams, name: string, fallback?: number, max = 
   const n = Number(raw);
   if (!Number.isFinite(n) || n < 0) throw new HttpError(400, `${name} must be a non-negative number`);
   return Math.min(n, max);
+}
+
+function text(params: URLSearchParams, name: string, max: number): string | undefined {
+  const raw = params.get(name);
+  if (raw === null) return undefined;
+  if (raw.length > max) throw new HttpError(400, `${name} must be at most ${max} characters`);
+  return raw;
+}
+
+/** The request's body, at most `max` bytes, as JSON. */
+async function jsonBody(req: IncomingMessage, max: number): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > max) throw new HttpError(413, `the request body must be at most ${max} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return {};
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'the request body must be JSON');
+  }
+}
+
+/** `{"ids":[…]}`, or `{"all":true}` with `domain` and `state` to narrow it; `reason` in both. */
+function selectionOf(body: unknown): { selection: Selection; reason?: string } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'the request body must be a JSON object');
+  const b = body as Record<string, unknown>;
+  const reason = b.reason;
+  if (reason !== undefined && (typeof reason !== 'string' || reason.length > MAX_REASON)) throw new HttpError(400, `reason must be a string of at most ${MAX_REASON} characters`);
+  if (b.ids !== undefined) {
+    const ids = b.ids;
+    if (b.all !== undefined || b.domain !== undefined || b.state !== undefined) throw new HttpError(400, 'give ids, or all with domain and state, not both');
+    if (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_IDS || !ids.every((id) => typeof id === 'string' && id.length > 0 && id.length <= 100)) {
+      throw new HttpError(400, `ids must be a list of 1 to ${MAX_IDS} ids`);
+    }
+    return { selection: { ids: ids as string[] }, reason };
+  }
+  if (b.all !== true) throw new HttpError(400, 'give ids, or all: true (narrowed by domain and state)');
+  const domain = b.domain;
+  const state = b.state;
+  if (domain !== undefined && (typeof domain !== 'string' || domain.length > 255)) throw new HttpError(400, 'domain must be a domain name');
+  if (state !== undefined && (typeof state !== 'string' || !STATES.has(state))) throw new HttpError(400, `state must be one of ${[...STATES].join(', ')}`);
+  return { selection: { all: true, domain: domain?.toLowerCase() || undefined, state: state as QueueFilter['state'] }, reason };
 }
 
 /**
@@ -122,16 +174,40 @@ export class AdminApi implements Closable {
         res.end(await this.metrics.registry.metrics());
         return;
       }
-      const body = await this.route(req.method ?? 'GET', url);
+      const bulk = /^\/queue\/([a-z]+)$/.exec(url.pathname)?.[1];
+      if (req.method === 'POST' && bulk && ACTION_VERBS.has(bulk)) return await this.bulk(req, res, bulk as ActionVerb);
+      const body = await this.route(req.method ?? 'GET', url, req);
       this.json(res, 200, body);
     } catch (err) {
       const status = err instanceof HttpError ? err.status : err instanceof QueueAdminError ? ADMIN_STATUS[err.reason] : 500;
       if (status === 500) this.logger.error({ err: { message: (err as Error).message }, path: url.pathname }, 'admin API error');
+      if (res.headersSent) return void res.end();
       this.json(res, status, { error: (err as Error).message });
     }
   }
 
-  private async route(method: string, url: URL): Promise<unknown> {
+  /**
+   * `POST /queue/hold|release|bounce|remove`: one action over many entries, answered as
+   * it goes (NDJSON, one line per entry, then `{"summary":…}`), so that neither the answer
+   * nor the work waits for the whole selection. A client that goes away stops it.
+   */
+  private async bulk(req: IncomingMessage, res: ServerResponse, verb: ActionVerb): Promise<void> {
+    const { selection, reason } = selectionOf(await jsonBody(req, MAX_BODY));
+    const by = { client: req.socket.remoteAddress ?? 'unknown', ...(reason ? { reason } : {}) };
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    let done = 0;
+    let failed = 0;
+    for await (const line of runActions(this.scheduler, verb, selection, by, this.clock.now(), this.logger)) {
+      if (line.error) failed++;
+      else done++;
+      if (res.destroyed) return;
+      if (!res.write(JSON.stringify(line) + '\n')) await new Promise((resolve) => res.once('drain', resolve).once('close', resolve));
+    }
+    this.logger.info({ action: verb, client: by.client, done, failed }, 'queue action by the operator');
+    res.end(JSON.stringify({ summary: { action: verb, done, failed } }) + '\n');
+  }
+
+  private async route(method: string, url: URL, req: IncomingMessage): Promise<unknown> {
     const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
     const q = url.searchParams;
     const s = this.scheduler;
@@ -144,6 +220,8 @@ export class AdminApi implements Closable {
           state: state as QueueFilter['state'],
           olderThan: number(q, 'older_than'),
           newerThan: number(q, 'newer_than'),
+          sender: text(q, 'sender', MAX_ADDRESS),
+          recipient: text(q, 'recipient', MAX_ADDRESS),
           offset: number(q, 'offset', 0)!,
           limit: number(q, 'limit', 100, 1000)!,
         };
@@ -156,20 +234,28 @@ export class AdminApi implements Closable {
         return { flushed };
       }
       const id = parts[1];
+      if (parts.length === 2 && method === 'GET' && isMessageId(id)) {
+        const ids = (await entriesOfMessages(s.all(), new Set([id]))).get(id) ?? [];
+        const entries = (await Promise.all(ids.map((e) => s.load(e)))).filter((e) => e !== undefined);
+        if (entries.length === 0) throw new HttpError(404, `no queued entry of message ${id}`);
+        return { message_id: id, entries: entries.map((e) => showEntry(s, e)) };
+      }
       if (parts.length === 2 && method === 'GET') {
         const entry = await s.load(id);
         if (!entry) throw new HttpError(404, `no queue entry ${id}`);
         return showEntry(s, entry);
       }
-      if (parts.length === 2 && method === 'DELETE') return { removed: (await s.remove(id)).id };
+      const reason = text(q, 'reason', MAX_REASON);
+      const by = { client: req.socket.remoteAddress ?? 'unknown', ...(reason ? { reason } : {}) };
+      if (parts.length === 2 && method === 'DELETE') return { removed: (await s.remove(id, by)).id };
       if (parts.length === 3 && method === 'POST') {
         switch (parts[2]) {
           case 'hold':
-            return { held: (await s.hold(id)).id };
+            return { held: (await s.hold(id, by)).id };
           case 'release':
-            return { released: (await s.release(id)).id };
+            return { released: (await s.release(id, by)).id };
           case 'bounce':
-            return { bounced: (await s.bounce(id)).id };
+            return { bounced: (await s.bounce(id, by)).id };
         }
       }
     }

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { isAdminAction } from '../core/index.js';
 import type { Disposition, RecipientDisposition } from '../core/index.js';
 import type { EntryHead, QueueEntry } from '../spool/index.js';
 import { buildInfo } from './build-info.js';
@@ -74,6 +75,8 @@ export class TernMetrics {
       if (event.reason.kind === 'report') this.events.report(event.reason.report.kind);
       return;
     }
+    // Operators' actions (Admin…) are no delivery outcome; their Bounces are counted as any.
+    if (isAdminAction(event)) return;
     this.events.disposition({
       outcome: event.kind,
       domain: event.entry.domain,

@@ -5,9 +5,11 @@ import type { Envelope, PeerInfo, SmtpReply } from './types.js';
  * (KumoMTA's LogDisposition). Logs, plugins' log_disposition, metrics and reports all
  * start from this; the log record is one rendering of it (log/), made at the edge.
  * Every message accepted gets one Reception; every recipient eventually exactly one of
- * Delivery, Bounce or Expiration, with any number of TransientFailure before it.
+ * Delivery, Bounce or Expiration, with any number of TransientFailure before it, unless
+ * an operator removes its entry (AdminRemove). Operators' actions on an entry are events
+ * too (AdminHold, AdminRelease, AdminRemove, AdminBounce), one per entry.
  */
-export type Disposition = Reception | RecipientDisposition;
+export type Disposition = Reception | RecipientDisposition | AdminAction;
 
 export type DispositionKind = Disposition['kind'];
 
@@ -69,4 +71,34 @@ export interface RecipientDisposition {
   readonly at: Date;
   /** When the next attempt is due: TransientFailure only. */
   readonly nextAttemptAt?: Date;
+}
+
+/** Who asked for an operator's action, and why (KumoMTA's admin bounce carries a reason too). */
+export interface AdminRequest {
+  /** The admin API client's remote address: the token names no one, so the address is what is known. */
+  readonly client: string;
+  /** The operator's reason, if one was given (at most 500 characters). */
+  readonly reason?: string;
+}
+
+export type AdminActionKind = 'AdminHold' | 'AdminRelease' | 'AdminRemove' | 'AdminBounce';
+
+/**
+ * An operator's action on one queue entry, recorded once per entry (the action is the
+ * entry's, like postsuper's). An AdminBounce is followed by one Bounce per recipient it
+ * failed, as any bounce; an AdminRemove is the last word on the recipients it lists.
+ */
+export interface AdminAction {
+  readonly kind: AdminActionKind;
+  readonly entry: DispositionEntry;
+  /** The recipients the action concerns: those not yet delivered or failed. */
+  readonly recipients: readonly string[];
+  readonly admin: AdminRequest;
+  readonly at: Date;
+}
+
+const ADMIN_KINDS: ReadonlySet<string> = new Set<AdminActionKind>(['AdminHold', 'AdminRelease', 'AdminRemove', 'AdminBounce']);
+
+export function isAdminAction(event: Disposition): event is AdminAction {
+  return ADMIN_KINDS.has(event.kind);
 }

@@ -1,7 +1,8 @@
-import type { Disposition, PeerInfo, Reception, RecipientDisposition, SmtpReply } from '../core/index.js';
+import { isAdminAction } from '../core/index.js';
+import type { AdminAction, Disposition, PeerInfo, Reception, RecipientDisposition, SmtpReply } from '../core/index.js';
 import type { DispositionRecord } from './records.js';
 
-function response(reply: SmtpReply): DispositionRecord['response'] {
+function response(reply: SmtpReply): NonNullable<DispositionRecord['response']> {
   return { code: reply.code, enhanced_code: reply.enhanced ?? null, content: reply.text };
 }
 
@@ -51,10 +52,27 @@ function recipientRecord(e: RecipientDisposition): DispositionRecord {
   };
 }
 
+function adminRecord(e: AdminAction): DispositionRecord {
+  return {
+    id: e.entry.id,
+    message_id: e.entry.messageId,
+    message_id_header: e.entry.headerMessageId ?? null,
+    sender: e.entry.sender,
+    domain: e.entry.domain,
+    size: e.entry.size,
+    queued_at: new Date(e.entry.queuedAt).toISOString(),
+    timestamp: e.at.toISOString(),
+    type: e.kind,
+    recipients: e.recipients,
+    admin: { client: e.admin.client, reason: e.admin.reason ?? null },
+  };
+}
+
 /**
  * The log record of a disposition: the one place that knows the record's field names
  * (snake_case, ISO 8601 times), documented in README's *Logs*. Nothing reads them back.
  */
 export function dispositionRecord(event: Disposition): DispositionRecord {
-  return event.kind === 'Reception' ? receptionRecord(event) : recipientRecord(event);
+  if (event.kind === 'Reception') return receptionRecord(event);
+  return isAdminAction(event) ? adminRecord(event) : recipientRecord(event);
 }

@@ -15,12 +15,13 @@ export interface DispositionRecord {
   /** The message's Message-ID header (bounded, as received); null when it has none. */
   readonly message_id_header: string | null;
   readonly sender: string;
-  /** One recipient; Reception lists them all in `recipients` instead. */
+  /** One recipient; Reception and the Admin… records list theirs in `recipients` instead. */
   readonly recipient?: string;
   readonly recipients?: readonly string[];
   readonly domain?: string;
   readonly attempt?: number;
-  readonly response: { readonly code: number; readonly enhanced_code: string | null; readonly content: string };
+  /** Absent from the operators' records (Admin…), which answer no one. */
+  readonly response?: { readonly code: number; readonly enhanced_code: string | null; readonly content: string };
   readonly peer?: { readonly name: string; readonly address: string; readonly port: number } | null;
   readonly tls?: boolean;
   /** The negotiated TLS version and cipher; null when the session was not encrypted. */
@@ -35,6 +36,8 @@ export interface DispositionRecord {
   readonly next_attempt_at?: string;
   /** For the Reception of a delivery status notification: which report, about which original. */
   readonly report?: { readonly kind: string; readonly original_id: string; readonly original_message_id: string; readonly recipients: readonly string[] };
+  /** Who asked for an operator's action (Admin… records): the admin API client's address, and the reason given (or null). */
+  readonly admin?: { readonly client: string; readonly reason: string | null };
   /** The client that sent it, for Reception. */
   readonly client?: { readonly address: string; readonly name?: string; readonly helo?: string; readonly user?: string; readonly tls: boolean };
 }
@@ -58,7 +61,7 @@ export interface RejectionRecord {
   readonly recipients?: readonly string[];
   /** The queue id the message would have had, for refusals at the end of DATA. */
   readonly message_id?: string;
-  readonly response: DispositionRecord['response'];
+  readonly response: NonNullable<DispositionRecord['response']>;
   /** smtp-server's connection id: the records of one connection share it. */
   readonly session_id: string;
   readonly timestamp: string;

@@ -1,4 +1,4 @@
-import type { Clock } from '../core/index.js';
+import type { AdminAction, AdminActionKind, AdminRequest, Clock } from '../core/index.js';
 import type { Logger } from '../log/index.js';
 import type { QueueEntry, Spool } from '../spool/index.js';
 import { bounceEntry } from './apply-outcome.js';
@@ -19,37 +19,57 @@ export interface EntryActionDeps {
   isGone(err: unknown): boolean;
   /** Something changed: start what is due. */
   wake(): void;
+  /** Each action done, once its change is on disk: the disposition sink records it. */
+  onAdmin(event: AdminAction, entry: QueueEntry): void;
 }
 
-/** The operator's actions on one entry (postsuper -h, -H, -d, and a bounce on demand). */
+/** An action asked for by no one in particular (a caller inside Tern). */
+const INTERNAL: AdminRequest = { client: 'internal' };
+
+/** The operator's actions on one entry (postsuper -h, -H, -d, and a bounce on demand), each recorded. */
 export class EntryActions {
   constructor(private readonly deps: EntryActionDeps) {}
 
-  hold(id: string): Promise<QueueEntry> {
+  /** An entry already held is left as it is, with no record. */
+  hold(id: string, by: AdminRequest = INTERNAL): Promise<QueueEntry> {
     return this.exclusive(id, async (entry) => {
+      if (entry.held) return;
       entry.held = true;
       await this.deps.spool.update(entry);
+      this.record('AdminHold', entry, by);
     });
   }
 
-  release(id: string): Promise<QueueEntry> {
+  /** An entry that is not held is left as it is, with no record. */
+  release(id: string, by: AdminRequest = INTERNAL): Promise<QueueEntry> {
     return this.exclusive(id, async (entry, item) => {
+      if (!entry.held) return;
       entry.held = false;
       this.deps.queue.setDue(item, this.deps.clock.now());
       await this.deps.spool.update(entry);
+      this.record('AdminRelease', entry, by);
     });
   }
 
-  remove(id: string): Promise<QueueEntry> {
+  remove(id: string, by: AdminRequest = INTERNAL): Promise<QueueEntry> {
     return this.exclusive(id, async (entry) => {
       await this.deps.spool.remove(entry);
       this.deps.queue.delete(id);
-      this.deps.logger.info({ id, message_id: entry.messageId, recipients: entry.recipients.map((r) => r.address) }, 'entry removed by the operator');
+      this.record('AdminRemove', entry, by);
     });
   }
 
-  bounce(id: string, text = 'Message bounced by the operator'): Promise<QueueEntry> {
-    return this.exclusive(id, (entry) => this.deps.settler.finish(entry, bounceEntry(entry, this.deps.clock.now(), { code: 550, enhanced: '5.0.0', text }), true));
+  /** The AdminBounce record comes first, then one Bounce per recipient (and the report), as for any bounce. */
+  bounce(id: string, by: AdminRequest = INTERNAL, text = 'Message bounced by the operator'): Promise<QueueEntry> {
+    return this.exclusive(id, (entry) => {
+      this.record('AdminBounce', entry, by);
+      return this.deps.settler.finish(entry, bounceEntry(entry, this.deps.clock.now(), { code: 550, enhanced: '5.0.0', text }), true);
+    });
+  }
+
+  private record(kind: AdminActionKind, entry: QueueEntry, admin: AdminRequest): void {
+    const recipients = entry.recipients.filter((r) => r.state !== 'delivered' && r.state !== 'failed').map((r) => r.address);
+    this.deps.onAdmin({ kind, entry, recipients, admin, at: new Date(this.deps.clock.now()) }, entry);
   }
 
   /** Runs an action with the entry marked busy, so that no attempt starts under it. */

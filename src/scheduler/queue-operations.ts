@@ -1,3 +1,4 @@
+import type { AdminRequest } from '../core/index.js';
 import type { EntryHead, QueueEntry } from '../spool/index.js';
 import type { Suspension } from './destinations.js';
 
@@ -31,12 +32,16 @@ export interface QueueOperations {
   nextAttempt(head: EntryHead): number;
   /** The whole entry (read from disk unless it is new), or undefined when it is not queued. */
   load(id: string): Promise<QueueEntry | undefined>;
-  /** Entry actions; an entry in flight cannot be changed under its attempt (QueueAdminError 'in_flight'). */
-  hold(id: string): Promise<QueueEntry>;
-  release(id: string): Promise<QueueEntry>;
-  remove(id: string): Promise<QueueEntry>;
+  /**
+   * Entry actions; an entry in flight cannot be changed under its attempt (QueueAdminError
+   * 'in_flight'). Each change is recorded (AdminHold, AdminRelease, AdminRemove, AdminBounce)
+   * with who asked; holding a held entry or releasing one that is not held changes nothing.
+   */
+  hold(id: string, by?: AdminRequest): Promise<QueueEntry>;
+  release(id: string, by?: AdminRequest): Promise<QueueEntry>;
+  remove(id: string, by?: AdminRequest): Promise<QueueEntry>;
   /** Fails every unsettled recipient now, with a report to the sender as for any bounce. */
-  bounce(id: string, text?: string): Promise<QueueEntry>;
+  bounce(id: string, by?: AdminRequest, text?: string): Promise<QueueEntry>;
   /**
    * Every waiting entry (of one domain) is due now, and the destinations' backoff is
    * forgotten; held entries and suspended domains stay. Returns how many became due.

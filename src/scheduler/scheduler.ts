@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import PQueue from 'p-queue';
 import { closedError } from '../core/index.js';
-import type { Clock, Closable, DeliveryOutcome, RecipientDisposition } from '../core/index.js';
+import type { AdminAction, AdminRequest, Clock, Closable, DeliveryOutcome, RecipientDisposition } from '../core/index.js';
 import type { HookRunner } from '../hooks/index.js';
 import type { OutboundConfig, Route } from '../config/index.js';
 import type { Logger } from '../log/index.js';
@@ -29,8 +29,8 @@ export interface Deliverer {
 }
 
 export interface SchedulerEvents {
-  /** Each recipient's disposition; daemon.ts hands it to the disposition sink (log, plugins, metrics). */
-  disposition: [event: RecipientDisposition, entry: QueueEntry];
+  /** Each recipient's disposition, and each operator's action on an entry; daemon.ts hands them to the disposition sink (log, plugins, metrics). */
+  disposition: [event: RecipientDisposition | AdminAction, entry: QueueEntry];
   /** One delivery attempt ended, with how long it took (metrics). */
   attempt: [entry: QueueEntry, events: readonly RecipientDisposition[], durationMs: number];
 }
@@ -111,6 +111,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
       load: (item) => this.entryOf(item),
       isGone,
       wake: () => this.pump(),
+      onAdmin: (event, entry) => this.emit('disposition', event, entry),
     });
     this.schedule = RetrySchedule.fromConfig(this.config);
     this.gate = new DestinationGate(clock, ...gateSettings(this.config, options.routes));
@@ -199,24 +200,24 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
     return opens !== undefined && opens > head.nextAttemptAt ? opens : head.nextAttemptAt;
   }
 
-  async hold(id: string): Promise<QueueEntry> {
+  async hold(id: string, by?: AdminRequest): Promise<QueueEntry> {
     this.refuseWhenClosed();
-    return this.actions.hold(id);
+    return this.actions.hold(id, by);
   }
 
-  async release(id: string): Promise<QueueEntry> {
+  async release(id: string, by?: AdminRequest): Promise<QueueEntry> {
     this.refuseWhenClosed();
-    return this.actions.release(id);
+    return this.actions.release(id, by);
   }
 
-  async remove(id: string): Promise<QueueEntry> {
+  async remove(id: string, by?: AdminRequest): Promise<QueueEntry> {
     this.refuseWhenClosed();
-    return this.actions.remove(id);
+    return this.actions.remove(id, by);
   }
 
-  async bounce(id: string, text?: string): Promise<QueueEntry> {
+  async bounce(id: string, by?: AdminRequest, text?: string): Promise<QueueEntry> {
     this.refuseWhenClosed();
-    return this.actions.bounce(id, text);
+    return this.actions.bounce(id, by, text);
   }
 
   /** Operator actions after close are refused: the queue is being put away. */

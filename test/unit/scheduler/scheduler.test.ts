@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { setImmediate as turn } from 'node:timers/promises';
 import { tempDir } from '../../helpers/temp-dir.js';
-import type { Clock, DeliveryOutcome, RecipientDisposition, RecipientOutcome } from '../../../src/core/index.js';
+import type { AdminAction, Clock, DeliveryOutcome, RecipientDisposition, RecipientOutcome } from '../../../src/core/index.js';
 import { loadConfig } from '../../../src/config/index.js';
 import { createLogger } from '../../../src/log/index.js';
 import { QueueAdminError, Scheduler, SuspensionFile } from '../../../src/scheduler/index.js';
@@ -78,7 +78,7 @@ async function setup(outbound: string, queueDir = join(tempDir('tern-sched-'), '
   const config = loadConfig(writeConfig({ 'outbound.ini': outbound }));
   const deliverer = new HeldDeliverer();
   const scheduler = new Scheduler({ config: config.outbound, spool, deliverer, logger: silent, clock, suspensions: new SuspensionFile(queueDir) });
-  const records: RecipientDisposition[] = [];
+  const records: (RecipientDisposition | AdminAction)[] = [];
   scheduler.on('disposition', (r) => records.push(r));
   const queue = async (rcpts: string[], domain = 'd.test') => {
     const incoming = await spool.receive();

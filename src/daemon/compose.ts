@@ -78,7 +78,7 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
   const dispositions = new DispositionSink(logger);
   if (hooks.has('log_disposition')) dispositions.subscribe({ record: (record) => void hooks.logDisposition(record) });
   // One way into the queue, for the listener and for reports; it hands entries to the scheduler.
-  const intake = new Intake({ spool, dispositions, clock, alwaysSplit: () => config.current.outbound.always_split });
+  const intake = new Intake({ spool, dispositions, clock, logger, alwaysSplit: () => config.current.outbound.always_split });
   const reporter = new ReportGenerator(config, spool, intake, logger, clock);
   const scheduler = new Scheduler({
     config: config.current.outbound,

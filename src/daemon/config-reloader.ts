@@ -72,10 +72,12 @@ export class ConfigReloader {
     if (this.closed) return;
     const { configDir, logger } = this.options;
     let changes: FileChange[];
+    let failed = 0;
     try {
       const next = loadConfig(configDir);
       const swapped = this.source.replace(next);
       changes = swapped.changes;
+      failed = swapped.failures.length;
       for (const err of swapped.failures) {
         logger.error({ why, err: { message: (err as Error).message }, reply: localError() }, 'config reload: a part could not apply the new config');
       }
@@ -89,7 +91,8 @@ export class ConfigReloader {
       logger[level]({ why, error, code: (err as { code?: string }).code }, 'config reload failed; keeping the previous config');
       return;
     }
-    this.options.onReload?.(true);
+    // A part that could not take the new config makes it a failed reload in the metrics too.
+    this.options.onReload?.(failed === 0);
     this.lastError = undefined;
     this.report(why, changes);
   }

@@ -32,10 +32,17 @@ export async function runShutdownSteps(steps: readonly ShutdownStep[], logger: L
 export async function closeWithin(part: Closable, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   // Not unref'd: the bound is what shutdown waits for, and it is cleared as soon as close() ends.
-  const inTime = await Promise.race([part.close().then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
-  clearTimeout(timer);
-  if (!inTime) part.destroy();
-  return inTime;
+  try {
+    const inTime = await Promise.race([part.close().then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
+    if (!inTime) part.destroy();
+    return inTime;
+  } catch (err) {
+    // A close() that failed leaves the part to be destroyed, and the failure to the step's log.
+    part.destroy();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface LifecycleHooks {

@@ -1,6 +1,7 @@
 import type { Clock, Disposition, Envelope, InsertReason } from '../core/index.js';
 import type { IncomingMessage, QueueEntry, Spool } from '../spool/index.js';
 import { splitEnvelope } from './envelope-split.js';
+import type { Logger } from '../log/index.js';
 
 /** A message whose body has been written, ready to become durable. */
 export interface Insertion {
@@ -30,6 +31,8 @@ export interface IntakeDeps {
   readonly clock: Clock;
   /** outbound.ini `always_split`, as it is now (a reload changes it). */
   readonly alwaysSplit: () => boolean;
+  /** Where a fault in recording a Reception is told. */
+  readonly logger?: Logger;
 }
 
 /**
@@ -71,16 +74,22 @@ export class Intake implements MessageIntake {
       await incoming.abort();
       throw err;
     }
-    this.deps.dispositions.emit({
-      kind: 'Reception',
-      messageId: incoming.messageId,
-      headerMessageId: message.headerMessageId,
-      envelope: message.envelope,
-      reply: { code: 250, enhanced: '2.0.0', text: `Queued as ${incoming.messageId}` },
-      size: entries[0]?.size ?? 0,
-      at: new Date(now),
-      reason: message.reason,
-    });
+    // Durable now: a fault in recording the Reception (log, metrics) is told, never turned
+    // into a 451 for a message that is queued, and the entries still go to delivery.
+    try {
+      this.deps.dispositions.emit({
+        kind: 'Reception',
+        messageId: incoming.messageId,
+        headerMessageId: message.headerMessageId,
+        envelope: message.envelope,
+        reply: { code: 250, enhanced: '2.0.0', text: `Queued as ${incoming.messageId}` },
+        size: entries[0]?.size ?? 0,
+        at: new Date(now),
+        reason: message.reason,
+      });
+    } catch (err) {
+      this.deps.logger?.error({ err: { message: (err as Error).message }, id: incoming.messageId }, 'Reception not recorded; the message is queued');
+    }
     target.add(entries);
     return entries;
   }

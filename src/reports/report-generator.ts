@@ -38,7 +38,7 @@ function headerSectionOf(bytes: Buffer): string {
  * Turns one attempt's dispositions into delivery status notifications and queues them
  * through the intake like any message, from the null sender, to the original sender. One
  * report per kind of event: every recipient that failed in this attempt is listed in the
- * same bounce. The scheduler reaches it as its Reporter, which daemon.ts connects.
+ * same bounce. The scheduler reaches it as its Reporter, which daemon/compose.ts connects.
  */
 export class ReportGenerator {
   private readonly configs: ConfigHandle;

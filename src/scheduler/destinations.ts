@@ -54,6 +54,12 @@ export class DestinationGate {
     private readonly clock: Clock,
     private limit: (domain: string) => number,
     private backoff: { minMs: number; maxMs: number },
+    /**
+     * Whether a parked entry still waits to be attempted: one held, removed or bounced
+     * meanwhile must not take a freed slot, or the entries behind it wait with nothing in
+     * flight to free the next one.
+     */
+    private readonly waiting: (id: string) => boolean = () => true,
   ) {}
 
   configure(limit: (domain: string) => number, backoff: { minMs: number; maxMs: number }): void {
@@ -210,7 +216,14 @@ export class DestinationGate {
 
   /** Hands back (up to `count` of) the entries parked for `reason`, in order, and forgets an idle destination. */
   private release(domain: string, s: Destination, reason: ParkReason, count = Infinity): string[] {
-    const released = s.parked[reason].splice(0, count);
+    const parked = s.parked[reason];
+    const released: string[] = [];
+    let taken = 0;
+    while (taken < parked.length && released.length < count) {
+      const id = parked[taken++];
+      if (this.waiting(id) && !released.includes(id)) released.push(id);
+    }
+    parked.splice(0, taken);
     const idle = s.parked.suspended.length + s.parked.backoff.length + s.parked.connection_limit.length === 0;
     if (idle && s.inFlight === 0 && s.downUntil === undefined && !s.suspension) this.states.delete(domain);
     return released;

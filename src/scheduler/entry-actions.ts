@@ -35,7 +35,11 @@ export class EntryActions {
     return this.exclusive(id, async (entry) => {
       if (entry.held) return;
       entry.held = true;
-      await this.deps.spool.update(entry);
+      await this.deps.spool.update(entry).catch((err: unknown) => {
+        // Not on disk, so not so in memory either: a restart would undo it.
+        entry.held = false;
+        throw err;
+      });
       this.record('AdminHold', entry, by);
     });
   }
@@ -44,9 +48,14 @@ export class EntryActions {
   release(id: string, by: AdminRequest = INTERNAL): Promise<QueueEntry> {
     return this.exclusive(id, async (entry, item) => {
       if (!entry.held) return;
+      const due = item.nextAttemptAt;
       entry.held = false;
       this.deps.queue.setDue(item, this.deps.clock.now());
-      await this.deps.spool.update(entry);
+      await this.deps.spool.update(entry).catch((err: unknown) => {
+        entry.held = true;
+        this.deps.queue.setDue(item, due);
+        throw err;
+      });
       this.record('AdminRelease', entry, by);
     });
   }

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import PQueue from 'p-queue';
 import { closedError } from '../core/index.js';
-import type { AdminAction, AdminRequest, Clock, Closable, DeliveryOutcome, RecipientDisposition } from '../core/index.js';
+import type { AdminRequest, Clock, Closable } from '../core/index.js';
 import type { HookRunner } from '../hooks/index.js';
 import type { OutboundConfig, Route } from '../config/index.js';
 import type { Logger } from '../log/index.js';
@@ -16,39 +16,10 @@ import { RetrySchedule } from './retry-schedule.js';
 import { QueueIndex } from './queue-index.js';
 import type { QueueItem } from './queue-index.js';
 import { AttemptSettler } from './settle.js';
-import type { Reporter } from './settle.js';
-import type { SuspensionStore } from './suspension-file.js';
 import { Suspensions } from './suspensions.js';
+import type { Deliverer, SchedulerEvents, SchedulerOptions } from './scheduler-options.js';
 
-/** What the scheduler needs from delivery; daemon/compose.ts hands it the real agent. */
-export interface Deliverer {
-  /** One attempt for the entry's unfinished recipients; never throws for a remote failure. */
-  deliver(entry: QueueEntry): Promise<DeliveryOutcome>;
-  /** Aborts attempts in progress (shutdown after the drain bound). */
-  destroy(): void;
-}
-
-export interface SchedulerEvents {
-  /** Each recipient's disposition, and each operator's action on an entry; daemon.ts hands them to the disposition sink (log, plugins, metrics). */
-  disposition: [event: RecipientDisposition | AdminAction, entry: QueueEntry];
-  /** One delivery attempt ended, with how long it took (metrics). */
-  attempt: [entry: QueueEntry, events: readonly RecipientDisposition[], durationMs: number];
-}
-
-export interface SchedulerOptions {
-  readonly config: OutboundConfig;
-  /** routes.ini: per-domain max_connections. */
-  readonly routes?: ReadonlyMap<string, Route>;
-  readonly spool: Spool;
-  readonly deliverer: Deliverer;
-  readonly logger: Logger;
-  readonly clock: Clock;
-  /** Called with each attempt's dispositions before a finished entry is removed (DSNs). */
-  readonly reporter?: Reporter;
-  readonly hooks?: HookRunner;
-  /** Keeps suspensions across restarts; without one they last until resumed or the process ends. */
-  readonly suspensions?: SuspensionStore;
-}
+export type { Deliverer, SchedulerEvents, SchedulerOptions } from './scheduler-options.js';
 
 function gateSettings(config: OutboundConfig, routes?: ReadonlyMap<string, Route>): [(domain: string) => number, { minMs: number; maxMs: number }] {
   const limit = (domain: string) => routes?.get(domain)?.max_connections ?? routes?.get('*')?.max_connections ?? config.max_domain_connections;
@@ -114,7 +85,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
       onAdmin: (event, entry) => this.emit('disposition', event, entry),
     });
     this.schedule = RetrySchedule.fromConfig(this.config);
-    this.gate = new DestinationGate(clock, ...gateSettings(this.config, options.routes));
+    this.gate = new DestinationGate(clock, ...gateSettings(this.config, options.routes), (id) => this.isWaiting(id));
     this.suspended = new Suspensions({ gate: this.gate, store: options.suspensions, clock, logger, requeue: (ids) => this.requeue(ids), wake: () => this.pump() });
     this.work = new PQueue({ concurrency: this.config.concurrency_max });
     // A slot came free: start what is due (while every slot is busy no timer waits for it).
@@ -225,12 +196,20 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
     if (this.closed) throw closedError('scheduler');
   }
 
-  suspend(domain: string, options?: SuspendOptions): Promise<Suspension> {
+  async suspend(domain: string, options?: SuspendOptions): Promise<Suspension> {
+    this.refuseWhenClosed();
     return this.suspended.suspend(domain, options);
   }
 
-  resume(domain: string): Promise<number> {
+  async resume(domain: string): Promise<number> {
+    this.refuseWhenClosed();
     return this.suspended.resume(domain);
+  }
+
+  /** Still queued, not held, not being attempted: a parked entry that may take a freed slot. */
+  private isWaiting(id: string): boolean {
+    const item = this.queue.get(id);
+    return item !== undefined && !item.held && !this.inFlight.has(id);
   }
 
   suspensions(): Suspension[] {
@@ -392,8 +371,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
       this.inFlight.delete(item.id);
       this.queue.detach(item);
       if (this.queue.has(item.id)) this.queue.schedule(item);
+      // The slot this frees is filled from the p-queue's 'next' event.
       this.requeue(this.gate.finished(item.domain, unreachable));
-      this.pump();
     }
   }
 }

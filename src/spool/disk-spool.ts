@@ -78,11 +78,14 @@ export class DiskSpool implements Spool {
     const removedTemporary = await this.messageFiles.open();
     for (const dir of [this.entryDir, this.corruptDir]) await mkdir(dir, { recursive: true });
     await this.segments.open();
+    // Messages received from now on are this run's, even those that start before recover()
+    // does (the listener opens first): recovery must not take them for an earlier run's.
+    this.ownDuringRecovery = new Set();
     return { removedTemporary };
   }
 
   async recover(options: RecoveryOptions): Promise<RecoveryReport> {
-    const own = (this.ownDuringRecovery = new Set());
+    const own = (this.ownDuringRecovery ??= new Set());
     try {
       return await recoverQueue(
         { messageFiles: this.messageFiles, entryDir: this.entryDir, corruptDir: this.corruptDir, segments: this.segments },

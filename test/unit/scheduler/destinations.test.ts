@@ -9,9 +9,9 @@ class FakeClock {
   }
 }
 
-function gate(limit = 2, backoff = { minMs: 60_000, maxMs: 240_000 }) {
+function gate(limit = 2, backoff = { minMs: 60_000, maxMs: 240_000 }, gone = new Set<string>()) {
   const clock = new FakeClock();
-  return { clock, gate: new DestinationGate(clock, () => limit, backoff) };
+  return { clock, gate: new DestinationGate(clock, () => limit, backoff, (id) => !gone.has(id)) };
 }
 
 describe('DestinationGate', () => {
@@ -25,6 +25,16 @@ describe('DestinationGate', () => {
     assert.deepEqual(g.finished('d.test', false), ['c']);
     assert.deepEqual(g.admit('d.test', 'c'), { go: true });
     assert.deepEqual(g.finished('d.test', false), ['d']);
+  });
+
+  it('gives a freed slot to the next entry still waiting, not to one held or removed meanwhile', () => {
+    const gone = new Set<string>();
+    const { gate: g } = gate(1, undefined, gone);
+    assert.deepEqual(g.admit('d.test', 'a'), { go: true });
+    assert.deepEqual(g.admit('d.test', 'b'), { go: false, reason: 'connection_limit' });
+    assert.deepEqual(g.admit('d.test', 'c'), { go: false, reason: 'connection_limit' });
+    gone.add('b'); // the operator held it
+    assert.deepEqual(g.finished('d.test', false), ['c'], 'c gets the slot; nothing is left waiting with nothing in flight');
   });
 
   it('backs a dead destination off, lets one probe through after the backoff, doubles on failure, and frees everyone on success', () => {

@@ -1,0 +1,38 @@
+import type { AdminAction, Clock, DeliveryOutcome, RecipientDisposition } from '../core/index.js';
+import type { HookRunner } from '../hooks/index.js';
+import type { OutboundConfig, Route } from '../config/index.js';
+import type { Logger } from '../log/index.js';
+import type { QueueEntry, Spool } from '../spool/index.js';
+import type { Reporter } from './settle.js';
+import type { SuspensionStore } from './suspension-file.js';
+
+/** What the scheduler needs from delivery; daemon/compose.ts hands it the real agent. */
+export interface Deliverer {
+  /** One attempt for the entry's unfinished recipients; never throws for a remote failure. */
+  deliver(entry: QueueEntry): Promise<DeliveryOutcome>;
+  /** Aborts attempts in progress (shutdown after the drain bound). */
+  destroy(): void;
+}
+
+export interface SchedulerEvents {
+  /** Each recipient's disposition, and each operator's action on an entry; daemon/compose.ts hands them to the disposition sink (log, plugins, metrics). */
+  disposition: [event: RecipientDisposition | AdminAction, entry: QueueEntry];
+  /** One delivery attempt ended, with how long it took (metrics). */
+  attempt: [entry: QueueEntry, events: readonly RecipientDisposition[], durationMs: number];
+}
+
+export interface SchedulerOptions {
+  readonly config: OutboundConfig;
+  /** routes.ini: per-domain max_connections. */
+  readonly routes?: ReadonlyMap<string, Route>;
+  readonly spool: Spool;
+  readonly deliverer: Deliverer;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** Called with each attempt's dispositions before a finished entry is removed (DSNs). */
+  readonly reporter?: Reporter;
+  readonly hooks?: HookRunner;
+  /** Keeps suspensions across restarts; without one they last until resumed or the process ends. */
+  readonly suspensions?: SuspensionStore;
+}
+

@@ -1,5 +1,5 @@
 import { isAdminAction } from '../core/index.js';
-import type { AdminAction, Disposition, PeerInfo, Reception, RecipientDisposition, SmtpReply } from '../core/index.js';
+import type { AdminAction, Disposition, DispositionEntry, PeerInfo, Reception, RecipientDisposition, SmtpReply } from '../core/index.js';
 import type { DispositionRecord } from './records.js';
 
 function response(reply: SmtpReply): NonNullable<DispositionRecord['response']> {
@@ -30,22 +30,25 @@ function receptionRecord(e: Reception): DispositionRecord {
   return { ...head, client: { address: c.address, ...(c.name !== undefined ? { name: c.name } : {}), helo: c.helo, user: c.user, tls: c.tls } };
 }
 
+// Records of one queue entry open with who it is and close with its size and times, in
+// this order, whatever comes between (the field order is part of the records' format).
+function entryIdentity(entry: DispositionEntry) {
+  return { id: entry.id, message_id: entry.messageId, message_id_header: entry.headerMessageId ?? null, sender: entry.sender, domain: entry.domain };
+}
+
+function entryTimes(e: RecipientDisposition | AdminAction) {
+  return { size: e.entry.size, queued_at: new Date(e.entry.queuedAt).toISOString(), timestamp: e.at.toISOString(), type: e.kind };
+}
+
 function recipientRecord(e: RecipientDisposition): DispositionRecord {
   return {
-    id: e.entry.id,
-    message_id: e.entry.messageId,
-    message_id_header: e.entry.headerMessageId ?? null,
-    sender: e.entry.sender,
-    domain: e.entry.domain,
+    ...entryIdentity(e.entry),
     attempt: e.attempt,
     peer: peer(e.peer),
     tls: e.tls,
     tls_version: e.tlsInfo?.version ?? null,
     tls_cipher: e.tlsInfo?.cipher ?? null,
-    size: e.entry.size,
-    queued_at: new Date(e.entry.queuedAt).toISOString(),
-    timestamp: e.at.toISOString(),
-    type: e.kind,
+    ...entryTimes(e),
     recipient: e.recipient,
     response: response(e.reply),
     ...(e.nextAttemptAt ? { next_attempt_at: e.nextAttemptAt.toISOString() } : {}),
@@ -54,15 +57,8 @@ function recipientRecord(e: RecipientDisposition): DispositionRecord {
 
 function adminRecord(e: AdminAction): DispositionRecord {
   return {
-    id: e.entry.id,
-    message_id: e.entry.messageId,
-    message_id_header: e.entry.headerMessageId ?? null,
-    sender: e.entry.sender,
-    domain: e.entry.domain,
-    size: e.entry.size,
-    queued_at: new Date(e.entry.queuedAt).toISOString(),
-    timestamp: e.at.toISOString(),
-    type: e.kind,
+    ...entryIdentity(e.entry),
+    ...entryTimes(e),
     recipients: e.recipients,
     admin: { client: e.admin.client, reason: e.admin.reason ?? null },
   };

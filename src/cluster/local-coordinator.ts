@@ -1,0 +1,103 @@
+import type { Clock } from '../core/index.js';
+import type { ConnectionLease, DestinationLimits, LimitCoordinator, MessageRate, SlotAnswer, TokenAnswer } from './coordinator.js';
+
+/** Keys without a lease or a pending rate are forgotten once there are this many. */
+const PRUNE_ABOVE = 10_000;
+
+/**
+ * GCRA (the generic cell rate algorithm, ITU-T I.371): one number per destination, the
+ * theoretical arrival time `tat` of the next message. A message may go when
+ * `tat - now <= tolerance`, where tolerance = (burst - 1) × interval; each one moves `tat`
+ * on by one interval. So after an idle spell `burst` go at once, and in any window of W ms
+ * at most W / interval + burst go: a 1-s window never holds more than rate + burst.
+ */
+function interval(rate: MessageRate): number {
+  return rate.perMs / rate.count;
+}
+
+function tolerance(rate: MessageRate): number {
+  return (Math.max(1, rate.burst) - 1) * interval(rate);
+}
+
+/**
+ * The limits of one node in one process (`nodes=1`), and what the primary process serves
+ * to its workers (`nodes=N`). Everything is in memory and answers at once; the Promises
+ * are the contract's, so that callers are written for the IPC and Redis implementations
+ * too. Listeners of `onFreed` are called after the current job (never from inside
+ * `releaseSlot`), so a caller may release while it walks its own state.
+ */
+export class LocalCoordinator implements LimitCoordinator {
+  private readonly slots = new Map<string, Set<string>>();
+  private readonly tats = new Map<string, number>();
+  private readonly listeners = new Set<(key: string) => void>();
+  private closed = false;
+
+  constructor(private readonly clock: Clock) {}
+
+  acquireSlot(key: string, limits: DestinationLimits, leaseId: string): Promise<SlotAnswer> {
+    let held = this.slots.get(key);
+    if (held?.has(leaseId)) return Promise.resolve({ granted: true, lease: { key, id: leaseId } });
+    // A limit lowered live lets the holders finish; no new slot until they are below it.
+    if (this.closed || (held?.size ?? 0) >= limits.maxConnections) return Promise.resolve({ granted: false, reason: 'connection_limit' });
+    if (!held) {
+      held = new Set();
+      this.slots.set(key, held);
+    }
+    held.add(leaseId);
+    return Promise.resolve({ granted: true, lease: { key, id: leaseId } });
+  }
+
+  releaseSlot(lease: ConnectionLease): void {
+    const held = this.slots.get(lease.key);
+    if (!held?.delete(lease.id)) return;
+    if (held.size === 0) this.slots.delete(lease.key);
+    queueMicrotask(() => {
+      for (const listener of this.listeners) listener(lease.key);
+    });
+  }
+
+  takeTokens(key: string, limits: DestinationLimits, wanted: number): Promise<TokenAnswer> {
+    const rate = limits.rate;
+    if (!rate) return Promise.resolve({ granted: wanted });
+    const now = this.clock.now();
+    const step = interval(rate);
+    const tau = tolerance(rate);
+    let tat = Math.max(this.tats.get(key) ?? now, now);
+    let granted = 0;
+    while (granted < wanted && tat - now <= tau) {
+      tat += step;
+      granted++;
+    }
+    this.tats.set(key, tat);
+    if (this.tats.size > PRUNE_ABOVE) this.prune(now);
+    return Promise.resolve(granted > 0 ? { granted } : { granted: 0, retryAt: Math.ceil(tat - tau) });
+  }
+
+  returnTokens(key: string, limits: DestinationLimits, count: number): void {
+    const tat = this.tats.get(key);
+    if (tat === undefined || !limits.rate || count <= 0) return;
+    // Never back past now: tokens unused in the past are not saved up beyond the burst.
+    this.tats.set(key, Math.max(this.clock.now(), tat - count * interval(limits.rate)));
+  }
+
+  onFreed(listener: (key: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Connection slots of `key` held now (metrics, tests). */
+  held(key: string): number {
+    return this.slots.get(key)?.size ?? 0;
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    this.listeners.clear();
+    return Promise.resolve();
+  }
+
+  /** Rates whose bucket is full again carry no state worth keeping. */
+  private prune(now: number): void {
+    for (const [key, tat] of this.tats) if (tat <= now) this.tats.delete(key);
+  }
+}

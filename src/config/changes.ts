@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { TernConfig } from './load.js';
+import { rateText } from './limits.js';
 
 /** One setting whose value a reload changed. Secrets are never shown. */
 export interface KeyChange {
@@ -44,6 +45,7 @@ export function settingsByFile(c: TernConfig): Record<string, Record<string, unk
     'http.ini': flat(c.http),
     'log.ini': flat(c.log),
     'routes.ini': Object.assign({}, ...[...c.routes].map(([domain, route]) => flat(route, `[${domain}].`))),
+    'limits.ini': Object.assign({}, ...[...c.limits.sections].map(([name, section]) => flat({ ...section, max_message_rate: section.max_message_rate && rateText(section.max_message_rate) }, `[${name}].`))),
     relay_acl_allow: { relay_acl_allow: c.relayAllow },
     auth_users: { users: [...c.authUsers.keys()] },
     'rewrite_delivery_status.json': { rules: rewriteCount },

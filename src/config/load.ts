@@ -12,6 +12,8 @@ import type { DnsMain, DsnMain, HttpMain, LogMain, OutboundConfig, Route, SmtpMa
 import { parseRewriteRules, REWRITE_FILE } from './rewrite-rules.js';
 import { parseHostPort, splitHostPort } from './host-port.js';
 import type { RewriteRules } from './rewrite-rules.js';
+import { LIMITS_FILE, parseLimits } from './limits.js';
+import type { LimitsConfig } from './limits.js';
 
 export interface AuthUser {
   readonly username: string;
@@ -42,6 +44,8 @@ export interface TernConfig {
   readonly log: LogMain;
   /** config/routes.ini by destination domain (lower case) and `*`. */
   readonly routes: ReadonlyMap<string, Route>;
+  /** config/limits.ini: traffic shaping per destination (sections by lower-case name). */
+  readonly limits: LimitsConfig;
   /** The TLS mode for destinations without a route of their own. */
   readonly defaultTlsMode: TlsMode;
   /** Trust anchors from tls.ini [outbound] ca, for tls=verify. */
@@ -55,7 +59,7 @@ export interface TernConfig {
 /** Every file Tern reads from the config directory (plugins/ is read once, at start). */
 export const CONFIG_FILES = [
   'me', 'smtp.ini', 'outbound.ini', 'tls.ini', 'dns.ini', 'dsn.ini', 'http.ini', 'log.ini', 'routes.ini',
-  'relay_acl_allow', 'auth_users', REWRITE_FILE, 'outbound.bounce_message', 'tls_key.pem', 'tls_cert.pem',
+  'relay_acl_allow', 'auth_users', REWRITE_FILE, 'outbound.bounce_message', 'tls_key.pem', 'tls_cert.pem', LIMITS_FILE,
 ] as const;
 
 /** The files a config is built from: a directory, or none at all (the built-in defaults). */
@@ -280,6 +284,7 @@ function build(dir: string, source: ConfigSource, problems?: ConfigError[]): Ter
   }, () => httpMainSchema.parse({}));
   const log = step(() => validate('log.ini', logMainSchema, iniMain(source, 'log.ini')), () => logMainSchema.parse({}));
   const routes = step(() => parseRoutes(text('routes.ini')), () => new Map<string, Route>());
+  const limits = step(() => parseLimits(text(LIMITS_FILE)), () => parseLimits(undefined));
   // Haraka's keys map onto the modes: enable_tls=false → disabled, force_tls → required,
   // tls.ini [outbound] rejectUnauthorized=true → verify.
   const defaultTlsMode = !outbound.enable_tls
@@ -308,6 +313,7 @@ function build(dir: string, source: ConfigSource, problems?: ConfigError[]): Ter
     files: CONFIG_FILES.filter((f) => source.has(f)),
     log,
     routes,
+    limits,
     defaultTlsMode,
     outboundCa,
     rewrite,

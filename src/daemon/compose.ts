@@ -5,11 +5,13 @@ import type { ConfigHandle, TernConfig } from '../config/index.js';
 import { DispositionSink } from '../log/index.js';
 import type { Logger } from '../log/index.js';
 import type { HookRunner } from '../hooks/index.js';
-import { DnsResolver, confirmedClientName } from '../dns/index.js';
+import { DnsResolver, confirmedClientName, resolveMxPlan } from '../dns/index.js';
+import { DestinationKeys, LocalCoordinator } from '../cluster/index.js';
+import type { LimitCoordinator } from '../cluster/index.js';
 import type { ResolverOptions } from '../dns/index.js';
 import { DiskSpool } from '../spool/index.js';
 import { DeliveryAgent } from '../delivery/index.js';
-import { Scheduler, SuspensionFile } from '../scheduler/index.js';
+import { Scheduler, SuspensionFile, gateSettings } from '../scheduler/index.js';
 import { Intake } from '../intake/index.js';
 import { ReportGenerator } from '../reports/index.js';
 import { Listener } from '../listener/index.js';
@@ -21,6 +23,8 @@ export interface CompositionContext {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly hooks: HookRunner;
+  /** Where limits.ini's slots and tokens are kept; in-process (LocalCoordinator) unless a node=N worker's is given. */
+  readonly coordinator?: LimitCoordinator;
 }
 
 /** Every long-lived part of a running daemon, wired together but not yet started. */
@@ -80,6 +84,18 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
   // One way into the queue, for the listener and for reports; it hands entries to the scheduler.
   const intake = new Intake({ spool, dispositions, clock, logger, alwaysSplit: () => config.current.outbound.always_split });
   const reporter = new ReportGenerator(config, spool, intake, logger, clock);
+  // limits.ini: each domain's key (its MX site for scope=site and [mx:] sections) and limits, read live.
+  const coordinator = ctx.coordinator ?? new LocalCoordinator(clock);
+  const destinations = new DestinationKeys({
+    limits: () => config.current.limits,
+    localLimit: (domain) => gateSettings(config.current.outbound, config.current.routes)[0](domain),
+    mxHosts: async (domain) => {
+      const { outbound } = config.current;
+      const plan = await resolveMxPlan(dns.delivery(), domain, { inetPrefer: outbound.inet_prefer, localMxOk: outbound.local_mx_ok });
+      return plan.ok ? plan.hosts.map((h) => h.name) : undefined;
+    },
+    clock,
+  });
   const scheduler = new Scheduler({
     config: config.current.outbound,
     routes: config.current.routes,
@@ -90,6 +106,8 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
     reporter: (entry, events, outcome) => reporter.report(entry, events, outcome),
     hooks,
     suspensions: new SuspensionFile(spool.root),
+    destinations,
+    coordinator,
   });
   intake.handTo(scheduler);
   scheduler.on('disposition', (event) => dispositions.emit(event));

@@ -14,6 +14,8 @@ import type { QueueEntry } from '../spool/index.js';
 import { DeliveryStatusRewriter } from '../rewrite/index.js';
 import { DeliverySession } from './session.js';
 import { SessionPool } from './pool.js';
+import { LeasedSessions } from './leased-sessions.js';
+import type { ConnectionLease } from '../cluster/index.js';
 import { MtaStsPolicies, mxMatches } from './mta-sts.js';
 import type { SessionRequest, SessionResult, SessionTimeouts, TlsMode } from './session.js';
 import type { SessionTracer } from './tracer.js';
@@ -29,6 +31,14 @@ interface DeliveryTarget {
   readonly lmtp?: boolean;
   readonly tlsMode: TlsMode;
   /** routes.ini max_deliveries_per_connection for this destination. */
+  readonly maxDeliveries?: number;
+}
+
+/** What an attempt to a destination under limits.ini brings (the scheduler's DeliveryTicket). */
+export interface AttemptTicket {
+  /** The connection slot: at most one session under it at a time, closed before the slot is given back. */
+  readonly lease: ConnectionLease;
+  /** limits.ini max_deliveries_per_connection, over routes.ini's and outbound.ini's. */
   readonly maxDeliveries?: number;
 }
 
@@ -61,6 +71,7 @@ export class DeliveryAgent implements Closable {
   private readonly noTls = new Map<string, number>();
 
   private readonly sts: MtaStsPolicies;
+  private readonly leased = new LeasedSessions();
   private readonly pool = new SessionPool(() => ({
     idleMs: this.config.outbound.idle_timeout * 1000,
     maxDeliveries: this.config.outbound.max_deliveries_per_connection,
@@ -98,7 +109,7 @@ export class DeliveryAgent implements Closable {
 
   /** SMTP sessions open right now, busy or idle in the pool (metrics). */
   get openSessions(): number {
-    return this.active.size + this.pool.size;
+    return this.active.size + this.pool.size + this.leased.size;
   }
 
   /**
@@ -128,7 +139,12 @@ export class DeliveryAgent implements Closable {
     };
   }
 
-  async deliver(entry: QueueEntry): Promise<DeliveryOutcome> {
+  /** Ends the idle session of a connection slot and resolves once it has closed (the slot may then go back). */
+  endLease(lease: ConnectionLease): Promise<void> {
+    return this.leased.end(lease.id);
+  }
+
+  async deliver(entry: QueueEntry, ticket?: AttemptTicket): Promise<DeliveryOutcome> {
     // Not an outcome: a closed agent says nothing about the destination, so nothing is recorded against it.
     if (this.closed) throw closedError('delivery agent');
     const cfg = this.config;
@@ -176,8 +192,9 @@ export class DeliveryAgent implements Closable {
       // for another name that happens to share its address.
       const key = [peer.name, peer.address, peer.port, tlsMode, target.bind ?? '', req.helo, target.auth?.user ?? '', target.lmtp ? 'lmtp' : 'smtp'].join('|');
       // A session kept open by an earlier delivery to this host goes first; if it has gone
-      // stale (no transaction started), a fresh one takes over.
-      let session = this.pool.take(key);
+      // stale (no transaction started), a fresh one takes over. Under a connection slot, it
+      // is the slot's own session (see LeasedSessions).
+      let session = ticket ? await this.leased.take(ticket.lease.id, key) : this.pool.take(key);
       let result: SessionResult | undefined;
       if (session) {
         this.active.add(session);
@@ -185,6 +202,7 @@ export class DeliveryAgent implements Closable {
         if (result.kind === 'unavailable') {
           this.active.delete(session);
           session.destroy();
+          await session.whenClosed();
           session = undefined;
         }
       }
@@ -197,7 +215,11 @@ export class DeliveryAgent implements Closable {
       }
       this.active.delete(session);
       const tlsInfo = session.tlsInfo();
-      if (result!.kind === 'done') void this.pool.give(key, session, target.maxDeliveries);
+      if (ticket) {
+        const max = ticket.maxDeliveries ?? target.maxDeliveries ?? o.max_deliveries_per_connection;
+        const reusable = result!.kind === 'done' && session.deliveries < max && o.idle_timeout > 0 && !this.closed;
+        await this.leased.keep(ticket.lease.id, key, session, reusable);
+      } else if (result!.kind === 'done') void this.pool.give(key, session, target.maxDeliveries);
       else session.destroy();
       return { result: result!, tlsInfo };
     };
@@ -303,6 +325,7 @@ export class DeliveryAgent implements Closable {
     this.unsubscribe();
     for (const session of this.active) session.destroy();
     this.pool.destroy();
+    this.leased.destroyAll();
   }
 
   /**
@@ -312,6 +335,7 @@ export class DeliveryAgent implements Closable {
   close(): Promise<void> {
     if (!this.closing) {
       this.unsubscribe();
+      this.leased.closeAll();
       this.closing = this.pool.close();
     }
     return this.closing;

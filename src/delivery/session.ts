@@ -29,6 +29,7 @@ export class DeliverySession {
   alive = false;
   /** The last transaction ended with the reply to its data (or never began): nothing to reset. */
   private clean = false;
+  private readonly closeWaiters: (() => void)[] = [];
 
   /** A fresh connection and one transaction: what a first attempt to a host does. */
   async run(req: SessionRequest): Promise<SessionResult> {
@@ -63,6 +64,7 @@ export class DeliverySession {
     this.wire = wire;
     wire.onClose = () => {
       this.alive = false;
+      for (const resolve of this.closeWaiters.splice(0)) resolve();
     };
     try {
       const greeting = await wire.greeting;
@@ -213,6 +215,12 @@ export class DeliverySession {
   /** The TLS version and cipher of the session, when STARTTLS succeeded. */
   tlsInfo(): { version: string; cipher: string } | undefined {
     return this.wire?.tlsInfo();
+  }
+
+  /** Resolves once the connection has closed (at once when it never opened or is closed). */
+  whenClosed(): Promise<void> {
+    if (!this.wire || this.wire.closed) return Promise.resolve();
+    return new Promise((resolve) => this.closeWaiters.push(resolve));
   }
 
   /** Ends the session at once. */

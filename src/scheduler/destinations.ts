@@ -2,9 +2,11 @@ import type { Clock } from '../core/index.js';
 
 /**
  * Why an entry that came due waits instead of being attempted. Every wait of this kind is
- * one concept, a parked entry with its reason; limits to come (rates) add their reason here.
+ * one concept, a parked entry with its reason. The gate parks for the first three; entries
+ * under limits.ini wait in the Shaper (shaper.ts) for a slot or a token (`rate_limited`).
  */
-export type ParkReason = 'suspended' | 'backoff' | 'connection_limit';
+export type ParkReason = 'suspended' | 'backoff' | 'connection_limit' | 'rate_limited';
+type GateReason = Exclude<ParkReason, 'rate_limited'>;
 
 /** The operator stopped delivery to a domain, for a while (`until`) or until resumed. */
 export interface Suspension {
@@ -21,12 +23,14 @@ export type Admission = { readonly go: true } | { readonly go: false; readonly r
 interface Destination {
   inFlight: number;
   /** Entries that came due and wait, by reason, each list in the order they came. */
-  parked: Record<ParkReason, string[]>;
+  parked: Record<GateReason, string[]>;
   /** Set while the destination is unreachable: no attempt before this. */
   downUntil?: number;
   backoffMs: number;
   /** One attempt is finding out whether a backed-off destination answers again. */
   probing: boolean;
+  /** The entry that is the probe (a shaped one may wait for its slot before it goes). */
+  probe?: string;
   suspension?: Suspension;
 }
 
@@ -47,6 +51,8 @@ export interface Lapse {
  */
 export class DestinationGate {
   private readonly states = new Map<string, Destination>();
+  /** Why each parked entry waits (the queue view). */
+  private readonly reasons = new Map<string, GateReason>();
   /** The earliest time something lifts by itself (a backoff or a suspension ends). */
   private earliest = Infinity;
 
@@ -76,22 +82,62 @@ export class DestinationGate {
     return s;
   }
 
-  /** May an entry for this domain start now? If not, it is parked with the reason. */
-  admit(domain: string, id: string): Admission {
+  /**
+   * May an entry for this domain start now? If not, it is parked with the reason. A shaped
+   * entry (limits.ini) is checked for suspension and backoff only: its sessions are counted
+   * by the coordinator, and it is counted here when it starts (started()).
+   */
+  admit(domain: string, id: string, shaped = false): Admission {
     const s = this.state(domain);
-    const now = this.clock.now();
-    let reason: ParkReason | undefined;
-    if (s.suspension && !(s.suspension.until !== undefined && s.suspension.until <= now)) reason = 'suspended';
-    else if (s.downUntil !== undefined) {
-      if (now < s.downUntil || s.probing) reason = 'backoff';
-      else s.probing = true;
-    } else if (s.inFlight >= this.limit(domain)) reason = 'connection_limit';
+    let reason = this.closedTo(s, id);
+    if (!reason && !shaped && s.inFlight >= this.limit(domain)) reason = 'connection_limit';
     if (reason) {
       s.parked[reason].push(id);
+      this.reasons.set(id, reason);
       return { go: false, reason };
     }
-    s.inFlight++;
+    if (!shaped) s.inFlight++;
     return { go: true };
+  }
+
+  /** Would a shaped entry that got its slot and token be parked now (suspended or backed off meanwhile)? */
+  blocks(domain: string, id: string): boolean {
+    const s = this.states.get(domain);
+    if (!s) return false;
+    const now = this.clock.now();
+    if (s.suspension && !(s.suspension.until !== undefined && s.suspension.until <= now)) return true;
+    if (s.downUntil === undefined) return false;
+    return s.probing ? s.probe !== id : now < s.downUntil;
+  }
+
+  /** A shaped entry starts (blocks() said no just now): counted in flight, and the probe of a backed-off destination. */
+  started(domain: string, id: string): void {
+    const s = this.state(domain);
+    this.closedTo(s, id);
+    s.inFlight++;
+  }
+
+  /** Why an entry parked here waits. */
+  reasonOf(id: string): ParkReason | undefined {
+    return this.reasons.get(id);
+  }
+
+  /** Parked entries by reason (metrics); those no longer waiting are not counted. */
+  parkedCounts(): Record<GateReason, number> {
+    const out: Record<GateReason, number> = { suspended: 0, backoff: 0, connection_limit: 0 };
+    for (const [id, reason] of this.reasons) if (this.waiting(id)) out[reason]++;
+    return out;
+  }
+
+  private closedTo(s: Destination, id: string): GateReason | undefined {
+    const now = this.clock.now();
+    if (s.suspension && !(s.suspension.until !== undefined && s.suspension.until <= now)) return 'suspended';
+    if (s.downUntil === undefined) return undefined;
+    if (s.probing) return s.probe === id ? undefined : 'backoff';
+    if (now < s.downUntil) return 'backoff';
+    s.probing = true;
+    s.probe = id;
+    return undefined;
   }
 
   /** An attempt ended; returns the parked entries that may be tried again now. */
@@ -102,8 +148,10 @@ export class DestinationGate {
       s.backoffMs = Math.min(Math.max(s.backoffMs * 2, this.backoff.minMs), this.backoff.maxMs);
       s.downUntil = this.clock.now() + s.backoffMs;
       s.probing = false;
+      s.probe = undefined;
       this.earliest = Math.min(this.earliest, s.downUntil);
       // Whatever waited for a slot now waits for the destination to come back.
+      for (const id of s.parked.connection_limit) this.reasons.set(id, 'backoff');
       s.parked.backoff = s.parked.backoff.concat(s.parked.connection_limit);
       s.parked.connection_limit = [];
       return [];
@@ -212,15 +260,17 @@ export class DestinationGate {
     s.downUntil = undefined;
     s.backoffMs = 0;
     s.probing = false;
+    s.probe = undefined;
   }
 
   /** Hands back (up to `count` of) the entries parked for `reason`, in order, and forgets an idle destination. */
-  private release(domain: string, s: Destination, reason: ParkReason, count = Infinity): string[] {
+  private release(domain: string, s: Destination, reason: GateReason, count = Infinity): string[] {
     const parked = s.parked[reason];
     const released: string[] = [];
     let taken = 0;
     while (taken < parked.length && released.length < count) {
       const id = parked[taken++];
+      if (this.reasons.get(id) === reason) this.reasons.delete(id);
       if (this.waiting(id) && !released.includes(id)) released.push(id);
     }
     parked.splice(0, taken);

@@ -1,5 +1,7 @@
 export { Scheduler } from './scheduler.js';
 export type { Deliverer, SchedulerEvents, SchedulerOptions } from './scheduler.js';
+export type { DeliveryTicket, DestinationResolver } from './scheduler-options.js';
+export { gateSettings } from './admission.js';
 export { QueueAdminError } from './queue-operations.js';
 export type { QueueOperations, SuspendOptions } from './queue-operations.js';
 export type { Admission, ParkReason, Suspension } from './destinations.js';

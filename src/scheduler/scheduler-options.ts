@@ -1,3 +1,4 @@
+import type { ConnectionLease, LimitCoordinator, ShapedDestination } from '../cluster/index.js';
 import type { AdminAction, Clock, DeliveryOutcome, RecipientDisposition } from '../core/index.js';
 import type { HookRunner } from '../hooks/index.js';
 import type { OutboundConfig, Route } from '../config/index.js';
@@ -6,12 +7,29 @@ import type { QueueEntry, Spool } from '../spool/index.js';
 import type { Reporter } from './settle.js';
 import type { SuspensionStore } from './suspension-file.js';
 
+/**
+ * What an attempt to a destination under limits.ini carries: the connection slot its
+ * session holds (the session lives no longer than the slot), and the limits.ini
+ * max_deliveries_per_connection.
+ */
+export interface DeliveryTicket {
+  readonly lease: ConnectionLease;
+  readonly maxDeliveries?: number;
+}
+
 /** What the scheduler needs from delivery; daemon/compose.ts hands it the real agent. */
 export interface Deliverer {
   /** One attempt for the entry's unfinished recipients; never throws for a remote failure. */
-  deliver(entry: QueueEntry): Promise<DeliveryOutcome>;
+  deliver(entry: QueueEntry, ticket?: DeliveryTicket): Promise<DeliveryOutcome>;
+  /** Ends the idle session a slot holds (QUIT) and resolves once it has closed; at once when there is none. */
+  endLease?(lease: ConnectionLease): Promise<void>;
   /** Aborts attempts in progress (shutdown after the drain bound). */
   destroy(): void;
+}
+
+/** Which destination key and limits.ini limits a recipient domain has (cluster's DestinationKeys). */
+export interface DestinationResolver {
+  resolve(domain: string): ShapedDestination | undefined | Promise<ShapedDestination | undefined>;
 }
 
 export interface SchedulerEvents {
@@ -34,5 +52,8 @@ export interface SchedulerOptions {
   readonly hooks?: HookRunner;
   /** Keeps suspensions across restarts; without one they last until resumed or the process ends. */
   readonly suspensions?: SuspensionStore;
+  /** limits.ini: both, or neither (then only the per-domain cap of routes.ini and outbound.ini applies). */
+  readonly destinations?: DestinationResolver;
+  readonly coordinator?: LimitCoordinator;
 }
 

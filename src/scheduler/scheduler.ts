@@ -8,8 +8,10 @@ import type { Logger } from '../log/index.js';
 import type { EntryHead, QueueEntry, Spool } from '../spool/index.js';
 import { EntryNotFoundError } from '../spool/index.js';
 import { applyOutcome, expireEntry } from './apply-outcome.js';
-import { DestinationGate } from './destinations.js';
-import type { Suspension } from './destinations.js';
+import { Admission, drainWithin, gateSettings } from './admission.js';
+import type { TicketUse } from './admission.js';
+import type { DestinationGate, ParkReason, Suspension } from './destinations.js';
+import type { ShapingTicket } from './shaper.js';
 import { EntryActions } from './entry-actions.js';
 import type { QueueOperations, SuspendOptions } from './queue-operations.js';
 import { RetrySchedule } from './retry-schedule.js';
@@ -20,11 +22,6 @@ import { Suspensions } from './suspensions.js';
 import type { Deliverer, SchedulerEvents, SchedulerOptions } from './scheduler-options.js';
 
 export type { Deliverer, SchedulerEvents, SchedulerOptions } from './scheduler-options.js';
-
-function gateSettings(config: OutboundConfig, routes?: ReadonlyMap<string, Route>): [(domain: string) => number, { minMs: number; maxMs: number }] {
-  const limit = (domain: string) => routes?.get(domain)?.max_connections ?? routes?.get('*')?.max_connections ?? config.max_domain_connections;
-  return [limit, { minMs: config.destination_backoff_min * 1000, maxMs: config.destination_backoff_max * 1000 }];
-}
 
 // setTimeout's ceiling; a later due time just re-arms when this fires.
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -48,6 +45,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
   private stopped = false;
   private aborting = false;
   private readonly gate: DestinationGate;
+  private readonly admission: Admission;
   private readonly settler: AttemptSettler;
   private readonly actions: EntryActions;
   private readonly spool: Spool;
@@ -85,7 +83,23 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
       onAdmin: (event, entry) => this.emit('disposition', event, entry),
     });
     this.schedule = RetrySchedule.fromConfig(this.config);
-    this.gate = new DestinationGate(clock, ...gateSettings(this.config, options.routes), (id) => this.isWaiting(id));
+    const [limit, backoff] = gateSettings(this.config, options.routes);
+    this.admission = new Admission({
+      ...options,
+      limit,
+      backoff,
+      item: (id) => this.queue.get(id),
+      inFlight: (id) => this.inFlight.has(id),
+      idleMs: () => this.config.idle_timeout * 1000,
+      endLease: (lease) => this.deliverer.endLease?.(lease) ?? Promise.resolve(),
+      start: (item, ticket) => this.start(item, ticket),
+      requeue: (ids) => {
+        this.requeue(ids);
+        this.pump();
+      },
+      wake: () => this.pump(),
+    });
+    this.gate = this.admission.gate;
     this.suspended = new Suspensions({ gate: this.gate, store: options.suspensions, clock, logger, requeue: (ids) => this.requeue(ids), wake: () => this.pump() });
     this.work = new PQueue({ concurrency: this.config.concurrency_max });
     // A slot came free: start what is due (while every slot is busy no timer waits for it).
@@ -206,10 +220,14 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
     return this.suspended.resume(domain);
   }
 
-  /** Still queued, not held, not being attempted: a parked entry that may take a freed slot. */
-  private isWaiting(id: string): boolean {
-    const item = this.queue.get(id);
-    return item !== undefined && !item.held && !this.inFlight.has(id);
+  /** Why an entry that came due waits (the queue view); undefined when it does not. */
+  parkedReason(id: string): ParkReason | undefined {
+    return this.inFlight.has(id) ? undefined : this.admission.reasonOf(id);
+  }
+
+  /** Entries parked, by reason (metrics). */
+  parkedCounts(): Record<ParkReason, number> {
+    return this.admission.parkedCounts();
   }
 
   suspensions(): Suspension[] {
@@ -242,24 +260,18 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
   /** Stops starting attempts and waits up to `boundMs` for those in flight; then aborts the rest. */
   async stop(boundMs: number): Promise<{ aborted: number }> {
     this.stopped = true;
+    this.admission.stop();
     clearTimeout(this.timer);
     this.timer = undefined;
     this.work.clear();
     await this.suspended.settled();
     if (this.inFlight.size === 0) return { aborted: 0 };
-    let bound: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      this.work.onIdle().then(() => false),
-      new Promise<boolean>((resolve) => (bound = setTimeout(() => resolve(true), boundMs))),
-    ]);
-    clearTimeout(bound);
-    const aborted = timedOut ? this.inFlight.size : 0;
-    if (timedOut) {
+    let aborted = 0;
+    await drainWithin(this.work, boundMs, () => {
+      aborted = this.inFlight.size;
       this.aborting = true;
       this.deliverer.destroy();
-      // Give the aborted attempts a moment to write what they did settle.
-      await Promise.race([this.work.onIdle(), new Promise((r) => setTimeout(r, 2000).unref())]);
-    }
+    });
     return { aborted };
   }
 
@@ -289,7 +301,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
   private pump(): void {
     if (this.stopped) return;
     this.suspended.lapse();
-    if (this.config.disabled) return this.arm(this.gate.wakeAt() ?? Infinity);
+    this.admission.lapse();
+    if (this.config.disabled) return this.arm(this.admission.wakeAt() ?? Infinity);
     const now = this.clock.now();
     const full = () => this.work.size + this.work.pending >= this.config.concurrency_max;
     while (!full()) {
@@ -300,12 +313,18 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
       // Stale heap items (entry finished, rescheduled, or already in flight) are skipped;
       // held entries come back with release(), parked ones when the gate hands them back.
       if (!item || item.nextAttemptAt !== due || this.inFlight.has(id) || item.held) continue;
-      if (!this.gate.admit(item.domain, id).go) continue;
+      if (!this.admission.admit(item)) continue;
       this.inFlight.add(id);
       void this.work.add(() => this.attempt(item));
     }
     const due = this.queue.heap.peekDue() ?? Infinity;
-    this.arm(Math.min(due <= now && full() ? Infinity : due, this.gate.wakeAt() ?? Infinity));
+    this.arm(Math.min(due <= now && full() ? Infinity : due, this.admission.wakeAt() ?? Infinity));
+  }
+
+  /** A shaped entry got its connection slot and message token. */
+  private start(item: QueueItem, ticket: ShapingTicket): void {
+    this.inFlight.add(item.id);
+    void this.work.add(() => this.attempt(item, ticket));
   }
 
   private arm(due: number): void {
@@ -322,8 +341,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
     }, delay);
   }
 
-  private async attempt(item: QueueItem): Promise<void> {
+  private async attempt(item: QueueItem, ticket?: ShapingTicket): Promise<void> {
     let unreachable = false;
+    let use: TicketUse = 'unused';
     let entry: QueueEntry | undefined;
     try {
       entry = this.queue.attach(item, await this.entryOf(item));
@@ -339,8 +359,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
       }
       entry.attempts += 1;
       const started = this.clock.now();
-      let outcome = await this.deliverer.deliver(entry);
+      use = 'used';
+      let outcome = await this.deliverer.deliver(entry, ticket && { lease: ticket.lease, maxDeliveries: ticket.destination.maxDeliveries });
       unreachable = !!outcome.unreachable && !this.aborting;
+      if (outcome.unreachable) use = 'unreachable';
       const durationMs = this.clock.now() - started;
       if (this.aborting) {
         // Sessions cut short by shutdown are not the remote's fault: record only what was settled.
@@ -372,7 +394,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
       this.queue.detach(item);
       if (this.queue.has(item.id)) this.queue.schedule(item);
       // The slot this frees is filled from the p-queue's 'next' event.
-      this.requeue(this.gate.finished(item.domain, unreachable));
+      this.requeue(this.admission.finished(item, unreachable, ticket, use));
     }
   }
 }

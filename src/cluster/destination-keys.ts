@@ -1,0 +1,114 @@
+import type { Clock } from '../core/index.js';
+import { defaultBurst, mxPattern } from '../config/index.js';
+import type { LimitSection, LimitsConfig } from '../config/index.js';
+import type { DestinationLimits } from './coordinator.js';
+
+/** A destination under limits.ini: the key its limits are kept by, and the limits. */
+export interface ShapedDestination {
+  /** The recipient domain, `site:<MX hosts>` (scope=site) or `mx:<pattern>`. */
+  readonly key: string;
+  readonly limits: DestinationLimits;
+  /** limits.ini max_deliveries_per_connection, when set. */
+  readonly maxDeliveries?: number;
+}
+
+export interface DestinationKeyOptions {
+  readonly limits: () => LimitsConfig;
+  /**
+   * The connection cap routes.ini or outbound.ini give the domain: a shaped destination's
+   * sessions stay within it too (the lower limit wins).
+   */
+  readonly localLimit: (domain: string) => number;
+  /** The names of the domain's MX hosts (the implicit MX is the domain), undefined when unknown now. */
+  readonly mxHosts: (domain: string) => Promise<readonly string[] | undefined>;
+  readonly clock: Clock;
+}
+
+/** How long a domain's MX host names are kept for its site (the resolver's cache is per record). */
+const SITE_TTL_MS = 60_000;
+const SITE_CACHE_MAX = 10_000;
+
+/**
+ * Which limits.ini section governs a recipient domain, and under which key its limits are
+ * kept. In order: the domain's own section; an `[mx:pattern]` section matching one of its
+ * MX hosts; a `scope=site` domain section whose MX hosts are the same as the domain's
+ * (googlemail.com shares gmail.com's); `[*]`. A section takes the keys it leaves unset
+ * from `[*]`. With scope=site the key is the site, the sorted names of the MX hosts, so
+ * that every domain served by those hosts shares one limit (KumoMTA's site_name).
+ *
+ * The MX lookup is needed only when a site could apply (an `[mx:]` section, a scope=site
+ * section); otherwise the answer is synchronous and costs nothing.
+ */
+export class DestinationKeys {
+  private readonly sites = new Map<string, { hosts?: readonly string[]; until: number; pending?: Promise<readonly string[] | undefined> }>();
+
+  constructor(private readonly options: DestinationKeyOptions) {}
+
+  /** undefined: limits.ini does not shape this domain (today's per-domain cap applies alone). */
+  resolve(domain: string): ShapedDestination | undefined | Promise<ShapedDestination | undefined> {
+    const { sections } = this.options.limits();
+    if (sections.size === 0) return undefined;
+    const own = sections.get(domain);
+    const star = sections.get('*');
+    if (own && own.scope !== 'site') return this.shaped(domain, domain, star, own);
+    const siteMatters = own !== undefined || star?.scope === 'site' || [...sections].some(([name, s]) => name.startsWith('mx:') || (s.scope === 'site' && name !== '*'));
+    if (!siteMatters) return star ? this.shaped(domain, domain, star) : undefined;
+    return this.hostsOf(domain).then((hosts) => this.bySite(domain, hosts, sections, star, own));
+  }
+
+  private async bySite(domain: string, hosts: readonly string[] | undefined, sections: ReadonlyMap<string, LimitSection>, star?: LimitSection, own?: LimitSection): Promise<ShapedDestination | undefined> {
+    // Unknown MX hosts (a lookup failing now): the domain is its own destination until they are known.
+    const site = hosts && hosts.length > 0 ? `site:${hosts.join(',')}` : domain;
+    if (own) return this.shaped(domain, site, star, own);
+    for (const [name, section] of sections) {
+      if (!name.startsWith('mx:') || !hosts) continue;
+      const pattern = mxPattern(name.slice(3));
+      if (hosts.some((h) => pattern.test(h))) return this.shaped(domain, name, star, section);
+    }
+    for (const [name, section] of sections) {
+      if (section.scope !== 'site' || name === '*' || name.startsWith('mx:') || !hosts) continue;
+      const theirs = await this.hostsOf(name);
+      if (theirs && theirs.join(',') === hosts.join(',')) return this.shaped(domain, site, star, section);
+    }
+    if (!star) return undefined;
+    return this.shaped(domain, star.scope === 'site' ? site : domain, star);
+  }
+
+  private shaped(domain: string, key: string, star?: LimitSection, own?: LimitSection): ShapedDestination | undefined {
+    const pick = <K extends keyof LimitSection>(k: K) => own?.[k] ?? star?.[k];
+    const maxConnections = pick('max_connections');
+    const rate = pick('max_message_rate');
+    const maxDeliveries = pick('max_deliveries_per_connection');
+    if (maxConnections === undefined && rate === undefined && maxDeliveries === undefined) return undefined;
+    // The burst belongs with the rate it was written for: a section's own rate takes its own burst.
+    const burst = own?.max_message_rate !== undefined ? own.burst : (own?.burst ?? star?.burst);
+    const local = this.options.localLimit(domain);
+    return {
+      key,
+      limits: {
+        maxConnections: Math.min(maxConnections ?? local, local),
+        ...(rate ? { rate: { count: rate.count, perMs: rate.perMs, burst: burst ?? defaultBurst(rate) } } : {}),
+      },
+      ...(maxDeliveries !== undefined ? { maxDeliveries } : {}),
+    };
+  }
+
+  /** The domain's MX host names, sorted and lower case, from a small cache. */
+  private async hostsOf(domain: string): Promise<readonly string[] | undefined> {
+    const now = this.options.clock.now();
+    const known = this.sites.get(domain);
+    if (known?.pending) return known.pending;
+    if (known && known.until > now) return known.hosts;
+    const pending = this.options
+      .mxHosts(domain)
+      .then((names) => (names ? [...new Set(names.map((n) => n.toLowerCase().replace(/\.$/, '')))].sort() : undefined))
+      .catch(() => undefined);
+    this.sites.set(domain, { until: 0, pending });
+    const hosts = await pending;
+    this.sites.delete(domain);
+    // A failed lookup is asked again soon; a found site is kept a while.
+    this.sites.set(domain, { hosts, until: this.options.clock.now() + (hosts ? SITE_TTL_MS : 5_000) });
+    if (this.sites.size > SITE_CACHE_MAX) this.sites.delete(this.sites.keys().next().value!);
+    return hosts;
+  }
+}

@@ -1,0 +1,141 @@
+import type PQueue from 'p-queue';
+import type { Clock } from '../core/index.js';
+import type { OutboundConfig, Route } from '../config/index.js';
+import type { LimitCoordinator } from '../cluster/index.js';
+import { DestinationGate } from './destinations.js';
+import type { ParkReason } from './destinations.js';
+import type { QueueItem } from './queue-index.js';
+import { Shaper } from './shaper.js';
+import type { ShapingTicket } from './shaper.js';
+import type { DestinationResolver } from './scheduler-options.js';
+
+export interface AdmissionDeps {
+  readonly clock: Clock;
+  readonly limit: (domain: string) => number;
+  readonly backoff: { minMs: number; maxMs: number };
+  readonly item: (id: string) => QueueItem | undefined;
+  readonly inFlight: (id: string) => boolean;
+  readonly destinations?: DestinationResolver;
+  readonly coordinator?: LimitCoordinator;
+  readonly idleMs: () => number;
+  readonly endLease: ShaperDeps['endLease'];
+  /** Starts an attempt of a shaped entry with its ticket. */
+  readonly start: (item: QueueItem, ticket: ShapingTicket) => void;
+  /** Queues entries again (a shaped one the gate must park; one whose destination became known). */
+  readonly requeue: (ids: readonly string[]) => void;
+  readonly wake: () => void;
+}
+
+/** The gate's per-domain cap (routes.ini max_connections, else outbound.ini max_domain_connections) and backoff. */
+export function gateSettings(config: OutboundConfig, routes?: ReadonlyMap<string, Route>): [(domain: string) => number, { minMs: number; maxMs: number }] {
+  const limit = (domain: string) => routes?.get(domain)?.max_connections ?? routes?.get('*')?.max_connections ?? config.max_domain_connections;
+  return [limit, { minMs: config.destination_backoff_min * 1000, maxMs: config.destination_backoff_max * 1000 }];
+}
+
+/** Waits up to `boundMs` for the attempts in flight; past it, `abort()`s them and gives them 2 s to write what they settled. */
+export async function drainWithin(work: PQueue, boundMs: number, abort: () => void): Promise<void> {
+  let bound: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([work.onIdle().then(() => false), new Promise<boolean>((resolve) => (bound = setTimeout(() => resolve(true), boundMs)))]);
+  clearTimeout(bound);
+  if (!timedOut) return;
+  abort();
+  await Promise.race([work.onIdle(), new Promise((r) => setTimeout(r, 2000).unref())]);
+}
+
+type ShaperDeps = ConstructorParameters<typeof Shaper>[0];
+
+/** How an attempt used its ticket. */
+export type TicketUse = 'used' | 'unused' | 'unreachable';
+
+/**
+ * Whether an entry that came due starts now. Every entry passes the DestinationGate
+ * (suspension, backoff; the per-domain cap of routes.ini and outbound.ini for those
+ * limits.ini leaves alone). An entry of a destination under limits.ini then waits in the
+ * Shaper for a connection slot and a message token from the LimitCoordinator, which
+ * starts it when both are there.
+ *
+ * Why the scheduler and not delivery: an entry waiting for a slot or a token must cost
+ * nothing, not a spool read, a plugin hook, an attempt or a log line. Only the destination
+ * key needs the MX hosts (scope=site, `[mx:]` sections); the resolver the daemon hands in
+ * answers from a cache, and a first lookup queues the entry again once it is known.
+ */
+export class Admission {
+  readonly gate: DestinationGate;
+  private readonly shaper?: Shaper;
+
+  constructor(private readonly deps: AdmissionDeps) {
+    const waiting = (id: string) => this.waiting(id);
+    this.gate = new DestinationGate(deps.clock, deps.limit, deps.backoff, waiting);
+    if (deps.coordinator && deps.destinations) {
+      this.shaper = new Shaper({
+        coordinator: deps.coordinator,
+        clock: deps.clock,
+        standing: (id) => {
+          const item = deps.item(id);
+          if (!item || !this.waiting(id)) return 'gone';
+          return this.gate.blocks(item.domain, id) ? 'blocked' : 'go';
+        },
+        start: (id, ticket) => {
+          const item = deps.item(id)!;
+          this.gate.started(item.domain, id);
+          deps.start(item, ticket);
+        },
+        requeue: deps.requeue,
+        endLease: deps.endLease,
+        idleMs: deps.idleMs,
+        wake: deps.wake,
+      });
+    }
+  }
+
+  /** True: the entry starts now without a ticket. False: it is parked, waits in the Shaper, or waits for its destination to be known. */
+  admit(item: QueueItem): boolean {
+    const found = this.shaper ? this.deps.destinations!.resolve(item.domain) : undefined;
+    if (found instanceof Promise) {
+      // The MX hosts are being looked up: the entry is queued again once they are known (then from the cache).
+      void found.catch(() => undefined).then(() => this.deps.requeue([item.id]));
+      return false;
+    }
+    if (!this.gate.admit(item.domain, item.id, found !== undefined).go) return false;
+    if (!found) return true;
+    this.shaper!.enter(item.id, found);
+    return false;
+  }
+
+  /** An attempt ended; returns the parked entries that may be tried again now. */
+  finished(item: QueueItem, unreachable: boolean, ticket?: ShapingTicket, use: TicketUse = 'used'): string[] {
+    if (ticket) this.shaper?.finished(ticket, use);
+    return this.gate.finished(item.domain, unreachable);
+  }
+
+  reasonOf(id: string): ParkReason | undefined {
+    return this.shaper?.reasonOf(id) ?? this.gate.reasonOf(id);
+  }
+
+  /** Still queued, not held, not being attempted: a parked entry that may take a freed slot. */
+  private waiting(id: string): boolean {
+    const item = this.deps.item(id);
+    return item !== undefined && !item.held && !this.deps.inFlight(id);
+  }
+
+  parkedCounts(): Record<ParkReason, number> {
+    const waiting = (id: string) => this.waiting(id);
+    const gate = this.gate.parkedCounts();
+    const shaped = this.shaper?.parked(waiting) ?? { rate_limited: 0, connection_limit: 0 };
+    return { ...gate, rate_limited: shaped.rate_limited, connection_limit: gate.connection_limit + shaped.connection_limit };
+  }
+
+  lapse(): void {
+    this.shaper?.lapse();
+  }
+
+  wakeAt(): number | undefined {
+    const times = [this.gate.wakeAt(), this.shaper?.wakeAt()].filter((t): t is number => t !== undefined);
+    return times.length ? Math.min(...times) : undefined;
+  }
+
+  stop(): void {
+    this.shaper?.stop();
+  }
+}
+

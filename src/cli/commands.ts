@@ -33,6 +33,7 @@ interface Summary {
   queued_at: string;
   next_attempt_at: string;
   last_reply: string | null;
+  waiting?: string | null;
 }
 
 const LS_USAGE = 'tern queue ls [--domain D] [--state S] [--sender ADDR] [--recipient ADDR] [--older-than SECONDS] [--limit N] [--offset N]';
@@ -50,7 +51,7 @@ function queueTable(list: { total: number; entries: Summary[]; offset: number })
     size(e.size),
     String(e.attempts),
     span((now - Date.parse(e.queued_at)) / 1000),
-    e.state === 'held' ? '-' : span((Date.parse(e.next_attempt_at) - now) / 1000),
+    e.state === 'held' ? '-' : (e.waiting ?? span((Date.parse(e.next_attempt_at) - now) / 1000)),
     e.last_reply ?? '',
   ]);
   const shown = list.entries.length ? `${list.offset + 1}-${list.offset + list.entries.length}` : '0';

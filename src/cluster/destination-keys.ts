@@ -27,6 +27,8 @@ export interface DestinationKeyOptions {
 /** How long a domain's MX host names are kept for its site (the resolver's cache is per record). */
 const SITE_TTL_MS = 60_000;
 const SITE_CACHE_MAX = 10_000;
+const FAILED_TTL_MS = 5_000;
+const MISSING = Symbol('not looked up');
 
 /**
  * Which limits.ini section governs a recipient domain, and under which key its limits are
@@ -53,10 +55,24 @@ export class DestinationKeys {
     if (own && own.scope !== 'site') return this.shaped(domain, domain, star, own);
     const siteMatters = own !== undefined || star?.scope === 'site' || [...sections].some(([name, s]) => name.startsWith('mx:') || (s.scope === 'site' && name !== '*'));
     if (!siteMatters) return star ? this.shaped(domain, domain, star) : undefined;
-    return this.hostsOf(domain).then((hosts) => this.bySite(domain, hosts, sections, star, own));
+    // From the cache when every MX lookup it needs is there (always, but for the first time
+    // of a domain in a while): the scheduler asks again then, and gets the answer at once.
+    const missing = new Set<string>();
+    const cached = (name: string) => {
+      const hosts = this.cachedHosts(name);
+      if (hosts === MISSING) missing.add(name);
+      return hosts === MISSING ? undefined : hosts;
+    };
+    const found = this.bySite(domain, cached, sections, star, own);
+    if (missing.size === 0) return found;
+    return Promise.all([...missing].map((name) => this.lookUp(name))).then(() => this.bySite(domain, (name) => {
+      const hosts = this.cachedHosts(name);
+      return hosts === MISSING ? undefined : hosts;
+    }, sections, star, own));
   }
 
-  private async bySite(domain: string, hosts: readonly string[] | undefined, sections: ReadonlyMap<string, LimitSection>, star?: LimitSection, own?: LimitSection): Promise<ShapedDestination | undefined> {
+  private bySite(domain: string, hostsOf: (name: string) => readonly string[] | undefined, sections: ReadonlyMap<string, LimitSection>, star?: LimitSection, own?: LimitSection): ShapedDestination | undefined {
+    const hosts = hostsOf(domain);
     // Unknown MX hosts (a lookup failing now): the domain is its own destination until they are known.
     const site = hosts && hosts.length > 0 ? `site:${hosts.join(',')}` : domain;
     if (own) return this.shaped(domain, site, star, own);
@@ -67,7 +83,7 @@ export class DestinationKeys {
     }
     for (const [name, section] of sections) {
       if (section.scope !== 'site' || name === '*' || name.startsWith('mx:') || !hosts) continue;
-      const theirs = await this.hostsOf(name);
+      const theirs = hostsOf(name);
       if (theirs && theirs.join(',') === hosts.join(',')) return this.shaped(domain, site, star, section);
     }
     if (!star) return undefined;
@@ -93,22 +109,28 @@ export class DestinationKeys {
     };
   }
 
-  /** The domain's MX host names, sorted and lower case, from a small cache. */
-  private async hostsOf(domain: string): Promise<readonly string[] | undefined> {
-    const now = this.options.clock.now();
+  /** The domain's MX host names (sorted, lower case) from the cache; MISSING when not there or stale. */
+  private cachedHosts(domain: string): readonly string[] | undefined | typeof MISSING {
+    const known = this.sites.get(domain);
+    return known && !known.pending && known.until > this.options.clock.now() ? known.hosts : MISSING;
+  }
+
+  /** Looks the domain's MX hosts up into the cache (one lookup at a time per domain). */
+  private lookUp(domain: string): Promise<unknown> {
     const known = this.sites.get(domain);
     if (known?.pending) return known.pending;
-    if (known && known.until > now) return known.hosts;
     const pending = this.options
       .mxHosts(domain)
       .then((names) => (names ? [...new Set(names.map((n) => n.toLowerCase().replace(/\.$/, '')))].sort() : undefined))
-      .catch(() => undefined);
+      .catch(() => undefined)
+      .then((hosts) => {
+        this.sites.delete(domain);
+        // A failed lookup is asked again soon; a found site is kept a while.
+        this.sites.set(domain, { hosts, until: this.options.clock.now() + (hosts ? SITE_TTL_MS : FAILED_TTL_MS) });
+        if (this.sites.size > SITE_CACHE_MAX) this.sites.delete(this.sites.keys().next().value!);
+        return hosts;
+      });
     this.sites.set(domain, { until: 0, pending });
-    const hosts = await pending;
-    this.sites.delete(domain);
-    // A failed lookup is asked again soon; a found site is kept a while.
-    this.sites.set(domain, { hosts, until: this.options.clock.now() + (hosts ? SITE_TTL_MS : 5_000) });
-    if (this.sites.size > SITE_CACHE_MAX) this.sites.delete(this.sites.keys().next().value!);
-    return hosts;
+    return pending;
   }
 }

@@ -28,7 +28,8 @@ function tolerance(rate: MessageRate): number {
  */
 export class LocalCoordinator implements LimitCoordinator {
   private readonly slots = new Map<string, Set<string>>();
-  private readonly tats = new Map<string, number>();
+  /** Per key: the theoretical arrival time, and the interval it was reckoned in. */
+  private readonly tats = new Map<string, { tat: number; step: number }>();
   private readonly listeners = new Set<(key: string) => void>();
   private closed = false;
 
@@ -62,22 +63,25 @@ export class LocalCoordinator implements LimitCoordinator {
     const now = this.clock.now();
     const step = interval(rate);
     const tau = tolerance(rate);
-    let tat = Math.max(this.tats.get(key) ?? now, now);
+    const known = this.tats.get(key);
+    // A rate changed live: the messages owed are kept, each at the new interval, so that a
+    // limit raised from 1/h does not hold the next message for the rest of the hour.
+    let tat = known ? Math.max(now + (Math.max(known.tat, now) - now) * (step / known.step), now) : now;
     let granted = 0;
     while (granted < wanted && tat - now <= tau) {
       tat += step;
       granted++;
     }
-    this.tats.set(key, tat);
+    this.tats.set(key, { tat, step });
     if (this.tats.size > PRUNE_ABOVE) this.prune(now);
     return Promise.resolve(granted > 0 ? { granted } : { granted: 0, retryAt: Math.ceil(tat - tau) });
   }
 
   returnTokens(key: string, limits: DestinationLimits, count: number): void {
-    const tat = this.tats.get(key);
-    if (tat === undefined || !limits.rate || count <= 0) return;
+    const known = this.tats.get(key);
+    if (known === undefined || !limits.rate || count <= 0) return;
     // Never back past now: tokens unused in the past are not saved up beyond the burst.
-    this.tats.set(key, Math.max(this.clock.now(), tat - count * interval(limits.rate)));
+    this.tats.set(key, { tat: Math.max(this.clock.now(), known.tat - count * known.step), step: known.step });
   }
 
   onFreed(listener: (key: string) => void): () => void {
@@ -98,6 +102,6 @@ export class LocalCoordinator implements LimitCoordinator {
 
   /** Rates whose bucket is full again carry no state worth keeping. */
   private prune(now: number): void {
-    for (const [key, tat] of this.tats) if (tat <= now) this.tats.delete(key);
+    for (const [key, { tat }] of this.tats) if (tat <= now) this.tats.delete(key);
   }
 }

@@ -11,6 +11,9 @@ import { REJECTION_REASONS } from '../listener/index.js';
 export const QUEUE_STATES = ['scheduled', 'deferred', 'held', 'in-flight'] as const;
 export type EntryState = (typeof QUEUE_STATES)[number];
 
+/** Why a due entry waits instead of being attempted (scheduler's ParkReason). */
+export const PARK_REASONS = ['suspended', 'backoff', 'connection_limit', 'rate_limited'] as const;
+
 export const OUTCOMES = ['Delivery', 'TransientFailure', 'Bounce', 'Expiration'] as const;
 export const DSN_KINDS = ['bounce', 'expiration', 'delay', 'success'] as const;
 export const RELOAD_RESULTS = ['ok', 'failed'] as const;

@@ -24,6 +24,8 @@ export interface MetricsQueue extends QueueSource {
   /** Suspensions in force (expired ones excluded). */
   suspensions(): readonly unknown[];
   backedOffDomains(): readonly unknown[];
+  /** Entries that came due and wait, by reason (limits, suspension, backoff). */
+  parkedCounts?(): Readonly<Record<string, number>>;
 }
 
 export interface MetricsOptions {
@@ -58,6 +60,7 @@ export class TernMetrics {
       queue,
       suspendedDomains: () => queue.suspensions(),
       backedOffDomains: () => queue.backedOffDomains(),
+      parkedCounts: () => queue.parkedCounts?.() ?? {},
       openConnections,
       queueDir: options.queueDir,
       build: buildInfo(fileURLToPath(new URL('../../../', import.meta.url))),

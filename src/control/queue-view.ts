@@ -4,7 +4,10 @@ import { entryState } from './metrics.js';
 import type { EntryState } from './metrics.js';
 import { addressMatcher, sliced } from './queue-scan.js';
 
-type QueueView = Pick<QueueOperations, 'all' | 'isInFlight' | 'load' | 'nextAttempt'>;
+type QueueView = Pick<QueueOperations, 'all' | 'isInFlight' | 'load' | 'nextAttempt' | 'parkedReason'>;
+
+/** How the queue tools name a parked entry's reason. */
+const WAITING_TEXT = { suspended: 'suspended', backoff: 'backoff', connection_limit: 'connection limit', rate_limited: 'rate limited' } as const;
 
 export interface QueueFilter {
   readonly domain?: string;
@@ -32,6 +35,13 @@ export interface EntrySummary {
   readonly queued_at: string;
   readonly next_attempt_at: string;
   readonly last_reply: string | null;
+  /** Why it waits though it is due, in words ("rate limited", "connection limit", "suspended", "backoff"); null when it does not. */
+  readonly waiting: string | null;
+}
+
+function waitingText(queue: QueueView, id: string): string | null {
+  const reason = queue.parkedReason?.(id);
+  return reason ? WAITING_TEXT[reason] : null;
 }
 
 function summary(queue: QueueView, e: QueueEntry, state: EntryState): EntrySummary {
@@ -48,6 +58,7 @@ function summary(queue: QueueView, e: QueueEntry, state: EntryState): EntrySumma
     queued_at: new Date(e.queuedAt).toISOString(),
     next_attempt_at: new Date(queue.nextAttempt(e)).toISOString(),
     last_reply: last ? `${last.code}${last.enhanced ? ' ' + last.enhanced : ''} ${last.text}` : null,
+    waiting: waitingText(queue, e.id),
   };
 }
 

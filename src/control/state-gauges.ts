@@ -1,6 +1,6 @@
 import { Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
-import { QUEUE_STATES } from './metric-labels.js';
+import { PARK_REASONS, QUEUE_STATES } from './metric-labels.js';
 import { CENSUS_DEFAULTS, QueueCensus } from './queue-census.js';
 import type { CensusSource } from './queue-census.js';
 import { SPOOL_USAGE_DEFAULTS, SpoolUsage } from './spool-usage.js';
@@ -14,6 +14,8 @@ export interface StateSources {
   suspendedDomains(): readonly unknown[];
   /** Scheduler: destinations backed off because every host refused a session. */
   backedOffDomains(): readonly unknown[];
+  /** Scheduler: entries that came due and wait, by reason. */
+  parkedCounts(): Readonly<Record<string, number>>;
   /** Delivery agent: SMTP sessions open. */
   openConnections(): number;
   /** The queue directory, for its size on disk; no spool gauges without it. */
@@ -80,6 +82,16 @@ export function registerStateGauges(registry: Registry, sources: StateSources): 
     registers,
     collect() {
       this.set(sources.suspendedDomains().length);
+    },
+  });
+  new Gauge({
+    name: 'tern_queue_parked_entries',
+    help: 'Entries that came due but wait, not attempted, by reason: suspended, backoff, connection_limit, rate_limited (limits.ini)',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      const counts = sources.parkedCounts();
+      for (const reason of PARK_REASONS) this.set({ reason }, counts[reason] ?? 0);
     },
   });
   new Gauge({

@@ -112,7 +112,11 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
   intake.handTo(scheduler);
   scheduler.on('disposition', (event) => dispositions.emit(event));
   // The scheduler derives its retry schedule, destination gate and concurrency from outbound.ini and routes.ini.
-  config.subscribe((next) => scheduler.updateConfig(next.outbound, next.routes));
+  config.subscribe((next, _prev, changes) => {
+    scheduler.updateConfig(next.outbound, next.routes);
+    // Limits apply live: what waits for a slot or a token is weighed again under the new ones.
+    if (changed(changes, 'limits.ini') || changed(changes, 'routes.ini') || changed(changes, 'outbound.ini')) scheduler.reshape();
+  });
   const metrics = new TernMetrics(scheduler, () => agent.openSessions, { queueDir: spool.root, now: () => clock.now() });
   dispositions.subscribe({ event: (event) => metrics.onDisposition(event) });
   scheduler.on('attempt', (entry, events, ms) => metrics.onAttempt(entry, events, ms));

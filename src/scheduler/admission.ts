@@ -134,6 +134,11 @@ export class Admission {
     return times.length ? Math.min(...times) : undefined;
   }
 
+  /** limits.ini changed: the entries waiting for a slot or a token, to be queued again. */
+  reshape(): string[] {
+    return this.shaper?.handBack() ?? [];
+  }
+
   stop(): void {
     this.shaper?.stop();
   }

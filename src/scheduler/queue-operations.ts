@@ -1,6 +1,6 @@
 import type { AdminRequest } from '../core/index.js';
 import type { EntryHead, QueueEntry } from '../spool/index.js';
-import type { Suspension } from './destinations.js';
+import type { ParkReason, Suspension } from './destinations.js';
 
 export class QueueAdminError extends Error {
   constructor(
@@ -28,6 +28,8 @@ export interface QueueOperations {
   /** Every entry's head, in the order they were added. */
   all(): IterableIterator<EntryHead>;
   isInFlight(id: string): boolean;
+  /** Why an entry that came due waits instead of being attempted; undefined when it does not. */
+  parkedReason?(id: string): ParkReason | undefined;
   /** When the entry is tried at the earliest: its due time, or later while its destination is backed off or suspended for a while. */
   nextAttempt(head: EntryHead): number;
   /** The whole entry (read from disk unless it is new), or undefined when it is not queued. */

@@ -147,6 +147,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
     this.pump();
   }
 
+  /** limits.ini changed: entries waiting for a slot or a token are keyed and limited anew. */
+  reshape(): void {
+    this.requeue(this.admission.reshape());
+    this.pump();
+  }
+
   /**
    * SIGHUP and `tern queue flush`: every waiting entry (of one domain, when given) is due
    * now, and dead destinations are tried again at once (postqueue -f). An entry in flight

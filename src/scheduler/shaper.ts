@@ -147,6 +147,25 @@ export class Shaper {
     return this.earliest === Infinity ? undefined : this.earliest;
   }
 
+  /**
+   * limits.ini changed: every parked entry goes back to the scheduler, in order, to be
+   * keyed and limited anew, and idle sessions give their slots back (their key may differ now).
+   */
+  handBack(): string[] {
+    const ids: string[] = [];
+    for (const [key, s] of this.keys) {
+      for (const id of s.waiting.splice(0)) {
+        this.where.delete(id);
+        ids.push(id);
+      }
+      s.reason = undefined;
+      s.retryAt = undefined;
+      for (const { lease } of s.spare.splice(0)) this.release(lease);
+      this.forget(key, s);
+    }
+    return ids;
+  }
+
   /** Shutdown: nothing starts any more, and every spare slot's session is ended. */
   stop(): void {
     this.stopped = true;

@@ -110,3 +110,17 @@ describe('LocalCoordinator', () => {
     assert.deepEqual(freed, ['d.test']);
   });
 });
+
+describe('LocalCoordinator, limits changed live', () => {
+  it('keeps the messages owed but counts them at the new rate', async () => {
+    const clock = new FakeClock();
+    const c = new LocalCoordinator(clock);
+    const hourly: DestinationLimits = { maxConnections: 1, rate: { count: 1, perMs: 3_600_000, burst: 1 } };
+    assert.equal((await c.takeTokens('d.test', hourly, 1)).granted, 1);
+    assert.equal((await c.takeTokens('d.test', hourly, 1)).granted, 0, 'the next one is an hour away at 1/h');
+    const fast = perSecond(100, 1);
+    assert.equal((await c.takeTokens('d.test', fast, 1)).granted, 0, 'one message owed: 10 ms at 100/s');
+    clock.t += 10;
+    assert.equal((await c.takeTokens('d.test', fast, 1)).granted, 1);
+  });
+});

@@ -41,6 +41,8 @@ export class RecordingMx {
   constructor(
     readonly host: string,
     public port = 0,
+    /** How long the sink takes to answer the final dot: a slow server keeps its sessions busy. */
+    private readonly options: { dataDelayMs?: number } = {},
   ) {}
 
   async start(): Promise<void> {
@@ -140,10 +142,14 @@ export class RecordingMx {
         if (data) {
           if (line === '.') {
             data = undefined;
-            record.transactions++;
-            this.arrived({ at: Date.now(), session: record.id, recipients });
-            recipients = [];
-            reply('250 2.0.0 Ok: queued');
+            const accept = () => {
+              record.transactions++;
+              this.arrived({ at: Date.now(), session: record.id, recipients });
+              recipients = [];
+              reply('250 2.0.0 Ok: queued');
+            };
+            if (this.options.dataDelayMs) setTimeout(accept, this.options.dataDelayMs);
+            else accept();
           } else if ((size += line.length + 2) > MAX_MESSAGE) {
             reply('552 5.3.4 Message too big');
             socket.destroy();

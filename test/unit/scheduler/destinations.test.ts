@@ -114,4 +114,32 @@ describe('DestinationGate', () => {
     assert.deepEqual(g.lapse(), { released: ['a'], expired: [s] });
     assert.equal(g.wakeAt(), undefined);
   });
+
+  it('checks a shaped entry for suspension and backoff only, and tells why each parked entry waits', () => {
+    const { gate: g } = gate(1);
+    assert.deepEqual(g.admit('d.test', 'a', true), { go: true });
+    assert.deepEqual(g.admit('d.test', 'b', true), { go: true }, 'its sessions are the coordinator\'s to count');
+    g.suspend({ domain: 'd.test', reason: '', since: 0 });
+    assert.deepEqual(g.admit('d.test', 'c', true), { go: false, reason: 'suspended' });
+    assert.equal(g.reasonOf('c'), 'suspended');
+    assert.equal(g.blocks('d.test', 'a'), true, 'a, waiting for its slot meanwhile, must not start now');
+    assert.deepEqual(g.parkedCounts(), { suspended: 1, backoff: 0, connection_limit: 0 });
+    g.resume('d.test');
+    assert.equal(g.reasonOf('c'), undefined);
+    assert.equal(g.blocks('d.test', 'a'), false);
+  });
+
+  it('lets the probe of a backed-off destination start when its slot comes, and no other', () => {
+    const { gate: g, clock } = gate(5);
+    g.admit('d.test', 'x');
+    g.finished('d.test', true);
+    clock.t += 60_000;
+    g.lapse();
+    assert.deepEqual(g.admit('d.test', 'p', true), { go: true }, 'the probe');
+    assert.equal(g.blocks('d.test', 'p'), false);
+    assert.equal(g.blocks('d.test', 'q'), true, 'the rest wait for its verdict');
+    g.started('d.test', 'p');
+    assert.deepEqual(g.finished('d.test', false), [], 'the destination answers again');
+    assert.equal(g.blocks('d.test', 'q'), false);
+  });
 });

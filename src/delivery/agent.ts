@@ -15,7 +15,8 @@ import { DeliveryStatusRewriter } from '../rewrite/index.js';
 import { DeliverySession } from './session.js';
 import { SessionPool } from './pool.js';
 import { LeasedSessions } from './leased-sessions.js';
-import type { ConnectionLease } from '../cluster/index.js';
+import type { ConnectionLease, MessageRate } from '../cluster/index.js';
+import { WirePacer } from './wire-pacer.js';
 import { MtaStsPolicies, mxMatches } from './mta-sts.js';
 import type { SessionRequest, SessionResult, SessionTimeouts, TlsMode } from './session.js';
 import type { SessionTracer } from './tracer.js';
@@ -40,6 +41,8 @@ export interface AttemptTicket {
   readonly lease: ConnectionLease;
   /** limits.ini max_deliveries_per_connection, over routes.ini's and outbound.ini's. */
   readonly maxDeliveries?: number;
+  /** limits.ini max_message_rate of the slot's destination (lease.key), paced at the wire too. */
+  readonly rate?: MessageRate;
 }
 
 export interface AgentDeps {
@@ -72,6 +75,7 @@ export class DeliveryAgent implements Closable {
 
   private readonly sts: MtaStsPolicies;
   private readonly leased = new LeasedSessions();
+  private readonly pacer: WirePacer;
   private readonly pool = new SessionPool(() => ({
     idleMs: this.config.outbound.idle_timeout * 1000,
     maxDeliveries: this.config.outbound.max_deliveries_per_connection,
@@ -82,6 +86,7 @@ export class DeliveryAgent implements Closable {
     private readonly deps: AgentDeps,
   ) {
     this.configs = configHandle(config);
+    this.pacer = new WirePacer(deps.clock);
     this.rewriter = new DeliveryStatusRewriter(this.config.rewrite);
     this.sts = new MtaStsPolicies({
       resolver: deps.resolver,
@@ -167,8 +172,10 @@ export class DeliveryAgent implements Closable {
     };
     const rewriter = this.rewriter;
     const attempt = async (target: DeliveryTarget, peer: PeerInfo, tlsMode: TlsMode) => {
+      const rate = ticket?.rate;
       const req: SessionRequest = {
         peer,
+        ...(rate ? { pace: () => this.pacer.wait(ticket.lease.key, rate) } : {}),
         helo: target.helo ?? cfg.me,
         localAddress: target.bind,
         auth: target.auth,

@@ -21,6 +21,8 @@ export interface SessionTimeouts {
 
 export interface SessionRequest {
   readonly peer: PeerInfo;
+  /** Resolves when the transaction may begin (limits.ini's rate, smoothed at the wire: see WirePacer). */
+  readonly pace?: () => Promise<void>;
   readonly helo: string;
   /** Source address to bind (a route's or get_mx's `bind`). */
   readonly localAddress?: string;

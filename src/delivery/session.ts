@@ -169,6 +169,7 @@ export class DeliverySession {
   /** One transaction on the open session. */
   async transact(req: SessionRequest): Promise<SessionResult> {
     const wire = this.wire;
+    if (req.pace && wire && this.alive && !wire.closed) await req.pace();
     if (!wire || !this.alive || wire.closed) return { kind: 'unavailable', reply: { code: 451, enhanced: '4.4.2', text: 'session is closed' }, tls: this.secure() };
     this.req = req;
     this.clean = false;

@@ -1,4 +1,4 @@
-import type { ConnectionLease, LimitCoordinator, ShapedDestination } from '../cluster/index.js';
+import type { ConnectionLease, LimitCoordinator, MessageRate, ShapedDestination } from '../cluster/index.js';
 import type { AdminAction, Clock, DeliveryOutcome, RecipientDisposition } from '../core/index.js';
 import type { HookRunner } from '../hooks/index.js';
 import type { OutboundConfig, Route } from '../config/index.js';
@@ -15,6 +15,8 @@ import type { SuspensionStore } from './suspension-file.js';
 export interface DeliveryTicket {
   readonly lease: ConnectionLease;
   readonly maxDeliveries?: number;
+  /** The destination's message rate, which delivery also paces at the start of each transaction. */
+  readonly rate?: MessageRate;
 }
 
 /** What the scheduler needs from delivery; daemon/compose.ts hands it the real agent. */

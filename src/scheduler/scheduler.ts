@@ -366,7 +366,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
       entry.attempts += 1;
       const started = this.clock.now();
       use = 'used';
-      let outcome = await this.deliverer.deliver(entry, ticket && { lease: ticket.lease, maxDeliveries: ticket.destination.maxDeliveries });
+      let outcome = await this.deliverer.deliver(entry, ticket && { lease: ticket.lease, maxDeliveries: ticket.destination.maxDeliveries, rate: ticket.destination.limits.rate });
       unreachable = !!outcome.unreachable && !this.aborting;
       if (outcome.unreachable) use = 'unreachable';
       const durationMs = this.clock.now() - started;

@@ -1,0 +1,31 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { WirePacer } from '../../../src/delivery/wire-pacer.js';
+
+const settled = async (p: Promise<void>) => {
+  let done = false;
+  void p.then(() => (done = true));
+  await new Promise((r) => setImmediate(r));
+  return done;
+};
+
+describe('WirePacer', () => {
+  it('lets a burst start at once and makes the next wait for its turn', async () => {
+    const clock = { t: 1_000_000, now() { return this.t; } };
+    const pacer = new WirePacer(clock);
+    const rate = { count: 10, perMs: 1000, burst: 2 };
+    assert.equal(await settled(pacer.wait('d.test', rate)), true);
+    assert.equal(await settled(pacer.wait('d.test', rate)), true);
+    assert.equal(await settled(pacer.wait('d.test', rate)), false, 'the third waits 100 ms');
+    assert.equal(await settled(pacer.wait('other.test', rate)), true, 'per destination');
+  });
+
+  it('counts the turns owed at the new interval when the rate changes', async () => {
+    const clock = { t: 1_000_000, now() { return this.t; } };
+    const pacer = new WirePacer(clock);
+    await pacer.wait('d.test', { count: 1, perMs: 3_600_000, burst: 1 });
+    const next = pacer.wait('d.test', { count: 100, perMs: 1000, burst: 1 });
+    const first = await Promise.race([next.then(() => 'went'), new Promise((r) => setTimeout(r, 2000, 'still waiting'))]);
+    assert.equal(first, 'went', 'one message owed is one interval at 100/s, not an hour');
+  });
+});

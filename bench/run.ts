@@ -7,6 +7,8 @@
  *                    [--connection reuse|per-message|both] [--nagle off|on|both]
  *                    [--generators bench,smtp-source] [--hostile-seconds S] [--hostile-rate R]
  *                    [--hostile-messages N] [--hostile-kinds lines,flood,drip] [--json]
+ *                    [--only shaping-rate,shaping-connections --nodes N --rate R --rate-seconds S
+ *                     --burst B --max-connections M --connections-messages N --sink-delay-ms D]
  */
 import { parseArgs } from 'node:util';
 import { World } from '../test/helpers/world.js';
@@ -14,6 +16,7 @@ import { TestMx } from '../test/helpers/mx-server.js';
 import { fanOut, retryStorm } from './queue-scenarios.js';
 import { bigQueue } from './big-queue.js';
 import { hostileMx } from './hostile-mx.js';
+import { SHAPING_OPTIONS, shapingConnections, shapingOptions, shapingRate } from './shaping.js';
 import type { HostileKind } from './hostile-servers.js';
 import { expectedTransactions, runLoad, sinkDomain } from './load-generator.js';
 import type { ConnectionMode, LoadShape } from './load-generator.js';
@@ -48,6 +51,8 @@ const { values } = parseArgs({
     'hostile-rate': { type: 'string', default: '100' },
     'hostile-messages': { type: 'string', default: '1' },
     'hostile-kinds': { type: 'string', default: 'lines,flood,drip' },
+    // Traffic shaping (bench/shaping.ts); its scenarios run only when --only names them.
+    ...SHAPING_OPTIONS,
   },
 });
 
@@ -151,6 +156,8 @@ async function main(): Promise<void> {
       const hostile = { seconds: Number(values['hostile-seconds']), rate: Number(values['hostile-rate']), perServer: Number(values['hostile-messages']), kinds: kinds as HostileKind[], size: shape.size };
       await hostileMx(world, sink, hostile, print);
     }
+    if (only.has('shaping-rate')) print(await shapingRate(shapingOptions(values)));
+    if (only.has('shaping-connections')) print(await shapingConnections(shapingOptions(values)));
   } finally {
     await sink.stop();
     await fallbackMx?.stop();

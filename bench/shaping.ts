@@ -9,7 +9,8 @@
  */
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { World } from '../test/helpers/world.js';
 import { RecordingMx } from '../test/helpers/recording-mx.js';
 import { tempQueue } from '../test/helpers/tern-process.js';
@@ -40,8 +41,11 @@ async function setUp(sinkOptions: { dataDelayMs?: number }): Promise<{ world: Wo
   return { world, sink };
 }
 
+const OUTBOUND = 'concurrency_max=64';
+
+/** Tern with delivery disabled: the backlog is queued first, then released (deliver()). */
 async function tern(world: World, nodes: number, limits: string, queue: string): Promise<TernProcess> {
-  const t = await world.tern({ outbound: 'concurrency_max=64', smtp: nodes > 1 ? `nodes=${nodes}` : '', files: { 'limits.ini': limits } }, queue);
+  const t = await world.tern({ outbound: `${OUTBOUND}\ndisabled=true`, smtp: nodes > 1 ? `nodes=${nodes}` : '', files: { 'limits.ini': limits } }, queue);
   // The harness counts at the sink; the daemon's records are read and dropped.
   t.discardLogs();
   return t;
@@ -53,6 +57,15 @@ async function inject(t: TernProcess, messages: number): Promise<number> {
   return load.seconds;
 }
 
+/**
+ * Turns delivery on (outbound.ini without disabled=true, applied live): the whole backlog
+ * waits on the limits from then on, with no ingest beside it on the CPU, so the sink sees
+ * the shaping and not the load generator's share of two cores.
+ */
+function deliver(world: World, t: TernProcess): void {
+  writeFileSync(join(t.configDir, 'outbound.ini'), world.configFiles({ outbound: OUTBOUND })['outbound.ini']);
+}
+
 /** Rate R/s to one destination for S seconds: every 1-s window at the sink, and the average. */
 export async function shapingRate(o: ShapingOptions): Promise<Record<string, unknown>> {
   const { world, sink } = await setUp({});
@@ -60,10 +73,12 @@ export async function shapingRate(o: ShapingOptions): Promise<Record<string, unk
   const burst = o.burst ?? Math.max(1, Math.floor(o.rate / 10));
   const t = await tern(world, o.nodes, `[sink.test]\nmax_message_rate=${o.rate}/s\nburst=${burst}\n`, queue);
   const pids = () => processTree(t.child.pid!);
-  const cpu0 = cpuSeconds(pids());
   const messages = o.rate * o.rateSeconds;
   try {
     const injectS = await inject(t, messages);
+    // Tern's CPU while it delivers (every process of it, with nodes=N), not while it ingests.
+    const cpu0 = cpuSeconds(pids());
+    deliver(world, t);
     await sink.waitForArrivals(messages, (o.rateSeconds * 2 + 120) * 1000);
     const cpu = cpuSeconds(pids()) - cpu0;
     const times = sink.arrivals.map((a) => a.at).sort((a, b) => a - b);
@@ -105,9 +120,13 @@ export async function shapingConnections(o: ShapingOptions): Promise<Record<stri
   const { world, sink } = await setUp({ dataDelayMs: o.sinkDelayMs });
   const queue = tempQueue();
   const t = await tern(world, o.nodes, `[sink.test]\nmax_connections=${o.maxConnections}\n`, queue);
+  const pids = () => processTree(t.child.pid!);
   try {
     const injectS = await inject(t, o.connectionsMessages);
+    const cpu0 = cpuSeconds(pids());
+    deliver(world, t);
     await sink.waitForArrivals(o.connectionsMessages, 600_000);
+    const cpu = cpuSeconds(pids()) - cpu0;
     const times = sink.arrivals.map((a) => a.at).sort((a, b) => a - b);
     const [from, to] = [times[0], times[times.length - 1]];
     // Session time inside [first arrival, last arrival], against M sessions all that time.
@@ -128,6 +147,7 @@ export async function shapingConnections(o: ShapingOptions): Promise<Record<stri
       sessions: sink.sessions.length,
       max_transactions_per_session: Math.max(...perSession),
       slot_use_pct: round(use * 100, 1),
+      tern_cpu_s: round(cpu, 2),
       ok: sink.maxConcurrent() <= o.maxConnections && use >= 0.9,
     };
   } finally {

@@ -228,7 +228,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
 
   /** Why an entry that came due waits (the queue view); undefined when it does not. */
   parkedReason(id: string): ParkReason | undefined {
-    return this.inFlight.has(id) ? undefined : this.admission.reasonOf(id);
+    const item = this.queue.get(id);
+    return !item || item.held || this.inFlight.has(id) ? undefined : this.admission.reasonOf(id);
   }
 
   /** Entries parked, by reason (metrics). */

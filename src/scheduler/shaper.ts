@@ -134,10 +134,12 @@ export class Shaper {
         s.retryAt = undefined;
         void this.pass(key);
       } else if (s.retryAt !== undefined) this.earliest = Math.min(this.earliest, s.retryAt);
+      // Spare slots serve the entries waiting; only once none waits do they time out (and
+      // only then is their expiry a time to wake for: never one in the past).
       if (s.waiting.length === 0) {
         while (s.spare.length > 0 && s.spare[0].since + idleMs <= now) this.release(s.spare.shift()!.lease);
+        if (s.spare.length > 0) this.earliest = Math.min(this.earliest, s.spare[0].since + idleMs);
       }
-      if (s.spare.length > 0) this.earliest = Math.min(this.earliest, s.spare[0].since + idleMs);
       this.forget(key, s);
     }
   }

@@ -124,4 +124,20 @@ describe('Shaper', () => {
     assert.deepEqual(s.handBack(), ['b', 'c']);
     assert.equal(s.reasonOf('b'), undefined);
   });
+
+  it('keeps the slot of entries waiting for a token past idle_timeout without a wake-up in the past (no timer spin)', async () => {
+    const { shaper: s, started, clock } = shaper({ idleMs: 5000 });
+    const d = dest({ maxConnections: 1, rate: { count: 1, perMs: 60_000, burst: 1 } });
+    s.enter('a', d);
+    s.enter('b', d);
+    await settle();
+    s.finished(started[0].ticket, 'used');
+    await settle();
+    clock.t += 10_000;
+    s.lapse();
+    await settle();
+    const wake = s.wakeAt();
+    assert.ok(wake !== undefined && wake > clock.t, `wakes at ${wake}, now ${clock.t}`);
+    assert.equal(s.reasonOf('b'), 'rate_limited');
+  });
 });

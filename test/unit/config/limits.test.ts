@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError } from '../../../src/core/index.js';
-import { defaultBurst, mxPattern, parseLimits } from '../../../src/config/index.js';
+import { checkConfig, defaultBurst, loadConfig, mxPattern, parseLimits } from '../../../src/config/index.js';
+import { writeConfig } from '../../helpers/tern-process.js';
 
 describe('limits.ini', () => {
   it('reads [*], domain and [mx:] sections with rates in s, min and h', () => {
@@ -42,5 +43,13 @@ describe('limits.ini', () => {
     assert.ok(p.test('contoso-com.mail.protection.outlook.com'));
     assert.ok(p.test('contoso-com.mail.protection.outlook.com.'));
     assert.ok(!p.test('mail.protection.outlook.com.evil.test'));
+  });
+
+  it('is one of the config files: loaded with the rest, and its problems reported by tern config check', () => {
+    const dir = writeConfig({ 'limits.ini': '[orange.fr]\nmax_connections=2\n' });
+    assert.equal(loadConfig(dir).limits.sections.get('orange.fr')?.max_connections, 2);
+    assert.ok(loadConfig(dir).files.includes('limits.ini'));
+    const bad = writeConfig({ 'limits.ini': '[orange.fr]\nrate=2\n' });
+    assert.deepEqual(checkConfig(bad).map((e) => [e.file, e.key]), [['limits.ini', '[orange.fr] rate']]);
   });
 });

@@ -26,6 +26,8 @@ const LIMITS = (live: string) =>
     '[deliv.test]',
     'max_connections=1',
     'max_deliveries_per_connection=3',
+    '[mx:*.site.test]',
+    'max_connections=1',
     '',
   ].join('\n');
 
@@ -40,6 +42,7 @@ describe('traffic shaping (limits.ini)', () => {
     rate: new RecordingMx('127.0.0.165'),
     live: new RecordingMx('127.0.0.166'),
     deliv: new RecordingMx('127.0.0.167'),
+    site: new RecordingMx('127.0.0.168', 0, { dataDelayMs: 200 }),
   };
 
   before(async () => {
@@ -48,6 +51,10 @@ describe('traffic shaping (limits.ini)', () => {
       sink.port = world.port;
       await sink.start();
       world.dns.add(`${name}.test`, { type: 'MX', preference: 10, exchange: `mx.${name}.test` }).add(`mx.${name}.test`, { type: 'A', data: sink.host });
+    }
+    // Two tenants of one provider: MX names of their own, one server behind them.
+    for (const tenant of ['one', 'two']) {
+      world.dns.add(`${tenant}.test`, { type: 'MX', preference: 10, exchange: `${tenant}-test.site.test` }).add(`${tenant}-test.site.test`, { type: 'A', data: sinks.site.host });
     }
     tern = await world.tern({ files: { 'limits.ini': LIMITS('1/h') } });
   });
@@ -120,5 +127,14 @@ describe('traffic shaping (limits.ini)', () => {
     assert.ok(counts.every((n) => n <= 3), `transactions per session: ${counts.join(', ')}`);
     assert.ok(counts.includes(3), `sessions were reused up to the limit: ${counts.join(', ')}`);
     assert.equal(sinks.deliv.maxConcurrent(), 1);
+  });
+
+  it('keys domains by their MX hosts with an [mx:pattern] section: two tenants share one connection', async () => {
+    await send('one.test', 3);
+    await send('two.test', 3);
+    await sinks.site.waitForArrivals(6);
+    assert.equal(sinks.site.maxConcurrent(), 1, 'one session at a time for both domains together');
+    const domains = new Set(sinks.site.arrivals.map((a) => a.recipients[0].split('@')[1]));
+    assert.deepEqual([...domains].sort(), ['one.test', 'two.test']);
   });
 });

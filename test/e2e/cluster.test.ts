@@ -114,6 +114,13 @@ describe('nodes=2: two workers, one listener, one admin API', () => {
     assert.equal(health.status, 0, health.stderr);
     assert.equal(JSON.parse(health.stdout).workers.length, 2);
   });
+
+  it('passes SIGHUP to every worker: each flushes and reloads', async () => {
+    tern.signal('SIGHUP');
+    const flushed = await tern.waitForCount((r) => r.msg === 'queue flushed', 2);
+    assert.deepEqual(new Set(flushed.map((r) => r.shard)), new Set([0, 1]));
+    await tern.waitFor((r) => r.msg === 'SIGHUP sent to every worker');
+  });
 });
 
 describe('nodes=2: a worker killed mid-delivery, adoption of a single process queue, SIGTERM', () => {

@@ -5,7 +5,7 @@ import { ConfigSource, loadConfig } from '../config/index.js';
 import { CoordinatorHost } from '../cluster/index.js';
 import type { IpcChannel, LimitCoordinator } from '../cluster/index.js';
 import { ClusterAdminApi } from '../control/index.js';
-import { LogOutput, createLogger } from '../log/index.js';
+import { LogOutput, createLogger, pinoLevel } from '../log/index.js';
 import type { Logger } from '../log/index.js';
 import type { ClusterPlan } from './cluster-plan.js';
 import { ADMIN_SOCKET } from './cluster-worker.js';
@@ -48,6 +48,11 @@ export async function startPrimary(options: PrimaryOptions): Promise<RunningPrim
   const config = source.current;
   const output = new LogOutput({ format: config.log.format, prettyOnTty: config.log.pretty_on_tty });
   const logger: Logger = createLogger({ level: config.log.level, destination: output }).child({ shard: 'primary' });
+  // log.ini applies to the primary's records too, at its SIGHUP (workers reload on their own).
+  source.subscribe((next) => {
+    logger.level = pinoLevel(next.log.level);
+    output.setFormat(next.log.format, next.log.pretty_on_tty);
+  });
   const { slots } = options.plan;
   for (const slot of slots) {
     const socket = join(slot.dir, ADMIN_SOCKET);

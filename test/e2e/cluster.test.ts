@@ -161,6 +161,33 @@ describe('nodes=2: a worker killed mid-delivery, adoption of a single process qu
     tern = undefined;
   });
 
+  it('delivers the shards past N when nodes goes down (3 → 2), and removes them once empty', async () => {
+    const queue = tempQueue();
+    holding.refusing = true;
+    holding.holding = false;
+    const three = await world.tern({ smtp: 'nodes=3', outbound: 'temp_fail_intervals=1s*30' }, queue);
+    const ids: string[] = [];
+    for (let n = 0; n < 12 && !ids.some((id) => shardOf(id) === '2'); n++) {
+      ids.push(queuedAs((await sendMail({ port: three.port, from: 'app@sender.test', to: [`s${n}@held.test`], body: message(`s${n}`) })).response));
+    }
+    const third = ids.find((id) => shardOf(id) === '2')!;
+    assert.ok(third, 'the third worker took a connection');
+    await three.waitFor((r) => r.type === 'TransientFailure' && r.message_id === third);
+    assert.equal((await three.stop()).code, 0);
+    holding.refusing = false;
+    tern = await world.tern({ smtp: 'nodes=2', outbound: 'temp_fail_intervals=1s*30' }, queue);
+    const listening = tern.records.find((r) => r.msg === 'tern listening')!;
+    assert.deepEqual((listening.workers as { shard: string; takes_mail: boolean }[]).map((w) => [w.shard, w.takes_mail]), [['0', true], ['1', true], ['2', false]]);
+    const delivered = await tern.waitFor((r) => r.type === 'Delivery' && r.message_id === third, 20_000);
+    assert.equal(delivered.shard, 2);
+    assert.equal(cli(tern, ['queue', 'show', third]).code, 1, 'nothing of it left queued');
+    await tern.waitFor((r) => r.msg === 'shard delivered; its worker is not restarted', 20_000);
+    assert.equal(existsSync(join(queue, 'shard-2')), false);
+    for (const id of ids) await tern.waitFor((r) => r.type === 'Delivery' && r.message_id === id, 20_000);
+    assert.equal((await tern.stop()).code, 0);
+    tern = undefined;
+  });
+
   it('restarts a worker SIGKILLed while it delivers; its shard, held mail included, is delivered', async () => {
     holding.holding = true;
     tern = await world.tern({ smtp: 'nodes=2', outbound: 'temp_fail_intervals=1s*30' });

@@ -158,6 +158,7 @@ describe('nodes=2: a worker killed mid-delivery, adoption of a single process qu
     await tern.waitFor((r) => r.msg === 'shard delivered; its worker is not restarted', 20_000);
     assert.equal(existsSync(join(queue, 'seg')), false, 'the next start adopts nothing');
     assert.equal((await tern.stop()).code, 0);
+    assert.deepEqual(tern.records.filter((r) => r.level === 'error' || r.msg === 'shutdown step failed; going on'), [], 'a worker that never listened stops cleanly');
     tern = undefined;
   });
 

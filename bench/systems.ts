@@ -96,7 +96,7 @@ export const rssMb = (pids: number[]) => procMb(pids, 'status', 'VmRSS');
 export async function startTern(world: World, mode: Mode, nodes = 1): Promise<SystemUnderTest> {
   const queue = tempQueue();
   const tern: TernProcess = await world.tern({ outbound: mode === 'ingest' ? 'disabled=true' : 'concurrency_max=64', smtp: nodes > 1 ? `nodes=${nodes}` : '' }, queue);
-  const workers = (tern.records.find((r) => r.msg === 'tern listening')?.workers ?? []) as { shard: string; pid: number }[];
+  const workers = (tern.records.find((r) => r.msg === 'tern listening')?.workers ?? []) as { shard: number | string; pid: number }[];
   // Tern still writes a record per reception and delivery (Haraka, at level warn, none);
   // only the harness's parsing of them is dropped, as Haraka's output is ignored too.
   tern.discardLogs();

@@ -130,7 +130,7 @@ export class ClusterAdminApi implements Closable {
     const { answers, errors } = await askAll(this.targets(), 'GET', '/health');
     const bodies = answers.map((a) => a.body as { status: string; queued: number; in_flight: number });
     const ok = errors.length === 0 && bodies.every((b) => b.status === 'ok');
-    const workers = answers.map((a, i) => ({ shard: a.target.label, ...bodies[i] }));
+    const workers = answers.map((a, i) => ({ shard: a.target.shard ?? a.target.label, ...bodies[i] }));
     this.json(res, ok ? 200 : 503, {
       status: ok ? 'ok' : 'degraded',
       queued: bodies.reduce((n, b) => n + b.queued, 0),

@@ -6,7 +6,8 @@ import type { WorkerTarget } from './worker-client.js';
 
 /** A worker that could not answer: its part of a merged answer is missing, and says so. */
 export interface WorkerError {
-  readonly shard: string;
+  /** K, or `queue` for the unsharded queue/ (as the workers' records say it). */
+  readonly shard: number | string;
   readonly error: string;
   /** The worker's own HTTP status, when it answered with a refusal. */
   readonly status?: number;
@@ -21,7 +22,7 @@ export class MergeError extends Error {
   }
 }
 
-const errorOf = (t: WorkerTarget, err: unknown): WorkerError => ({ shard: t.label, error: err instanceof WorkerUnreachable ? err.message : (err as Error).message });
+const errorOf = (t: WorkerTarget, err: unknown): WorkerError => ({ shard: t.shard ?? t.label, error: err instanceof WorkerUnreachable ? err.message : (err as Error).message });
 
 /** Every worker still serving a shard. */
 export const live = (targets: readonly WorkerTarget[]) => targets.filter((t) => !t.done);
@@ -38,7 +39,7 @@ export async function askAll(targets: readonly WorkerTarget[], method: string, p
   const answers: { target: WorkerTarget; status: number; body: unknown }[] = [];
   const errors: WorkerError[] = [];
   settled.forEach((s, i) => (s.status === 'fulfilled' ? answers.push(s.value) : errors.push(errorOf(live(targets)[i], s.reason))));
-  for (const a of answers) if (a.status >= 400) errors.push({ shard: a.target.label, status: a.status, error: (a.body as { error?: string }).error ?? `HTTP ${a.status}` });
+  for (const a of answers) if (a.status >= 400) errors.push({ shard: a.target.shard ?? a.target.label, status: a.status, error: (a.body as { error?: string }).error ?? `HTTP ${a.status}` });
   return { answers: answers.filter((a) => a.status < 400), errors };
 }
 

@@ -47,7 +47,7 @@ export async function startPrimary(options: PrimaryOptions): Promise<RunningPrim
   const source = new ConfigSource(loadConfig(configDir));
   const config = source.current;
   const output = new LogOutput({ format: config.log.format, prettyOnTty: config.log.pretty_on_tty });
-  const logger: Logger = createLogger({ level: config.log.level, destination: output }).child({ shard: 'primary' });
+  const logger: Logger = createLogger({ level: config.log.level, destination: output }).child({ role: 'primary' });
   // log.ini applies to the primary's records too, at its SIGHUP (workers reload on their own).
   source.subscribe((next) => {
     logger.level = pinoLevel(next.log.level);
@@ -115,7 +115,7 @@ export async function startPrimary(options: PrimaryOptions): Promise<RunningPrim
       queue: queueDir,
       me: config.me,
       nodes: options.plan.nodes,
-      workers: supervisor.workers.map((w) => ({ shard: w.slot.label, pid: w.pid ?? null, takes_mail: w.slot.listen })),
+      workers: supervisor.workers.map((w) => ({ shard: w.slot.shard ?? w.slot.label, pid: w.pid ?? null, takes_mail: w.slot.listen })),
     },
     'tern listening',
   );

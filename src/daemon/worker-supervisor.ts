@@ -98,7 +98,7 @@ export class WorkerSupervisor extends EventEmitter {
     if (inTime) return;
     for (const r of alive) {
       if (r.worker && !r.worker.isDead()) {
-        this.logger.error({ shard: r.slot.label, pid: r.worker.process.pid, bound_ms: boundMs }, 'worker did not stop in time; killed');
+        this.logger.error({ shard: r.slot.shard ?? r.slot.label, pid: r.worker.process.pid, bound_ms: boundMs }, 'worker did not stop in time; killed');
         r.worker.process.kill('SIGKILL');
       }
     }
@@ -132,7 +132,7 @@ export class WorkerSupervisor extends EventEmitter {
       if (start && r.slot.listen && !r.everReady) return start.failed(signal ?? code);
       if (!r.slot.listen && code === 0) {
         r.done = true;
-        return this.logger.info({ shard: r.slot.label, dir: r.slot.dir }, 'shard delivered; its worker is not restarted');
+        return this.logger.info({ shard: r.slot.shard ?? r.slot.label, dir: r.slot.dir }, 'shard delivered; its worker is not restarted');
       }
       this.restart(r, code, signal);
     });
@@ -142,12 +142,12 @@ export class WorkerSupervisor extends EventEmitter {
     const now = Date.now();
     r.deaths = [...r.deaths.filter((t) => now - t < CRASH_WINDOW_MS), now];
     const delay = Math.min(MAX_RESTART_MS, FIRST_RESTART_MS * 2 ** (r.deaths.length - 1));
-    this.logger.warn({ shard: r.slot.label, pid: r.worker?.process.pid, code, signal, restart_in_ms: delay, deaths_last_minute: r.deaths.length }, 'worker died; restarting it');
+    this.logger.warn({ shard: r.slot.shard ?? r.slot.label, pid: r.worker?.process.pid, code, signal, restart_in_ms: delay, deaths_last_minute: r.deaths.length }, 'worker died; restarting it');
     r.restartTimer = setTimeout(() => {
       if (this.stopping) return;
       this.fork(r);
       r.restarts++;
-      this.logger.info({ shard: r.slot.label, pid: r.worker?.process.pid, restarts: r.restarts }, 'worker restarted');
+      this.logger.info({ shard: r.slot.shard ?? r.slot.label, pid: r.worker?.process.pid, restarts: r.restarts }, 'worker restarted');
     }, delay);
   }
 }

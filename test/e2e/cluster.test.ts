@@ -152,7 +152,7 @@ describe('nodes=2: a worker killed mid-delivery, adoption of a single process qu
     holding.refusing = false;
     tern = await world.tern({ smtp: 'nodes=2', outbound: 'temp_fail_intervals=1s*30' }, queue);
     const listening = tern.records.find((r) => r.msg === 'tern listening')!;
-    assert.deepEqual((listening.workers as { shard: string; takes_mail: boolean }[]).map((w) => [w.shard, w.takes_mail]), [['0', true], ['1', true], ['queue', false]]);
+    assert.deepEqual((listening.workers as { shard: number | string; takes_mail: boolean }[]).map((w) => [w.shard, w.takes_mail]), [[0, true], [1, true], ['queue', false]]);
     const delivered = await tern.waitFor((r) => r.type === 'Delivery' && r.message_id === old, 20_000);
     assert.equal(delivered.shard, 'queue');
     await tern.waitFor((r) => r.msg === 'shard delivered; its worker is not restarted', 20_000);
@@ -178,7 +178,7 @@ describe('nodes=2: a worker killed mid-delivery, adoption of a single process qu
     holding.refusing = false;
     tern = await world.tern({ smtp: 'nodes=2', outbound: 'temp_fail_intervals=1s*30' }, queue);
     const listening = tern.records.find((r) => r.msg === 'tern listening')!;
-    assert.deepEqual((listening.workers as { shard: string; takes_mail: boolean }[]).map((w) => [w.shard, w.takes_mail]), [['0', true], ['1', true], ['2', false]]);
+    assert.deepEqual((listening.workers as { shard: number | string; takes_mail: boolean }[]).map((w) => [w.shard, w.takes_mail]), [[0, true], [1, true], [2, false]]);
     const delivered = await tern.waitFor((r) => r.type === 'Delivery' && r.message_id === third, 20_000);
     assert.equal(delivered.shard, 2);
     assert.equal(cli(tern, ['queue', 'show', third]).code, 1, 'nothing of it left queued');
@@ -193,7 +193,7 @@ describe('nodes=2: a worker killed mid-delivery, adoption of a single process qu
     holding.holding = true;
     tern = await world.tern({ smtp: 'nodes=2', outbound: 'temp_fail_intervals=1s*30' });
     const t = tern;
-    const pids = Object.fromEntries((t.records.find((r) => r.msg === 'tern listening')!.workers as { shard: string; pid: number }[]).map((w) => [w.shard, w.pid]));
+    const pids = Object.fromEntries((t.records.find((r) => r.msg === 'tern listening')!.workers as { shard: number; pid: number }[]).map((w) => [String(w.shard), w.pid]));
     const ids: string[] = [];
     for (let n = 0; n < 8; n++) ids.push(queuedAs((await sendMail({ port: t.port, from: 'app@sender.test', to: [`k${n}@held.test`], body: message(`k${n}`) })).response));
     assert.ok(ids.some((id) => shardOf(id) === '1'));
@@ -202,7 +202,7 @@ describe('nodes=2: a worker killed mid-delivery, adoption of a single process qu
     await holding.until(() => holding.held.includes(rcpt));
     process.kill(pids['1'], 'SIGKILL');
     const died = await t.waitFor((r) => r.msg === 'worker died; restarting it');
-    assert.equal(died.shard, '1');
+    assert.equal(died.shard, 1);
     assert.equal(died.signal, 'SIGKILL');
     const restarted = await t.waitFor((r) => r.msg === 'worker restarted');
     assert.notEqual(restarted.pid, pids['1']);

@@ -7,8 +7,9 @@
  *                    [--connection reuse|per-message|both] [--nagle off|on|both]
  *                    [--generators bench,smtp-source] [--hostile-seconds S] [--hostile-rate R]
  *                    [--hostile-messages N] [--hostile-kinds lines,flood,drip] [--json]
- *                    [--only shaping-rate,shaping-connections --nodes N --rate R --rate-seconds S
- *                     --burst B --max-connections M --connections-messages N --sink-delay-ms D]
+ *                    [--nodes 1,2] [--rounds R]
+ *                    [--only shaping-rate,shaping-connections --rate R --rate-seconds S --burst B
+ *                     --max-connections M --connections-messages N --sink-delay-ms D]
  */
 import { parseArgs } from 'node:util';
 import { World } from '../test/helpers/world.js';
@@ -25,6 +26,7 @@ import type { Nagle } from './smtp-session.js';
 import { hasPostfixTools, postfixSink, testMxSink } from './sink.js';
 import type { Sink } from './sink.js';
 import { hasPostfix, startHaraka, startPostfix, startTern } from './systems.js';
+import type { Mode } from './systems.js';
 import { ingest, relay, variantFields } from './throughput.js';
 import type { Start, Variant } from './throughput.js';
 
@@ -53,6 +55,10 @@ const { values } = parseArgs({
     'hostile-kinds': { type: 'string', default: 'lines,flood,drip' },
     // Traffic shaping (bench/shaping.ts); its scenarios run only when --only names them.
     ...SHAPING_OPTIONS,
+    // Tern's smtp.ini nodes: each value is a system of its own (`tern`, `tern-nodes2` …), run in turn.
+    nodes: { type: 'string', default: '1' },
+    // Ingest and relay again, the systems alternating in each round.
+    rounds: { type: 'string', default: '1' },
   },
 });
 
@@ -108,7 +114,9 @@ async function main(): Promise<void> {
   const fallbackMx = hasPostfixTools ? undefined : new TestMx(SINK_HOST, 25);
   await fallbackMx?.start();
   const sink: Sink = fallbackMx ? testMxSink(fallbackMx, SINK_HOST) : await postfixSink(SINK_HOST, 25);
-  const systems: [string, Start][] = [['tern', (mode) => startTern(world, mode)]];
+  const nodes = values.nodes!.split(',').map(Number);
+  if (nodes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--nodes takes whole numbers from 1, not ${values.nodes}`);
+  const systems: [string, Start][] = nodes.map((n) => [n === 1 ? 'tern' : `tern-nodes${n}`, (mode: Mode) => startTern(world, mode, n)]);
   if (peers.has('haraka')) systems.push(['haraka', (mode) => startHaraka(mode, world.dns.port)]);
   if (peers.has('postfix') && hasPostfix) systems.push(['postfix', (mode) => startPostfix(mode, { host: SINK_HOST, port: 25 })]);
   if (peers.has('postfix') && !hasPostfix) print({ scenario: 'note', text: 'postfix is not installed: no Postfix figures in this run' });
@@ -130,20 +138,22 @@ async function main(): Promise<void> {
     const figures = new Map<string, Record<string, unknown>>();
     // Systems inside each variant: a moment of load from elsewhere on the machine then
     // falls on neighbouring runs of the three, not on all runs of one.
-    for (const scenario of ['ingest', 'relay'] as const) {
-      if (!only.has(scenario)) continue;
-      for (const v of variants()) {
-        for (const [name, start] of systems) {
-          const r = scenario === 'ingest'
-            ? await ingest(start, shape, v)
-            : await relay(start, sink, shape, v, v.generator === 'smtp-source' ? smtpSourceTransactions(shape) : expectedTransactions(shape), ceilings.get(v.connection));
-          figures.set(`${scenario}/${variantKey(v)}/${name}`, r);
-          print(r);
-        }
-        const tern = figures.get(`${scenario}/${variantKey(v)}/tern`)?.msgs_per_s as number | undefined;
-        for (const [name] of systems.slice(1)) {
-          const peer = figures.get(`${scenario}/${variantKey(v)}/${name}`)?.msgs_per_s as number | undefined;
-          if (tern && peer) print({ scenario: `${scenario} ratio`, system: `tern/${name}`, ...variantFields(v), ratio: round(tern / peer, 2) });
+    for (let pass = 1; pass <= Number(values.rounds); pass++) {
+      for (const scenario of ['ingest', 'relay'] as const) {
+        if (!only.has(scenario)) continue;
+        for (const v of variants()) {
+          for (const [name, start] of systems) {
+            const r = scenario === 'ingest'
+              ? await ingest(start, shape, v)
+              : await relay(start, sink, shape, v, v.generator === 'smtp-source' ? smtpSourceTransactions(shape) : expectedTransactions(shape), ceilings.get(v.connection));
+            figures.set(`${scenario}/${variantKey(v)}/${name}`, r);
+            print(Number(values.rounds) > 1 ? { ...r, round: pass } : r);
+          }
+          const tern = figures.get(`${scenario}/${variantKey(v)}/tern`)?.msgs_per_s as number | undefined;
+          for (const [name] of systems.slice(1)) {
+            const peer = figures.get(`${scenario}/${variantKey(v)}/${name}`)?.msgs_per_s as number | undefined;
+            if (tern && peer) print({ scenario: `${scenario} ratio`, system: `tern/${name}`, ...variantFields(v), ratio: round(tern / peer, 2) });
+          }
         }
       }
     }
@@ -156,8 +166,11 @@ async function main(): Promise<void> {
       const hostile = { seconds: Number(values['hostile-seconds']), rate: Number(values['hostile-rate']), perServer: Number(values['hostile-messages']), kinds: kinds as HostileKind[], size: shape.size };
       await hostileMx(world, sink, hostile, print);
     }
-    if (only.has('shaping-rate')) print(await shapingRate(shapingOptions(values)));
-    if (only.has('shaping-connections')) print(await shapingConnections(shapingOptions(values)));
+    // Shaping runs once per --nodes value, so that `--nodes 1,4` compares one process with four workers.
+    for (const n of nodes) {
+      if (only.has('shaping-rate')) print(await shapingRate(shapingOptions({ ...values, nodes: String(n) })));
+      if (only.has('shaping-connections')) print(await shapingConnections(shapingOptions({ ...values, nodes: String(n) })));
+    }
   } finally {
     await sink.stop();
     await fallbackMx?.stop();

@@ -16,6 +16,8 @@ export interface SystemUnderTest {
   pids(): number[];
   /** The one process that serves SMTP, when there is one (Postfix has none: smtpd, cleanup, qmgr …). */
   servingPid(): number | undefined;
+  /** Its processes by name, for CPU per process (Tern with nodes=N: primary, shard0, shard1 …). */
+  processes?(): { name: string; pid: number }[];
   stop(): Promise<void>;
 }
 
@@ -90,17 +92,21 @@ export const peakRssMb = (pids: number[]) => procMb(pids, 'status', 'VmHWM');
 /** Resident set now, in MB. */
 export const rssMb = (pids: number[]) => procMb(pids, 'status', 'VmRSS');
 
-export async function startTern(world: World, mode: Mode): Promise<SystemUnderTest> {
+/** Tern; with `nodes` > 1 (smtp.ini nodes=N) a primary and N workers, measured together and one by one. */
+export async function startTern(world: World, mode: Mode, nodes = 1): Promise<SystemUnderTest> {
   const queue = tempQueue();
-  const tern: TernProcess = await world.tern({ outbound: mode === 'ingest' ? 'disabled=true' : 'concurrency_max=64' }, queue);
+  const tern: TernProcess = await world.tern({ outbound: mode === 'ingest' ? 'disabled=true' : 'concurrency_max=64', smtp: nodes > 1 ? `nodes=${nodes}` : '' }, queue);
+  const workers = (tern.records.find((r) => r.msg === 'tern listening')?.workers ?? []) as { shard: number | string; pid: number }[];
   // Tern still writes a record per reception and delivery (Haraka, at level warn, none);
   // only the harness's parsing of them is dropped, as Haraka's output is ignored too.
   tern.discardLogs();
+  const processes = () => [{ name: nodes > 1 ? 'primary' : 'tern', pid: tern.child.pid! }, ...workers.map((w) => ({ name: `shard${w.shard}`, pid: w.pid }))];
   return {
-    name: 'tern',
+    name: nodes > 1 ? `tern-nodes${nodes}` : 'tern',
     port: tern.port,
-    pids: () => [tern.child.pid!],
-    servingPid: () => tern.child.pid,
+    pids: () => processes().map((p) => p.pid),
+    processes,
+    servingPid: () => (nodes > 1 ? undefined : tern.child.pid),
     stop: async () => {
       await tern.stop();
       rmSync(queue, { recursive: true, force: true });

@@ -24,6 +24,22 @@ export function variantFields(v: Variant): Record<string, string> {
 
 const round = (x: number, digits = 1) => +x.toFixed(digits);
 
+/** CPU seconds of each named process of the system so far (nodes=N: the primary and each worker). */
+function cpuByProcess(sut: SystemUnderTest): Map<string, number> {
+  return new Map((sut.processes?.() ?? []).map((p) => [p.name, cpuSeconds([p.pid])]));
+}
+
+/**
+ * CPU each process used during the run, and messages per CPU-second of the system (what
+ * one core of it handles; times the cores, what nodes=cpus could reach when nothing else
+ * limits it).
+ */
+function cpuFields(sut: SystemUnderTest, before: Map<string, number>, total: number, messages: number): Record<string, number> {
+  const per: Record<string, number> = {};
+  for (const [name, cpu] of cpuByProcess(sut)) per[`cpu_s_${name}`] = round(cpu - (before.get(name) ?? 0), 2);
+  return { cpu_s: round(total, 2), ...per, msgs_per_cpu_s: round(messages / total) };
+}
+
 /** Latency figures of a bench client run; smtp-source times nothing but the whole run. */
 function latencyFields(latencies: number[] | undefined, connectLatencies: number[] | undefined, connection: ConnectionMode): Record<string, number> {
   return {
@@ -66,6 +82,7 @@ export async function ingest(start: Start, shape: LoadShape, v: Variant): Promis
   const sut = await start('ingest');
   try {
     const cpu0 = cpuSeconds(sut.pids());
+    const each0 = cpuByProcess(sut);
     const load = await drive('127.0.0.1', sut.port, shape, v);
     const cpu = cpuSeconds(sut.pids()) - cpu0;
     return {
@@ -73,6 +90,7 @@ export async function ingest(start: Start, shape: LoadShape, v: Variant): Promis
       msgs_per_s: round(shape.messages / load.seconds),
       ...latencyFields(load.latencies, load.connectLatencies, v.connection),
       cpu_s_per_1000: round((cpu / shape.messages) * 1000, 2), ...memory(sut),
+      ...(sut.processes ? cpuFields(sut, each0, cpu, shape.messages) : {}),
     };
   } finally {
     await sut.stop();
@@ -90,20 +108,23 @@ export async function relay(start: Start, sink: Sink, shape: LoadShape, v: Varia
   try {
     const target = sink.count() + expected;
     const cpu0 = cpuSeconds(sut.pids());
+    const each0 = cpuByProcess(sut);
     const machine0 = machineCpuSeconds();
     const t0 = process.hrtime.bigint();
     const load = await drive('127.0.0.1', sut.port, shape, v);
     await sink.waitFor(target, 900_000);
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const rate = shape.messages / seconds;
+    const cpu = cpuSeconds(sut.pids()) - cpu0;
     return {
       scenario: 'relay', system: sut.name, sink: sink.name, ...variantFields(v), ...shape,
       msgs_per_s: round(rate),
       ...(ceiling ? { of_ceiling: round(rate / ceiling, 3) } : {}),
       ...latencyFields(load.latencies, load.connectLatencies, v.connection),
-      cpu_s_per_1000: round(((cpuSeconds(sut.pids()) - cpu0) / shape.messages) * 1000, 2),
+      cpu_s_per_1000: round((cpu / shape.messages) * 1000, 2),
       machine_cpu_s_per_1000: round(((machineCpuSeconds() - machine0) / shape.messages) * 1000, 2),
       ...memory(sut),
+      ...(sut.processes ? cpuFields(sut, each0, cpu, shape.messages) : {}),
     };
   } finally {
     await sut.stop();

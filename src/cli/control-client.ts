@@ -49,8 +49,10 @@ export async function call(target: ApiTarget, method: string, path: string): Pro
   } catch (err) {
     throw new ApiError(0, `cannot reach the Tern admin API at ${target.base} (from ${target.from}): ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}; is the daemon running?`);
   }
-  const body = (await res.json().catch(() => ({}))) as { error?: string };
+  const body = (await res.json().catch(() => ({}))) as { error?: string; errors?: { shard?: unknown; error?: unknown }[] };
   if (!res.ok) throw new ApiError(res.status, body.error ?? `HTTP ${res.status}`);
+  // nodes=N: a worker that did not answer left its part out of this answer; say so.
+  if (Array.isArray(body.errors)) for (const e of body.errors.slice(0, 100)) process.stderr.write(`tern: warning: partial answer: ${String(e?.error ?? 'a worker did not answer').slice(0, 500)}\n`);
   return body;
 }
 

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../core/index.js';
-import { startDaemon } from '../daemon/index.js';
+import cluster from 'node:cluster';
+import { clusterPlan, startDaemon, startPrimary, startWorker } from '../daemon/index.js';
 import { hashPassword } from '../listener/index.js';
 import { queueCommand } from './commands.js';
 import { domainCommand } from './domain-command.js';
@@ -144,8 +145,18 @@ async function run(values: ReturnType<typeof parse>['values'], positionals: stri
   if (config.explicit && command !== 'hash-password') requireConfig(config);
   switch (command) {
     case 'start': {
+      const configDir = requireConfig(config);
+      if (cluster.isWorker) {
+        // One of nodes=N workers: the primary is the service; a worker stops when the primary goes.
+        delete process.env.NOTIFY_SOCKET;
+        await (await startWorker({ configDir })).stopped;
+        return 0;
+      }
       const parent = values['exit-with-parent'] ? process.ppid : undefined;
-      const daemon = await startDaemon({ configDir: requireConfig(config), queueDir: locateQueue(values.queue, process.env, config), handleSignals: true });
+      const queueDir = locateQueue(values.queue, process.env, config);
+      // nodes=1 with no shard to adopt: the single process, as before; else a primary and its workers.
+      const plan = clusterPlan(configDir, queueDir);
+      const daemon = plan ? await startPrimary({ configDir, queueDir, plan, handleSignals: true }) : await startDaemon({ configDir, queueDir, handleSignals: true });
       // Gone parent: the same clean stop as a supervisor's SIGTERM (logged as such).
       if (parent !== undefined) watchParent(parent, () => process.kill(process.pid, 'SIGTERM'));
       const notReady = await notifyReady(`listening on ${daemon.addresses.map((a) => `${a.host}:${a.port}`).join(', ')}`);
@@ -193,8 +204,9 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`tern: configuration error: ${err.message}\n`);
       process.exit(78); // EX_CONFIG (sysexits.h): systemd and scripts can tell a config error apart
     }
-    const e = err as NodeJS.ErrnoException;
+    const e = err as NodeJS.ErrnoException & { exitCode?: number };
     process.stderr.write(`tern: ${e?.code ? e.code + ': ' : ''}${e?.message ?? String(err)}\n`);
-    process.exit(1);
+    // A worker that could not start (nodes=N): its own exit status (78 for a config error).
+    process.exit(typeof e?.exitCode === 'number' ? e.exitCode : 1);
   },
 );

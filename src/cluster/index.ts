@@ -2,3 +2,9 @@ export type { ConnectionLease, DestinationLimits, LimitCoordinator, MessageRate,
 export { LocalCoordinator } from './local-coordinator.js';
 export { DestinationKeys } from './destination-keys.js';
 export type { DestinationKeyOptions, ShapedDestination } from './destination-keys.js';
+export { IpcCoordinator } from './ipc-coordinator.js';
+export type { IpcCoordinatorOptions } from './ipc-coordinator.js';
+export { CoordinatorHost } from './coordinator-host.js';
+export { processChannel } from './ipc-messages.js';
+export type { IpcChannel } from './ipc-messages.js';
+export { rateShare, slotShare } from './local-share.js';

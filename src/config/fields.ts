@@ -35,7 +35,7 @@ export const bool = (fallback: boolean) =>
     .transform((v) => v === true || v === 'true' || v === 'yes' || v === '1' || v === 'on')
     .default(fallback);
 
-const wholeNumber = (min: number, max: number) =>
+export const wholeNumber = (min: number, max: number) =>
   z
     .union([z.number(), z.string().regex(/^\s*\d+\s*$/, `expected a whole number from ${min} to ${max}`)])
     .transform(Number)

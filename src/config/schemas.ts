@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseHostPort } from './host-port.js';
-import { bool, bytes, int, intervals, optionalInt, QUEUE_MAX_SECONDS, seconds, text, TIMER_MAX_SECONDS } from './fields.js';
+import { bool, bytes, int, intervals, optionalInt, wholeNumber, QUEUE_MAX_SECONDS, seconds, text, TIMER_MAX_SECONDS } from './fields.js';
 
 // Ranges: durations that arm a timer run from the shortest that makes sense to
 // TIMER_MAX_SECONDS (Node's timer limit); those that only date something (a retry, an
@@ -12,6 +12,8 @@ const QUEUE = QUEUE_MAX_SECONDS;
 const MAX_BYTES = 1024 ** 3;
 const MANY = 100_000;
 const PORT = 65535;
+/** Workers: more than a machine has cores only adds switching; 256 bounds a typo. */
+export const MAX_NODES = 256;
 
 /** How delivery uses TLS: outbound.ini `tls_mode` and a route's `tls` (README, Routes and TLS policy). */
 export const tlsModeSchema = z.enum(['opportunistic', 'required', 'verify', 'disabled']);
@@ -65,6 +67,11 @@ export const smtpMainSchema = z
     auth_client_failure_limit: int(10, 1, 10000),
     auth_client_failure_window: seconds('10m', 1, 86400),
     auth_client_lockout: seconds('10m', 1, 86400),
+    // Issue #16: worker processes (node:cluster), each with a queue shard of its own; 1 is
+    // the single process of old, `cpus` one worker per core (os.availableParallelism()).
+    nodes: z
+      .union([z.literal('cpus'), wholeNumber(1, MAX_NODES)])
+      .default(1),
   })
   .strict();
 

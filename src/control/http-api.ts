@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import { chmod, rm } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { closedError } from '../core/index.js';
@@ -91,6 +92,21 @@ function selectionOf(body: unknown): { selection: Selection; reason?: string } {
  * The admin API on loopback (KumoMTA's HTTP API, Postfix's postqueue/postsuper as JSON).
  * Off loopback a bearer token is required (config validation insists on one).
  */
+export interface AdminApiOptions {
+  /**
+   * A worker's API (`nodes=N`): a unix socket (mode 0600, in the worker's shard directory)
+   * that only the primary talks to. No token (the socket's mode is the access control), and
+   * a page may go as deep as the primary's merge needs (MERGE_DEPTH entries).
+   */
+  readonly socket?: string;
+}
+
+/** How deep a worker's page may go for the primary's merged listing (control/cluster-admin.ts). */
+export const MERGE_DEPTH = 100_000;
+
+/** The primary's client, passed on to a worker (lower case: node's header names). */
+export const CLIENT_HEADER = 'x-tern-client';
+
 export class AdminApi implements Closable {
   private server?: Server;
   private readonly configs: ConfigHandle;
@@ -102,6 +118,7 @@ export class AdminApi implements Closable {
     private readonly metrics: TernMetrics,
     private readonly logger: Logger,
     private readonly clock: Clock,
+    private readonly options: AdminApiOptions = {},
   ) {
     this.configs = configHandle(config);
   }
@@ -117,6 +134,8 @@ export class AdminApi implements Closable {
 
   async listen(): Promise<{ host: string; port: number } | undefined> {
     if (this.closed) throw closedError('admin API');
+    const socket = this.options.socket;
+    if (socket !== undefined) return this.listenSocket(socket);
     if (this.config.disabled) return undefined;
     const { host, port } = splitHostPort(this.config.listen);
     const server = createServer((req, res) => void this.handle(req, res));
@@ -127,6 +146,19 @@ export class AdminApi implements Closable {
     this.server = server;
     const addr = server.address();
     return { host, port: typeof addr === 'object' && addr ? addr.port : port };
+  }
+
+  /** A worker's API: a socket left by a worker that was killed is replaced. */
+  private async listenSocket(path: string): Promise<undefined> {
+    await rm(path, { force: true });
+    const server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+    this.server = server;
+    await chmod(path, 0o600);
+    return undefined;
   }
 
   /**
@@ -148,9 +180,19 @@ export class AdminApi implements Closable {
     this.server?.closeAllConnections();
   }
 
+  /**
+   * Who asked, for the Admin… records. On a worker's socket only the primary talks, and it
+   * names its own client (CLIENT_HEADER); anywhere else the header is ignored.
+   */
+  private client(req: IncomingMessage): string {
+    const forwarded = req.headers[CLIENT_HEADER];
+    if (this.options.socket !== undefined && typeof forwarded === 'string' && forwarded.length <= 64) return forwarded;
+    return req.socket.remoteAddress ?? 'unknown';
+  }
+
   private authorized(req: IncomingMessage): boolean {
     const token = this.config.token;
-    if (!token) return true;
+    if (!token || this.options.socket !== undefined) return true;
     const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
     const a = Buffer.from(given);
     const b = Buffer.from(token);
@@ -193,7 +235,7 @@ export class AdminApi implements Closable {
    */
   private async bulk(req: IncomingMessage, res: ServerResponse, verb: ActionVerb): Promise<void> {
     const { selection, reason } = selectionOf(await jsonBody(req, MAX_BODY));
-    const by = { client: req.socket.remoteAddress ?? 'unknown', ...(reason ? { reason } : {}) };
+    const by = { client: this.client(req), ...(reason ? { reason } : {}) };
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });
     let done = 0;
     let failed = 0;
@@ -223,7 +265,7 @@ export class AdminApi implements Closable {
           sender: text(q, 'sender', MAX_ADDRESS),
           recipient: text(q, 'recipient', MAX_ADDRESS),
           offset: number(q, 'offset', 0)!,
-          limit: number(q, 'limit', 100, 1000)!,
+          limit: number(q, 'limit', 100, this.options.socket === undefined ? 1000 : MERGE_DEPTH)!,
         };
         return { ...(await listQueue(s, filter, this.clock.now())), offset: filter.offset, limit: filter.limit };
       }
@@ -246,7 +288,7 @@ export class AdminApi implements Closable {
         return showEntry(s, entry);
       }
       const reason = text(q, 'reason', MAX_REASON);
-      const by = { client: req.socket.remoteAddress ?? 'unknown', ...(reason ? { reason } : {}) };
+      const by = { client: this.client(req), ...(reason ? { reason } : {}) };
       if (parts.length === 2 && method === 'DELETE') return { removed: (await s.remove(id, by)).id };
       if (parts.length === 3 && method === 'POST') {
         switch (parts[2]) {

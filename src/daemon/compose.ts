@@ -25,6 +25,10 @@ export interface CompositionContext {
   readonly hooks: HookRunner;
   /** Where limits.ini's slots and tokens are kept; in-process (LocalCoordinator) unless a node=N worker's is given. */
   readonly coordinator?: LimitCoordinator;
+  /** A worker's shard (`nodes=N`): written into message ids. */
+  readonly shard?: number;
+  /** A worker's admin API socket, instead of http.ini's address. */
+  readonly adminSocket?: string;
 }
 
 /** Every long-lived part of a running daemon, wired together but not yet started. */
@@ -35,6 +39,7 @@ export interface Parts {
   readonly metrics: TernMetrics;
   readonly listener: Listener;
   readonly admin: AdminApi;
+  readonly coordinator: LimitCoordinator;
 }
 
 type DnsFailure = ResolverOptions['onFailure'];
@@ -76,7 +81,7 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
   const { logger, clock, hooks } = ctx;
   // Failed lookups are counted; metrics exists by the time the first lookup is made.
   const dns = resolvers(config, clock, (type, reason) => metrics.onDnsFailure(type, reason));
-  const spool = new DiskSpool(resolve(ctx.queueDir));
+  const spool = new DiskSpool(resolve(ctx.queueDir), { shard: ctx.shard });
   const agent = new DeliveryAgent(config, { resolver: dns.delivery, bodyBytesOrStream: (e) => spool.bodyBytesOrStream(e), logger, hooks, clock });
   // Every disposition is logged, shown to plugins (log_disposition) and counted from here.
   const dispositions = new DispositionSink(logger);
@@ -124,6 +129,6 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
     clientName: (address) => confirmedClientName(dns.names(), address),
     onRejection: (record) => metrics.onRejection(record.reason, record.command),
   });
-  const admin = new AdminApi(config, scheduler, metrics, logger, clock);
-  return { spool, agent, scheduler, metrics, listener, admin };
+  const admin = new AdminApi(config, scheduler, metrics, logger, clock, { socket: ctx.adminSocket });
+  return { spool, agent, scheduler, metrics, listener, admin, coordinator };
 }

@@ -12,7 +12,7 @@ import type { Logger } from '../log/index.js';
  * change is reported as needing a restart instead of being claimed as applied.
  */
 const AT_START: Readonly<Record<string, readonly string[]>> = {
-  'smtp.ini': ['listen'],
+  'smtp.ini': ['listen', 'nodes'],
   'http.ini': ['listen', 'disabled'],
 };
 

@@ -1,6 +1,11 @@
 export { startDaemon } from './start.js';
-export type { DaemonOptions, RunningDaemon } from './start.js';
+export type { DaemonOptions, RunningDaemon, WorkerRole } from './start.js';
 export { runShutdownSteps, closeWithin } from './lifecycle.js';
 export type { ShutdownStep } from './lifecycle.js';
 export { checkStartup, loadStartup } from './startup.js';
 export type { Startup } from './startup.js';
+export { clusterPlan, configuredNodes } from './cluster-plan.js';
+export type { ClusterPlan, ShardSlot } from './cluster-plan.js';
+export { startPrimary } from './cluster-primary.js';
+export type { PrimaryOptions, RunningPrimary } from './cluster-primary.js';
+export { startWorker, workerCoordinator } from './cluster-worker.js';

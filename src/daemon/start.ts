@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { closedError, systemClock } from '../core/index.js';
 import type { Clock } from '../core/index.js';
+import type { LimitCoordinator } from '../cluster/index.js';
 import { ConfigSource } from '../config/index.js';
 import type { TernConfig } from '../config/index.js';
 import { LogOutput, createLogger, pinoLevel, routeProcessWarnings } from '../log/index.js';
@@ -19,6 +20,21 @@ export interface DaemonOptions {
   readonly clock?: Clock;
   /** Installs SIGHUP/SIGTERM/SIGINT handlers (the CLI does; embedders may not want it). */
   readonly handleSignals?: boolean;
+  /** Set when this process is one of `nodes=N` workers (daemon/cluster-worker.ts). */
+  readonly worker?: WorkerRole;
+  /** Where limits.ini's slots and tokens are kept: a worker's asks the primary; default in-process. */
+  readonly coordinator?: LimitCoordinator;
+}
+
+/** What makes a worker of the daemon: its shard, its API socket, whether it takes mail. */
+export interface WorkerRole {
+  /** Written into new message ids (undefined: the unsharded queue/ of a single process). */
+  readonly shard?: number;
+  /** `shard` on every log record: K, or `queue` for the unsharded queue/. */
+  readonly label: string;
+  readonly adminSocket: string;
+  /** false: a shard no worker owns (after nodes went down), delivered but not fed. */
+  readonly listen: boolean;
 }
 
 export interface RunningDaemon {
@@ -30,6 +46,8 @@ export interface RunningDaemon {
   shutdown(): Promise<void>;
   /** Resolves once the daemon has shut down (by signal or shutdown()), whatever failed on the way. */
   readonly stopped: Promise<void>;
+  /** Entries queued and in flight now, and whether the queue of earlier runs has been read back whole. */
+  queue(): { queued: number; inFlight: number; recovered: boolean };
 }
 
 // Bounds for the parts whose graceful close waits on peers: past them, they are destroyed.
@@ -61,7 +79,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const source = new ConfigSource(startup.config);
   const config = source.current;
   const own = options.logger ? undefined : daemonLogger(config);
-  const logger = options.logger ?? own!.logger;
+  const base = options.logger ?? own!.logger;
+  // A worker's records say which shard they come from, as a structured field.
+  const logger = options.worker ? base.child({ shard: options.worker.shard ?? options.worker.label }) : base;
   warnings?.attach(logger);
   const hooks = new HookRunner([...startup.plugins], logger);
   if (startup.plugins.length) logger.info({ plugins: hooks.names }, 'plugins loaded');
@@ -72,15 +92,16 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     own?.output.setFormat(next.log.format, next.log.pretty_on_tty);
   });
 
-  const parts = composeParts(source, { queueDir: options.queueDir, logger, clock, hooks });
+  const worker = options.worker;
+  const parts = composeParts(source, { queueDir: options.queueDir, logger, clock, hooks, shard: worker?.shard, adminSocket: worker?.adminSocket, coordinator: options.coordinator });
   const { spool, agent, scheduler, metrics, listener, admin } = parts;
   const { removedTemporary } = await spool.open();
-  const addresses = await listener.listen();
+  const addresses = worker?.listen === false ? [] : await listener.listen();
   const adminAddress = await admin.listen();
 
   // Haraka's process_title: live counts in ps/top.
   const showTitle = () => {
-    process.title = `tern: queued=${scheduler.size} in_flight=${scheduler.inFlightCount} sessions=${agent.openSessions}`;
+    process.title = `tern${worker ? ` shard ${worker.label}` : ''}: queued=${scheduler.size} in_flight=${scheduler.inFlightCount} sessions=${agent.openSessions}`;
   };
   showTitle();
   const titleTimer = setInterval(showTitle, 5000).unref();
@@ -92,6 +113,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let recovering: Promise<void> = Promise.resolve();
   let listenerClosed: Promise<void> = Promise.resolve();
   let aborted = 0;
+  let recoveryDone = false;
 
   const steps = (): ShutdownStep[] => [
     {
@@ -113,6 +135,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     { step: 'listener', run: () => void (listenerClosed = listener.close()) },
     { step: 'scheduler', run: async () => void ({ aborted } = await scheduler.close()) },
     { step: 'delivery', run: () => agent.close() },
+    // After delivery, whose closing sessions give their slots back through it.
+    { step: 'coordination', run: () => parts.coordinator.close() },
     { step: 'listener sessions', run: () => closeWithin({ close: () => listenerClosed, destroy: () => listener.destroy(), closed: true }, LISTENER_CLOSE_MS) },
     { step: 'queue', run: () => spool.close() },
   ];
@@ -136,7 +160,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
 
   // Announced once everything is in place (signals, config watch): whoever waits for
   // this line may act on the daemon at once.
-  logger.info({ addresses, admin: adminAddress ?? null, config: configDir, queue: spool.root, me: config.me }, 'tern listening');
+  // A worker's line is its own: 'tern listening' is the primary's, once every worker listens.
+  logger.info({ addresses, admin: adminAddress ?? null, config: configDir, queue: spool.root, me: config.me }, worker ? 'worker listening' : 'tern listening');
 
   // The queue of an earlier run is read back while mail is already accepted and delivered:
   // with a million entries, the listener does not wait for the scan.
@@ -144,6 +169,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   recovering = spool
     .recover({ onBatch: (heads) => scheduler.addRecovered(heads), signal: recoveryAbort.signal })
     .then((report) => {
+      // Only a whole reading counts: one stopped by shutdown left entries unread on disk.
+      recoveryDone = !recoveryAbort.signal.aborted;
       for (const c of report.corrupt) logger.error({ file: c.file, error: c.error, moved_to: 'corrupt/' }, 'corrupt queue entry moved aside');
       logger.info(
         { entries: report.recovered, corrupt: report.corrupt.length, removed_orphans: report.removedOrphans, removed_temporary: removedTemporary, queued: scheduler.size },
@@ -152,5 +179,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     })
     .catch((err: Error) => logger.error({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'queue recovery failed; entries not yet read stay on disk until the next start'))
     .finally(() => scheduler.recoveryFinished());
-  return { addresses, admin: adminAddress, hangup: () => lifecycle.hangup(), shutdown: () => lifecycle.shutdown(), stopped: lifecycle.stopped };
+  return {
+    addresses,
+    admin: adminAddress,
+    hangup: () => lifecycle.hangup(),
+    shutdown: () => lifecycle.shutdown(),
+    stopped: lifecycle.stopped,
+    queue: () => ({ queued: scheduler.size, inFlight: scheduler.inFlightCount, recovered: recoveryDone }),
+  };
 }

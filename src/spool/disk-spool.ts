@@ -11,6 +11,7 @@ import { BodyWriter, IN_MEMORY_BODY } from './body-writer.js';
 import { encodeTrailer } from './message-file.js';
 import { MessageFiles } from './message-files.js';
 import { MessageIds } from './message-ids.js';
+import { shardSuffix } from './shards.js';
 import { newEntries } from './new-entries.js';
 import { SegmentStore } from './segment-store.js';
 import { recoverQueue } from './recovery.js';
@@ -43,7 +44,7 @@ export class DiskSpool implements Spool {
   private readonly liveEntries = new Map<string, number>();
   /** While an earlier run's queue is being read back: the messages this run queued itself. */
   private ownDuringRecovery?: Set<string>;
-  private readonly messageIds = new MessageIds();
+  private readonly messageIds: MessageIds;
   /**
    * Entries known to have had a state file (loaded from one, or updated): only theirs are
    * unlinked on removal, where a failed unlink of a file that never existed costs more
@@ -55,11 +56,15 @@ export class DiskSpool implements Spool {
   private readonly segments: SegmentStore;
   private closing?: Promise<void>;
 
-  /** The options are for tests: a clock to age segments (see retireSparseSegments()), a segment size. */
+  /**
+   * `shard`: a worker's queue shard (`nodes=N`), written into every new message id. The
+   * other options are for tests: a clock to age segments (see retireSparseSegments()), a segment size.
+   */
   constructor(
     readonly root: string,
-    options: { now?: () => number; segmentBytes?: number } = {},
+    options: { now?: () => number; segmentBytes?: number; shard?: number } = {},
   ) {
+    this.messageIds = new MessageIds(options.shard === undefined ? '' : shardSuffix(options.shard));
     this.entryDir = join(root, 'entries');
     this.corruptDir = join(root, 'corrupt');
     this.entryDirSync = new DirSync(this.entryDir);

@@ -5,3 +5,4 @@ export type { Spool, QueueEntry, EntryDraft, EntryHead, IncomingMessage, Recover
 export { encodeEntry, decodeEntry } from './entry-codec.js';
 export { entryHead } from './entry-head.js';
 export { writeFileSynced, fsyncDir } from './durable-fs.js';
+export { SHARD_DIR_PREFIX, shardDir, shardOfDir, shardOfId } from './shards.js';

@@ -66,7 +66,13 @@ describe('tern health', () => {
 });
 
 describe('readiness (systemd Type=notify)', () => {
-  it('sends READY=1 through systemd-notify once the listener accepts connections', async () => {
+  it('sends READY=1 through systemd-notify once the listener accepts connections', () => readiness(''));
+
+  it('with nodes=2, the primary alone sends READY=1, once every worker listens', () => readiness('nodes=2\n'));
+});
+
+async function readiness(smtp: string): Promise<void> {
+  {
     // A real AF_UNIX datagram socket in place of systemd's, read by Python (Node has none);
     // it closes the fd of systemd-notify's barrier as systemd does, or the barrier waits.
     const socketPath = join(tempDir('tern-notify-'), 'notify');
@@ -83,7 +89,7 @@ describe('readiness (systemd Type=notify)', () => {
     });
     try {
       while (!messages.includes('(bound)')) await once(lines, 'line', { signal: AbortSignal.timeout(15000) });
-      const config = writeConfig({ 'smtp.ini': '[main]\nlisten=127.0.0.1:0\n', 'http.ini': '[main]\ndisabled=true\n' });
+      const config = writeConfig({ 'smtp.ini': `[main]\nlisten=127.0.0.1:0\n${smtp}`, 'http.ini': '[main]\ndisabled=true\n' });
       const daemon = new TernProcess(config, tempQueue());
       // TernProcess passes its own environment on to the daemon: set only for that spawn.
       process.env.NOTIFY_SOCKET = socketPath;
@@ -95,6 +101,7 @@ describe('readiness (systemd Type=notify)', () => {
         assert.ok(message.split('\n').includes(`STATUS=listening on 127.0.0.1:${daemon.port}`), message);
         assert.match(await greeting(daemon.port), /^220 /);
         assert.deepEqual(daemon.stderr, [], 'no readiness error');
+        assert.equal(messages.filter((m) => m.split('\n').includes('READY=1')).length, 1, 'one READY=1: workers do not speak for the service');
       } finally {
         daemon.child.kill('SIGTERM');
         await daemon.exited;
@@ -102,8 +109,8 @@ describe('readiness (systemd Type=notify)', () => {
     } finally {
       receiver.kill();
     }
-  });
-});
+  }
+}
 
 const RECEIVER = `
 import array, json, os, socket, sys

@@ -82,7 +82,9 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
   // Failed lookups are counted; metrics exists by the time the first lookup is made.
   const dns = resolvers(config, clock, (type, reason) => metrics.onDnsFailure(type, reason));
   const spool = new DiskSpool(resolve(ctx.queueDir), { shard: ctx.shard });
-  const agent = new DeliveryAgent(config, { resolver: dns.delivery, bodyBytesOrStream: (e) => spool.bodyBytesOrStream(e), logger, hooks, clock });
+  // limits.ini's slots and tokens (and the rate's turns at the wire): in-process, or a nodes=N worker's link to the primary.
+  const coordinator = ctx.coordinator ?? new LocalCoordinator(clock);
+  const agent = new DeliveryAgent(config, { resolver: dns.delivery, bodyBytesOrStream: (e) => spool.bodyBytesOrStream(e), logger, hooks, clock, coordinator });
   // Every disposition is logged, shown to plugins (log_disposition) and counted from here.
   const dispositions = new DispositionSink(logger);
   if (hooks.has('log_disposition')) dispositions.subscribe({ record: (record) => void hooks.logDisposition(record) });
@@ -90,7 +92,6 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
   const intake = new Intake({ spool, dispositions, clock, logger, alwaysSplit: () => config.current.outbound.always_split });
   const reporter = new ReportGenerator(config, spool, intake, logger, clock);
   // limits.ini: each domain's key (its MX site for scope=site and [mx:] sections) and limits, read live.
-  const coordinator = ctx.coordinator ?? new LocalCoordinator(clock);
   const destinations = new DestinationKeys({
     limits: () => config.current.limits,
     localLimit: (domain) => gateSettings(config.current.outbound, config.current.routes)[0](domain),

@@ -15,7 +15,8 @@ import { DeliveryStatusRewriter } from '../rewrite/index.js';
 import { DeliverySession } from './session.js';
 import { SessionPool } from './pool.js';
 import { LeasedSessions } from './leased-sessions.js';
-import type { ConnectionLease, MessageRate } from '../cluster/index.js';
+import { LocalCoordinator } from '../cluster/index.js';
+import type { ConnectionLease, LimitCoordinator, MessageRate } from '../cluster/index.js';
 import { WirePacer } from './wire-pacer.js';
 import { MtaStsPolicies, mxMatches } from './mta-sts.js';
 import type { SessionRequest, SessionResult, SessionTimeouts, TlsMode } from './session.js';
@@ -53,6 +54,8 @@ export interface AgentDeps {
   /** Plugin hooks (get_mx). */
   readonly hooks?: HookRunner;
   readonly clock: Clock;
+  /** Where the rate's turns at the wire are taken (the scheduler's coordinator); default in-process. */
+  readonly coordinator?: LimitCoordinator;
 }
 
 function everyone(recipients: readonly string[], reply: SmtpReply): RecipientOutcome[] {
@@ -86,7 +89,7 @@ export class DeliveryAgent implements Closable {
     private readonly deps: AgentDeps,
   ) {
     this.configs = configHandle(config);
-    this.pacer = new WirePacer(deps.clock);
+    this.pacer = new WirePacer(deps.clock, deps.coordinator ?? new LocalCoordinator(deps.clock));
     this.rewriter = new DeliveryStatusRewriter(this.config.rewrite);
     this.sts = new MtaStsPolicies({
       resolver: deps.resolver,

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { WirePacer } from '../../../src/delivery/wire-pacer.js';
+import { LocalCoordinator } from '../../../src/cluster/index.js';
 
 const settled = async (p: Promise<void>) => {
   let done = false;
@@ -11,7 +12,8 @@ const settled = async (p: Promise<void>) => {
 
 describe('WirePacer', () => {
   it('lets a burst start at once and makes the next wait for its turn', async () => {
-    const pacer = new WirePacer({ now: () => Date.now() });
+    const clock = { now: () => Date.now() };
+    const pacer = new WirePacer(clock, new LocalCoordinator(clock));
     const rate = { count: 10, perMs: 1000, burst: 2 };
     assert.equal(await settled(pacer.wait('d.test', rate)), true);
     assert.equal(await settled(pacer.wait('d.test', rate)), true);
@@ -21,8 +23,19 @@ describe('WirePacer', () => {
     assert.equal(await settled(pacer.wait('other.test', rate)), true, 'per destination');
   });
 
+  it('takes its turns from the coordinator, so that pacers of several processes share one line', async () => {
+    const clock = { now: () => Date.now() };
+    const shared = new LocalCoordinator(clock);
+    const one = new WirePacer(clock, shared);
+    const two = new WirePacer(clock, shared);
+    const rate = { count: 10, perMs: 1000, burst: 1 };
+    assert.equal(await settled(one.wait('d.test', rate)), true);
+    assert.equal(await settled(two.wait('d.test', rate)), false, "the other process's pacer waits its turn");
+  });
+
   it('counts the turns owed at the new interval when the rate changes', async () => {
-    const pacer = new WirePacer({ now: () => Date.now() });
+    const clock = { now: () => Date.now() };
+    const pacer = new WirePacer(clock, new LocalCoordinator(clock));
     await pacer.wait('d.test', { count: 1, perMs: 3_600_000, burst: 1 });
     const next = pacer.wait('d.test', { count: 100, perMs: 1000, burst: 1 });
     const first = await Promise.race([next.then(() => 'went'), new Promise((r) => setTimeout(r, 2000, 'still waiting'))]);

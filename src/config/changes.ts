@@ -52,6 +52,11 @@ export function settingsByFile(c: TernConfig): Record<string, Record<string, unk
     // fingerprint tells one from another without showing the key.
     'tls_cert.pem': { listener_tls: c.listenerTls !== undefined, sha256: fingerprint(c.listenerTls?.cert) },
     'tls_key.pem': { private_key: fingerprint(c.listenerTls?.key) },
+    // A key file replaced under the same name is a change too (its fingerprint, never the key).
+    'dkim.ini': Object.assign(
+      { sign_by: c.dkim.sign_by },
+      ...[...c.dkim.domains.values()].flat().map(({ privateKey, keyPath: _path, domain: _domain, section, ...s }) => flat({ ...s, key_sha256: fingerprint(privateKey) }, `[${section}].`)),
+    ),
   };
 }
 

@@ -11,3 +11,5 @@ export { parseRewriteRules, REWRITE_FILE } from './rewrite-rules.js';
 export type { RewriteRule, RewriteRules } from './rewrite-rules.js';
 export { ConfigSource, configHandle, changed } from './config-handle.js';
 export type { ConfigHandle, ConfigInput, ConfigListener } from './config-handle.js';
+export { parseDkim, keyFingerprint, DEFAULT_DKIM_HEADERS } from './dkim-ini.js';
+export type { DkimConfig, DkimSelectorConfig, DkimAlgorithm } from './dkim-ini.js';

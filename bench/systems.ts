@@ -90,9 +90,10 @@ export const peakRssMb = (pids: number[]) => procMb(pids, 'status', 'VmHWM');
 /** Resident set now, in MB. */
 export const rssMb = (pids: number[]) => procMb(pids, 'status', 'VmRSS');
 
-export async function startTern(world: World, mode: Mode): Promise<SystemUnderTest> {
+/** `files`: more config files (the DKIM scenario's dkim.ini and key). */
+export async function startTern(world: World, mode: Mode, files: Record<string, string> = {}): Promise<SystemUnderTest> {
   const queue = tempQueue();
-  const tern: TernProcess = await world.tern({ outbound: mode === 'ingest' ? 'disabled=true' : 'concurrency_max=64' }, queue);
+  const tern: TernProcess = await world.tern({ outbound: mode === 'ingest' ? 'disabled=true' : 'concurrency_max=64', files }, queue);
   // Tern still writes a record per reception and delivery (Haraka, at level warn, none);
   // only the harness's parsing of them is dropped, as Haraka's output is ignored too.
   tern.discardLogs();

@@ -2,8 +2,7 @@ import type { Clock, Disposition, Envelope, InsertReason } from '../core/index.j
 import type { IncomingMessage, QueueEntry, Spool } from '../spool/index.js';
 import { splitEnvelope } from './envelope-split.js';
 import type { Logger } from '../log/index.js';
-import { MessageSigner } from '../dkim/index.js';
-import type { KeyRing, SignOutcome } from '../dkim/index.js';
+import type { BodySigner, SignOutcome } from '../dkim/index.js';
 import { signingIncoming } from './signing-body.js';
 import type { SigningIncoming } from './signing-body.js';
 
@@ -37,8 +36,8 @@ export interface IntakeDeps {
   readonly alwaysSplit: () => boolean;
   /** Where a fault in recording a Reception, or in signing, is told. */
   readonly logger?: Logger;
-  /** The DKIM keys of the moment (config/dkim.ini); none or empty: messages are not signed. */
-  readonly dkim?: () => KeyRing | undefined;
+  /** A DKIM signer for a new message (config/dkim.ini), or undefined when nothing is signed. */
+  readonly dkim?: { start(): BodySigner | undefined };
 }
 
 /**
@@ -64,10 +63,10 @@ export class Intake implements MessageIntake {
 
   async receive(): Promise<IncomingMessage> {
     const spooled = await this.deps.spool.receive();
-    const ring = this.deps.dkim?.();
-    if (!ring || ring.empty) return spooled;
-    // The ring of this moment signs the message, whatever a reload does meanwhile.
-    const signing = signingIncoming(spooled, new MessageSigner(ring));
+    // The keys of this moment sign the message, whatever a reload does meanwhile.
+    const signer = this.deps.dkim?.start();
+    if (!signer) return spooled;
+    const signing = signingIncoming(spooled, signer);
     this.signing.set(signing.incoming, signing);
     return signing.incoming;
   }

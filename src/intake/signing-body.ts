@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { IncomingMessage } from '../spool/index.js';
-import type { MessageSigner } from '../dkim/index.js';
+import type { BodySigner } from '../dkim/index.js';
 
 /**
  * The spool's body stream with a DKIM signer reading along: every chunk goes to the
@@ -12,7 +12,7 @@ import type { MessageSigner } from '../dkim/index.js';
 class SigningBody extends Writable {
   constructor(
     private readonly inner: Writable,
-    private readonly signer: MessageSigner,
+    private readonly signer: BodySigner,
     private readonly onSignerFault: (err: Error) => void,
   ) {
     super({ highWaterMark: 64 * 1024 });
@@ -52,10 +52,10 @@ export interface SigningIncoming {
   /** Whether the signer failed while reading (the message is then not signed). */
   readonly faulted: () => Error | undefined;
   /** The signatures, once complete() resolved true (see MessageSigner.finish). */
-  readonly finish: MessageSigner['finish'];
+  readonly finish: BodySigner['finish'];
 }
 
-export function signingIncoming(spooled: IncomingMessage, signer: MessageSigner): SigningIncoming {
+export function signingIncoming(spooled: IncomingMessage, signer: BodySigner): SigningIncoming {
   let fault: Error | undefined;
   const body = new SigningBody(spooled.body, signer, (err) => {
     fault ??= err;
@@ -72,6 +72,7 @@ export function signingIncoming(spooled: IncomingMessage, signer: MessageSigner)
     },
     abort: async () => {
       body.destroy();
+      signer.abort();
       await spooled.abort();
     },
   };

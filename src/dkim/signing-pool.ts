@@ -43,6 +43,8 @@ export class DkimSigningPool {
   private nextId = 1;
   private turn = 0;
   private closed = false;
+  /** Messages in progress per key version: a superseded version is dropped in the workers when none is left. */
+  private readonly inUse = new Map<number, number>();
 
   constructor(config: DkimConfig, private readonly workers = defaultWorkers()) {
     this.config = config;
@@ -58,11 +60,25 @@ export class DkimSigningPool {
 
   /** A new dkim.ini: messages started from now on are signed with it. */
   update(config: DkimConfig): void {
+    const previous = this.version;
     this.config = config;
     this.version++;
-    if (!this.active) return;
-    this.ensureWorkers();
-    for (const slot of this.slots) this.post(slot, { type: 'ring', version: this.version, config });
+    if (this.active) {
+      this.ensureWorkers();
+      for (const slot of this.slots) this.post(slot, { type: 'ring', version: this.version, config });
+    }
+    if (!this.inUse.get(previous)) this.drop(previous);
+  }
+
+  private release(version: number): void {
+    const left = (this.inUse.get(version) ?? 1) - 1;
+    if (left > 0) return void this.inUse.set(version, left);
+    this.inUse.delete(version);
+    if (version !== this.version) this.drop(version);
+  }
+
+  private drop(version: number): void {
+    for (const slot of this.slots) this.post(slot, { type: 'drop', version });
   }
 
   /** A signer for one message, or undefined when nothing is signed. */
@@ -73,9 +89,16 @@ export class DkimSigningPool {
     const version = this.version;
     let held: Buffer[] = [];
     let heldBytes = 0;
-    this.post(slot, { type: 'start', id, version });
-    const flush = () => {
-      if (heldBytes === 0) return;
+    let done = false;
+    this.inUse.set(version, (this.inUse.get(version) ?? 0) + 1);
+    const end = () => {
+      if (done) return false;
+      done = true;
+      this.release(version);
+      return true;
+    };
+    const take = (): Uint8Array<ArrayBuffer> | undefined => {
+      if (heldBytes === 0) return undefined;
       // A copy of its own, transferred: the chunks stay the spool's, and no pooled
       // buffer they may share memory with is cloned whole.
       const bytes = new Uint8Array(heldBytes);
@@ -86,7 +109,11 @@ export class DkimSigningPool {
       }
       held = [];
       heldBytes = 0;
-      this.post(slot, { type: 'bytes', id, version, bytes }, [bytes.buffer]);
+      return bytes;
+    };
+    const flush = () => {
+      const bytes = take();
+      if (bytes) this.post(slot, { type: 'bytes', id, version, bytes }, [bytes.buffer]);
     };
     return {
       write: (chunk) => {
@@ -95,16 +122,17 @@ export class DkimSigningPool {
         if (heldBytes >= BATCH) flush();
       },
       finish: (sender, now) => {
-        flush();
+        const bytes = take();
         return new Promise<SignOutcome>((resolve) => {
-          if (!this.slots.includes(slot)) return resolve({ prefix: '', signatures: [], problems: ['signing worker gone'] });
-          slot.pending.set(id, resolve);
-          this.post(slot, { type: 'finish', id, version, sender, now });
+          if (!end() || !this.slots.includes(slot)) return resolve({ prefix: '', signatures: [], problems: ['signing worker gone'] });
+          slot.pending.set(id, (outcome) => resolve(outcome));
+          this.post(slot, { type: 'finish', id, version, sender, now, bytes }, bytes ? [bytes.buffer] : []);
         });
       },
       abort: () => {
         held = [];
-        this.post(slot, { type: 'abort', id });
+        heldBytes = 0;
+        if (end()) this.post(slot, { type: 'abort', id });
       },
     };
   }

@@ -7,9 +7,10 @@ import type { SignOutcome } from './message-signer.js';
 /** What the pool sends a signing worker. */
 export type ToWorker =
   | { readonly type: 'ring'; readonly version: number; readonly config: DkimConfig }
-  | { readonly type: 'start'; readonly id: number; readonly version: number }
+  | { readonly type: 'drop'; readonly version: number }
   | { readonly type: 'bytes'; readonly id: number; readonly version: number; readonly bytes: Uint8Array }
-  | { readonly type: 'finish'; readonly id: number; readonly version: number; readonly sender: string; readonly now: number }
+  /** The last bytes (a small message's only ones) come with it: one message to the worker. */
+  | { readonly type: 'finish'; readonly id: number; readonly version: number; readonly sender: string; readonly now: number; readonly bytes?: Uint8Array }
   | { readonly type: 'abort'; readonly id: number };
 
 /** What a signing worker answers to `finish`. */
@@ -22,14 +23,9 @@ export type FromWorker = { readonly id: number; readonly outcome: SignOutcome };
  * known by its id and signed with the keys of the version it started with.
  */
 function serve(port: NonNullable<typeof parentPort>): void {
+  // A superseded ring goes when the pool says no message uses it any more ('drop').
   const rings = new Map<number, KeyRing>();
   const signers = new Map<number, { signer: MessageSigner; version: number }>();
-  let latest = 0;
-  // A superseded ring goes once no message in progress uses it.
-  const prune = () => {
-    const used = new Set([latest, ...[...signers.values()].map((s) => s.version)]);
-    for (const v of rings.keys()) if (!used.has(v)) rings.delete(v);
-  };
   const signerOf = (id: number, version: number) => {
     let s = signers.get(id);
     if (!s) {
@@ -45,25 +41,16 @@ function serve(port: NonNullable<typeof parentPort>): void {
       case 'ring': {
         const config = { ...msg.config, domains: new Map([...msg.config.domains].map(([d, list]) => [d, list.map((s) => ({ ...s, privateKey: Buffer.from(s.privateKey) }))])) };
         rings.set(msg.version, new KeyRing(config));
-        latest = msg.version;
-        prune();
         return;
       }
-      case 'start':
-        // Holds the message's keys from now on, whatever reload comes before its bytes.
-        signerOf(msg.id, msg.version);
+      case 'drop':
+        rings.delete(msg.version);
         return;
-      case 'bytes': {
-        try {
-          signerOf(msg.id, msg.version).write(Buffer.from(msg.bytes.buffer, msg.bytes.byteOffset, msg.bytes.byteLength));
-        } catch (err) {
-          // Told at finish: the message goes unsigned.
-          signers.delete(msg.id);
-          signers.set(msg.id, { signer: failedSigner((err as Error).message), version: msg.version });
-        }
+      case 'bytes':
+        write(msg.id, msg.version, msg.bytes);
         return;
-      }
       case 'finish': {
+        if (msg.bytes) write(msg.id, msg.version, msg.bytes);
         let signer: MessageSigner;
         try {
           signer = signerOf(msg.id, msg.version);
@@ -76,15 +63,21 @@ function serve(port: NonNullable<typeof parentPort>): void {
           (outcome) => port.postMessage({ id: msg.id, outcome } satisfies FromWorker),
           (err: Error) => port.postMessage({ id: msg.id, outcome: { prefix: '', signatures: [], problems: [err.message] } } satisfies FromWorker),
         );
-        prune();
         return;
       }
       case 'abort':
         signers.delete(msg.id);
-        prune();
         return;
     }
   });
+  function write(id: number, version: number, bytes: Uint8Array): void {
+    try {
+      signerOf(id, version).write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    } catch (err) {
+      // Told at finish: the message goes unsigned.
+      signers.set(id, { signer: failedSigner((err as Error).message), version });
+    }
+  }
 }
 
 /** A signer that only says why it cannot sign. */

@@ -55,7 +55,9 @@ export function settingsByFile(c: TernConfig): Record<string, Record<string, unk
     // A key file replaced under the same name is a change too (its fingerprint, never the key).
     'dkim.ini': Object.assign(
       { sign_by: c.dkim.sign_by },
-      ...[...c.dkim.domains.values()].flat().map(({ privateKey, keyPath: _path, domain: _domain, section, ...s }) => flat({ ...s, key_sha256: fingerprint(privateKey) }, `[${section}].`)),
+      ...[...c.dkim.domains.values()].flat().map(({ privateKey, keyPath: _path, domain: _domain, section, keyFile, signingDomain, ...s }) =>
+        flat({ ...s, key: keyFile, ...(signingDomain ? { domain: signingDomain } : {}), key_sha256: fingerprint(privateKey) }, `[${section}].`),
+      ),
     ),
   };
 }

@@ -40,7 +40,12 @@ function serve(port: NonNullable<typeof parentPort>): void {
     switch (msg.type) {
       case 'ring': {
         const config = { ...msg.config, domains: new Map([...msg.config.domains].map(([d, list]) => [d, list.map((s) => ({ ...s, privateKey: Buffer.from(s.privateKey) }))])) };
-        rings.set(msg.version, new KeyRing(config));
+        try {
+          rings.set(msg.version, new KeyRing(config));
+        } catch {
+          // Checked at config load already; should it fail here, messages of this version
+          // are told 'no keys' and go unsigned, rather than the worker dying and respawning.
+        }
         return;
       }
       case 'drop':

@@ -81,11 +81,17 @@ export class Intake implements MessageIntake {
     if (!signing) return undefined;
     this.signing.delete(incoming);
     // Not every byte reached the spool: commit() reports that, there is nothing to sign.
-    if (!(await signing.complete())) return undefined;
+    if (!(await signing.complete())) {
+      signing.discard();
+      return undefined;
+    }
     let outcome: SignOutcome;
     const fault = signing.faulted();
     try {
-      if (fault) throw fault;
+      if (fault) {
+        signing.discard();
+        throw fault;
+      }
       outcome = await signing.finish(message.envelope.sender, this.deps.clock.now());
     } catch (err) {
       outcome = { prefix: '', signatures: [], problems: [`signing failed: ${(err as Error).message}`] };

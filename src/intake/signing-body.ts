@@ -53,6 +53,8 @@ export interface SigningIncoming {
   readonly faulted: () => Error | undefined;
   /** The signatures, once complete() resolved true (see MessageSigner.finish). */
   readonly finish: BodySigner['finish'];
+  /** No signatures will be asked for: the signer lets go of the message. */
+  readonly discard: () => void;
 }
 
 export function signingIncoming(spooled: IncomingMessage, signer: BodySigner): SigningIncoming {
@@ -89,5 +91,6 @@ export function signingIncoming(spooled: IncomingMessage, signer: BodySigner): S
     },
     faulted: () => fault,
     finish: (sender, now) => signer.finish(sender, now),
+    discard: () => signer.abort(),
   };
 }

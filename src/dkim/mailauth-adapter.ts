@@ -2,12 +2,13 @@ import { createRequire } from 'node:module';
 
 /**
  * The one place that reaches into mailauth's internals (test/unit/dkim/mailauth-canary
- * checks that they are still there and behave). mailauth's public dkimSign() makes the
- * signature on the event loop with crypto.sign() (an RSA-2048 signature is ~0.3-1 ms of
- * CPU); Tern makes it on the thread pool instead, so it takes mailauth's parts for what
- * is DKIM-specific (body canonicalization and hash, header selection and
- * canonicalization, the DKIM-Signature field's layout) and does only the private-key
- * operation itself, as mailauth's DkimSigner.finalize() does it.
+ * checks that they are still there and sign exactly as mailauth's dkimSign() does).
+ * mailauth's signer is a Writable that takes the whole message and signs at its end;
+ * Tern signs in a worker thread, from the bytes as they stream to the spool, with over-
+ * signing (which mailauth's signer does not do), so it takes mailauth's parts for what is
+ * DKIM-specific (body canonicalization and hash, header selection and canonicalization,
+ * the DKIM-Signature field's layout) and does only the private-key operation itself, as
+ * mailauth's DkimSigner.finalize() does it.
  */
 const require = createRequire(import.meta.url);
 

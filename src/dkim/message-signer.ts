@@ -29,13 +29,14 @@ export interface SignOutcome {
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 
-function signAsync(data: Buffer, digestFirst: boolean, key: SigningKey): Promise<string> {
-  // crypto.sign with a callback runs in libuv's thread pool: an RSA-2048 signature must not
-  // hold up every other connection while it is made.
+/**
+ * The private-key operation, synchronous: MessageSigner runs in a signing worker
+ * (signing-pool.ts), off the event loop already, where a hop to libuv's thread pool would
+ * only add a thread wake-up (and wait behind the spool's fsyncs, which share that pool).
+ */
+function signWith(data: Buffer, digestFirst: boolean, key: SigningKey): string {
   const input = digestFirst ? createHash('sha256').update(data).digest() : data;
-  return new Promise((resolve, reject) => {
-    sign(digestFirst ? null : 'sha256', input, key.key, (err, sig) => (err ? reject(err) : resolve(sig.toString('base64'))));
-  });
+  return sign(digestFirst ? null : 'sha256', input, key.key).toString('base64');
 }
 
 /**
@@ -159,28 +160,26 @@ export class MessageSigner {
     const digests = new Map<BodyCanonicalization, string>();
     for (const [c, h] of this.hashers) digests.set(c, h.digest());
     const signTime = new Date(Math.floor(now / 1000) * 1000);
-    const made = await Promise.all(
-      keys.map(async (k) => {
-        try {
-          const prepared = prepareSignature({
-            fields: this.fields,
-            headers: k.headers,
-            oversign: k.oversign,
-            domain: k.domain,
-            selector: k.selector,
-            algorithm: k.algorithm,
-            canonicalization: k.canonicalization,
-            bodyHash: digests.get(bodyCanonOf(k.canonicalization))!,
-            signTime,
-          });
-          const b = await signAsync(prepared.data, prepared.digestFirst, k);
-          return { field: prepared.field(b), signature: { domain: k.domain, selector: k.selector, algorithm: k.algorithm } };
-        } catch (err) {
-          this.problems.push(`[${k.section}] d=${k.domain} s=${k.selector}: ${(err as Error).message}`);
-          return undefined;
-        }
-      }),
-    );
+    const made = keys.map((k) => {
+      try {
+        const prepared = prepareSignature({
+          fields: this.fields,
+          headers: k.headers,
+          oversign: k.oversign,
+          domain: k.domain,
+          selector: k.selector,
+          algorithm: k.algorithm,
+          canonicalization: k.canonicalization,
+          bodyHash: digests.get(bodyCanonOf(k.canonicalization))!,
+          signTime,
+        });
+        const b = signWith(prepared.data, prepared.digestFirst, k);
+        return { field: prepared.field(b), signature: { domain: k.domain, selector: k.selector, algorithm: k.algorithm } };
+      } catch (err) {
+        this.problems.push(`[${k.section}] d=${k.domain} s=${k.selector}: ${(err as Error).message}`);
+        return undefined;
+      }
+    });
     const done = made.filter((m) => m !== undefined);
     return {
       prefix: done.map((m) => `${m.field}\r\n`).join(''),

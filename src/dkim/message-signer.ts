@@ -49,6 +49,8 @@ function signWith(data: Buffer, digestFirst: boolean, key: SigningKey): string {
 export class MessageSigner {
   private head: Buffer[] = [];
   private headBytes = 0;
+  /** The last (up to) three bytes of the held header section. */
+  private tail: Buffer = Buffer.alloc(0);
   private state: 'header' | 'body' | 'skip' = 'header';
   private fields: HeaderField[] = [];
   private readonly hashers = new Map<BodyCanonicalization, BodyHasher>();
@@ -64,16 +66,22 @@ export class MessageSigner {
       return;
     }
     if (this.state === 'skip') return;
-    // The empty line may straddle chunks: look from three bytes before this chunk.
-    const prevTail = this.headBytes > 0 ? Math.min(3, this.headBytes) : 0;
-    const window = prevTail ? Buffer.concat([this.lastBytes(prevTail), chunk]) : chunk;
-    let end = window.indexOf(CRLFCRLF);
+    // The empty line may straddle chunks: look from three bytes before this chunk. `end`
+    // counts from the start of those bytes. Only the seam (the held tail and this chunk's
+    // first three bytes) is copied: the header section often comes in a chunk per line.
+    const prevTail = this.tail.length;
+    let end = prevTail ? Buffer.concat([this.tail, chunk.subarray(0, 3)]).indexOf(CRLFCRLF) : -1;
+    if (end === -1) {
+      end = chunk.indexOf(CRLFCRLF);
+      if (end !== -1) end += prevTail;
+    }
     // A message whose first line is empty has an empty header section (RFC 5322 §2.1).
     if (this.headBytes === 0 && chunk[0] === 0x0d && chunk[1] === 0x0a) end = -2;
     if (end === -1) {
       this.headBytes += chunk.length;
       if (this.headBytes > MAX_HEADER_SECTION) return this.giveUp(`header section longer than ${MAX_HEADER_SECTION} bytes`);
       this.head.push(chunk);
+      this.tail = chunk.length >= 3 ? chunk.subarray(chunk.length - 3) : Buffer.concat([this.tail, chunk]).subarray(-3);
       return;
     }
     // The section ends with the CRLF of its last field; the body starts after the empty
@@ -89,19 +97,11 @@ export class MessageSigner {
     if (rest.length) for (const h of this.hashers.values()) h.update(rest);
   }
 
-  private lastBytes(n: number): Buffer {
-    const out: number[] = [];
-    for (let i = this.head.length - 1; i >= 0 && out.length < n; i--) {
-      const b = this.head[i];
-      for (let j = b.length - 1; j >= 0 && out.length < n; j--) out.unshift(b[j]);
-    }
-    return Buffer.from(out);
-  }
-
   private giveUp(problem: string): void {
     this.problems.push(problem);
     this.state = 'skip';
     this.head = [];
+    this.tail = Buffer.alloc(0);
   }
 
   /** The header section is complete: which keys apply, and so which body hashes to compute. */

@@ -6,7 +6,8 @@
  *                    [--domains D] [--peers haraka,postfix] [--only ingest,relay,...]
  *                    [--connection reuse|per-message|both] [--nagle off|on|both]
  *                    [--generators bench,smtp-source] [--hostile-seconds S] [--hostile-rate R]
- *                    [--hostile-messages N] [--hostile-kinds lines,flood,drip] [--json]
+ *                    [--hostile-messages N] [--hostile-kinds lines,flood,drip]
+ *                    [--dkim-sizes 4096,102400] [--dkim-rounds 3] [--json]
  *                    [--nodes 1,2] [--rounds R]
  *                    [--only shaping-rate,shaping-connections --rate R --rate-seconds S --burst B
  *                     --max-connections M --connections-messages N --sink-delay-ms D]
@@ -16,6 +17,7 @@ import { World } from '../test/helpers/world.js';
 import { TestMx } from '../test/helpers/mx-server.js';
 import { fanOut, retryStorm } from './queue-scenarios.js';
 import { bigQueue } from './big-queue.js';
+import { dkimIngest } from './dkim-ingest.js';
 import { hostileMx } from './hostile-mx.js';
 import { SHAPING_OPTIONS, shapingConnections, shapingOptions, shapingRate } from './shaping.js';
 import type { HostileKind } from './hostile-servers.js';
@@ -39,7 +41,7 @@ const { values } = parseArgs({
     recipients: { type: 'string', default: '1' },
     domains: { type: 'string', default: '1' },
     peers: { type: 'string', default: 'haraka,postfix' },
-    only: { type: 'string', default: 'ceiling,ingest,relay,storm,big-queue,fan-out,hostile-mx' },
+    only: { type: 'string', default: 'ceiling,ingest,relay,storm,big-queue,fan-out,hostile-mx,dkim-ingest' },
     connection: { type: 'string', default: 'both' },
     nagle: { type: 'string', default: 'off' },
     generators: { type: 'string', default: 'bench,smtp-source' },
@@ -59,6 +61,8 @@ const { values } = parseArgs({
     nodes: { type: 'string', default: '1' },
     // Ingest and relay again, the systems alternating in each round.
     rounds: { type: 'string', default: '1' },
+    'dkim-sizes': { type: 'string', default: '4096,102400' },
+    'dkim-rounds': { type: 'string', default: '3' },
   },
 });
 
@@ -156,6 +160,11 @@ async function main(): Promise<void> {
           }
         }
       }
+    }
+    if (only.has('dkim-ingest')) {
+      // One way of sending (the bench client, connections reused, Nagle off): what differs between the runs is signing.
+      const v = { generator: 'bench' as const, connection: connections[0], nagle: nagles[0] };
+      await dkimIngest(world, shape, values['dkim-sizes']!.split(',').map(Number), Number(values['dkim-rounds']), v, print);
     }
     if (only.has('storm')) print(await retryStorm(world, Number(values['storm-entries']), shape.concurrency));
     if (only.has('big-queue')) print(await bigQueue(world, Number(values['big-queue-entries'])));

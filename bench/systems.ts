@@ -92,10 +92,13 @@ export const peakRssMb = (pids: number[]) => procMb(pids, 'status', 'VmHWM');
 /** Resident set now, in MB. */
 export const rssMb = (pids: number[]) => procMb(pids, 'status', 'VmRSS');
 
-/** Tern; with `nodes` > 1 (smtp.ini nodes=N) a primary and N workers, measured together and one by one. */
-export async function startTern(world: World, mode: Mode, nodes = 1): Promise<SystemUnderTest> {
+/**
+ * Tern; with `nodes` > 1 (smtp.ini nodes=N) a primary and N workers, measured together and
+ * one by one; `files`: more config files (the DKIM scenario's dkim.ini and key).
+ */
+export async function startTern(world: World, mode: Mode, nodes = 1, files: Record<string, string> = {}): Promise<SystemUnderTest> {
   const queue = tempQueue();
-  const tern: TernProcess = await world.tern({ outbound: mode === 'ingest' ? 'disabled=true' : 'concurrency_max=64', smtp: nodes > 1 ? `nodes=${nodes}` : '' }, queue);
+  const tern: TernProcess = await world.tern({ outbound: mode === 'ingest' ? 'disabled=true' : 'concurrency_max=64', smtp: nodes > 1 ? `nodes=${nodes}` : '', files }, queue);
   const workers = (tern.records.find((r) => r.msg === 'tern listening')?.workers ?? []) as { shard: number | string; pid: number }[];
   // Tern still writes a record per reception and delivery (Haraka, at level warn, none);
   // only the harness's parsing of them is dropped, as Haraka's output is ignored too.

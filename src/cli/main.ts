@@ -6,6 +6,7 @@ import { clusterPlan, startDaemon, startPrimary, startWorker } from '../daemon/i
 import { hashPassword } from '../listener/index.js';
 import { queueCommand } from './commands.js';
 import { domainCommand } from './domain-command.js';
+import { dkimCommand } from './dkim-command.js';
 import type { CliOptions } from './commands.js';
 import { configCheck, configShow } from './config-commands.js';
 import { ApiError } from './control-client.js';
@@ -28,6 +29,9 @@ Commands:
   queue flush [--domain D]             make deferred entries due now
   domain suspend D [--duration 2h] [--reason TEXT] | resume D | ls
                                        pause delivery to one domain (until resumed, or for a while)
+  dkim keygen --domain D --selector S [--algorithm rsa-sha256|ed25519-sha256] [--bits 2048]
+              [--out FILE] [--force]   write a DKIM key (config/dkim/D.S.pem, mode 0600) and
+                                       print the DNS TXT record and the dkim.ini section
   config check                         read the config as start does; one line per problem
   config show [-n]                     effective settings with defaults (-n: only non-default ones)
   health [--config DIR]                exit 0 when the daemon's admin API (http.ini) says it is healthy
@@ -108,6 +112,11 @@ function parse(argv: string[]) {
       offset: { type: 'string' },
       duration: { type: 'string' },
       reason: { type: 'string' },
+      selector: { type: 'string' },
+      algorithm: { type: 'string' },
+      bits: { type: 'string' },
+      out: { type: 'string' },
+      force: { type: 'boolean', default: false },
     },
   });
 }
@@ -180,6 +189,8 @@ async function run(values: ReturnType<typeof parse>['values'], positionals: stri
       return domainCommand(positionals.slice(1), opts);
     case 'health':
       return healthCommand(opts);
+    case 'dkim':
+      return dkimCommand(positionals.slice(1), { ...opts, selector: values.selector, algorithm: values.algorithm, bits: values.bits, out: values.out, force: values.force! });
     case 'config':
       if (positionals[1] === 'check') return configCheck(opts);
       if (positionals[1] === 'show') return configShow(opts);

@@ -54,6 +54,13 @@ export function settingsByFile(c: TernConfig): Record<string, Record<string, unk
     // fingerprint tells one from another without showing the key.
     'tls_cert.pem': { listener_tls: c.listenerTls !== undefined, sha256: fingerprint(c.listenerTls?.cert) },
     'tls_key.pem': { private_key: fingerprint(c.listenerTls?.key) },
+    // A key file replaced under the same name is a change too (its fingerprint, never the key).
+    'dkim.ini': Object.assign(
+      { sign_by: c.dkim.sign_by },
+      ...[...c.dkim.domains.values()].flat().map(({ privateKey, keyPath: _path, domain: _domain, section, keyFile, signingDomain, ...s }) =>
+        flat({ ...s, key: keyFile, ...(signingDomain ? { domain: signingDomain } : {}), key_sha256: fingerprint(privateKey) }, `[${section}].`),
+      ),
+    ),
   };
 }
 

@@ -14,6 +14,8 @@ import { parseHostPort, splitHostPort } from './host-port.js';
 import type { RewriteRules } from './rewrite-rules.js';
 import { LIMITS_FILE, parseLimits } from './limits.js';
 import type { LimitsConfig } from './limits.js';
+import { parseDkim } from './dkim-ini.js';
+import type { DkimConfig } from './dkim-ini.js';
 
 export interface AuthUser {
   readonly username: string;
@@ -54,12 +56,14 @@ export interface TernConfig {
   readonly bounceTemplate?: string;
   /** The listener's certificate, when config/tls_key.pem and config/tls_cert.pem exist. */
   readonly listenerTls?: { readonly key: Buffer; readonly cert: Buffer };
+  /** config/dkim.ini with its keys read and checked; no sections: nothing is signed. */
+  readonly dkim: DkimConfig;
 }
 
 /** Every file Tern reads from the config directory (plugins/ is read once, at start). */
 export const CONFIG_FILES = [
   'me', 'smtp.ini', 'outbound.ini', 'tls.ini', 'dns.ini', 'dsn.ini', 'http.ini', 'log.ini', 'routes.ini',
-  'relay_acl_allow', 'auth_users', REWRITE_FILE, 'outbound.bounce_message', 'tls_key.pem', 'tls_cert.pem', LIMITS_FILE,
+  'relay_acl_allow', 'auth_users', REWRITE_FILE, 'outbound.bounce_message', 'tls_key.pem', 'tls_cert.pem', LIMITS_FILE, 'dkim.ini',
 ] as const;
 
 /** The files a config is built from: a directory, or none at all (the built-in defaults). */
@@ -308,8 +312,10 @@ function build(dir: string, source: ConfigSource, problems?: ConfigError[]): Ter
     }
     return ca;
   }, () => undefined);
+  const dkim = step(() => parseDkim(text('dkim.ini'), dir), () => parseDkim(undefined, dir));
   return deepFreeze({
     dir,
+    dkim,
     files: CONFIG_FILES.filter((f) => source.has(f)),
     log,
     routes,

@@ -40,6 +40,8 @@ export interface Reception {
   /** When the message was accepted. */
   readonly at: Date;
   readonly reason: InsertReason;
+  /** The DKIM signatures Tern put on it at acceptance (config/dkim.ini); absent when none. */
+  readonly dkim?: readonly { readonly domain: string; readonly selector: string; readonly algorithm: string }[];
 }
 
 /** The identity of the queue entry a recipient disposition belongs to. */

@@ -13,6 +13,7 @@ import { DiskSpool } from '../spool/index.js';
 import { DeliveryAgent } from '../delivery/index.js';
 import { Scheduler, SuspensionFile, gateSettings } from '../scheduler/index.js';
 import { Intake } from '../intake/index.js';
+import { DkimSigningPool } from '../dkim/index.js';
 import { ReportGenerator } from '../reports/index.js';
 import { Listener } from '../listener/index.js';
 import { AdminApi, TernMetrics } from '../control/index.js';
@@ -89,7 +90,14 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
   const dispositions = new DispositionSink(logger);
   if (hooks.has('log_disposition')) dispositions.subscribe({ record: (record) => void hooks.logDisposition(record) });
   // One way into the queue, for the listener and for reports; it hands entries to the scheduler.
-  const intake = new Intake({ spool, dispositions, clock, logger, alwaysSplit: () => config.current.outbound.always_split });
+  // DKIM signing runs in worker threads, which get the keys of each load of dkim.ini (the
+  // config checked them already); a reload that changed it (new selectors, a rotated key)
+  // signs the next message with them.
+  const dkim = new DkimSigningPool(config.current.dkim);
+  config.subscribe((next, _prev, changes) => {
+    if (changed(changes, 'dkim.ini')) dkim.update(next.dkim);
+  });
+  const intake = new Intake({ spool, dispositions, clock, logger, alwaysSplit: () => config.current.outbound.always_split, dkim });
   const reporter = new ReportGenerator(config, spool, intake, logger, clock);
   // limits.ini: each domain's key (its MX site for scope=site and [mx:] sections) and limits, read live.
   const destinations = new DestinationKeys({

@@ -6,7 +6,7 @@ import type { EntryDraft } from '../spool/index.js';
  * One entry per destination domain, so that each domain's recipients share one SMTP
  * transaction; with always_split, one entry per recipient (Haraka's semantics).
  */
-export function splitEnvelope(envelope: Envelope, alwaysSplit: boolean, headerMessageId?: string | null): EntryDraft[] {
+export function splitEnvelope(envelope: Envelope, alwaysSplit: boolean, headerMessageId?: string | null, headerPrefix?: string): EntryDraft[] {
   const groups = new Map<string, EntryDraft['recipients']>();
   envelope.recipients.forEach((r, i) => {
     const domain = domainOf(r.address);
@@ -23,5 +23,6 @@ export function splitEnvelope(envelope: Envelope, alwaysSplit: boolean, headerMe
     smtpUtf8: envelope.smtpUtf8,
     bodyType: envelope.bodyType,
     ...(headerMessageId ? { headerMessageId } : {}),
+    ...(headerPrefix ? { headerPrefix } : {}),
   }));
 }

@@ -2,6 +2,9 @@ import type { Clock, Disposition, Envelope, InsertReason } from '../core/index.j
 import type { IncomingMessage, QueueEntry, Spool } from '../spool/index.js';
 import { splitEnvelope } from './envelope-split.js';
 import type { Logger } from '../log/index.js';
+import type { BodySigner, SignOutcome } from '../dkim/index.js';
+import { signingIncoming } from './signing-body.js';
+import type { SigningIncoming } from './signing-body.js';
 
 /** A message whose body has been written, ready to become durable. */
 export interface Insertion {
@@ -31,8 +34,10 @@ export interface IntakeDeps {
   readonly clock: Clock;
   /** outbound.ini `always_split`, as it is now (a reload changes it). */
   readonly alwaysSplit: () => boolean;
-  /** Where a fault in recording a Reception is told. */
+  /** Where a fault in recording a Reception, or in signing, is told. */
   readonly logger?: Logger;
+  /** A DKIM signer for a new message (config/dkim.ini), or undefined when nothing is signed. */
+  readonly dkim?: { start(): BodySigner | undefined };
 }
 
 /**
@@ -43,6 +48,8 @@ export interface IntakeDeps {
  */
 export class Intake implements MessageIntake {
   private target?: EntryTarget;
+  /** Messages being received with a signer reading along. */
+  private readonly signing = new WeakMap<IncomingMessage, SigningIncoming>();
 
   constructor(private readonly deps: IntakeDeps) {}
 
@@ -54,8 +61,54 @@ export class Intake implements MessageIntake {
     this.target = target;
   }
 
-  receive(): Promise<IncomingMessage> {
-    return this.deps.spool.receive();
+  async receive(): Promise<IncomingMessage> {
+    const spooled = await this.deps.spool.receive();
+    // The keys of this moment sign the message, whatever a reload does meanwhile.
+    const signer = this.deps.dkim?.start();
+    if (!signer) return spooled;
+    const signing = signingIncoming(spooled, signer);
+    this.signing.set(signing.incoming, signing);
+    return signing.incoming;
+  }
+
+  /**
+   * Signs a message whose bytes have all gone by (RFC 6376 §5): before the commit, so that
+   * the signature is stored with the message and a retry sends the same one. Never
+   * rejects: a message that cannot be signed is queued unsigned, and a record says why.
+   */
+  private async sign(incoming: IncomingMessage, message: Insertion): Promise<SignOutcome | undefined> {
+    const signing = this.signing.get(incoming);
+    if (!signing) return undefined;
+    this.signing.delete(incoming);
+    // Not every byte reached the spool: commit() reports that, there is nothing to sign.
+    if (!(await signing.complete())) {
+      signing.discard();
+      return undefined;
+    }
+    let outcome: SignOutcome;
+    const fault = signing.faulted();
+    try {
+      if (fault) {
+        signing.discard();
+        throw fault;
+      }
+      outcome = await signing.finish(message.envelope.sender, this.deps.clock.now());
+    } catch (err) {
+      outcome = { prefix: '', signatures: [], problems: [`signing failed: ${(err as Error).message}`] };
+    }
+    if (outcome.problems.length) {
+      this.deps.logger?.warn(
+        {
+          id: incoming.messageId,
+          message_id_header: message.headerMessageId,
+          dkim: outcome.signatures.map((s) => ({ domain: s.domain, selector: s.selector, algorithm: s.algorithm })),
+          problems: outcome.problems,
+          reply: { code: 250, enhanced: '2.0.0', text: 'queued all the same' },
+        },
+        outcome.signatures.length ? 'DKIM: message signed in part' : 'DKIM: message queued unsigned',
+      );
+    }
+    return outcome;
   }
 
   async insert(incoming: IncomingMessage, message: Insertion): Promise<QueueEntry[]> {
@@ -64,7 +117,8 @@ export class Intake implements MessageIntake {
       await incoming.abort();
       throw new Error('intake not connected to a scheduler');
     }
-    const drafts = splitEnvelope(message.envelope, this.deps.alwaysSplit(), message.headerMessageId);
+    const signed = await this.sign(incoming, message);
+    const drafts = splitEnvelope(message.envelope, this.deps.alwaysSplit(), message.headerMessageId, signed?.prefix || undefined);
     const now = this.deps.clock.now();
     let entries: QueueEntry[];
     try {
@@ -86,6 +140,7 @@ export class Intake implements MessageIntake {
         size: entries[0]?.size ?? 0,
         at: new Date(now),
         reason: message.reason,
+        ...(signed?.signatures.length ? { dkim: signed.signatures } : {}),
       });
     } catch (err) {
       this.deps.logger?.error({ err: { message: (err as Error).message }, id: incoming.messageId }, 'Reception not recorded; the message is queued');

@@ -21,6 +21,7 @@ function receptionRecord(e: Reception): DispositionRecord {
     response: response(e.reply),
     size: e.size,
     queued_at: e.at.toISOString(),
+    ...(e.dkim?.length ? { dkim: e.dkim.map((s) => ({ domain: s.domain, selector: s.selector, algorithm: s.algorithm })) } : {}),
   };
   if (e.reason.kind === 'report') {
     const r = e.reason.report;

@@ -38,6 +38,8 @@ export interface DispositionRecord {
   readonly report?: { readonly kind: string; readonly original_id: string; readonly original_message_id: string; readonly recipients: readonly string[] };
   /** Who asked for an operator's action (Admin… records): the admin API client's address, and the reason given (or null). */
   readonly admin?: { readonly client: string; readonly reason: string | null };
+  /** For Reception: the DKIM signatures Tern made (d=, s=, a=), when it signed the message. */
+  readonly dkim?: readonly { readonly domain: string; readonly selector: string; readonly algorithm: string }[];
   /** The client that sent it, for Reception. */
   readonly client?: { readonly address: string; readonly name?: string; readonly helo?: string; readonly user?: string; readonly tls: boolean };
 }

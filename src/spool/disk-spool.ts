@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { asStream, failedStream } from './body-streams.js';
+import { asStream, failedStream, withPrefix } from './body-streams.js';
 import { decodeEntry, encodeEntry } from './entry-codec.js';
 import { DirSync, quietly, spoolError, unlinkIfThere, writeFileSynced } from './durable-fs.js';
 import { BodyWriter, IN_MEMORY_BODY } from './body-writer.js';
@@ -12,7 +12,7 @@ import { encodeTrailer } from './message-file.js';
 import { MessageFiles } from './message-files.js';
 import { MessageIds } from './message-ids.js';
 import { shardSuffix } from './shards.js';
-import { newEntries } from './new-entries.js';
+import { newEntries, prefixBytes } from './new-entries.js';
 import { SegmentStore } from './segment-store.js';
 import { recoverQueue } from './recovery.js';
 import { closedError } from '../core/index.js';
@@ -230,8 +230,9 @@ export class DiskSpool implements Spool {
   bodyBytesOrStream(entry: QueueEntry): Buffer | Readable {
     if (entry.size === 0) return Buffer.alloc(0);
     try {
-      if (this.segments.has(entry.messageId)) return this.segments.bodyBytes(entry.messageId);
-      return this.messageFiles.bodyBytesOrStream(entry.messageId, entry.size, IN_MEMORY_BODY);
+      if (this.segments.has(entry.messageId)) return withPrefix(entry.headerPrefix, this.segments.bodyBytes(entry.messageId));
+      const stored = entry.size - prefixBytes(entry);
+      return withPrefix(entry.headerPrefix, this.messageFiles.bodyBytesOrStream(entry.messageId, stored, IN_MEMORY_BODY));
     } catch (err) {
       return failedStream(err as Error);
     }

@@ -17,6 +17,7 @@ const entrySchema = z.object({
   messageId: z.string().regex(/^[A-Za-z0-9]+$/),
   headerMessageId: z.string().optional(),
   domain: z.string(),
+  headerPrefix: z.string().optional(),
   sender: z.string(),
   recipients: z
     .array(

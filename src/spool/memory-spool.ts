@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import type { Readable } from 'node:stream';
-import { asStream, failedStream } from './body-streams.js';
+import { asStream, failedStream, withPrefix } from './body-streams.js';
 import { finished } from 'node:stream/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { IN_MEMORY_BODY } from './body-writer.js';
@@ -150,7 +150,7 @@ export class MemorySpool implements Spool {
     if (!stored) {
       return failedStream(new EntryNotFoundError(entry.id));
     }
-    return entry.size > IN_MEMORY_BODY ? asStream(stored.body) : stored.body;
+    return withPrefix(entry.headerPrefix, entry.size > IN_MEMORY_BODY ? asStream(stored.body) : stored.body);
   }
 
   get closed(): boolean {

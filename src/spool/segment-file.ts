@@ -1,4 +1,5 @@
 import { crc32 } from 'node:zlib';
+import { prefixBytes } from './new-entries.js';
 import { decodeEntries, encodeEntries } from './entry-codec.js';
 import type { QueueEntry } from './types.js';
 
@@ -67,7 +68,8 @@ function readRecord(data: Buffer, at: number): Attempt {
   if (crc32(data.subarray(bodyOffset, end)) !== crc) return { error: 'checksum mismatch', end };
   try {
     const entries = decodeEntries(data.toString('utf8', bodyOffset + bodyLength, end));
-    if (entries.some((e) => e.messageId !== entries[0].messageId || e.size !== bodyLength)) return { error: 'entries disagree about their message', end };
+    // An entry's size counts its header prefix, which is stored with the entry, not the body.
+    if (entries.some((e) => e.messageId !== entries[0].messageId || e.size !== bodyLength + prefixBytes(e))) return { error: 'entries disagree about their message', end };
     return { record: { bodyOffset, bodyLength, trailerLength, entries }, end };
   } catch (err) {
     return { error: (err as Error).message, end };

@@ -9,6 +9,12 @@ export interface QueueEntry {
   /** The message's Message-ID header (bounded, as received); absent when it had none, or queued by an older Tern. */
   readonly headerMessageId?: string;
   readonly domain: string;
+  /**
+   * Header fields put in front of the stored message at intake, ASCII, CRLF-terminated
+   * (the DKIM-Signature fields, RFC 6376 §5.6): every reader of the body gets them first,
+   * so that a retry sends the signature made once, at acceptance. `size` counts them.
+   */
+  readonly headerPrefix?: string;
   readonly sender: string;
   readonly recipients: Recipient[];
   readonly dsn: EnvelopeDsn;
@@ -35,7 +41,7 @@ export interface QueueEntry {
 }
 
 /** What a new entry needs; the spool fills in the ids and counters. */
-export type EntryDraft = Pick<QueueEntry, 'domain' | 'sender' | 'recipients' | 'dsn' | 'smtpUtf8' | 'bodyType' | 'headerMessageId'>;
+export type EntryDraft = Pick<QueueEntry, 'domain' | 'sender' | 'recipients' | 'dsn' | 'smtpUtf8' | 'bodyType' | 'headerMessageId' | 'headerPrefix'>;
 
 /** A message being received: its body streams to disk before any entry exists. */
 export interface IncomingMessage {
@@ -113,7 +119,7 @@ export interface Spool {
   update(entry: QueueEntry): Promise<void>;
   /** Removes a finished entry; the body goes when the message's last entry does. */
   remove(entry: QueueEntry): Promise<void>;
-  /** The stored message (its body, as it will be sent) as a stream. */
+  /** The stored message (its body, as it will be sent, headerPrefix first) as a stream. */
   bodyStream(entry: QueueEntry): Readable;
   /** The stored message for sending: a small one as bytes (one read), a larger one as a stream. */
   bodyBytesOrStream(entry: QueueEntry): Buffer | Readable;

@@ -102,6 +102,27 @@ export function spoolContract(name: string, make: (key: string) => Spool, fresh:
       }
     });
 
+    it('sends an entry\'s header prefix (DKIM-Signature) in front of its body, small or large, before and after a restart', async () => {
+      const key = fresh();
+      const spool = make(key);
+      await spool.open();
+      const headerPrefix = 'DKIM-Signature: v=1; a=ed25519-sha256; d=a.test; s=s1;\r\n b=AAAA\r\n';
+      for (const body of ['Subject: small\r\n\r\nbody\r\n', `Subject: large\r\n\r\n${`${'L'.repeat(998)}\r\n`.repeat(400)}`]) {
+        const [e] = await accept(spool, body, [{ ...draft('a.test', ['x@a.test']), headerPrefix }]);
+        assert.equal(e.size, Buffer.byteLength(headerPrefix + body), 'the size is what is sent');
+        const forSending = spool.bodyBytesOrStream(e);
+        assert.equal(Buffer.isBuffer(forSending) ? forSending.toString() : await text(forSending), headerPrefix + body);
+        assert.equal(await text(spool.bodyStream(e)), headerPrefix + body);
+      }
+      const reopened = make(key);
+      const { entries } = await restart(reopened);
+      assert.equal(entries.length, 2);
+      for (const e of entries) {
+        assert.equal(e.headerPrefix, headerPrefix);
+        assert.ok((await text(reopened.bodyStream(e))).startsWith(`${headerPrefix}Subject: `));
+      }
+    });
+
     it('removes the body only with the last entry of the message', async () => {
       const key = fresh();
       const spool = make(key);

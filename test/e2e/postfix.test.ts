@@ -7,6 +7,7 @@ import { requireRoot } from '../helpers/root.js';
 import { RawSmtp, message, sendMail } from '../helpers/smtp-client.js';
 import { is } from '../helpers/tern-process.js';
 import type { TernProcess } from '../helpers/tern-process.js';
+import { makeDkimKey, publishDkimKey, verifyDkim } from '../helpers/dkim.js';
 
 function bodyOf(raw: Buffer): Buffer {
   return raw.subarray(raw.indexOf('\r\n\r\n') === -1 ? raw.indexOf('\n\n') + 2 : raw.indexOf('\r\n\r\n') + 4);
@@ -114,5 +115,62 @@ describe('interoperability: Tern delivering to a real Postfix', () => {
     assert.match(block('one@pf.test'), /^Action: delivered$/m);
     assert.match(block('two@pf.test'), /^Original-Recipient: rfc822; ?second\+x@orig\.test$/m);
     assert.match(block('two@pf.test'), /^Action: delivered$/m);
+  });
+
+  it('a message Tern signed (RSA and Ed25519) arrives in the Postfix mailbox with both signatures verifying (dkimpy)', { timeout: 120000 }, async () => {
+    const signing = await new World({ tls: '127.0.0.208', dead: '127.0.0.209', plain: '127.0.0.210' }).start();
+    const rsa = makeDkimKey('rsa-sha256');
+    const ed = makeDkimKey('ed25519-sha256');
+    publishDkimKey(signing.dns, 'client.test', 'pf-rsa', rsa);
+    publishDkimKey(signing.dns, 'client.test', 'pf-ed', ed);
+    const signer = await signing.tern({
+      files: {
+        'routes.ini': '[pf.test]\nhost=127.0.0.1\nport=2526\ntls=verify\n',
+        'tls.ini': '[outbound]\nca=postfix-ca.pem\n',
+        'postfix-ca.pem': postfix.cert.cert,
+        'rsa.pem': rsa,
+        'ed.pem': ed,
+        'dkim.ini': '[client.test]\nselector=pf-rsa\nkey=rsa.pem\n[client.test/ed]\nselector=pf-ed\nkey=ed.pem\nalgorithm=ed25519-sha256\n',
+      },
+    });
+    try {
+      const body = Buffer.from(
+        [
+          'From: Jörg <app@client.test>',
+          'To: inbox@pf.test',
+          'Subject: signed through Postfix',
+          'Date: Tue, 01 Dec 2026 10:00:00 +0000',
+          'Message-ID: <dkim-interop@client.test>',
+          'MIME-Version: 1.0',
+          'Content-Type: text/plain; charset=utf-8',
+          'Content-Transfer-Encoding: 8bit',
+          '',
+          'Grüße — signed by Tern.',
+          '.leading dot',
+          '..two dots',
+          randomBytes(30000).toString('base64').replace(/.{76}/g, '$&\r\n'),
+          '',
+        ].join('\r\n'),
+        'utf8',
+      );
+      await sendMail({ port: signer.port, from: 'app@client.test', to: ['inbox@pf.test'], body, eightBit: true });
+      await signer.waitFor((r) => r.type === 'Delivery' && r.recipient === 'inbox@pf.test', 60000);
+      const deadline = Date.now() + 30000;
+      let raw: Buffer | undefined;
+      while (!raw && Date.now() < deadline) {
+        raw = postfix.messages().find((m) => m.includes('<dkim-interop@client.test>'));
+        if (!raw) await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.ok(raw, 'the message reached the Maildir');
+      // The Maildir stores lines with LF; on the wire (and for the verifier) they are CRLF.
+      const verdicts = await verifyDkim(crlf(raw), signing.dns);
+      assert.deepEqual(verdicts.map((v) => [v.d, v.s, v.a, v.ok]).sort(), [
+        ['client.test', 'pf-ed', 'ed25519-sha256', true],
+        ['client.test', 'pf-rsa', 'rsa-sha256', true],
+      ], JSON.stringify(verdicts));
+    } finally {
+      await signer.stop();
+      await signing.stop();
+    }
   });
 });

@@ -18,6 +18,17 @@ export interface Tamper {
   readonly lowercaseQuestion?: boolean;
 }
 
+/**
+ * A TXT record's text as character-strings of at most 255 bytes each (RFC 1035 §3.3.14),
+ * as published DKIM keys longer than that are (RFC 6376 §3.6.2.2); a reader joins them.
+ */
+function txtStrings(text: string): Buffer[] {
+  const bytes = Buffer.from(text, 'utf8');
+  const out: Buffer[] = [];
+  for (let at = 0; at < bytes.length; at += 255) out.push(bytes.subarray(at, at + 255));
+  return out.length ? out : [Buffer.alloc(0)];
+}
+
 /** What every forged reply claims: a test asserts it never comes back from a lookup. */
 export const FORGED_ADDRESS = '203.0.113.66';
 /** Another loopback address, where forged replies from "another address" come from. */
@@ -180,7 +191,9 @@ export class TestDnsServer {
       .map((r) =>
         r.type === 'MX'
           ? { type: 'MX', name: q.name, ttl: r.ttl ?? 300, data: { preference: r.preference, exchange: r.exchange } }
-          : ({ type: r.type, name: q.name, ttl: r.ttl ?? 300, data: r.data } as Answer),
+          : r.type === 'TXT'
+            ? ({ type: 'TXT', name: q.name, ttl: r.ttl ?? 300, data: txtStrings(r.data) } as Answer)
+            : ({ type: r.type, name: q.name, ttl: r.ttl ?? 300, data: r.data } as Answer),
       );
     return packet.encode({ ...base, answers });
   }

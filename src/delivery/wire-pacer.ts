@@ -52,13 +52,21 @@ export class WirePacer {
   private drain(key: string, line: Line): void {
     if (line.busy || line.waiting.length === 0) return;
     line.busy = true;
-    const { rate, go } = line.waiting[0];
-    void this.coordinator.takeTokens(wireKey(key), { maxConnections: Infinity, rate }, 1).then(
+    const { rate: admitted } = line.waiting[0];
+    // Half the burst at the wire: the admission let the burst through already, and what
+    // the wire must absorb is the jitter between grant and transaction; its full burst
+    // again would let an opening second reach the server with the burst and then some.
+    const rate = { ...admitted, burst: Math.max(1, Math.ceil(admitted.burst / 2)) };
+    // Turns for everyone in the line at once: one call at a time per line, and a call to the
+    // primary takes a while on a busy machine, so a turn a call would cap the rate. No slot
+    // is ever taken on the wire key, so its connection limit is 0 (a finite count: it
+    // crosses the IPC channel as JSON, where Infinity becomes null and the primary refuses it).
+    void this.coordinator.takeTokens(wireKey(key), { maxConnections: 0, rate }, line.waiting.length).then(
       (answer) => {
         if (answer.granted > 0) {
-          line.waiting.shift();
+          const going = line.waiting.splice(0, answer.granted);
           line.busy = false;
-          go();
+          for (const { go } of going) go();
           this.drain(key, line);
           return;
         }
@@ -71,11 +79,10 @@ export class WirePacer {
         }, delay);
       },
       () => {
-        // The contract says a coordinator never rejects; should one, the turn is not worth holding mail for.
-        line.waiting.shift();
+        // The contract says a coordinator never rejects; should one, the turns are not worth holding mail for.
+        const going = line.waiting.splice(0);
         line.busy = false;
-        go();
-        this.drain(key, line);
+        for (const { go } of going) go();
       },
     );
   }

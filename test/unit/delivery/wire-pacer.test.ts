@@ -11,10 +11,10 @@ const settled = async (p: Promise<void>) => {
 };
 
 describe('WirePacer', () => {
-  it('lets a burst start at once and makes the next wait for its turn', async () => {
+  it('lets half the burst start at once (the admission had the whole) and makes the next wait for its turn', async () => {
     const clock = { now: () => Date.now() };
     const pacer = new WirePacer(clock, new LocalCoordinator(clock));
-    const rate = { count: 10, perMs: 1000, burst: 2 };
+    const rate = { count: 10, perMs: 1000, burst: 4 };
     assert.equal(await settled(pacer.wait('d.test', rate)), true);
     assert.equal(await settled(pacer.wait('d.test', rate)), true);
     const third = pacer.wait('d.test', rate);

@@ -27,8 +27,9 @@ const MAX_LOCAL_KEYS = 10_000;
  * A worker's LimitCoordinator (`nodes=N`): every call asks the primary over node:cluster's
  * IPC channel, which answers from the machine-wide coordinator (daemon/cluster-primary.ts
  * serves it through CoordinatorHost). A call the primary does not answer within
- * `timeoutMs` is answered from this worker's share of the limit instead (local-share.ts),
- * so a busy or gone primary never blocks delivery nor costs an attempt. An answer that
+ * `timeoutMs` is answered "not now" while the primary is there (its count must hold), and
+ * from this worker's share of the limit (local-share.ts) once it is gone, so a busy or
+ * gone primary never blocks the event loop nor costs an attempt. An answer that
  * arrives after its time-out is undone (a late slot released, late tokens returned): the
  * call ran at the far end, and must not hold capacity nobody uses.
  */
@@ -50,9 +51,24 @@ export class IpcCoordinator implements LimitCoordinator {
     this.detach = options.channel.onMessage((m) => this.onMessage(m));
   }
 
+  /**
+   * A primary that is slow but there still holds the machine's count: slots or tokens taken
+   * from this worker's share then would come on top of those the primary grants the
+   * others, so the answer is "not now" (the entries park, costing no attempt) and the key
+   * is asked again after a time-out. The share is for a primary that is gone.
+   */
+  private primaryGone(): boolean {
+    return this.closed || this.options.channel.connected?.() === false;
+  }
+
   async acquireSlot(key: string, limits: DestinationLimits, leaseId: string): Promise<SlotAnswer> {
     const answer = (await this.call('acquireSlot', [key, limits, leaseId])) as SlotAnswer | undefined;
     if (answer && typeof answer.granted === 'boolean') return answer;
+    if (!this.primaryGone()) {
+      // Parked for a slot, the key waits for a freed notice: this one comes in any case.
+      setTimeout(() => this.emitFreed(key), this.options.timeoutMs).unref();
+      return { granted: false, reason: 'connection_limit' };
+    }
     // The local share: this worker's own slots of the key, by rendezvous hashing.
     const held = [...this.localLeases.values()].filter((k) => k === key).length;
     if (this.localLeases.has(leaseId)) return { granted: true, lease: { key, id: leaseId } };
@@ -73,6 +89,7 @@ export class IpcCoordinator implements LimitCoordinator {
     if (!limits.rate) return { granted: wanted };
     const answer = (await this.call('takeTokens', [key, limits, wanted])) as TokenAnswer | undefined;
     if (answer && typeof answer.granted === 'number') return answer;
+    if (!this.primaryGone()) return { granted: 0, retryAt: this.now() + this.options.timeoutMs };
     const share = rateShare(key, limits.rate, this.options.workers, this.options.index);
     let bucket = this.buckets.get(key);
     if (bucket) bucket.update(share);

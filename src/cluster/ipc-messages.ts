@@ -8,6 +8,8 @@
 export interface IpcChannel {
   send(message: unknown): void;
   onMessage(listener: (message: unknown) => void): () => void;
+  /** false once the other end is gone for good (absent: the channel cannot tell). */
+  connected?(): boolean;
 }
 
 export type CoordOp = 'acquireSlot' | 'releaseSlot' | 'takeTokens' | 'returnTokens';
@@ -55,5 +57,6 @@ export function processChannel(proc: NodeJS.Process = process): IpcChannel | und
       proc.on('message', listener);
       return () => void proc.off('message', listener);
     },
+    connected: () => proc.connected,
   };
 }

@@ -32,6 +32,7 @@ export class LocalCoordinator implements LimitCoordinator {
   private readonly tats = new Map<string, { tat: number; step: number }>();
   private readonly listeners = new Set<(key: string) => void>();
   private closed = false;
+  private prunedAt = -Infinity;
 
   constructor(private readonly clock: Clock) {}
 
@@ -73,7 +74,9 @@ export class LocalCoordinator implements LimitCoordinator {
       granted++;
     }
     this.tats.set(key, { tat, step });
-    if (this.tats.size > PRUNE_ABOVE) this.prune(now);
+    // At most once a second: with many keys all owing time, a scan per call would find
+    // little to drop and cost a full pass every message.
+    if (this.tats.size > PRUNE_ABOVE && now - this.prunedAt >= 1000) this.prune(now);
     return Promise.resolve(granted > 0 ? { granted } : { granted: 0, retryAt: Math.ceil(tat - tau) });
   }
 
@@ -102,6 +105,7 @@ export class LocalCoordinator implements LimitCoordinator {
 
   /** Rates whose bucket is full again carry no state worth keeping. */
   private prune(now: number): void {
+    this.prunedAt = now;
     for (const [key, { tat }] of this.tats) if (tat <= now) this.tats.delete(key);
   }
 }

@@ -25,6 +25,8 @@ export type { Deliverer, SchedulerEvents, SchedulerOptions } from './scheduler-o
 
 // setTimeout's ceiling; a later due time just re-arms when this fires.
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Due entries looked at per turn of the event loop. */
+const PUMP_SLICE = 1000;
 const isGone = (err: unknown) => err instanceof EntryNotFoundError;
 
 /**
@@ -312,7 +314,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
     if (this.config.disabled) return this.arm(this.admission.wakeAt() ?? Infinity);
     const now = this.clock.now();
     const full = () => this.work.size + this.work.pending >= this.config.concurrency_max;
-    while (!full()) {
+    // Entries that park (suspended, backed off, shaped) never fill the p-queue, so a flush of
+    // a huge queue would walk all of it in one turn; a slice at a time, the rest next turn.
+    let slice = PUMP_SLICE;
+    while (!full() && slice-- > 0) {
       const due = this.queue.heap.peekDue();
       if (due === undefined || due > now) break;
       const { id } = this.queue.heap.pop()!;

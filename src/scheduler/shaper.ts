@@ -74,7 +74,10 @@ export class Shaper {
   constructor(private readonly options: ShaperOptions) {
     this.unsubscribe = options.coordinator.onFreed((key) => {
       const s = this.keys.get(key);
-      if (s?.reason === 'connection_limit') void this.pass(key);
+      // A notice may come while a pass waits for the coordinator's answer (over IPC the
+      // "freed" can overtake the "no slot"): that pass then goes round once more.
+      if (s?.running) s.again = true;
+      else if (s?.reason === 'connection_limit') void this.pass(key);
     });
   }
 

@@ -38,6 +38,38 @@ function shaper(options: { idleMs?: number; standing?: (id: string) => Standing 
 const dest = (limits: DestinationLimits, key = 'd.test') => ({ key, limits });
 
 describe('Shaper', () => {
+  it('does not miss a freed slot whose notice overtakes the "no slot" answer (nodes=N, over IPC)', async () => {
+    const clock = new FakeClock();
+    const local = new LocalCoordinator(clock);
+    let overtaken = false;
+    // The far end answers "no slot", but the notice that the last slot came free reaches
+    // the worker first: the order node's IPC may deliver them in.
+    const coordinator = Object.assign(Object.create(local) as LocalCoordinator, {
+      async acquireSlot(key: string, limits: DestinationLimits, id: string) {
+        if (overtaken) return local.acquireSlot(key, limits, id);
+        overtaken = true;
+        notify(key);
+        return { granted: false as const, reason: 'connection_limit' as const };
+      },
+    });
+    let notify: (key: string) => void = () => undefined;
+    coordinator.onFreed = (listener) => ((notify = listener), () => undefined);
+    const started: string[] = [];
+    const s = new Shaper({
+      coordinator,
+      clock,
+      standing: () => 'go',
+      start: (id) => started.push(id),
+      requeue: () => undefined,
+      endLease: async () => undefined,
+      idleMs: () => 5000,
+      wake: () => undefined,
+    });
+    s.enter('a', dest({ maxConnections: 1 }));
+    await settle();
+    assert.deepEqual(started, ['a'], 'the pass went round once more and took the freed slot');
+  });
+
   it('starts at most max_connections at once, in order, and hands a finished slot to the next', async () => {
     const { shaper: s, started, coordinator } = shaper();
     const d = dest({ maxConnections: 2 });

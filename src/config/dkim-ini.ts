@@ -1,9 +1,9 @@
 import { createPrivateKey, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { parse as parseIni } from 'ini';
 import { z } from 'zod';
 import { ConfigError } from '../core/index.js';
+import { domainSections } from './ini-sections.js';
 
 const FILE = 'dkim.ini';
 
@@ -115,22 +115,6 @@ function readKey(dir: string, section: string, keyFile: string, algorithm: DkimA
   return { keyPath, privateKey };
 }
 
-/** ini nests `[example.com]` as example → com: the sections are put back together here. */
-function sections(raw: string): [string, Record<string, unknown>][] {
-  const out: [string, Record<string, unknown>][] = [];
-  const collect = (prefix: string, obj: Record<string, unknown>) => {
-    const own: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(obj)) {
-      if (v && typeof v === 'object' && !Array.isArray(v)) collect(prefix ? `${prefix}.${k}` : k, v as Record<string, unknown>);
-      else own[k] = v;
-    }
-    if (Object.keys(own).length === 0) return;
-    if (!prefix) throw new ConfigError(FILE, Object.keys(own)[0], Object.values(own)[0], 'settings must sit under [main], a [domain] or [*] section');
-    out.push([prefix, own]);
-  };
-  collect('', parseIni(raw) as Record<string, unknown>);
-  return out;
-}
 
 function validated<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, section: string, body: unknown): T {
   const result = schema.safeParse(body);
@@ -147,7 +131,7 @@ export function parseDkim(raw: string | undefined, dir: string): DkimConfig {
   let main: DkimMain = dkimMainSchema.parse({});
   if (raw === undefined) return { ...main, domains };
   const seen = new Set<string>();
-  for (const [name, body] of sections(raw)) {
+  for (const [name, body] of domainSections(FILE, raw, '[main], a [domain] or [*] section')) {
     if (name === 'main') {
       main = validated(dkimMainSchema, name, body);
       continue;

@@ -1,6 +1,6 @@
-import { parse as parseIni } from 'ini';
 import { z } from 'zod';
 import { ConfigError } from '../core/index.js';
+import { domainSections } from './ini-sections.js';
 import { optionalInt } from './fields.js';
 
 export const LIMITS_FILE = 'limits.ini';
@@ -79,19 +79,7 @@ const SECTION_NAME = /^(\*|mx:[a-z0-9*.-]+|\[?[a-z0-9:.-]+\]?)$/i;
 export function parseLimits(raw: string | undefined): LimitsConfig {
   const sections = new Map<string, LimitSection>();
   if (raw === undefined) return { sections };
-  // ini nests `[orange.fr]` as orange → fr; sections are put back together here.
-  const found: [string, Record<string, unknown>][] = [];
-  const collect = (prefix: string, obj: Record<string, unknown>) => {
-    const own: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(obj)) {
-      if (v && typeof v === 'object' && !Array.isArray(v)) collect(prefix ? `${prefix}.${k}` : k, v as Record<string, unknown>);
-      else own[k] = v;
-    }
-    if (Object.keys(own).length === 0) return;
-    if (!prefix) throw new ConfigError(LIMITS_FILE, Object.keys(own)[0], Object.values(own)[0], 'settings must sit under a [domain], [mx:pattern] or [*] section');
-    found.push([prefix, own]);
-  };
-  collect('', parseIni(raw) as Record<string, unknown>);
+  const found = domainSections(LIMITS_FILE, raw, 'a [domain], [mx:pattern] or [*] section');
   for (const [name, body] of found) {
     if (!SECTION_NAME.test(name)) throw new ConfigError(LIMITS_FILE, `[${name}]`, name, 'expected [*], [domain] or [mx:host pattern]');
     const result = limitSectionSchema.safeParse(body);

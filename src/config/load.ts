@@ -7,6 +7,7 @@ import { isAbsolute, join } from 'node:path';
 import { parse as parseIni } from 'ini';
 import type { ZodType, ZodError } from 'zod';
 import { ConfigError } from '../core/index.js';
+import { domainSections } from './ini-sections.js';
 import { dnsMainSchema, dsnMainSchema, httpMainSchema, logMainSchema, outboundSchema, routeSchema, smtpMainSchema, tlsSchema } from './schemas.js';
 import type { DnsMain, DsnMain, HttpMain, LogMain, OutboundConfig, Route, SmtpMain, TlsConfig, TlsMode } from './schemas.js';
 import { parseRewriteRules, REWRITE_FILE } from './rewrite-rules.js';
@@ -173,20 +174,7 @@ function parseServers(spec: string | undefined): DnsServer[] {
 function parseRoutes(raw: string | undefined): Map<string, Route> {
   const routes = new Map<string, Route>();
   if (raw === undefined) return routes;
-  // ini nests `[example.com]` as example → com; domain sections are put back together here.
-  const sections: [string, Record<string, unknown>][] = [];
-  const collect = (prefix: string, obj: Record<string, unknown>) => {
-    const own: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(obj)) {
-      if (v && typeof v === 'object' && !Array.isArray(v)) collect(prefix ? `${prefix}.${k}` : k, v as Record<string, unknown>);
-      else own[k] = v;
-    }
-    if (Object.keys(own).length > 0) {
-      if (!prefix) throw new ConfigError('routes.ini', Object.keys(own)[0], Object.values(own)[0], 'settings must sit under a [domain] or [*] section');
-      sections.push([prefix, own]);
-    }
-  };
-  collect('', parseIni(raw) as Record<string, unknown>);
+  const sections = domainSections('routes.ini', raw, 'a [domain] or [*] section');
   for (const [section, body] of sections) {
     let route: Route;
     try {

@@ -8,6 +8,8 @@ export const ErrorCode = {
   DNS_TEMPORARY: 'TERN_ERR_DNS_TEMPORARY',
   /** A part that was closed (shutdown) refused new work. */
   CLOSED: 'TERN_ERR_CLOSED',
+  /** Another live process holds the queue directory. */
+  QUEUE_IN_USE: 'TERN_ERR_QUEUE_IN_USE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -12,6 +12,7 @@ import { encodeTrailer } from './message-file.js';
 import { MessageFiles } from './message-files.js';
 import { MessageIds } from './message-ids.js';
 import { shardSuffix } from './shards.js';
+import { QueueLock } from './queue-lock.js';
 import { newEntries, prefixBytes } from './new-entries.js';
 import { SegmentStore } from './segment-store.js';
 import { recoverQueue } from './recovery.js';
@@ -54,6 +55,7 @@ export class DiskSpool implements Spool {
   private readonly entryDirSync: DirSync;
   private readonly messageFiles: MessageFiles;
   private readonly segments: SegmentStore;
+  private readonly lock: QueueLock;
   private closing?: Promise<void>;
 
   /**
@@ -68,6 +70,7 @@ export class DiskSpool implements Spool {
     this.entryDir = join(root, 'entries');
     this.corruptDir = join(root, 'corrupt');
     this.entryDirSync = new DirSync(this.entryDir);
+    this.lock = new QueueLock(root);
     this.messageFiles = new MessageFiles(root);
     this.segments = new SegmentStore({
       dir: join(root, 'seg'),
@@ -80,6 +83,7 @@ export class DiskSpool implements Spool {
 
   async open(): Promise<{ removedTemporary: number }> {
     await mkdir(this.root, { recursive: true });
+    this.lock.take();
     const removedTemporary = await this.messageFiles.open();
     for (const dir of [this.entryDir, this.corruptDir]) await mkdir(dir, { recursive: true });
     await this.segments.open();
@@ -253,7 +257,7 @@ export class DiskSpool implements Spool {
   /** Refuses new writes, then waits for segment removals in progress. Idempotent. */
   close(): Promise<void> {
     // Every write is awaited by its caller; only segment removals may still be running.
-    this.closing ??= this.segments.close();
+    this.closing ??= this.segments.close().finally(() => this.lock.release());
     return this.closing;
   }
 

@@ -1,6 +1,5 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { timingSafeEqual } from 'node:crypto';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { closedError } from '../core/index.js';
 import type { Closable } from '../core/index.js';
@@ -10,6 +9,7 @@ import type { Logger } from '../log/index.js';
 import { askAll, byId, live, MergeError, mergedBulk, mergedList } from './cluster-queue.js';
 import type { BulkRequest } from './cluster-queue.js';
 import { mergeExpositions } from './metrics-merge.js';
+import { bearerMatches, closeServer, listenOn } from './admin-http.js';
 import { ACTION_VERBS } from './queue-actions.js';
 import type { WorkerTarget } from './worker-client.js';
 
@@ -60,21 +60,13 @@ export class ClusterAdminApi implements Closable {
     if (http.disabled) return undefined;
     const { host, port } = splitHostPort(http.listen);
     const server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve());
-    });
+    const got = await listenOn(server, host, port);
     this.server = server;
-    const addr = server.address();
-    return { host, port: typeof addr === 'object' && addr ? addr.port : port };
+    return { host, port: got };
   }
 
   close(): Promise<void> {
-    this.closing ??= new Promise((resolve) => {
-      if (!this.server) return resolve();
-      this.server.close(() => resolve());
-      this.server.closeIdleConnections();
-    });
+    this.closing ??= closeServer(this.server);
     return this.closing;
   }
 
@@ -84,11 +76,7 @@ export class ClusterAdminApi implements Closable {
   }
 
   private authorized(req: IncomingMessage): boolean {
-    const token = this.config.current.http.token;
-    if (!token) return true;
-    const a = Buffer.from(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '');
-    const b = Buffer.from(token);
-    return a.length === b.length && timingSafeEqual(a, b);
+    return bearerMatches(req, this.config.current.http.token);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

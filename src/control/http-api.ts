@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import { chmod, rm } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { timingSafeEqual } from 'node:crypto';
+import { bearerMatches, closeServer, listenOn } from './admin-http.js';
 import { closedError } from '../core/index.js';
 import type { Clock, Closable } from '../core/index.js';
 import { configHandle, splitHostPort } from '../config/index.js';
@@ -139,13 +139,9 @@ export class AdminApi implements Closable {
     if (this.config.disabled) return undefined;
     const { host, port } = splitHostPort(this.config.listen);
     const server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve());
-    });
+    const got = await listenOn(server, host, port);
     this.server = server;
-    const addr = server.address();
-    return { host, port: typeof addr === 'object' && addr ? addr.port : port };
+    return { host, port: got };
   }
 
   /** A worker's API: a socket left by a worker that was killed is replaced. */
@@ -166,11 +162,7 @@ export class AdminApi implements Closable {
    * are closed. Idempotent.
    */
   close(): Promise<void> {
-    this.closing ??= new Promise((resolve) => {
-      if (!this.server) return resolve();
-      this.server.close(() => resolve());
-      this.server.closeIdleConnections();
-    });
+    this.closing ??= closeServer(this.server);
     return this.closing;
   }
 
@@ -191,12 +183,8 @@ export class AdminApi implements Closable {
   }
 
   private authorized(req: IncomingMessage): boolean {
-    const token = this.config.token;
-    if (!token || this.options.socket !== undefined) return true;
-    const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
-    const a = Buffer.from(given);
-    const b = Buffer.from(token);
-    return a.length === b.length && timingSafeEqual(a, b);
+    // A worker's socket: only the primary talks there (mode 0600), with no token.
+    return this.options.socket !== undefined || bearerMatches(req, this.config.token);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

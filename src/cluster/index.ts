@@ -8,3 +8,5 @@ export { CoordinatorHost } from './coordinator-host.js';
 export { processChannel } from './ipc-messages.js';
 export type { IpcChannel } from './ipc-messages.js';
 export { rateShare, slotShare } from './local-share.js';
+export { RedisLink, defaultNodeId } from './redis-link.js';
+export type { RedisClient, RedisLinkOptions } from './redis-link.js';

@@ -61,6 +61,8 @@ export function settingsByFile(c: TernConfig): Record<string, Record<string, unk
         flat({ ...s, key: keyFile, ...(signingDomain ? { domain: signingDomain } : {}), key_sha256: fingerprint(privateKey) }, `[${section}].`),
       ),
     ),
+    // A password inside the url is a secret like password= is.
+    'redis.ini': flat({ ...c.redis, url: c.redis.url?.replace(/\/\/([^@/]*)@/, (_m, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:(secret)` : '(secret)'}@`) }),
   };
 }
 

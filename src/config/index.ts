@@ -15,3 +15,5 @@ export { defaultBurst, LIMITS_FILE, mxPattern, parseLimits, rateText } from './l
 export type { LimitSection, LimitsConfig, RateSetting } from './limits.js';
 export { parseDkim, keyFingerprint, DEFAULT_DKIM_HEADERS } from './dkim-ini.js';
 export type { DkimConfig, DkimSelectorConfig, DkimAlgorithm } from './dkim-ini.js';
+export { REDIS_FILE, redisMainSchema, failureModeSchema } from './redis-ini.js';
+export type { RedisSettings, FailureMode } from './redis-ini.js';

@@ -6,7 +6,7 @@ import { DispositionSink } from '../log/index.js';
 import type { Logger } from '../log/index.js';
 import type { HookRunner } from '../hooks/index.js';
 import { DnsResolver, confirmedClientName, resolveMxPlan } from '../dns/index.js';
-import { DestinationKeys, LocalCoordinator } from '../cluster/index.js';
+import { DestinationKeys, LocalCoordinator, RedisLink, defaultNodeId } from '../cluster/index.js';
 import type { LimitCoordinator } from '../cluster/index.js';
 import type { ResolverOptions } from '../dns/index.js';
 import { DiskSpool } from '../spool/index.js';
@@ -41,6 +41,8 @@ export interface Parts {
   readonly listener: Listener;
   readonly admin: AdminApi;
   readonly coordinator: LimitCoordinator;
+  /** redis.ini enabled: this node's link to the state it shares with other nodes (issue #17). */
+  readonly redis?: RedisLink;
 }
 
 type DnsFailure = ResolverOptions['onFailure'];
@@ -83,6 +85,9 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
   // Failed lookups are counted; metrics exists by the time the first lookup is made.
   const dns = resolvers(config, clock, (type, reason) => metrics.onDnsFailure(type, reason));
   const spool = new DiskSpool(resolve(ctx.queueDir), { shard: ctx.shard });
+  // redis.ini is read at start (a change needs a restart): one link per node, shared by every part that uses Redis.
+  const redisSettings = config.current.redis;
+  const redis = redisSettings.enabled ? new RedisLink({ settings: redisSettings, nodeId: redisSettings.node_id ?? defaultNodeId(ctx.shard), logger }) : undefined;
   // limits.ini's slots and tokens (and the rate's turns at the wire): in-process, or a nodes=N worker's link to the primary.
   const coordinator = ctx.coordinator ?? new LocalCoordinator(clock);
   const agent = new DeliveryAgent(config, { resolver: dns.delivery, bodyBytesOrStream: (e) => spool.bodyBytesOrStream(e), logger, hooks, clock, coordinator });
@@ -139,5 +144,5 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
     onRejection: (record) => metrics.onRejection(record.reason, record.command),
   });
   const admin = new AdminApi(config, scheduler, metrics, logger, clock, { socket: ctx.adminSocket });
-  return { spool, agent, scheduler, metrics, listener, admin, coordinator };
+  return { spool, agent, scheduler, metrics, listener, admin, coordinator, ...(redis ? { redis } : {}) };
 }

@@ -14,9 +14,11 @@ import type { Logger } from '../log/index.js';
 const AT_START: Readonly<Record<string, readonly string[]>> = {
   'smtp.ini': ['listen', 'nodes'],
   'http.ini': ['listen', 'disabled'],
+  // The Redis connection and this node's name in it are made once (issue #17).
+  'redis.ini': ['*'],
 };
 
-const needsRestart = (file: string, key: string) => AT_START[file]?.includes(key) ?? false;
+const needsRestart = (file: string, key: string) => (AT_START[file]?.includes(key) || AT_START[file]?.includes('*')) ?? false;
 
 export interface ReloaderOptions {
   readonly configDir: string;

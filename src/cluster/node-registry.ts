@@ -76,7 +76,8 @@ export class NodeRegistry {
   }
 
   start(): void {
-    void this.beat();
+    // After the current job: the daemon's parts the counts come from are built by then.
+    setImmediate(() => void this.beat());
     this.timer = setInterval(() => void this.beat(), this.options.intervalMs);
     this.timer.unref();
   }

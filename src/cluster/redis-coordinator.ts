@@ -131,6 +131,11 @@ export class RedisCoordinator implements LimitCoordinator {
     return () => void this.listeners.delete(listener);
   }
 
+  /** The nodes last seen alive (this node among them): failure_mode=share splits each limit among them. */
+  get nodesAlive(): readonly string[] {
+    return this.registry.alive;
+  }
+
   /** The cluster as Redis sees it now (`tern cluster status`). */
   async status(): Promise<ClusterStatus> {
     const { link, settings } = this.options;

@@ -7,7 +7,7 @@ import { ACQUIRE_LUA, GRANT_LUA, callKey, leasesKey, rateKey } from '../../src/c
 import { redisMainSchema } from '../../src/config/index.js';
 import { systemClock } from '../../src/core/index.js';
 import { createLogger } from '../../src/log/index.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { RedisCluster, RedisServer } from '../helpers/redis-server.js';
 
 const quiet = () =>
   createLogger({
@@ -21,10 +21,10 @@ interface Node {
 }
 
 /** One Tern node's coordination against `url`: its own link, its own coordinator. */
-async function node(url: string, id: string, over: Record<string, string> = {}): Promise<Node> {
-  const settings = redisMainSchema.parse({ enabled: 'true', url, command_timeout: '200', key_prefix: 'it:', lease_ttl: '3', heartbeat_interval: '1', ...over });
+async function node(where: string | { cluster: string }, id: string, over: Record<string, string> = {}): Promise<Node> {
+  const settings = redisMainSchema.parse({ enabled: 'true', ...(typeof where === 'string' ? { url: where } : where), command_timeout: '200', key_prefix: 'it:', lease_ttl: '3', heartbeat_interval: '1', ...over });
   const link = new RedisLink({ settings, nodeId: id, logger: quiet() });
-  assert.equal(await link.ready(5000), true);
+  assert.equal(await link.ready(10_000), true);
   const coordinator = new RedisCoordinator({ link, settings, clock: systemClock, logger: quiet(), counts: () => ({ queued: 0, in_flight: 0, sessions: 0 }), version: 'test' });
   const freed: string[] = [];
   coordinator.onFreed((key) => freed.push(key));
@@ -174,6 +174,113 @@ describe('RedisCoordinator: several nodes against one Redis', () => {
     } finally {
       await closeAll([b, c]);
       await a.coordinator.close();
+    }
+  });
+});
+
+/** Slots of `key` each node gets by asking until refused (ids unique per node). */
+async function grab(nodes: readonly Node[], key: string, limits: DestinationLimits, tries = 10): Promise<number[]> {
+  return Promise.all(
+    nodes.map(async (n) => {
+      let got = 0;
+      for (let i = 0; i < tries; i++) if ((await n.coordinator.acquireSlot(key, limits, `${n.link.nodeId}-${key}-${i}`)).granted) got++;
+      return got;
+    }),
+  );
+}
+
+describe('RedisCoordinator: Redis stopped or killed (failure_mode)', () => {
+  let redis: RedisServer;
+  before(async () => {
+    redis = await RedisServer.start();
+  });
+  after(async () => {
+    await redis.stop();
+  });
+
+  test('share: the shares of the nodes last seen alive sum to each limit; back to Redis, the slots held are registered again', async () => {
+    const nodes = [await node(redis.url, 'a'), await node(redis.url, 'b'), await node(redis.url, 'c')];
+    try {
+      await waitFor(() => nodes.every((n) => n.coordinator.nodesAlive.length === 3));
+      redis.pause();
+      const slots = await grab(nodes, 'share.test', { maxConnections: 5 });
+      assert.equal(slots.reduce((a, b) => a + b, 0), 5, `slots per node: ${slots}`);
+      const rate: DestinationLimits = { maxConnections: 5, rate: { count: 30, perMs: 1000, burst: 9 } };
+      const tokens = await Promise.all(nodes.map(async (n) => (await n.coordinator.takeTokens('share.test', rate, 100)).granted));
+      assert.equal(tokens.reduce((a, b) => a + b, 0), 9, `tokens per node: ${tokens}`);
+      assert.ok(nodes.every((n) => !n.link.up));
+
+      redis.resume();
+      await waitFor(async () => (await redis.cli('ZCARD', leasesKey(nodes[0].link, 'share.test'))) === '5');
+      assert.equal((await nodes[0].coordinator.acquireSlot('share.test', { maxConnections: 5 }, 'one-more')).granted, false, 'Redis counts the 5 held');
+    } finally {
+      redis.resume();
+      await closeAll(nodes);
+    }
+  });
+
+  test('closed: no slot and no token while Redis does not answer; open: the whole limit on each node', async () => {
+    const closed = await node(redis.url, 'closed', { failure_mode: 'closed' });
+    const open = await node(redis.url, 'open', { failure_mode: 'open' });
+    const limits: DestinationLimits = { maxConnections: 3, rate: { count: 10, perMs: 1000, burst: 4 } };
+    try {
+      redis.pause();
+      assert.equal((await closed.coordinator.acquireSlot('modes.test', limits, 'x1')).granted, false);
+      const refused = await closed.coordinator.takeTokens('modes.test', limits, 1);
+      assert.equal(refused.granted, 0);
+      assert.ok(refused.retryAt !== undefined && refused.retryAt > Date.now());
+      assert.deepEqual(await grab([open], 'modes.test', limits), [3]);
+      assert.equal((await open.coordinator.takeTokens('modes.test', limits, 100)).granted, 4, 'the whole burst');
+    } finally {
+      redis.resume();
+      await closeAll([closed, open]);
+    }
+  });
+
+  test('Redis killed and restarted empty: share answers meanwhile, and the leases held are put back in Redis', async () => {
+    const nodes = [await node(redis.url, 'a'), await node(redis.url, 'b')];
+    const limits: DestinationLimits = { maxConnections: 2 };
+    try {
+      assert.equal((await nodes[0].coordinator.acquireSlot('killed.test', limits, 'held-before')).granted, true);
+      await waitFor(() => nodes.every((n) => n.coordinator.nodesAlive.length === 2));
+      await redis.kill();
+      // Node a holds one slot already, its share (by rendezvous) may be 0, 1 or 2: it keeps what it holds.
+      const more = await grab(nodes, 'killed.test', limits);
+      assert.ok(more[0] + more[1] <= 2, `taken while Redis was away: ${more}`);
+      await redis.restart();
+      const held = 1 + more[0] + more[1];
+      await waitFor(async () => Number(await redis.cli('ZCARD', leasesKey(nodes[0].link, 'killed.test')).catch(() => '0')) === held);
+    } finally {
+      await closeAll(nodes);
+    }
+  });
+});
+
+describe('RedisCoordinator: a 3-master Redis Cluster', () => {
+  let cluster: RedisCluster;
+  before(async () => {
+    cluster = await RedisCluster.start();
+  });
+  after(async () => {
+    await cluster.stop();
+  });
+
+  const clusterNode = (id: string) => node({ cluster: cluster.seeds }, id);
+
+  test('rate and leases hold over the masters; the master of the destination killed: calls answer from failure_mode', async () => {
+    const nodes = [await clusterNode('a'), await clusterNode('b'), await clusterNode('c')];
+    try {
+      const limits: DestinationLimits = { maxConnections: 2, rate: { count: 200, perMs: 1000, burst: 20 } };
+      const times = await drain(nodes, 'cluster.test', limits, 400);
+      assert.ok(busiestWindow(times, 1000) <= 220, `busiest second: ${busiestWindow(times, 1000)}`);
+      assert.deepEqual((await grab(nodes, 'cluster.test', limits)).reduce((a, b) => a + b, 0), 2);
+
+      await (await cluster.masterOf(leasesKey(nodes[0].link, 'cluster.test'))).kill();
+      const answers = await Promise.all(nodes.map((n) => n.coordinator.acquireSlot('cluster.test', limits, `${n.link.nodeId}-after`)));
+      const tokens = await Promise.all(nodes.map((n) => n.coordinator.takeTokens('cluster.test', limits, 1)));
+      assert.equal(answers.length + tokens.length, 6, 'every call answered');
+    } finally {
+      await closeAll(nodes);
     }
   });
 });

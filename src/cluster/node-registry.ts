@@ -113,6 +113,7 @@ export class NodeRegistry {
       const flat = await c.zrange(this.registryKey, '0', String(MAX_NODES - 1), 'WITHSCORES');
       const nodes: { id: string; at: number }[] = [];
       for (let i = 0; i + 1 < flat.length; i += 2) nodes.push({ id: flat[i], at: Number(flat[i + 1]) });
+      nodes.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
       const records = nodes.length ? await c.mget(...nodes.map((n) => this.recordKey(n.id))) : [];
       return nodes.map(({ id, at }, i): NodeView => {
         let record: Omit<NodeView, 'id' | 'alive' | 'heartbeat_age_ms'> = {};

@@ -6,6 +6,7 @@ import { clusterPlan, startDaemon, startPrimary, startWorker } from '../daemon/i
 import { hashPassword } from '../listener/index.js';
 import { queueCommand } from './commands.js';
 import { domainCommand } from './domain-command.js';
+import { clusterCommand } from './cluster-command.js';
 import { dkimCommand } from './dkim-command.js';
 import type { CliOptions } from './commands.js';
 import { configCheck, configShow } from './config-commands.js';
@@ -29,6 +30,8 @@ Commands:
   queue flush [--domain D]             make deferred entries due now
   domain suspend D [--duration 2h] [--reason TEXT] | resume D | ls
                                        pause delivery to one domain (until resumed, or for a while)
+  cluster status                       the nodes sharing limits through Redis (redis.ini): heartbeats,
+                                       queues, sessions and connection leases of each
   dkim keygen --domain D --selector S [--algorithm rsa-sha256|ed25519-sha256] [--bits 2048]
               [--out FILE] [--force]   write a DKIM key (config/dkim/D.S.pem, mode 0600) and
                                        print the DNS TXT record and the dkim.ini section
@@ -42,7 +45,7 @@ Options:
                    else the config/ of Tern's installation directory)
   --queue DIR      queue directory for start (env TERN_QUEUE; default queue/ beside the
                    default config directory)
-  --json           machine-readable output (queue, domain, config check, config show)
+  --json           machine-readable output (queue, domain, cluster, config check, config show)
   --api URL        admin API (default: from the config's http.ini; env TERN_API)
   --token TOKEN    bearer token (default: the config's http.ini; env TERN_API_TOKEN)
   -h, --help       show this help
@@ -187,6 +190,8 @@ async function run(values: ReturnType<typeof parse>['values'], positionals: stri
       return queueCommand(positionals.slice(1), opts);
     case 'domain':
       return domainCommand(positionals.slice(1), opts);
+    case 'cluster':
+      return clusterCommand(positionals.slice(1), opts);
     case 'health':
       return healthCommand(opts);
     case 'dkim':

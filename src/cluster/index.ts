@@ -10,3 +10,6 @@ export type { IpcChannel } from './ipc-messages.js';
 export { rateShare, slotShare } from './local-share.js';
 export { RedisLink, defaultNodeId } from './redis-link.js';
 export type { RedisClient, RedisLinkOptions } from './redis-link.js';
+export { RedisCoordinator } from './redis-coordinator.js';
+export type { ClusterStatus, RedisCoordinatorOptions } from './redis-coordinator.js';
+export type { NodeCounts, NodeView } from './node-registry.js';

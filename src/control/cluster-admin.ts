@@ -104,6 +104,7 @@ export class ClusterAdminApi implements Closable {
         if (parts.length === 3 && method === 'POST') return this.pass(res, await byId(this.targets(), method, path, parts[1], client));
       }
       if (parts[0] === 'domains') return await this.domains(res, method, parts, url, client);
+      if (parts.length === 1 && parts[0] === 'cluster' && method === 'GET') return this.json(res, 200, await this.cluster());
       throw new MergeError(404, `no such endpoint: ${method} ${url.pathname}`);
     } catch (err) {
       const status = err instanceof MergeError ? err.status : 500;
@@ -126,6 +127,28 @@ export class ClusterAdminApi implements Closable {
       workers,
       ...(errors.length ? { errors } : {}),
     });
+  }
+
+  /**
+   * `GET /cluster`: each worker is a node of its own in Redis and sees every node; their
+   * lists are merged (the freshest heartbeat of each node), with each worker's view of Redis.
+   */
+  private async cluster(): Promise<unknown> {
+    const { answers, errors } = await askAll(this.targets(), 'GET', '/cluster');
+    type View = { enabled: boolean; node?: string; redis?: unknown; nodes?: { id: string; heartbeat_age_ms: number }[] };
+    const views = answers.map((a) => ({ shard: a.target.shard ?? a.target.label, body: a.body as View }));
+    const enabled = views.filter((v) => v.body.enabled);
+    if (enabled.length === 0) return { enabled: false, ...(errors.length ? { errors } : {}) };
+    const byId = new Map<string, { id: string; heartbeat_age_ms: number }>();
+    for (const v of enabled) {
+      for (const n of v.body.nodes ?? []) {
+        const known = byId.get(n.id);
+        if (!known || (n.heartbeat_age_ms >= 0 && (known.heartbeat_age_ms < 0 || n.heartbeat_age_ms < known.heartbeat_age_ms))) byId.set(n.id, n);
+      }
+    }
+    const nodes = [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const workers = enabled.map((v) => ({ shard: v.shard, node: v.body.node, redis: v.body.redis }));
+    return { enabled: true, node: workers[0].node, redis: workers[0].redis, workers, nodes, ...(errors.length ? { errors } : {}) };
   }
 
   private async metrics(res: ServerResponse): Promise<void> {

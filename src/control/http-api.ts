@@ -99,6 +99,8 @@ export interface AdminApiOptions {
    * a page may go as deep as the primary's merge needs (MERGE_DEPTH entries).
    */
   readonly socket?: string;
+  /** redis.ini enabled: the nodes sharing limits, and this node's view of Redis (`GET /cluster`). */
+  readonly cluster?: () => Promise<unknown>;
 }
 
 /** How deep a worker's page may go for the primary's merged listing (control/cluster-admin.ts). */
@@ -290,6 +292,7 @@ export class AdminApi implements Closable {
       }
     }
     if (parts[0] === 'domains') return this.domains(method, parts, q);
+    if (parts.length === 1 && parts[0] === 'cluster' && method === 'GET') return this.options.cluster ? await this.options.cluster() : { enabled: false };
     throw new HttpError(404, `no such endpoint: ${method} ${url.pathname}`);
   }
 

@@ -5,3 +5,4 @@ export type { EntryState } from './metrics.js';
 export { ClusterAdminApi } from './cluster-admin.js';
 export type { WorkerTarget } from './worker-client.js';
 export { mergeExpositions } from './metrics-merge.js';
+export { buildInfo } from './build-info.js';

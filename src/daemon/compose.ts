@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Clock } from '../core/index.js';
 import { changed } from '../config/index.js';
 import type { ConfigHandle, TernConfig } from '../config/index.js';
@@ -6,8 +7,8 @@ import { DispositionSink } from '../log/index.js';
 import type { Logger } from '../log/index.js';
 import type { HookRunner } from '../hooks/index.js';
 import { DnsResolver, confirmedClientName, resolveMxPlan } from '../dns/index.js';
-import { DestinationKeys, LocalCoordinator, RedisLink, defaultNodeId } from '../cluster/index.js';
-import type { LimitCoordinator } from '../cluster/index.js';
+import { DestinationKeys, LocalCoordinator, RedisCoordinator, RedisLink, defaultNodeId } from '../cluster/index.js';
+import type { LimitCoordinator, NodeCounts } from '../cluster/index.js';
 import type { ResolverOptions } from '../dns/index.js';
 import { DiskSpool } from '../spool/index.js';
 import { DeliveryAgent } from '../delivery/index.js';
@@ -16,7 +17,7 @@ import { Intake } from '../intake/index.js';
 import { DkimSigningPool } from '../dkim/index.js';
 import { ReportGenerator } from '../reports/index.js';
 import { Listener } from '../listener/index.js';
-import { AdminApi, TernMetrics } from '../control/index.js';
+import { AdminApi, TernMetrics, buildInfo } from '../control/index.js';
 
 /** What composeParts needs besides the config. */
 export interface CompositionContext {
@@ -88,8 +89,20 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
   // redis.ini is read at start (a change needs a restart): one link per node, shared by every part that uses Redis.
   const redisSettings = config.current.redis;
   const redis = redisSettings.enabled ? new RedisLink({ settings: redisSettings, nodeId: redisSettings.node_id ?? defaultNodeId(ctx.shard), logger }) : undefined;
-  // limits.ini's slots and tokens (and the rate's turns at the wire): in-process, or a nodes=N worker's link to the primary.
-  const coordinator = ctx.coordinator ?? new LocalCoordinator(clock);
+  // limits.ini's slots and tokens (and the rate's turns at the wire): in-process, or a nodes=N worker's link to the primary,
+  // or with redis.ini every node's (each worker one of its own) shared with the others through Redis.
+  const coordinator: LimitCoordinator = redis
+    ? new RedisCoordinator({
+        link: redis,
+        settings: redisSettings,
+        clock,
+        logger,
+        counts: (): NodeCounts => ({ queued: scheduler.size, in_flight: scheduler.inFlightCount, sessions: agent.openSessions }),
+        version: buildInfo(fileURLToPath(new URL('../../../', import.meta.url))).version,
+      })
+    : (ctx.coordinator ?? new LocalCoordinator(clock));
+  // A worker's link to the primary is not asked when Redis shares the limits.
+  if (redis && ctx.coordinator) void ctx.coordinator.close();
   const agent = new DeliveryAgent(config, { resolver: dns.delivery, bodyBytesOrStream: (e) => spool.bodyBytesOrStream(e), logger, hooks, clock, coordinator });
   // Every disposition is logged, shown to plugins (log_disposition) and counted from here.
   const dispositions = new DispositionSink(logger);
@@ -143,6 +156,6 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
     clientName: (address) => confirmedClientName(dns.names(), address),
     onRejection: (record) => metrics.onRejection(record.reason, record.command),
   });
-  const admin = new AdminApi(config, scheduler, metrics, logger, clock, { socket: ctx.adminSocket });
+  const admin = new AdminApi(config, scheduler, metrics, logger, clock, { socket: ctx.adminSocket, ...(coordinator instanceof RedisCoordinator ? { cluster: () => coordinator.status() } : {}) });
   return { spool, agent, scheduler, metrics, listener, admin, coordinator, ...(redis ? { redis } : {}) };
 }

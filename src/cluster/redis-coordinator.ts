@@ -1,0 +1,200 @@
+import type { Clock } from '../core/index.js';
+import type { RedisSettings } from '../config/index.js';
+import type { Logger } from '../log/index.js';
+import type { ConnectionLease, DestinationLimits, LimitCoordinator, SlotAnswer, TokenAnswer } from './coordinator.js';
+import { LocalCoordinator } from './local-coordinator.js';
+import { LocalBucket, rateShare, slotShare } from './local-share.js';
+import { NodeRegistry } from './node-registry.js';
+import type { NodeCounts, NodeView } from './node-registry.js';
+import { RedisLeases } from './redis-leases.js';
+import type { RedisLink } from './redis-link.js';
+import { HOLD_MS, TokenChunks } from './redis-tokens.js';
+
+export interface RedisCoordinatorOptions {
+  readonly link: RedisLink;
+  readonly settings: Pick<RedisSettings, 'failure_mode' | 'lease_ttl' | 'heartbeat_interval' | 'url' | 'cluster' | 'sentinels'>;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** This node's queue counts, for its heartbeat. */
+  readonly counts: () => NodeCounts;
+  readonly version: string;
+}
+
+/** What `GET /cluster` answers: the nodes, and this node's view of Redis. */
+export interface ClusterStatus {
+  readonly enabled: true;
+  readonly node: string;
+  readonly redis: { readonly up: boolean; readonly kind: 'standalone' | 'cluster' | 'sentinel'; readonly failure_mode: string };
+  readonly nodes: readonly NodeView[];
+}
+
+/** closed: a refused token is asked for again after this long. */
+const CLOSED_RETRY_MS = 1000;
+/** Local buckets (failure_mode=share) and refused keys kept at most. */
+const MAX_KEYS = 10_000;
+
+/**
+ * The LimitCoordinator of several machines (issue #17): message rates by GCRA on Redis's
+ * clock, taken in chunks (redis-tokens.ts); connection slots as leases with a short TTL
+ * (redis-leases.ts); the nodes alive by heartbeats (node-registry.ts).
+ *
+ * Redis down, slow or partitioned (the link answers undefined within its timeout; nothing
+ * here rejects): redis.ini `failure_mode` answers instead. `share` gives this node its share
+ * of each limit among the nodes last seen alive (rendezvous hashing for slots, so 2 stays
+ * 2), `closed` starts no session to a limited destination, `open` applies the whole limit
+ * here. Either way the shaper parks what it cannot start, so no attempt is charged and
+ * intake never waits. When Redis answers again, the leases held (also those granted by
+ * failure_mode) are put back in it before it grants new ones.
+ */
+export class RedisCoordinator implements LimitCoordinator {
+  private readonly tokens: TokenChunks;
+  private readonly leases: RedisLeases;
+  private readonly registry: NodeRegistry;
+  private readonly listeners = new Set<(key: string) => void>();
+  private readonly buckets = new Map<string, LocalBucket>();
+  private open: LocalCoordinator;
+  /** Keys refused a slot: told to ask again when the way slots are granted changes (Redis up or down). */
+  private readonly refused = new Set<string>();
+  private resync?: Promise<void>;
+  private readonly sweeper: NodeJS.Timeout;
+  private closing?: Promise<void>;
+  private readonly onUp = () => this.redisUp();
+  private readonly onDown = () => this.redisDown();
+
+  constructor(private readonly options: RedisCoordinatorOptions) {
+    const { link, settings, clock } = options;
+    this.tokens = new TokenChunks(link, () => clock.now());
+    this.leases = new RedisLeases({ link, ttlMs: settings.lease_ttl * 1000, freed: (key) => this.emitFreed(key) });
+    this.registry = new NodeRegistry({ link, intervalMs: settings.heartbeat_interval * 1000, counts: options.counts, leases: () => this.leases.counts(), version: options.version });
+    this.open = new LocalCoordinator(clock);
+    link.on('up', this.onUp);
+    link.on('down', this.onDown);
+    this.registry.start();
+    this.sweeper = setInterval(() => void this.tokens.sweep(), HOLD_MS / 2);
+    this.sweeper.unref();
+  }
+
+  private get mode() {
+    return this.options.settings.failure_mode;
+  }
+
+  async acquireSlot(key: string, limits: DestinationLimits, leaseId: string): Promise<SlotAnswer> {
+    if (this.closing) return { granted: false, reason: 'connection_limit' };
+    // Back from an outage: the slots held are Redis's again before it grants more.
+    if (this.resync) await this.resync;
+    if (this.options.link.up) {
+      const granted = await this.leases.acquire(key, limits.maxConnections, leaseId);
+      if (granted === true) return { granted: true, lease: { key, id: leaseId } };
+      if (granted === false) return this.refuse(key);
+    }
+    const limit = this.mode === 'closed' ? 0 : this.mode === 'open' ? limits.maxConnections : this.slotsOfMine(key, limits.maxConnections);
+    if (this.leases.count(key) >= limit) return this.refuse(key);
+    this.leases.hold(key, leaseId);
+    return { granted: true, lease: { key, id: leaseId } };
+  }
+
+  releaseSlot(lease: ConnectionLease): void {
+    this.leases.release(lease.key, lease.id);
+  }
+
+  async takeTokens(key: string, limits: DestinationLimits, wanted: number): Promise<TokenAnswer> {
+    const rate = limits.rate;
+    if (!rate) return { granted: wanted };
+    if (this.options.link.up && !this.closing) {
+      const answer = await this.tokens.take(key, rate, wanted);
+      if (answer) return answer;
+    }
+    const now = this.options.clock.now();
+    // A pacing line (no slot is ever taken on it) serves messages already admitted: under
+    // closed they still go at this node's share, rather than stall in open sessions.
+    if (this.mode === 'closed' && limits.maxConnections > 0) return { granted: 0, retryAt: now + CLOSED_RETRY_MS };
+    if (this.mode === 'open') return this.open.takeTokens(key, limits, wanted);
+    const { nodes, index } = this.registry.share();
+    const share = rateShare(key, rate, nodes, index);
+    let bucket = this.buckets.get(key);
+    if (bucket) bucket.update(share);
+    else {
+      if (this.buckets.size >= MAX_KEYS) this.buckets.delete(this.buckets.keys().next().value!);
+      this.buckets.set(key, (bucket = new LocalBucket(share, now)));
+    }
+    return bucket.take(wanted, now);
+  }
+
+  returnTokens(key: string, limits: DestinationLimits, count: number): void {
+    if (!limits.rate || count <= 0) return;
+    if (this.options.link.up) this.tokens.putBack(key, count);
+    else if (this.mode === 'open') this.open.returnTokens(key, limits, count);
+  }
+
+  onFreed(listener: (key: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
+  }
+
+  /** The nodes last seen alive (this node among them): failure_mode=share splits each limit among them. */
+  get nodesAlive(): readonly string[] {
+    return this.registry.alive;
+  }
+
+  /** The cluster as Redis sees it now (`tern cluster status`). */
+  async status(): Promise<ClusterStatus> {
+    const { link, settings } = this.options;
+    const nodes = (await this.registry.status()) ?? this.registry.alive.map((id) => ({ id, alive: true, heartbeat_age_ms: -1 }));
+    const kind = settings.cluster ? 'cluster' : settings.sentinels ? 'sentinel' : 'standalone';
+    return { enabled: true, node: link.nodeId, redis: { up: link.up, kind, failure_mode: settings.failure_mode }, nodes };
+  }
+
+  /**
+   * Unused tokens go back, leases are released and the node leaves the registry, each
+   * bounded by the link's timeout; then nothing more is sent (start.ts closes the link next).
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      clearInterval(this.sweeper);
+      const { link } = this.options;
+      link.off('up', this.onUp);
+      link.off('down', this.onDown);
+      await Promise.all([this.tokens.sweep(true), this.leases.close(), this.registry.close()]);
+      this.listeners.clear();
+      await this.open.close();
+    })();
+    return this.closing;
+  }
+
+  private slotsOfMine(key: string, max: number): number {
+    const { nodes, index } = this.registry.share();
+    return slotShare(key, max, nodes, index);
+  }
+
+  private refuse(key: string): SlotAnswer {
+    if (this.refused.size < MAX_KEYS) this.refused.add(key);
+    return { granted: false, reason: 'connection_limit' };
+  }
+
+  private redisUp(): void {
+    this.tokens.forget();
+    this.buckets.clear();
+    this.open = new LocalCoordinator(this.options.clock);
+    this.resync = Promise.all([this.leases.renewAll(), this.registry.beat()]).then(() => {
+      this.resync = undefined;
+      this.freeRefused();
+    });
+  }
+
+  private redisDown(): void {
+    // Tokens held are not given back (Redis does not answer); what waited on Redis asks failure_mode now.
+    this.tokens.forget();
+    this.freeRefused();
+  }
+
+  private freeRefused(): void {
+    const keys = [...this.refused];
+    this.refused.clear();
+    for (const key of keys) this.emitFreed(key);
+  }
+
+  private emitFreed(key: string): void {
+    this.refused.delete(key);
+    for (const listener of this.listeners) listener(key);
+  }
+}

@@ -3,9 +3,16 @@
  * SIGKILLed holding connection leases, and Redis killed mid-run (failure_mode=share).
  */
 import type { RedisBackend } from './redis-backend.js';
-import { attemptsCharged, burstOf, firstRecordAfter, sessionNodes, slashed, sleep, waitForIds, withSetup } from './redis-scenario.js';
+import { attemptsCharged, burstOf, firstRecordAfter, sessionNodes, sessionPeak, slashed, sleep, waitForIds, withSetup } from './redis-scenario.js';
 import type { RedisBenchOptions } from './redis-scenario.js';
-import { firstAtLeast, largestGap, maxAtOnce, round, tally, windowCounts } from './sink-figures.js';
+import { firstAtLeast, largestGap, round, tally, windowCounts } from './sink-figures.js';
+
+/** `max_sessions<suffix>` and, when over one, when (s after the kill) and whose sessions they were. */
+export const peakFields = (suffix: string, p: ReturnType<typeof sessionPeak>) => ({
+  [`max_sessions${suffix}`]: p.max,
+  [`max_sessions${suffix}_at_s`]: p.at_s,
+  [`max_sessions${suffix}_of`]: p.nodes,
+});
 
 /** How long the sink takes to answer each final dot in the node-killed figure: sessions stay busy. */
 const KILL_SINK_DELAY_MS = 20;
@@ -76,7 +83,7 @@ export async function nodeKilled(backend: RedisBackend, o: RedisBenchOptions): P
       duplicated: t.duplicated.length,
       duplicated_cut_by_kill: inFlight,
       unanswered_at_sink: sink.unanswered,
-      max_sessions_at_once: maxAtOnce(sink.sessions),
+      ...peakFields('', sessionPeak(sink, killAt)),
       ...(lost ? { error: lost } : {}),
       ok: freedS !== undefined && freedS <= o.leaseTtl && t.missing.length === 0 && t.duplicated.length === inFlight,
     };
@@ -117,7 +124,8 @@ export async function redisKilled(backend: RedisBackend, o: RedisBenchOptions): 
     const windows = windowCounts(times, 1000, 100, killAt, restartAt);
     const maxWindow = windows.length ? Math.max(...windows) : 0;
     const gap = largestGap(times, killAt - 1000, killAt + 5000);
-    const sessionsAway = maxAtOnce(sink.sessions, killAt, restartAt);
+    const away_ = sessionPeak(sink, killAt, killAt, restartAt);
+    const sessionsAway = away_.max;
     const charged = attemptsCharged(nodes);
     const t = tally(acked, sink.arrivals.map((a) => a.messageId));
     const down = firstRecordAfter(nodes, killAt, (r) => r.event === 'redis_down');
@@ -150,8 +158,8 @@ export async function redisKilled(backend: RedisBackend, o: RedisBenchOptions): 
       rate_away_limit: round(1.05 * o.rate, 1),
       max_1s_window_away: maxWindow,
       window_limit: o.rate + burst,
-      max_sessions_away: sessionsAway,
-      max_sessions_at_once: maxAtOnce(sink.sessions),
+      ...peakFields('_away', away_),
+      ...peakFields('', sessionPeak(sink, killAt)),
       attempts_retried: charged.retried,
       deferred: charged.deferred,
       bounced: charged.bounced,

@@ -13,7 +13,7 @@ export interface NodesOptions {
   readonly limits: string;
   /** redis.ini lines besides enabled, the way to Redis and node_id (lease_ttl=, failure_mode= …). */
   readonly redis: string;
-  /** outbound.ini lines besides OUTBOUND. */
+  /** outbound.ini lines (default OUTBOUND: concurrency_max=64). */
   readonly outbound?: string;
 }
 
@@ -48,7 +48,7 @@ export class TernNodes {
   ) {}
 
   static async start(world: World, backend: RedisBackend, o: NodesOptions): Promise<TernNodes> {
-    const outbound = `${OUTBOUND}\n${o.outbound ?? ''}`;
+    const outbound = o.outbound ?? OUTBOUND;
     const nodes: TernNode[] = [];
     try {
       for (let i = 1; i <= o.count; i++) {

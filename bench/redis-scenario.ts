@@ -4,6 +4,7 @@ import type { LogRecord } from '../test/helpers/tern-process.js';
 import type { RedisBackend } from './redis-backend.js';
 import { TernNodes, recordTime } from './redis-nodes.js';
 import type { NodesOptions } from './redis-nodes.js';
+import { peak, round } from './sink-figures.js';
 import { sinkWorld } from './sink-world.js';
 
 /** The Redis bench's own addresses (issue #17's share: 127.0.0.225–231). */
@@ -29,6 +30,8 @@ export interface RedisBenchOptions {
   readonly commandsMessages: number;
   readonly commandsRate: number;
   readonly commandsConnections: number;
+  /** concurrency_max of each node in the commands figure (default 64). */
+  readonly commandsSessions?: number;
 }
 
 export interface Setup {
@@ -105,3 +108,15 @@ export function attemptsCharged(nodes: TernNodes): { retried: number; deferred: 
 
 /** `[a, b, undefined]` as `a/b/-` (one value per node). */
 export const slashed = (xs: readonly (number | undefined)[]) => xs.map((x) => (x === undefined ? '-' : String(x))).join('/');
+
+/**
+ * The most sessions open at once at the sink inside [from, to], when it first happened (in
+ * seconds after `zero`, e.g. the kill) and whose they were (`n1+n1+n3`): where a limit broke.
+ */
+export function sessionPeak(sink: RecordingMx, zero: number, from = -Infinity, to = Infinity): { max: number; at_s: number | string; nodes: string } {
+  const { max, at } = peak(sink.sessions, from, to);
+  if (at === undefined) return { max, at_s: '-', nodes: '-' };
+  const of = sessionNodes(sink);
+  const open = sink.sessions.filter((s) => s.openedAt <= at && (s.closedAt === undefined || s.closedAt > at));
+  return { max, at_s: round((at - zero) / 1000, 2), nodes: open.map((s) => of.get(s.id)).sort().join('+') };
+}

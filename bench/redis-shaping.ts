@@ -6,7 +6,7 @@
  *     [--redis standalone|cluster|both] [--cluster-figures rate,connections,redis-killed] [--nodes 3]
  *     [--rate 100] [--rate-seconds 60] [--burst B] [--max-connections 2] [--connections-messages 2000]
  *     [--sink-delay-ms 10] [--lease-ttl 5] [--kill-messages 900] [--fail-seconds 30] [--away-seconds 10]
- *     [--command-timeout 500] [--commands-messages 6000] [--commands-rate 1000] [--commands-connections 20] [--json]
+ *     [--command-timeout 500] [--commands-messages 6000] [--commands-rate 1000] [--commands-connections 60] [--commands-sessions S] [--json]
  */
 import { parseArgs } from 'node:util';
 import { cpus, loadavg } from 'node:os';
@@ -47,7 +47,8 @@ const { values } = parseArgs({
     'command-timeout': { type: 'string', default: '500' },
     'commands-messages': { type: 'string', default: '6000' },
     'commands-rate': { type: 'string', default: '1000' },
-    'commands-connections': { type: 'string', default: '20' },
+    'commands-connections': { type: 'string', default: '60' },
+    'commands-sessions': { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -68,6 +69,7 @@ const o: RedisBenchOptions = {
   commandsMessages: Number(values['commands-messages']),
   commandsRate: Number(values['commands-rate']),
   commandsConnections: Number(values['commands-connections']),
+  commandsSessions: values['commands-sessions'] === undefined ? undefined : Number(values['commands-sessions']),
 };
 
 const list = (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean);

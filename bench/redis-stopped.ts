@@ -5,9 +5,10 @@
 import { eventLoopDelay } from './loop-delay.js';
 import type { RedisBackend } from './redis-backend.js';
 import { recordTime } from './redis-nodes.js';
-import { attemptsCharged, burstOf, firstRecordAfter, slashed, sleep, waitForIds, withSetup } from './redis-scenario.js';
+import { attemptsCharged, burstOf, firstRecordAfter, sessionPeak, slashed, sleep, waitForIds, withSetup } from './redis-scenario.js';
+import { peakFields } from './redis-failures.js';
 import type { RedisBenchOptions } from './redis-scenario.js';
-import { largestGap, maxAtOnce, round, tally } from './sink-figures.js';
+import { largestGap, round, tally } from './sink-figures.js';
 
 /** The event-loop delay of every node stays under this while Redis does not answer. */
 const LOOP_TARGET_MS = 50;
@@ -77,7 +78,8 @@ export async function redisStopped(backend: RedisBackend, o: RedisBenchOptions):
       max_gap_stopped_ms: gap,
       gap_limit_ms: o.commandTimeout + GAP_ALLOWANCE_MS,
       rate_stopped_per_s: round((during * 1000) / (contAt - stopAt), 1),
-      max_sessions_stopped: maxAtOnce(sink.sessions, stopAt, contAt),
+      ...peakFields('_stopped', sessionPeak(sink, stopAt, stopAt, contAt)),
+      ...peakFields('', sessionPeak(sink, stopAt)),
       loop_p99_ms: stopped.map((l) => l.p99_ms).join('/'),
       loop_max_ms: stopped.map((l) => l.max_ms).join('/'),
       baseline_loop_max_ms: baseline.map((l) => l.max_ms).join('/'),

@@ -40,6 +40,11 @@ export function windowCounts(times: readonly number[], windowMs: number, stepMs:
  * millisecond a close counts before an open: the close was answered first.
  */
 export function maxAtOnce(sessions: readonly Interval[], from = -Infinity, to = Infinity): number {
+  return peak(sessions, from, to).max;
+}
+
+/** As maxAtOnce, with the first moment the most were open (undefined when none was). */
+export function peak(sessions: readonly Interval[], from = -Infinity, to = Infinity): { max: number; at?: number } {
   const events: { at: number; d: number }[] = [];
   for (const s of sessions) {
     const open = Math.max(s.openedAt, from);
@@ -51,8 +56,14 @@ export function maxAtOnce(sessions: readonly Interval[], from = -Infinity, to = 
   events.sort((a, b) => a.at - b.at || a.d - b.d);
   let now = 0;
   let max = 0;
-  for (const e of events) max = Math.max(max, (now += e.d));
-  return max;
+  let at: number | undefined;
+  for (const e of events) {
+    if ((now += e.d) > max) {
+      max = now;
+      at = e.at;
+    }
+  }
+  return { max, at };
 }
 
 /**

@@ -9,19 +9,17 @@
  */
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { World } from '../test/helpers/world.js';
-import { RecordingMx } from '../test/helpers/recording-mx.js';
+import { rmSync } from 'node:fs';
+import type { World } from '../test/helpers/world.js';
 import { tempQueue } from '../test/helpers/tern-process.js';
 import type { TernProcess } from '../test/helpers/tern-process.js';
 import { runLoad } from './load-generator.js';
+import { connectionFigures, rateFigures, round } from './sink-figures.js';
+import { OUTBOUND, releaseDelivery, sinkWorld } from './sink-world.js';
 import { cpuSeconds, processTree } from './systems.js';
 
 /** The scenario's own addresses: apart from the test suite's and the other scenarios'. */
-const HOSTS = { tls: '127.0.0.151', dead: '127.0.0.152', plain: '127.0.0.153' };
-const SINK = '127.0.0.154';
-const round = (x: number, digits = 1) => +x.toFixed(digits);
+const HOSTS = { world: { tls: '127.0.0.151', dead: '127.0.0.152', plain: '127.0.0.153' }, sink: '127.0.0.154' };
 
 export interface ShapingOptions {
   readonly nodes: number;
@@ -32,16 +30,6 @@ export interface ShapingOptions {
   readonly connectionsMessages: number;
   readonly sinkDelayMs: number;
 }
-
-async function setUp(sinkOptions: { dataDelayMs?: number }): Promise<{ world: World; sink: RecordingMx }> {
-  const world = await new World(HOSTS).start();
-  const sink = new RecordingMx(SINK, world.port, sinkOptions);
-  await sink.start();
-  world.dns.add('sink.test', { type: 'MX', preference: 10, exchange: 'mx.sink.test' }).add('mx.sink.test', { type: 'A', data: SINK });
-  return { world, sink };
-}
-
-const OUTBOUND = 'concurrency_max=64';
 
 /** Tern with delivery disabled: the backlog is queued first, then released (deliver()). */
 async function tern(world: World, nodes: number, limits: string, queue: string): Promise<TernProcess> {
@@ -57,18 +45,9 @@ async function inject(t: TernProcess, messages: number): Promise<number> {
   return load.seconds;
 }
 
-/**
- * Turns delivery on (outbound.ini without disabled=true, applied live): the whole backlog
- * waits on the limits from then on, with no ingest beside it on the CPU, so the sink sees
- * the shaping and not the load generator's share of two cores.
- */
-function deliver(world: World, t: TernProcess): void {
-  writeFileSync(join(t.configDir, 'outbound.ini'), world.configFiles({ outbound: OUTBOUND })['outbound.ini']);
-}
-
 /** Rate R/s to one destination for S seconds: every 1-s window at the sink, and the average. */
 export async function shapingRate(o: ShapingOptions): Promise<Record<string, unknown>> {
-  const { world, sink } = await setUp({});
+  const { world, sink } = await sinkWorld(HOSTS);
   const queue = tempQueue();
   const burst = o.burst ?? Math.max(1, Math.floor(o.rate / 10));
   const t = await tern(world, o.nodes, `[sink.test]\nmax_message_rate=${o.rate}/s\nburst=${burst}\n`, queue);
@@ -78,15 +57,10 @@ export async function shapingRate(o: ShapingOptions): Promise<Record<string, unk
     const injectS = await inject(t, messages);
     // Tern's CPU while it delivers (every process of it, with nodes=N), not while it ingests.
     const cpu0 = cpuSeconds(pids());
-    deliver(world, t);
+    releaseDelivery(world, t);
     await sink.waitForArrivals(messages, (o.rateSeconds * 2 + 120) * 1000);
     const cpu = cpuSeconds(pids()) - cpu0;
-    const times = sink.arrivals.map((a) => a.at).sort((a, b) => a - b);
-    const spanMs = times[times.length - 1] - times[0];
-    // GCRA: `burst` at once, then one every 1/R s: the last arrives (N - burst) / R after the first.
-    const average = ((messages - burst) * 1000) / spanMs;
-    const windows = sink.windowCounts(1000, 100);
-    const limit = o.rate + burst;
+    const { ok, ...figures } = rateFigures(sink.arrivals.map((a) => a.at), o.rate, burst);
     return {
       scenario: 'shaping rate',
       nodes: o.nodes,
@@ -94,18 +68,10 @@ export async function shapingRate(o: ShapingOptions): Promise<Record<string, unk
       burst,
       messages,
       inject_s: round(injectS, 2),
-      span_s: round(spanMs / 1000, 2),
-      average_per_s: round(average, 2),
-      average_error_pct: round((average / o.rate - 1) * 100, 2),
-      max_1s_window: Math.max(...windows),
-      // Where it was, in seconds after the first arrival (the burst is at 0).
-      max_window_at_s: round(windows.indexOf(Math.max(...windows)) / 10),
-      window_limit: limit,
-      windows_over_limit: windows.filter((w) => w > limit).length,
-      windows: windows.length,
+      ...figures,
       sink_sessions: sink.sessions.length,
       tern_cpu_s: round(cpu, 2),
-      ok: windows.every((w) => w <= limit) && Math.abs(average / o.rate - 1) <= 0.03,
+      ok,
     };
   } finally {
     await t.stop();
@@ -117,23 +83,17 @@ export async function shapingRate(o: ShapingOptions): Promise<Record<string, unk
 
 /** max_connections=M: the sessions the sink sees at once, and how much of the M it gets while mail waits. */
 export async function shapingConnections(o: ShapingOptions): Promise<Record<string, unknown>> {
-  const { world, sink } = await setUp({ dataDelayMs: o.sinkDelayMs });
+  const { world, sink } = await sinkWorld(HOSTS, { dataDelayMs: o.sinkDelayMs });
   const queue = tempQueue();
   const t = await tern(world, o.nodes, `[sink.test]\nmax_connections=${o.maxConnections}\n`, queue);
   const pids = () => processTree(t.child.pid!);
   try {
     const injectS = await inject(t, o.connectionsMessages);
     const cpu0 = cpuSeconds(pids());
-    deliver(world, t);
+    releaseDelivery(world, t);
     await sink.waitForArrivals(o.connectionsMessages, 600_000);
     const cpu = cpuSeconds(pids()) - cpu0;
-    const times = sink.arrivals.map((a) => a.at).sort((a, b) => a - b);
-    const [from, to] = [times[0], times[times.length - 1]];
-    // Session time inside [first arrival, last arrival], against M sessions all that time.
-    let open = 0;
-    for (const s of sink.sessions) open += Math.max(0, Math.min(s.closedAt ?? to, to) - Math.max(s.openedAt, from));
-    const use = open / (o.maxConnections * (to - from));
-    const perSession = sink.sessions.map((s) => s.transactions);
+    const { ok, ...figures } = connectionFigures(sink.arrivals.map((a) => a.at), sink.sessions, o.maxConnections);
     return {
       scenario: 'shaping connections',
       nodes: o.nodes,
@@ -141,14 +101,9 @@ export async function shapingConnections(o: ShapingOptions): Promise<Record<stri
       messages: o.connectionsMessages,
       sink_delay_ms: o.sinkDelayMs,
       inject_s: round(injectS, 2),
-      relay_s: round((to - from) / 1000, 2),
-      msgs_per_s: round((o.connectionsMessages * 1000) / (to - from)),
-      max_sessions_at_once: sink.maxConcurrent(),
-      sessions: sink.sessions.length,
-      max_transactions_per_session: Math.max(...perSession),
-      slot_use_pct: round(use * 100, 1),
+      ...figures,
       tern_cpu_s: round(cpu, 2),
-      ok: sink.maxConcurrent() <= o.maxConnections && use >= 0.9,
+      ok,
     };
   } finally {
     await t.stop();

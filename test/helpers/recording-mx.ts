@@ -10,6 +10,8 @@ export interface RecordedSession {
   closedAt?: number;
   /** Messages accepted in this session. */
   transactions: number;
+  /** The name the sender gave in EHLO/HELO (which node of several, when each has its own). */
+  helo?: string;
 }
 
 /** One accepted message. */
@@ -17,6 +19,8 @@ export interface Arrival {
   readonly at: number;
   readonly session: number;
   readonly recipients: readonly string[];
+  /** The message's Message-ID header, as sent. */
+  readonly messageId?: string;
 }
 
 const MAX_LINE = 4096;
@@ -34,6 +38,11 @@ const MAX_MESSAGE = 10 * 1024 * 1024;
 export class RecordingMx {
   readonly sessions: RecordedSession[] = [];
   readonly arrivals: Arrival[] = [];
+  /**
+   * Messages whose 250 was due when the sender's connection had already ended (a sender
+   * killed during DATA): the sender never learnt they arrived, so they are not arrivals.
+   */
+  unanswered = 0;
   private readonly sockets = new Set<Socket>();
   private server?: Server;
   private waiters: { n: number; resolve: () => void }[] = [];
@@ -130,6 +139,8 @@ export class RecordingMx {
     let data: string[] | undefined;
     let size = 0;
     let recipients: string[] = [];
+    let inHeader = false;
+    let messageId: string | undefined;
     const reply = (line: string) => socket.write(`${line}\r\n`);
     reply(`220 ${this.host} recording MX`);
     socket.setEncoding('latin1');
@@ -142,21 +153,31 @@ export class RecordingMx {
         if (data) {
           if (line === '.') {
             data = undefined;
+            const id = messageId;
             const accept = () => {
+              if (record.closedAt !== undefined || socket.destroyed) {
+                this.unanswered++;
+                return;
+              }
               record.transactions++;
-              this.arrived({ at: Date.now(), session: record.id, recipients });
+              this.arrived({ at: Date.now(), session: record.id, recipients, ...(id !== undefined ? { messageId: id } : {}) });
               recipients = [];
               reply('250 2.0.0 Ok: queued');
             };
             if (this.options.dataDelayMs) setTimeout(accept, this.options.dataDelayMs);
             else accept();
-          } else if ((size += line.length + 2) > MAX_MESSAGE) {
-            reply('552 5.3.4 Message too big');
-            socket.destroy();
+          } else {
+            if (inHeader && line === '') inHeader = false;
+            else if (inHeader && /^message-id:/i.test(line)) messageId = line.slice(11).trim();
+            if ((size += line.length + 2) > MAX_MESSAGE) {
+              reply('552 5.3.4 Message too big');
+              socket.destroy();
+            }
           }
           continue;
         }
         const verb = line.slice(0, 4).toUpperCase();
+        if (verb === 'EHLO' || verb === 'HELO') record.helo = line.slice(5).trim();
         if (verb === 'EHLO') reply(`250-${this.host}\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE ${MAX_MESSAGE}`);
         else if (verb === 'HELO') reply(`250 ${this.host}`);
         else if (verb === 'MAIL') {
@@ -168,6 +189,8 @@ export class RecordingMx {
         } else if (verb === 'DATA') {
           data = [];
           size = 0;
+          inHeader = true;
+          messageId = undefined;
           reply('354 End data with <CR><LF>.<CR><LF>');
         } else if (verb === 'RSET') {
           recipients = [];

@@ -51,6 +51,13 @@ export type TokenAnswer =
 export interface LimitCoordinator {
   /** Takes a connection slot of `key` under `limits.maxConnections`, or says none is free. */
   acquireSlot(key: string, limits: DestinationLimits, leaseId: string): Promise<SlotAnswer>;
+  /**
+   * Whether a slot held may serve another message (the shaper asks before it reuses an
+   * idle session's slot): false when the slot was taken back (Redis restarted empty and
+   * others hold the limit), or when the node cannot tell that it still holds it within the
+   * limit (Redis away and this node holds more than it may). The session then ends.
+   */
+  keepSlot(lease: ConnectionLease): boolean;
   /** Gives a slot back (idempotent; unknown leases are ignored). */
   releaseSlot(lease: ConnectionLease): void;
   /** Takes up to `wanted` message tokens of `key` under `limits.rate`. */

@@ -77,6 +77,11 @@ export class IpcCoordinator implements LimitCoordinator {
     return { granted: true, lease: { key, id: leaseId } };
   }
 
+  /** The primary's slots are kept until released: its coordinator is the one process that grants them. */
+  keepSlot(_lease: ConnectionLease): boolean {
+    return true;
+  }
+
   releaseSlot(lease: ConnectionLease): void {
     if (this.localLeases.delete(lease.id)) {
       this.emitFreed(lease.key);

@@ -49,6 +49,11 @@ export class LocalCoordinator implements LimitCoordinator {
     return Promise.resolve({ granted: true, lease: { key, id: leaseId } });
   }
 
+  /** One process keeps every slot it granted until it is released. */
+  keepSlot(lease: ConnectionLease): boolean {
+    return this.slots.get(lease.key)?.has(lease.id) ?? false;
+  }
+
   releaseSlot(lease: ConnectionLease): void {
     const held = this.slots.get(lease.key);
     if (!held?.delete(lease.id)) return;

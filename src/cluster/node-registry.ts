@@ -26,6 +26,8 @@ export interface NodeRegistryOptions {
   readonly counts: () => NodeCounts;
   readonly leases: () => Record<string, number>;
   readonly version: string;
+  /** Counted alive until the first heartbeat answers (a worker that never reached Redis is not alone on its machine). */
+  readonly peers?: readonly string[];
 }
 
 /** A node heard from within this many heartbeats is alive. */
@@ -40,8 +42,9 @@ const MAX_LEASE_KEYS = 100;
 /**
  * Records this node and reads which nodes are alive: KEYS[1] the registry (a sorted set of
  * node ids scored by their last heartbeat in Redis ms), KEYS[2] this node's record (JSON,
- * with a TTL). ARGV: node id, record, interval (ms). Returns the ids alive (heard from
- * within ALIVE_BEATS heartbeats).
+ * with a TTL), KEYS[3] the prefix of records. ARGV: node id, record, interval (ms).
+ * Returns the ids alive (heard from within ALIVE_BEATS heartbeats), then their records in
+ * the same order (what leases each holds: failure_mode=share counts them during an outage).
  */
 const HEARTBEAT_LUA = `
 local t = redis.call('TIME')
@@ -50,7 +53,12 @@ local iv = tonumber(ARGV[3])
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', iv * ${FORGET_BEATS})
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - iv * ${FORGET_BEATS})
-return redis.call('ZRANGEBYSCORE', KEYS[1], now - iv * ${ALIVE_BEATS}, '+inf', 'LIMIT', 0, ${MAX_NODES})`;
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], now - iv * ${ALIVE_BEATS}, '+inf', 'LIMIT', 0, ${MAX_NODES})
+local others = {}
+for _, id in ipairs(ids) do if id ~= ARGV[1] then others[#others + 1] = KEYS[3] .. id end end
+local records = {}
+if #others > 0 then records = redis.call('MGET', unpack(others)) end
+return {ids, records}`;
 
 /**
  * The nodes of the cluster (issue #17): every heartbeat_interval each node records itself
@@ -60,11 +68,14 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], now - iv * ${ALIVE_BEATS}, '+inf', '
  */
 export class NodeRegistry {
   private aliveIds: string[];
+  /** The leases the other nodes alive held by their last heartbeats, and when this node read them (ms). */
+  private othersLeases = new Map<string, number>();
+  private othersAt = -Infinity;
   private timer?: NodeJS.Timeout;
   private readonly started = new Date().toISOString();
 
   constructor(private readonly options: NodeRegistryOptions) {
-    this.aliveIds = [options.link.nodeId];
+    this.aliveIds = [...new Set([options.link.nodeId, ...(options.peers ?? [])])].sort();
   }
 
   private get registryKey(): string {
@@ -87,6 +98,11 @@ export class NodeRegistry {
     return { nodes: this.aliveIds.length, index: Math.max(0, this.aliveIds.indexOf(this.options.link.nodeId)) };
   }
 
+  /** Slots of `key` the other nodes held at their last heartbeats, while that is younger than `maxAgeMs`; 0 after. */
+  othersHeld(key: string, maxAgeMs: number): number {
+    return Date.now() - this.othersAt < maxAgeMs ? (this.othersLeases.get(key) ?? 0) : 0;
+  }
+
   get alive(): readonly string[] {
     return this.aliveIds;
   }
@@ -97,9 +113,22 @@ export class NodeRegistry {
       .sort((a, b) => b[1] - a[1])
       .slice(0, MAX_LEASE_KEYS);
     const record = JSON.stringify({ host: hostname(), pid: process.pid, started: this.started, version: this.options.version, ...this.options.counts(), leases: Object.fromEntries(leases) });
-    const ids = await link.script('heartbeat', HEARTBEAT_LUA, [this.registryKey, this.recordKey(link.nodeId)], [link.nodeId, record, this.options.intervalMs]);
-    if (!Array.isArray(ids)) return;
-    const alive = new Set(ids.map(String));
+    const answer = await link.script('heartbeat', HEARTBEAT_LUA, [this.registryKey, this.recordKey(link.nodeId), this.recordKey('')], [link.nodeId, record, this.options.intervalMs]);
+    if (!Array.isArray(answer) || !Array.isArray(answer[0])) return;
+    const ids = (answer[0] as unknown[]).map(String);
+    const others = new Map<string, number>();
+    for (const raw of Array.isArray(answer[1]) ? (answer[1] as unknown[]) : []) {
+      if (typeof raw !== 'string') continue;
+      try {
+        const held = (JSON.parse(raw) as { leases?: Record<string, unknown> }).leases ?? {};
+        for (const [key, n] of Object.entries(held)) if (typeof n === 'number' && n > 0) others.set(key, (others.get(key) ?? 0) + n);
+      } catch {
+        // A record that is not JSON names no leases.
+      }
+    }
+    this.othersLeases = others;
+    this.othersAt = Date.now();
+    const alive = new Set(ids);
     alive.add(link.nodeId);
     this.aliveIds = [...alive].sort();
   }

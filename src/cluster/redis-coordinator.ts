@@ -18,6 +18,8 @@ export interface RedisCoordinatorOptions {
   /** This node's queue counts, for its heartbeat. */
   readonly counts: () => NodeCounts;
   readonly version: string;
+  /** The nodes counted alive before Redis first answers (under nodes=N this machine's workers): failure_mode=share splits among them. */
+  readonly peers?: readonly string[];
 }
 
 /** What `GET /cluster` answers: the nodes, and this node's view of Redis. */
@@ -28,6 +30,12 @@ export interface ClusterStatus {
   readonly nodes: readonly NodeView[];
 }
 
+/**
+ * Back from an outage, Redis grants no new slot for this long: every node puts back the
+ * leases it held first (two PING probes of the link), so that whichever node comes back
+ * first does not take slots the others' live sessions still use.
+ */
+const REJOIN_HOLD_MS = 2000;
 /** closed: a refused token is asked for again after this long. */
 const CLOSED_RETRY_MS = 1000;
 /** Local buckets (failure_mode=share) and refused keys kept at most. */
@@ -53,9 +61,18 @@ export class RedisCoordinator implements LimitCoordinator {
   private readonly listeners = new Set<(key: string) => void>();
   private readonly buckets = new Map<string, LocalBucket>();
   private open: LocalCoordinator;
-  /** Keys refused a slot: told to ask again when the way slots are granted changes (Redis up or down). */
-  private readonly refused = new Set<string>();
+  /**
+   * Keys refused a slot: told to ask again when the way slots are granted changes (Redis up
+   * or down). A key Redis refused is answered here, without Redis, until a slot of it is
+   * freed (a notice from another node, a local release) or its earliest lease lapses
+   * (`until`, ms) or its limit changes: the shaper asks again as entries arrive, and a
+   * refused lease script costs Redis six commands.
+   */
+  private readonly refused = new Map<string, { until: number; max: number }>();
   private resync?: Promise<void>;
+  /** New slots from Redis only after this (ms): see REJOIN_HOLD_MS. */
+  private rejoinUntil = 0;
+  private rejoinTimer?: NodeJS.Timeout;
   private readonly sweeper: NodeJS.Timeout;
   private closing?: Promise<void>;
   private readonly onUp = () => this.redisUp();
@@ -64,8 +81,8 @@ export class RedisCoordinator implements LimitCoordinator {
   constructor(private readonly options: RedisCoordinatorOptions) {
     const { link, settings, clock } = options;
     this.tokens = new TokenChunks(link, () => clock.now());
-    this.leases = new RedisLeases({ link, ttlMs: settings.lease_ttl * 1000, freed: (key) => this.emitFreed(key) });
-    this.registry = new NodeRegistry({ link, intervalMs: settings.heartbeat_interval * 1000, counts: options.counts, leases: () => this.leases.counts(), version: options.version });
+    this.leases = new RedisLeases({ link, ttlMs: settings.lease_ttl * 1000, freed: (key) => this.emitFreed(key), restarted: () => this.rejoin() });
+    this.registry = new NodeRegistry({ link, intervalMs: settings.heartbeat_interval * 1000, counts: options.counts, leases: () => this.leases.counts(), version: options.version, peers: options.peers });
     this.open = new LocalCoordinator(clock);
     link.on('up', this.onUp);
     link.on('down', this.onDown);
@@ -83,14 +100,50 @@ export class RedisCoordinator implements LimitCoordinator {
     // Back from an outage: the slots held are Redis's again before it grants more.
     if (this.resync) await this.resync;
     if (this.options.link.up) {
+      if (this.rejoinUntil > Date.now()) return this.refuse(key);
+      const known = this.refused.get(key);
+      if (known && known.until > Date.now() && known.max === limits.maxConnections) return { granted: false, reason: 'connection_limit' };
       const granted = await this.leases.acquire(key, limits.maxConnections, leaseId);
       if (granted === true) return { granted: true, lease: { key, id: leaseId } };
-      if (granted === false) return this.refuse(key);
+      if (granted !== undefined) return this.refuse(key, granted, limits.maxConnections);
     }
-    const limit = this.mode === 'closed' ? 0 : this.mode === 'open' ? limits.maxConnections : this.slotsOfMine(key, limits.maxConnections);
-    if (this.leases.count(key) >= limit) return this.refuse(key);
-    this.leases.hold(key, leaseId);
+    if (this.leases.count(key) >= this.outageLimit(key, limits.maxConnections)) return this.refuse(key);
+    this.leases.hold(key, leaseId, limits.maxConnections);
     return { granted: true, lease: { key, id: leaseId } };
+  }
+
+  /**
+   * Whether a held slot may serve another message. While Redis answers for the key (its
+   * last renewal younger than the TTL), yes unless a renewal found the destination full
+   * without it (Redis restarted empty and others put theirs back first). While it does not
+   * (down, its Cluster master away, or this node partitioned: Redis may have let the lease
+   * lapse and granted the slot to another node), only as many as failure_mode allows this
+   * node now: the session over the limit finishes its transaction and closes.
+   */
+  keepSlot(lease: ConnectionLease): boolean {
+    const { key, id } = lease;
+    if (!this.leases.holds(key, id)) return false;
+    if (this.leases.keeps(key, id)) return true;
+    if (this.mode === 'open') return true;
+    const max = this.leases.maxOf(key);
+    if (this.leases.count(key) <= this.outageLimit(key, max)) return true;
+    // One over: this one goes (its release lowers the count for the next asked).
+    this.leases.revoke(id);
+    return false;
+  }
+
+  /**
+   * Slots of a destination this node may hold while Redis does not answer for it. closed:
+   * none (no message goes to a limited destination either: its open sessions close); share: its share by
+   * rendezvous hashing, and no more than the limit minus what the other nodes held at
+   * their last heartbeats (until that is older than the lease TTL, when Redis would have
+   * let their leases lapse too); open: the whole limit.
+   */
+  private outageLimit(key: string, max: number): number {
+    if (this.mode === 'open') return max;
+    if (this.mode === 'closed') return 0;
+    const others = this.registry.othersHeld(key, this.options.settings.lease_ttl * 1000);
+    return Math.max(0, Math.min(this.slotsOfMine(key, max), max - others));
   }
 
   releaseSlot(lease: ConnectionLease): void {
@@ -151,6 +204,7 @@ export class RedisCoordinator implements LimitCoordinator {
   close(): Promise<void> {
     this.closing ??= (async () => {
       clearInterval(this.sweeper);
+      clearTimeout(this.rejoinTimer);
       const { link } = this.options;
       link.off('up', this.onUp);
       link.off('down', this.onDown);
@@ -166,8 +220,9 @@ export class RedisCoordinator implements LimitCoordinator {
     return slotShare(key, max, nodes, index);
   }
 
-  private refuse(key: string): SlotAnswer {
-    if (this.refused.size < MAX_KEYS) this.refused.add(key);
+  /** A refusal; `until` (ms): Redis refused, and further asks are answered here until then (or a freed notice). */
+  private refuse(key: string, until = 0, max = 0): SlotAnswer {
+    if (this.refused.size < MAX_KEYS || this.refused.has(key)) this.refused.set(key, { until, max });
     return { granted: false, reason: 'connection_limit' };
   }
 
@@ -175,10 +230,19 @@ export class RedisCoordinator implements LimitCoordinator {
     this.tokens.forget();
     this.buckets.clear();
     this.open = new LocalCoordinator(this.options.clock);
+    this.rejoin();
     this.resync = Promise.all([this.leases.renewAll(), this.registry.beat()]).then(() => {
       this.resync = undefined;
       this.freeRefused();
     });
+  }
+
+  /** New slots wait REJOIN_HOLD_MS, then whoever was refused meanwhile asks again. */
+  private rejoin(): void {
+    this.rejoinUntil = Date.now() + REJOIN_HOLD_MS;
+    clearTimeout(this.rejoinTimer);
+    this.rejoinTimer = setTimeout(() => this.freeRefused(), REJOIN_HOLD_MS + 5);
+    this.rejoinTimer.unref();
   }
 
   private redisDown(): void {
@@ -188,7 +252,7 @@ export class RedisCoordinator implements LimitCoordinator {
   }
 
   private freeRefused(): void {
-    const keys = [...this.refused];
+    const keys = [...this.refused.keys()];
     this.refused.clear();
     for (const key of keys) this.emitFreed(key);
   }

@@ -13,6 +13,8 @@ export interface RedisLeasesOptions {
   readonly ttlMs: number;
   /** A slot of `key` may be free: the shaper asks again. */
   readonly freed: (key: string) => void;
+  /** A renewal found leases gone from Redis (it restarted empty): new grants wait until every node put theirs back. */
+  readonly restarted?: () => void;
 }
 
 /**
@@ -29,7 +31,14 @@ export class RedisLeases {
   /** Acquisitions Redis did not answer and that were not granted here: they may have run, so they are removed once Redis answers. */
   private readonly doubtful = new Map<string, string>();
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  /** Each destination's max_connections, as last asked for: a renewal puts back no more than that. */
+  private readonly maxOf_ = new Map<string, number>();
+  /** Leases Redis would not take back (the destination was full when a renewal found them gone): their sessions end. */
+  private readonly revoked = new Set<string>();
+  /** When a renewal of each destination last answered (ms). */
+  private readonly renewedAt = new Map<string, number>();
   private renewing?: NodeJS.Timeout;
+  private closed = false;
   private readonly unsubscribe: () => void;
 
   constructor(private readonly options: RedisLeasesOptions) {
@@ -49,8 +58,11 @@ export class RedisLeases {
     return this.options.ttlMs * 1000;
   }
 
-  /** Redis's answer: granted or not; undefined when it did not answer (the caller's failure_mode decides). */
-  async acquire(key: string, max: number, id: string): Promise<boolean | undefined> {
+  /**
+   * Redis's answer: true when granted; refused, the time (ms) the earliest lease lapses,
+   * when to ask again; undefined when it did not answer (the caller's failure_mode decides).
+   */
+  async acquire(key: string, max: number, id: string): Promise<true | number | undefined> {
     if (this.held.get(key)?.has(id)) return true;
     const answer = pair(await this.options.link.script('acquire', ACQUIRE_LUA, [leasesKey(this.options.link, key)], [id, max, this.ttlUs]));
     if (!answer) {
@@ -59,20 +71,42 @@ export class RedisLeases {
     }
     const [granted, waitUs] = answer;
     if (granted === 1) {
-      this.hold(key, id);
+      if (this.closed) {
+        // The node stopped while Redis answered: nobody will use nor release this slot.
+        void this.options.link.script('release', RELEASE_LUA, [leasesKey(this.options.link, key)], [id]);
+        return Date.now();
+      }
+      this.hold(key, id, max);
       return true;
     }
     // Whoever holds the earliest lease may be gone: its lapse is when to ask again.
-    this.freedAt(key, Date.now() + Math.ceil(waitUs / 1000) + 5);
-    return false;
+    const at = Date.now() + Math.ceil(waitUs / 1000) + 5;
+    this.freedAt(key, at);
+    return at;
   }
 
   /** A slot granted by failure_mode while Redis was away: registered in Redis when it is back. */
-  hold(key: string, id: string): void {
+  hold(key: string, id: string, max: number): void {
     this.doubtful.delete(id);
+    this.maxOf_.set(key, max);
+    if (!this.held.has(key)) this.renewedAt.set(key, Date.now());
     let set = this.held.get(key);
     if (!set) this.held.set(key, (set = new Set()));
     set.add(id);
+  }
+
+  holds(key: string, id: string): boolean {
+    return this.held.get(key)?.has(id) ?? false;
+  }
+
+  /** The max_connections the destination's leases were taken under. */
+  maxOf(key: string): number {
+    return this.maxOf_.get(key) ?? 0;
+  }
+
+  /** This lease's session ends: it serves no more messages, and is not put back in Redis. */
+  revoke(id: string): void {
+    this.revoked.add(id);
   }
 
   count(key: string): number {
@@ -86,8 +120,13 @@ export class RedisLeases {
 
   release(key: string, id: string): void {
     const set = this.held.get(key);
+    this.revoked.delete(id);
     if (!set?.delete(id)) return;
-    if (set.size === 0) this.held.delete(key);
+    if (set.size === 0) {
+      this.held.delete(key);
+      this.maxOf_.delete(key);
+      this.renewedAt.delete(key);
+    }
     const { link } = this.options;
     queueMicrotask(() => this.options.freed(key));
     if (!link.up) {
@@ -109,7 +148,20 @@ export class RedisLeases {
     const { link } = this.options;
     if (!link.up) return;
     const calls: Promise<unknown>[] = [];
-    for (const [key, set] of this.held) calls.push(link.script('renew', RENEW_LUA, [leasesKey(link, key)], [this.ttlUs, ...set]));
+    for (const [key, set] of this.held) {
+      const ids = [...set].filter((id) => !this.revoked.has(id));
+      if (ids.length === 0) continue;
+      calls.push(
+        link.script('renew', RENEW_LUA, [leasesKey(link, key)], [this.ttlUs, this.maxOf_.get(key) ?? ids.length, ...ids]).then((answer) => {
+          if (!Array.isArray(answer) || !Array.isArray(answer[1])) return;
+          this.renewedAt.set(key, Date.now());
+          if (Number(answer[0]) > 0) this.options.restarted?.();
+          // Redis restarted empty (or the TTL ran out while it was away) and others took the
+          // slots first: these sessions end after their transaction, so the limit holds.
+          for (const id of (answer[1] as unknown[]).map(String)) if (set.has(id)) this.revoked.add(id);
+        }),
+      );
+    }
     const gone = new Map<string, string[]>();
     for (const [id, key] of this.doubtful) gone.set(key, [...(gone.get(key) ?? []), id]);
     this.doubtful.clear();
@@ -123,9 +175,20 @@ export class RedisLeases {
     await Promise.all(calls);
   }
 
+  /**
+   * Whether the session of a lease may take another message: not when Redis would not keep
+   * it, nor when it has not been renewed for about a TTL (Redis may have given its slot to
+   * another node since).
+   */
+  keeps(key: string, id: string, now = Date.now()): boolean {
+    if (this.revoked.has(id) || !this.held.get(key)?.has(id)) return false;
+    return now - (this.renewedAt.get(key) ?? now) < this.options.ttlMs;
+  }
+
   /** Shutdown: every lease goes back (bounded by the link's timeout); nothing is renewed any more. */
   async close(): Promise<void> {
     clearInterval(this.renewing);
+    this.closed = true;
     this.unsubscribe();
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();

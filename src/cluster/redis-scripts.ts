@@ -21,34 +21,40 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])`;
 
 /**
  * GCRA with chunks reserved ahead: KEYS[1] the destination's rate state (a hash: tat,
- * step), KEYS[2] the call's id. ARGV: step (µs per token), burst, wanted, horizon (µs),
- * back.
- * First `back` tokens held but unused by this node are given back (the TAT moves back,
- * never below now). Then up to `wanted` tokens are granted whose times are due within
- * `horizon`: token k (from 0) of the grant is due at `first + k × step` µs from now, when
- * GCRA lets it go (new TAT − now ≤ burst × step). The node hands each out at its time, so
- * the rate holds as if every message had asked Redis, while a node asks once per chunk and
- * nodes never race for the same token. Returns {granted, first} (first ≤ 0: due now); none
- * granted: {0, µs until one is due within the horizon}.
+ * step, and per node `c:<node>` its last call's id and answer). ARGV: call id, node id,
+ * step (µs per token), burst, wanted, horizon (µs), back, end.
+ * First `back` tokens this node reserved but will not use are given back, only if the TAT
+ * still ends where this node's reservation ended (`end`, as the script returned it):
+ * otherwise others reserved after them and moving the TAT back would hand out their time
+ * twice. Then up to `wanted` tokens are granted whose times are due within `horizon`:
+ * token k (from 0) of the grant is due at `first + k × step` µs from now, when GCRA lets it
+ * go (new TAT − now ≤ burst × step). The node hands each out at its time, so the rate
+ * holds as if every message had asked Redis, while a node asks once per chunk and nodes
+ * never race for the same token. Returns {granted, first, tat} (first ≤ 0: due now; tat the
+ * end of this reservation, as a string); none granted: {0, µs until one is due within the
+ * horizon, tat}. A rerun with the same call id answers the recorded answer (the node calls
+ * one at a time per key, so its last call is the only one that can run twice). Commands:
+ * HMGET, TIME, HSET, PEXPIRE.
  * A step that differs from the stored one (limits.ini reloaded) rescales what is owed, as
  * LocalCoordinator does: a rate raised from 1/h does not hold the next message for an hour.
  */
 export const GRANT_LUA = `
-local done = redis.call('GET', KEYS[2])
-if done then
-  local g, w = string.match(done, '^(%d+):(-?%d+)$')
-  return {tonumber(g), tonumber(w)}
+local field = 'c:' .. ARGV[2]
+local s = redis.call('HMGET', KEYS[1], 'tat', 'step', field)
+if s[3] then
+  local id, g, w, e = string.match(s[3], '^(.-):(%d+):(-?%d+):(.*)$')
+  if id == ARGV[1] then return {tonumber(g), tonumber(w), e} end
 end
 ${NOW}
-local step = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local wanted = tonumber(ARGV[3])
-local horizon = tonumber(ARGV[4])
-local back = tonumber(ARGV[5])
-local s = redis.call('HMGET', KEYS[1], 'tat', 'step')
+local step = tonumber(ARGV[3])
+local burst = tonumber(ARGV[4])
+local wanted = tonumber(ARGV[5])
+local horizon = tonumber(ARGV[6])
+local back = tonumber(ARGV[7])
+local mine = tonumber(ARGV[8])
 local tat = tonumber(s[1]) or now
 local was = tonumber(s[2]) or step
-if back > 0 then tat = tat - back * was end
+if back > 0 and mine and math.abs(tat - mine) < 1 then tat = tat - back * was end
 if tat < now then tat = now end
 if was ~= step then tat = now + (tat - now) * (step / was) end
 local first = math.ceil(tat + step - burst * step - now)
@@ -57,23 +63,30 @@ local granted = math.max(0, math.min(wanted, room))
 local answer = first
 if granted == 0 then answer = math.max(1, first - horizon) end
 tat = tat + granted * step
-redis.call('HSET', KEYS[1], 'tat', string.format('%.3f', tat), 'step', string.format('%.6f', step))
+local e = string.format('%.3f', tat)
+redis.call('HSET', KEYS[1], 'tat', e, 'step', string.format('%.6f', step), field, ARGV[1] .. ':' .. granted .. ':' .. string.format('%d', answer) .. ':' .. e)
 redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000) + 60000)
-redis.call('SET', KEYS[2], granted .. ':' .. string.format('%d', answer), 'PX', ${CALL_ID_TTL_MS})
-return {granted, answer}`;
+return {granted, answer, e}`;
 
-/** Gives back `ARGV[1]` unused tokens: KEYS as GRANT_LUA. Returns the tokens given back (0 on a rerun). */
+/**
+ * Gives back `ARGV[3]` tokens this node reserved whose times are still ahead: KEYS as
+ * GRANT_LUA; ARGV: call id, node id, back, end (the TAT this node's reservation ended at).
+ * Only when the TAT still ends there: if another node reserved after it, moving the TAT
+ * back would let the given-back time be granted while that node's tokens still go (a
+ * burst above GCRA's bound). Never below now. Returns the tokens given back (0 on a rerun).
+ */
 export const GIVE_BACK_LUA = `
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('SET', KEYS[2], '0:0', 'PX', ${CALL_ID_TTL_MS})
-${NOW}
-local back = tonumber(ARGV[1])
-local s = redis.call('HMGET', KEYS[1], 'tat', 'step')
+local field = 'c:' .. ARGV[2]
+local s = redis.call('HMGET', KEYS[1], 'tat', 'step', field)
+if s[3] and string.match(s[3], '^(.-):') == ARGV[1] then return 0 end
 local tat = tonumber(s[1])
 local step = tonumber(s[2])
-if not tat or not step then return 0 end
+local mine = tonumber(ARGV[4])
+if not tat or not step or not mine or math.abs(tat - mine) >= 1 then return 0 end
+${NOW}
+local back = tonumber(ARGV[3])
 tat = math.max(now, tat - back * step)
-redis.call('HSET', KEYS[1], 'tat', string.format('%.3f', tat))
+redis.call('HSET', KEYS[1], 'tat', string.format('%.3f', tat), field, ARGV[1] .. ':0:0:' .. string.format('%.3f', tat))
 return back`;
 
 /**
@@ -87,7 +100,7 @@ ${NOW}
 local ttl = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now))
 local exp = string.format('%.0f', now + ttl)
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) or redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   redis.call('ZADD', KEYS[1], exp, ARGV[1])
   redis.call('PEXPIRE', KEYS[1], math.ceil(ttl / 1000) * 2)
   return {1, 0}
@@ -96,20 +109,42 @@ local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {0, math.max(1, math.ceil(tonumber(first[2]) - now))}`;
 
 /**
- * Renews this node's leases of one destination: KEYS[1] its leases, ARGV: ttl (µs), lease
- * ids… Each is set to expire a ttl from now, added back if it is gone (Redis restarted
- * empty, or its TTL ran out while Redis was away): its session is live, whatever the limit.
- * Returns how many were added back.
+ * Renews this node's leases of one destination: KEYS[1] its leases, ARGV: ttl (µs), max,
+ * lease ids… Each still there is set to expire a ttl from now; one that is gone (Redis
+ * restarted empty, or its TTL ran out while Redis was away) is added back only while the
+ * destination holds fewer than max: the limit holds even when several nodes put back what
+ * they held. Returns {how many were gone, the ids not kept}: gone ones mean Redis lost
+ * them (restarted empty); the ids not kept must end their sessions (the node revokes them).
+ * Commands: TIME, ZREMRANGEBYSCORE, ZMSCORE, ZCARD, ZADD, PEXPIRE.
  */
 export const RENEW_LUA = `
 ${NOW}
 local ttl = tonumber(ARGV[1])
+local max = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now))
 local exp = string.format('%.0f', now + ttl)
-local added = 0
-for i = 2, #ARGV do added = added + redis.call('ZADD', KEYS[1], exp, ARGV[i]) end
+local ids = {unpack(ARGV, 3)}
+local scores = redis.call('ZMSCORE', KEYS[1], unpack(ids))
+local room = max - redis.call('ZCARD', KEYS[1])
+local add = {}
+local lost = {}
+local missing = 0
+for i, id in ipairs(ids) do
+  if not scores[i] then missing = missing + 1 end
+  if scores[i] then
+    add[#add + 1] = exp
+    add[#add + 1] = id
+  elseif room > 0 then
+    room = room - 1
+    add[#add + 1] = exp
+    add[#add + 1] = id
+  else
+    lost[#lost + 1] = id
+  end
+end
+if #add > 0 then redis.call('ZADD', KEYS[1], unpack(add)) end
 redis.call('PEXPIRE', KEYS[1], math.ceil(ttl / 1000) * 2)
-return added`;
+return {missing, lost}`;
 
 /** Ends leases: KEYS[1] their destination's leases, ARGV lease ids. Returns how many were there. */
 export const RELEASE_LUA = `
@@ -122,10 +157,6 @@ export function leasesKey(link: RedisLink, destination: string): string {
 
 export function rateKey(link: RedisLink, destination: string): string {
   return link.destinationKey(destination, 'gcra');
-}
-
-export function callKey(link: RedisLink, destination: string, id: string): string {
-  return link.destinationKey(destination, `call:${id}`);
 }
 
 /** A pair of numbers from a script, or undefined when Redis did not answer (or answered nonsense). */

@@ -1,12 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import type { MessageRate, TokenAnswer } from './coordinator.js';
 import type { RedisLink } from './redis-link.js';
-import { GIVE_BACK_LUA, GRANT_LUA, callKey, pair, rateKey } from './redis-scripts.js';
+import { GIVE_BACK_LUA, GRANT_LUA, rateKey } from './redis-scripts.js';
 
 /** The demand a chunk is sized to: the tokens handed out in the last this many ms. */
 const DEMAND_MS = 200;
 /** Tokens are reserved at most this far ahead of their time (µs): a node's chunk spans about one demand spell. */
 const HORIZON_US = 200_000;
+/**
+ * A node whose demand is high reserves this far ahead instead (µs), so that a busy
+ * destination costs a node about one call a second. Tokens are reserved at their due
+ * times, so a longer horizon does not bunch messages; what is not used goes back.
+ */
+const BUSY_HORIZON_US = 1_000_000;
+/** Tokens handed out in the last DEMAND_MS from which a node counts as busy. */
+const BUSY_DEMAND = 20;
+/**
+ * A token whose time passed longer ago than this (or one step, if longer) is dropped, not
+ * handed out: handing out every overdue token at once would bunch messages at the remote
+ * server (a node that trickles would send them in a burst above the rate).
+ */
+const LATE_MS = 25;
 /**
  * Tokens due but not used for this long go back to Redis: a token taken early and used late
  * would let this node's messages bunch with those of others at the remote server.
@@ -28,6 +42,12 @@ interface Chunk {
   now: number;
   before: number;
   spell: number;
+  /** When the chunk was granted (the node's clock, ms). */
+  granted: number;
+  /** Tokens not used (putBack, or dropped because their time passed): given back with the next call. */
+  returned: number;
+  /** Where the TAT ended after this node's last reservation (Redis µs, as the script wrote it): a give-back only counts while it still ends there. */
+  end?: string;
   /** Redis said no token is due before this (ms): no call until then. */
   retryAt?: number;
   /** A call to Redis in progress: callers of the same key wait for it rather than call too. */
@@ -68,27 +88,31 @@ export class TokenChunks {
     if (local) return local;
     if (chunk.retryAt !== undefined && chunk.retryAt > now) return { granted: 0, retryAt: chunk.retryAt };
     const burst = Math.max(1, rate.burst);
-    const demand = Math.min(burst + Math.ceil(HORIZON_US / step), Math.max(wanted, chunk.now + chunk.before));
-    const back = chunk.tokens;
+    const recent = chunk.now + chunk.before;
+    const horizon = recent >= BUSY_DEMAND ? BUSY_HORIZON_US : HORIZON_US;
+    const demand = Math.min(burst + Math.ceil(horizon / step), Math.max(wanted, Math.ceil((recent * horizon) / (DEMAND_MS * 1000))));
+    const back = chunk.tokens + chunk.returned;
     chunk.tokens = 0;
-    let answer: [number, number] | undefined;
+    chunk.returned = 0;
+    let answer: unknown;
     let done!: () => void;
     chunk.asking = new Promise((resolve) => (done = resolve));
     try {
-      const id = randomUUID();
-      answer = pair(await this.link.script('grant', GRANT_LUA, [rateKey(this.link, key), callKey(this.link, key, id)], [step.toFixed(6), burst, demand, HORIZON_US, back]));
+      answer = await this.link.script('grant', GRANT_LUA, [rateKey(this.link, key)], [randomUUID(), this.link.nodeId, step.toFixed(6), burst, demand, horizon, back, chunk.end ?? '']);
     } finally {
       chunk.asking = undefined;
       done();
     }
-    if (!answer) return undefined;
+    const parsed = grantOf(answer);
+    if (!parsed) return undefined;
     const at = this.now();
-    const [granted, firstUs] = answer;
+    const [granted, firstUs, end] = parsed;
+    chunk.end = end;
     if (granted === 0) {
       chunk.retryAt = at + Math.ceil(firstUs / 1000);
       return { granted: 0, retryAt: chunk.retryAt };
     }
-    Object.assign(chunk, { retryAt: undefined, tokens: granted, due: at + firstUs / 1000, step, stepMs: step / 1000, at });
+    Object.assign(chunk, { retryAt: undefined, tokens: granted, granted: at, due: at + firstUs / 1000, step, stepMs: step / 1000, at });
     return this.handOut(chunk, wanted, at, step) ?? { granted: 0, retryAt: Math.ceil(chunk.due) };
   }
 
@@ -96,9 +120,10 @@ export class TokenChunks {
   putBack(key: string, count: number): void {
     const chunk = this.chunks.get(key);
     if (!chunk || count <= 0) return;
-    // Due at once: they were due when taken.
-    chunk.due = chunk.tokens > 0 ? Math.min(chunk.due, this.now()) - (count - 1) * chunk.stepMs : this.now();
-    chunk.tokens += count;
+    // Their times have passed: handed out again now they would bunch with the chunk's own.
+    // They go back to Redis with the next call (a grant or the sweep), which moves the TAT
+    // back only while it still ends at this node's reservation.
+    chunk.returned += count;
   }
 
   /** Gives back tokens due but unused for HOLD_MS (one call per such key); `all`: every token (close). */
@@ -107,13 +132,16 @@ export class TokenChunks {
     const calls: Promise<unknown>[] = [];
     for (const [key, chunk] of this.chunks) {
       if (chunk.asking) continue;
-      if (chunk.tokens > 0 && (all || (now - chunk.at >= HOLD_MS && now - chunk.due >= HOLD_MS))) {
-        const back = chunk.tokens;
+      if (chunk.tokens + chunk.returned > 0 && (all || now - chunk.at >= HOLD_MS)) {
+        this.drop(chunk, now);
+        const back = chunk.tokens + chunk.returned;
         chunk.tokens = 0;
-        calls.push(this.link.script('give_back', GIVE_BACK_LUA, [rateKey(this.link, key), callKey(this.link, key, randomUUID())], [back]));
+        chunk.returned = 0;
+        // The script gives them back only if no node reserved after this one (chunk.end).
+        if (back > 0 && chunk.end) calls.push(this.link.script('give_back', GIVE_BACK_LUA, [rateKey(this.link, key)], [randomUUID(), this.link.nodeId, back, chunk.end]));
       }
       // A key unused for a while carries nothing worth keeping.
-      if (chunk.tokens === 0 && now - chunk.at > 10 * HOLD_MS && (chunk.retryAt === undefined || chunk.retryAt <= now)) this.chunks.delete(key);
+      if (chunk.tokens + chunk.returned === 0 && now - chunk.at > 10 * HOLD_MS && (chunk.retryAt === undefined || chunk.retryAt <= now)) this.chunks.delete(key);
     }
     await Promise.all(calls);
   }
@@ -128,10 +156,23 @@ export class TokenChunks {
     if (!chunk) {
       if (this.chunks.size >= MAX_KEYS) this.chunks.delete(this.chunks.keys().next().value!);
       const now = this.now();
-      chunk = { tokens: 0, due: now, stepMs: step / 1000, step, at: now, now: 0, before: 0, spell: now };
+      chunk = { tokens: 0, returned: 0, granted: now, due: now, stepMs: step / 1000, step, at: now, now: 0, before: 0, spell: now };
       this.chunks.set(key, chunk);
     }
     return chunk;
+  }
+
+  /** Drops the tokens whose time passed more than a step (or LATE_MS) ago: they are not handed out late, in a bunch. */
+  private drop(chunk: Chunk, now: number): void {
+    if (chunk.tokens <= 0 || chunk.stepMs <= 0) return;
+    const cutoff = now - Math.max(chunk.stepMs, LATE_MS);
+    // Tokens due when they were granted (the burst) count from the grant: GCRA lets them go at once.
+    if (cutoff <= chunk.granted || cutoff <= chunk.due) return;
+    const dropped = Math.min(chunk.tokens, Math.ceil((cutoff - chunk.due) / chunk.stepMs - 1e-9));
+    chunk.tokens -= dropped;
+    chunk.due += dropped * chunk.stepMs;
+    // Not used, so not spent: they go back with the next call (the script never moves the TAT below now).
+    chunk.returned += dropped;
   }
 
   /** Up to `wanted` of the chunk's tokens that are due; undefined when none is (or they are of an older rate). */
@@ -143,13 +184,13 @@ export class TokenChunks {
       chunk.due = now;
       return undefined;
     }
+    this.drop(chunk, now);
     if (chunk.tokens <= 0) return undefined;
     if (chunk.due > now) return { granted: 0, retryAt: Math.ceil(chunk.due) };
     const dueNow = Math.min(chunk.tokens, Math.floor((now - chunk.due) / chunk.stepMs + 1e-9) + 1);
     const granted = Math.min(wanted, dueNow);
     chunk.tokens -= granted;
-    // The next one's time: a step after the last handed out, or now when they were overdue.
-    chunk.due = Math.max(chunk.due + granted * chunk.stepMs, now - (dueNow - granted - 1) * chunk.stepMs);
+    chunk.due += granted * chunk.stepMs;
     chunk.at = now;
     const half = DEMAND_MS / 2;
     if (now - chunk.spell >= half) {
@@ -160,4 +201,13 @@ export class TokenChunks {
     chunk.now += granted;
     return { granted };
   }
+}
+
+/** A grant's answer {granted, first, end}, or undefined when Redis did not answer (or answered nonsense). */
+function grantOf(result: unknown): [number, number, string] | undefined {
+  if (!Array.isArray(result) || result.length !== 3) return undefined;
+  const granted = Number(result[0]);
+  const first = Number(result[1]);
+  const end = String(result[2]);
+  return Number.isFinite(granted) && Number.isFinite(first) && Number.isFinite(Number(end)) ? [granted, first, end] : undefined;
 }

@@ -118,7 +118,7 @@ export class Shaper {
     if (use !== 'used') this.options.coordinator.returnTokens(key, limits, 1);
     if (use === 'unreachable') {
       this.release(ticket.lease);
-    } else if (s && this.options.idleMs() > 0 && !this.stopped) {
+    } else if (s && this.options.idleMs() > 0 && !this.stopped && this.options.coordinator.keepSlot(ticket.lease)) {
       s.spare.push({ lease: ticket.lease, since: this.options.clock.now() });
       this.earliest = Math.min(this.earliest, this.options.clock.now() + this.options.idleMs());
       this.options.wake();
@@ -221,6 +221,12 @@ export class Shaper {
       }
       const limits = s.destination.limits;
       let lease = s.spare.pop()?.lease;
+      // A slot the coordinator no longer keeps (Redis took it back, or this node holds
+      // more than failure_mode allows) serves no more: its session ends.
+      while (lease && !coordinator.keepSlot(lease)) {
+        this.release(lease);
+        lease = s.spare.pop()?.lease;
+      }
       if (!lease) {
         const answer = await coordinator.acquireSlot(key, limits, randomUUID());
         if (!answer.granted) {

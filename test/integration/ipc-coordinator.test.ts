@@ -33,6 +33,10 @@ class TestCoordinator implements LimitCoordinator {
     });
   }
 
+  keepSlot(): boolean {
+    return true;
+  }
+
   releaseSlot(lease: ConnectionLease): void {
     if (this.leases.delete(lease.id)) for (const l of this.listeners) l(lease.key);
   }

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Clock } from '../core/index.js';
@@ -89,7 +90,12 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
   // redis.ini is read at start (a change needs a restart): one link per node, shared by every part that uses Redis.
   const redisSettings = config.current.redis;
   // Under nodes=N each worker is a node of its own, also when redis.ini names the machine.
-  const nodeId = redisSettings.node_id === undefined ? defaultNodeId(ctx.shard) : `${redisSettings.node_id}${ctx.shard === undefined ? '' : `/shard-${ctx.shard}`}`;
+  const idOf = (shard: number | undefined) => (redisSettings.node_id === undefined ? defaultNodeId(shard) : `${redisSettings.node_id}${shard === undefined ? '' : `/shard-${shard}`}`);
+  const nodeId = idOf(ctx.shard);
+  // The machine's other workers, counted alive until Redis says otherwise (failure_mode=share splits among them).
+  const smtpNodes = config.current.smtp.nodes;
+  const workers = ctx.shard === undefined ? 1 : smtpNodes === 'cpus' ? availableParallelism() : smtpNodes;
+  const peers = Array.from({ length: Math.max(1, workers, (ctx.shard ?? 0) + 1) }, (_, k) => idOf(ctx.shard === undefined ? undefined : k));
   const redis = redisSettings.enabled ? new RedisLink({ settings: redisSettings, nodeId, logger }) : undefined;
   // limits.ini's slots and tokens (and the rate's turns at the wire): in-process, or a nodes=N worker's link to the primary,
   // or with redis.ini every node's (each worker one of its own) shared with the others through Redis.
@@ -100,6 +106,7 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
         clock,
         logger,
         counts: (): NodeCounts => ({ queued: scheduler.size, in_flight: scheduler.inFlightCount, sessions: agent.openSessions }),
+        peers,
         version: buildInfo(fileURLToPath(new URL('../../../', import.meta.url))).version,
       })
     : (ctx.coordinator ?? new LocalCoordinator(clock));

@@ -30,6 +30,11 @@ export interface MessageRate {
 export interface DestinationLimits {
   /** Sessions open to the destination at once, over every node. */
   readonly maxConnections: number;
+  /**
+   * true when limits.ini names no max_connections for the destination: `maxConnections` is
+   * then only this node's own cap (outbound.ini), not a limit shared with other nodes.
+   */
+  readonly nodeOnly?: boolean;
   readonly rate?: MessageRate;
 }
 

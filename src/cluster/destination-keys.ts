@@ -103,6 +103,7 @@ export class DestinationKeys {
       key,
       limits: {
         maxConnections: Math.min(maxConnections ?? local, local),
+        ...(maxConnections === undefined ? { nodeOnly: true } : {}),
         ...(rate ? { rate: { count: rate.count, perMs: rate.perMs, burst: burst ?? defaultBurst(rate) } } : {}),
       },
       ...(maxDeliveries !== undefined ? { maxDeliveries } : {}),

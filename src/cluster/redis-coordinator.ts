@@ -61,6 +61,8 @@ export class RedisCoordinator implements LimitCoordinator {
   private readonly listeners = new Set<(key: string) => void>();
   private readonly buckets = new Map<string, LocalBucket>();
   private open: LocalCoordinator;
+  /** Slots of destinations whose only connection limit is this node's own cap (no max_connections in limits.ini): never in Redis. */
+  private readonly own: LocalCoordinator;
   /**
    * Keys refused a slot: told to ask again when the way slots are granted changes (Redis up
    * or down). A key Redis refused is answered here, without Redis, until a slot of it is
@@ -84,6 +86,8 @@ export class RedisCoordinator implements LimitCoordinator {
     this.leases = new RedisLeases({ link, ttlMs: settings.lease_ttl * 1000, freed: (key) => this.emitFreed(key), restarted: () => this.rejoin() });
     this.registry = new NodeRegistry({ link, intervalMs: settings.heartbeat_interval * 1000, counts: options.counts, leases: () => this.leases.counts(), version: options.version, peers: options.peers });
     this.open = new LocalCoordinator(clock);
+    this.own = new LocalCoordinator(clock);
+    this.own.onFreed((key) => this.emitFreed(key));
     link.on('up', this.onUp);
     link.on('down', this.onDown);
     this.registry.start();
@@ -97,18 +101,20 @@ export class RedisCoordinator implements LimitCoordinator {
 
   async acquireSlot(key: string, limits: DestinationLimits, leaseId: string): Promise<SlotAnswer> {
     if (this.closing) return { granted: false, reason: 'connection_limit' };
+    if (limits.nodeOnly) return this.own.acquireSlot(key, limits, leaseId);
+    const max = limits.maxConnections;
     // Back from an outage: the slots held are Redis's again before it grants more.
     if (this.resync) await this.resync;
     if (this.options.link.up) {
       if (this.rejoinUntil > Date.now()) return this.refuse(key);
       const known = this.refused.get(key);
-      if (known && known.until > Date.now() && known.max === limits.maxConnections) return { granted: false, reason: 'connection_limit' };
-      const granted = await this.leases.acquire(key, limits.maxConnections, leaseId);
+      if (known && known.until > Date.now() && known.max === max) return { granted: false, reason: 'connection_limit' };
+      const granted = await this.leases.acquire(key, max, leaseId);
       if (granted === true) return { granted: true, lease: { key, id: leaseId } };
-      if (granted !== undefined) return this.refuse(key, granted, limits.maxConnections);
+      if (granted !== undefined) return this.refuse(key, granted, max);
     }
-    if (this.leases.count(key) >= this.outageLimit(key, limits.maxConnections)) return this.refuse(key);
-    this.leases.hold(key, leaseId, limits.maxConnections);
+    if (this.leases.count(key) >= this.outageLimit(key, max)) return this.refuse(key);
+    this.leases.hold(key, leaseId, max);
     return { granted: true, lease: { key, id: leaseId } };
   }
 
@@ -122,6 +128,7 @@ export class RedisCoordinator implements LimitCoordinator {
    */
   keepSlot(lease: ConnectionLease): boolean {
     const { key, id } = lease;
+    if (this.own.keepSlot(lease)) return true;
     if (!this.leases.holds(key, id)) return false;
     if (this.leases.keeps(key, id)) return true;
     if (this.mode === 'open') return true;
@@ -147,6 +154,7 @@ export class RedisCoordinator implements LimitCoordinator {
   }
 
   releaseSlot(lease: ConnectionLease): void {
+    this.own.releaseSlot(lease);
     this.leases.release(lease.key, lease.id);
   }
 
@@ -211,6 +219,7 @@ export class RedisCoordinator implements LimitCoordinator {
       await Promise.all([this.tokens.sweep(true), this.leases.close(), this.registry.close()]);
       this.listeners.clear();
       await this.open.close();
+      await this.own.close();
     })();
     return this.closing;
   }

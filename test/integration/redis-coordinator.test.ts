@@ -235,6 +235,21 @@ describe('RedisCoordinator: review findings (commands, late tokens, give-back, r
     }
   });
 
+  test('a connection cap that is only the node\'s own (no max_connections in limits.ini) is not shared: each node has it whole, nothing in Redis', async () => {
+    const [a, b] = [await node(redis.url, 'a'), await node(redis.url, 'b')];
+    const limits: DestinationLimits = { maxConnections: 2, nodeOnly: true, rate: { count: 10, perMs: 1000, burst: 1 } };
+    try {
+      assert.deepEqual(await grab([a, b], 'own.test', limits), [2, 2]);
+      assert.equal(await redis.cli('ZCARD', leasesKey(a.link, 'own.test')), '0');
+      assert.equal(a.coordinator.keepSlot({ key: 'own.test', id: 'a-own.test-0' }), true);
+      a.coordinator.releaseSlot({ key: 'own.test', id: 'a-own.test-0' });
+      await waitFor(() => a.freed.includes('own.test'));
+      assert.equal((await a.coordinator.acquireSlot('own.test', limits, 'again')).granted, true);
+    } finally {
+      await closeAll([a, b]);
+    }
+  });
+
   test('a renewal puts back no more leases than the limit and the one not kept is not kept by the node', async () => {
     const [a, b] = [await node(redis.url, 'a'), await node(redis.url, 'b')];
     const limits: DestinationLimits = { maxConnections: 1 };

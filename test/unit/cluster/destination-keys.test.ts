@@ -37,6 +37,11 @@ describe('DestinationKeys', () => {
     assert.deepEqual(looked, [], 'no MX lookup when no site can apply');
   });
 
+  it('says when the connection cap is only this node\'s (limits.ini names no max_connections): Redis does not share it', () => {
+    const { keys: k } = keys('[orange.fr]\nmax_message_rate=10/s\n', 5);
+    assert.deepEqual(k.resolve('orange.fr'), { key: 'orange.fr', limits: { maxConnections: 5, nodeOnly: true, rate: { count: 10, perMs: 1000, burst: 1 } } });
+  });
+
   it('takes unset keys from [*] and lets the lower connection cap win', () => {
     const { keys: k } = keys('[*]\nmax_connections=50\nmax_message_rate=10/s\n[orange.fr]\nmax_connections=2\n', 5);
     assert.deepEqual(k.resolve('orange.fr'), { key: 'orange.fr', limits: { maxConnections: 2, rate: { count: 10, perMs: 1000, burst: 1 } } });

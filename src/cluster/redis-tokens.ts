@@ -107,7 +107,8 @@ export class TokenChunks {
     if (!parsed) return undefined;
     const at = this.now();
     const [granted, firstUs, end] = parsed;
-    chunk.end = end;
+    // Nothing granted: the TAT ends at others' reservations, and a give-back must not move it.
+    chunk.end = granted > 0 ? end : undefined;
     if (granted === 0) {
       chunk.retryAt = at + Math.ceil(firstUs / 1000);
       return { granted: 0, retryAt: chunk.retryAt };

@@ -15,12 +15,7 @@ const HORIZON_US = 200_000;
 const BUSY_HORIZON_US = 1_000_000;
 /** Tokens handed out in the last DEMAND_MS from which a node counts as busy. */
 const BUSY_DEMAND = 20;
-/**
- * A token whose time passed longer ago than this (or one step, if longer) is dropped, not
- * handed out: handing out every overdue token at once would bunch messages at the remote
- * server (a node that trickles would send them in a burst above the rate).
- */
-const LATE_MS = 25;
+
 /**
  * Tokens due but not used for this long go back to Redis: a token taken early and used late
  * would let this node's messages bunch with those of others at the remote server.
@@ -163,10 +158,13 @@ export class TokenChunks {
     return chunk;
   }
 
-  /** Drops the tokens whose time passed more than a step (or LATE_MS) ago: they are not handed out late, in a bunch. */
+  /** Drops the tokens whose time passed more than a step ago: they are not handed out late, in a bunch. */
   private drop(chunk: Chunk, now: number): void {
     if (chunk.tokens <= 0 || chunk.stepMs <= 0) return;
-    const cutoff = now - Math.max(chunk.stepMs, LATE_MS);
+    // A token whose time passed more than a step ago is not handed out: handing out every
+    // overdue token at once would bunch messages at the remote server (a node that trickles
+    // would send them in a burst above the rate).
+    const cutoff = now - chunk.stepMs;
     // Tokens due when they were granted (the burst) count from the grant: GCRA lets them go at once.
     if (cutoff <= chunk.granted || cutoff <= chunk.due) return;
     const dropped = Math.min(chunk.tokens, Math.ceil((cutoff - chunk.due) / chunk.stepMs - 1e-9));

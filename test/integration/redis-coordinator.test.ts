@@ -95,7 +95,8 @@ describe('RedisCoordinator: several nodes against one Redis', () => {
       const before = await scriptCalls(redis);
       const times = await drain(nodes, 'gcra.test', limits, 500);
       const calls = (await scriptCalls(redis)) - before;
-      assert.ok(busiestWindow(times, 1000) <= 200 + 20, `busiest second: ${busiestWindow(times, 1000)}`);
+      // Timed on this process's clock after each answer (Redis's clock paces them): 2 % for a busy machine's jitter; a bunch of late tokens is far more.
+      assert.ok(busiestWindow(times, 1000) <= 200 + 20 + 4, `busiest second: ${busiestWindow(times, 1000)}`);
       assert.ok(calls / times.length < 0.5, `${calls} script calls for ${times.length} tokens`);
     } finally {
       await closeAll(nodes);
@@ -224,7 +225,12 @@ describe('RedisCoordinator: review findings (commands, late tokens, give-back, r
     const limits: DestinationLimits = { maxConnections: 1, rate: { count: 10, perMs: 1000, burst: 1 } };
     try {
       assert.equal((await a.coordinator.takeTokens('back2.test', limits, 5)).granted, 1, 'a holds a chunk ahead');
-      await b.coordinator.takeTokens('back2.test', limits, 5);
+      // b reserves after a (as soon as GCRA lets it): the TAT now ends at b's tokens.
+      for (let got = 0; got === 0; ) {
+        const answer = await b.coordinator.takeTokens('back2.test', limits, 5);
+        got = answer.granted;
+        if (got === 0) await sleep(Math.max(1, (answer.retryAt ?? Date.now() + 5) - Date.now()));
+      }
       const tat = async () => Number(await redis.cli('HGET', rateKey(a.link, 'back2.test'), 'tat'));
       const after = await tat();
       await a.coordinator.close();
@@ -366,7 +372,8 @@ describe('RedisCoordinator: a 3-master Redis Cluster', () => {
     try {
       const limits: DestinationLimits = { maxConnections: 2, rate: { count: 200, perMs: 1000, burst: 20 } };
       const times = await drain(nodes, 'cluster.test', limits, 400);
-      assert.ok(busiestWindow(times, 1000) <= 220, `busiest second: ${busiestWindow(times, 1000)}`);
+      // Timed on this process's clock after each answer (Redis's clock paces them): 2 % for a busy machine's jitter; a bunch of late tokens is far more.
+      assert.ok(busiestWindow(times, 1000) <= 220 + 4, `busiest second: ${busiestWindow(times, 1000)}`);
       assert.deepEqual((await grab(nodes, 'cluster.test', limits)).reduce((a, b) => a + b, 0), 2);
 
       // Every node has heard, by a heartbeat, which slots the others hold.

@@ -103,6 +103,7 @@ export class RedisCoordinator implements LimitCoordinator {
     if (this.closing) return { granted: false, reason: 'connection_limit' };
     if (limits.nodeOnly) return this.own.acquireSlot(key, limits, leaseId);
     const max = limits.maxConnections;
+    if (this.options.link.up && this.rejoinUntil > Date.now()) return this.refuse(key);
     // Back from an outage: the slots held are Redis's again before it grants more.
     if (this.resync) await this.resync;
     if (this.options.link.up) {
@@ -240,7 +241,13 @@ export class RedisCoordinator implements LimitCoordinator {
     this.buckets.clear();
     this.open = new LocalCoordinator(this.options.clock);
     this.rejoin();
-    this.resync = Promise.all([this.leases.renewAll(), this.registry.beat()]).then(() => {
+    // Every node's late acquisitions go before any node puts its held leases back: the nodes
+    // see Redis again within a probe of each other, and new slots wait REJOIN_HOLD_MS.
+    this.resync = this.leases
+      .releaseDoubtful()
+      .then(() => new Promise((resolve) => setTimeout(resolve, REJOIN_HOLD_MS / 2).unref()))
+      .then(() => Promise.all([this.leases.renewAll(), this.registry.beat()]))
+      .then(() => {
       this.resync = undefined;
       this.freeRefused();
     });

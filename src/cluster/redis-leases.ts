@@ -145,6 +145,30 @@ export class RedisLeases {
    * are granted from it. Resolves once every call answered or gave up.
    */
   async renewAll(): Promise<void> {
+    await this.releaseDoubtful();
+    await this.renewHeld();
+  }
+
+  /**
+   * Removes the acquisitions whose answer never came (Redis may have run them late): they
+   * would take the room that the sessions really held need when the renewals put them back.
+   */
+  async releaseDoubtful(): Promise<void> {
+    const { link } = this.options;
+    if (!link.up) return;
+    const gone = new Map<string, string[]>();
+    for (const [id, key] of this.doubtful) gone.set(key, [...(gone.get(key) ?? []), id]);
+    this.doubtful.clear();
+    await Promise.all(
+      [...gone].map(([key, ids]) =>
+        link.script('release', RELEASE_LUA, [leasesKey(link, key)], ids).then((removed) => {
+          if (removed === undefined) for (const id of ids) if (!this.held.get(key)?.has(id)) this.doubtful.set(id, key);
+        }),
+      ),
+    );
+  }
+
+  private async renewHeld(): Promise<void> {
     const { link } = this.options;
     if (!link.up) return;
     const calls: Promise<unknown>[] = [];
@@ -159,16 +183,6 @@ export class RedisLeases {
           // Redis restarted empty (or the TTL ran out while it was away) and others took the
           // slots first: these sessions end after their transaction, so the limit holds.
           for (const id of (answer[1] as unknown[]).map(String)) if (set.has(id)) this.revoked.add(id);
-        }),
-      );
-    }
-    const gone = new Map<string, string[]>();
-    for (const [id, key] of this.doubtful) gone.set(key, [...(gone.get(key) ?? []), id]);
-    this.doubtful.clear();
-    for (const [key, ids] of gone) {
-      calls.push(
-        link.script('release', RELEASE_LUA, [leasesKey(link, key)], ids).then((removed) => {
-          if (removed === undefined) for (const id of ids) if (!this.held.get(key)?.has(id)) this.doubtful.set(id, key);
         }),
       );
     }

@@ -3,16 +3,9 @@
  * SIGKILLed holding connection leases, and Redis killed mid-run (failure_mode=share).
  */
 import type { RedisBackend } from './redis-backend.js';
-import { attemptsCharged, burstOf, firstRecordAfter, sessionNodes, sessionPeak, slashed, sleep, waitForIds, withSetup } from './redis-scenario.js';
+import { attemptsCharged, burstOf, firstRecordAfter, peakFields, sessionNodes, sessionPeak, slashed, sleep, waitForIds, withSetup } from './redis-scenario.js';
 import type { RedisBenchOptions } from './redis-scenario.js';
 import { firstAtLeast, largestGap, round, tally, windowCounts } from './sink-figures.js';
-
-/** `max_sessions<suffix>` and, when over one, when (s after the kill) and whose sessions they were. */
-export const peakFields = (suffix: string, p: ReturnType<typeof sessionPeak>) => ({
-  [`max_sessions${suffix}`]: p.max,
-  [`max_sessions${suffix}_at_s`]: p.at_s,
-  [`max_sessions${suffix}_of`]: p.nodes,
-});
 
 /** How long the sink takes to answer each final dot in the node-killed figure: sessions stay busy. */
 const KILL_SINK_DELAY_MS = 20;

@@ -88,7 +88,9 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
   const spool = new DiskSpool(resolve(ctx.queueDir), { shard: ctx.shard });
   // redis.ini is read at start (a change needs a restart): one link per node, shared by every part that uses Redis.
   const redisSettings = config.current.redis;
-  const redis = redisSettings.enabled ? new RedisLink({ settings: redisSettings, nodeId: redisSettings.node_id ?? defaultNodeId(ctx.shard), logger }) : undefined;
+  // Under nodes=N each worker is a node of its own, also when redis.ini names the machine.
+  const nodeId = redisSettings.node_id === undefined ? defaultNodeId(ctx.shard) : `${redisSettings.node_id}${ctx.shard === undefined ? '' : `/shard-${ctx.shard}`}`;
+  const redis = redisSettings.enabled ? new RedisLink({ settings: redisSettings, nodeId, logger }) : undefined;
   // limits.ini's slots and tokens (and the rate's turns at the wire): in-process, or a nodes=N worker's link to the primary,
   // or with redis.ini every node's (each worker one of its own) shared with the others through Redis.
   const coordinator: LimitCoordinator = redis

@@ -87,6 +87,19 @@ describe('three nodes and one Redis: limits.ini holds for the cluster', () => {
     assert.equal(cli(nodes[1], 'cluster', 'status').status, 0);
   });
 
+  it('`tern cluster status` of a node without redis.ini says so in one line, and exits 0', async () => {
+    const alone = await world.tern();
+    try {
+      const res = cli(alone, 'cluster', 'status');
+      assert.equal(res.status, 0, res.stderr);
+      assert.equal(res.stdout.trim().split('\n').length, 1);
+      assert.match(res.stdout, /redis\.ini is not enabled/);
+      assert.deepEqual(JSON.parse(cli(alone, 'cluster', 'status', '--json').stdout), { enabled: false });
+    } finally {
+      await alone.stop();
+    }
+  });
+
   it('Redis killed mid-run (failure_mode=share): mail keeps flowing, no attempt is charged, nothing arrives twice; the nodes return to Redis', async () => {
     const before = sink.arrivals.length;
     const rcpts = (await Promise.all(nodes.map((n) => send(n, 40)))).flat();

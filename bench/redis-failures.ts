@@ -139,7 +139,8 @@ export async function redisKilled(backend: RedisBackend, o: RedisBenchOptions): 
       charged.retried + charged.deferred + charged.bounced === 0 &&
       t.missing.length === 0 &&
       t.duplicated.length === 0 &&
-      backS.every((x) => x !== undefined && x <= BACK_TARGET_S);
+      // A node that never noted Redis (or the slot's master) away has nothing to come back from.
+      backS.every((x, i) => down[i] === undefined || (x !== undefined && x <= BACK_TARGET_S));
     return {
       scenario: 'redis killed',
       redis: backend.kind,

@@ -3,16 +3,13 @@
  * SIGKILLed holding connection leases, and Redis killed mid-run (failure_mode=share).
  */
 import type { RedisBackend } from './redis-backend.js';
-import { attemptsCharged, burstOf, firstRecordAfter, sessionNodes, sessionPeak, slashed, sleep, waitForIds, withSetup } from './redis-scenario.js';
+import { recordTime } from './redis-nodes.js';
+import { attemptsCharged, burstOf, firstRecordAfter, peakFields, sessionNodes, sessionPeak, slashed, sleep, waitForIds, withSetup } from './redis-scenario.js';
 import type { RedisBenchOptions } from './redis-scenario.js';
 import { firstAtLeast, largestGap, round, tally, windowCounts } from './sink-figures.js';
 
-/** `max_sessions<suffix>` and, when over one, when (s after the kill) and whose sessions they were. */
-export const peakFields = (suffix: string, p: ReturnType<typeof sessionPeak>) => ({
-  [`max_sessions${suffix}`]: p.max,
-  [`max_sessions${suffix}_at_s`]: p.at_s,
-  [`max_sessions${suffix}_of`]: p.nodes,
-});
+const DOWN = new Set(['redis_down', 'redis_slot_down']);
+const UP = new Set(['redis_up', 'redis_slot_up']);
 
 /** How long the sink takes to answer each final dot in the node-killed figure: sessions stay busy. */
 const KILL_SINK_DELAY_MS = 20;
@@ -128,8 +125,11 @@ export async function redisKilled(backend: RedisBackend, o: RedisBenchOptions): 
     const sessionsAway = away_.max;
     const charged = attemptsCharged(nodes);
     const t = tally(acked, sink.arrivals.map((a) => a.messageId));
-    const down = firstRecordAfter(nodes, killAt, (r) => r.event === 'redis_down');
-    const back = firstRecordAfter(nodes, restartAt, (r) => r.event === 'redis_up');
+    // On a Redis Cluster a master away marks only its slots down (redis_slot_down/up) until
+    // the Cluster itself fails; standalone, the whole link (redis_down/up).
+    const down = firstRecordAfter(nodes, killAt, (r) => DOWN.has(String(r.event)));
+    const back = firstRecordAfter(nodes, restartAt, (r) => UP.has(String(r.event)));
+    const seen = [...new Set(nodes.allRecords().filter((r) => recordTime(r) >= killAt && (DOWN.has(String(r.event)) || UP.has(String(r.event)))).map((r) => String(r.event)))].join('+');
     const backS = back.map((x) => (x === undefined ? undefined : round(x / 1000, 2)));
     const ok =
       gap <= 1000 &&
@@ -139,7 +139,8 @@ export async function redisKilled(backend: RedisBackend, o: RedisBenchOptions): 
       charged.retried + charged.deferred + charged.bounced === 0 &&
       t.missing.length === 0 &&
       t.duplicated.length === 0 &&
-      backS.every((x) => x !== undefined && x <= BACK_TARGET_S);
+      // A node that never noted Redis (or the slot's master) away has nothing to come back from.
+      backS.every((x, i) => down[i] === undefined || (x !== undefined && x <= BACK_TARGET_S));
     return {
       scenario: 'redis killed',
       redis: backend.kind,
@@ -166,6 +167,7 @@ export async function redisKilled(backend: RedisBackend, o: RedisBenchOptions): 
       missing: t.missing.length,
       duplicated: t.duplicated.length,
       down_after_ms: slashed(down),
+      records: seen || '-',
       restart_took_ms: upAt - restartAt,
       back_after_s: slashed(backS),
       back_target_s: BACK_TARGET_S,

@@ -120,3 +120,10 @@ export function sessionPeak(sink: RecordingMx, zero: number, from = -Infinity, t
   const open = sink.sessions.filter((s) => s.openedAt <= at && (s.closedAt === undefined || s.closedAt > at));
   return { max, at_s: round((at - zero) / 1000, 2), nodes: open.map((s) => of.get(s.id)).sort().join('+') };
 }
+
+/** `max_sessions<suffix>`, when it first happened (`_at_s`, s after the kill or stop) and whose sessions were open then (`_of`). */
+export const peakFields = (suffix: string, p: ReturnType<typeof sessionPeak>) => ({
+  [`max_sessions${suffix}`]: p.max,
+  [`max_sessions${suffix}_at_s`]: p.at_s,
+  [`max_sessions${suffix}_of`]: p.nodes,
+});

@@ -5,8 +5,7 @@
 import { eventLoopDelay } from './loop-delay.js';
 import type { RedisBackend } from './redis-backend.js';
 import { recordTime } from './redis-nodes.js';
-import { attemptsCharged, burstOf, firstRecordAfter, sessionPeak, slashed, sleep, waitForIds, withSetup } from './redis-scenario.js';
-import { peakFields } from './redis-failures.js';
+import { attemptsCharged, burstOf, firstRecordAfter, peakFields, sessionPeak, slashed, sleep, waitForIds, withSetup } from './redis-scenario.js';
 import type { RedisBenchOptions } from './redis-scenario.js';
 import { largestGap, round, tally } from './sink-figures.js';
 

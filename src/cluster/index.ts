@@ -10,3 +10,6 @@ export type { IpcChannel } from './ipc-messages.js';
 export { rateShare, slotShare } from './local-share.js';
 export { RedisLink, defaultNodeId } from './redis-link.js';
 export type { RedisClient, RedisLinkOptions } from './redis-link.js';
+export { OverrideTable } from './limit-overrides.js';
+export { isOverrideDestination, lowerRate } from './policy-records.js';
+export type { LocalPolicy, OverrideRecord, PolicyChange, SuspensionRecord } from './policy-records.js';

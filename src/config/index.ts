@@ -17,3 +17,5 @@ export { parseDkim, keyFingerprint, DEFAULT_DKIM_HEADERS } from './dkim-ini.js';
 export type { DkimConfig, DkimSelectorConfig, DkimAlgorithm } from './dkim-ini.js';
 export { REDIS_FILE, redisMainSchema, failureModeSchema } from './redis-ini.js';
 export type { RedisSettings, FailureMode } from './redis-ini.js';
+export { AUTOMATION_FILE, MAX_PATTERN_CHARS, parseAutomation } from './automation-ini.js';
+export type { AutomationConfig, AutomationRule } from './automation-ini.js';

@@ -11,7 +11,7 @@ export { parseRewriteRules, REWRITE_FILE } from './rewrite-rules.js';
 export type { RewriteRule, RewriteRules } from './rewrite-rules.js';
 export { ConfigSource, configHandle, changed } from './config-handle.js';
 export type { ConfigHandle, ConfigInput, ConfigListener } from './config-handle.js';
-export { defaultBurst, LIMITS_FILE, mxPattern, parseLimits, rateText } from './limits.js';
+export { defaultBurst, LIMITS_FILE, mxPattern, parseLimits, rateSchema, rateText } from './limits.js';
 export type { LimitSection, LimitsConfig, RateSetting } from './limits.js';
 export { parseDkim, keyFingerprint, DEFAULT_DKIM_HEADERS } from './dkim-ini.js';
 export type { DkimConfig, DkimSelectorConfig, DkimAlgorithm } from './dkim-ini.js';

@@ -17,6 +17,8 @@ import { DkimSigningPool } from '../dkim/index.js';
 import { ReportGenerator } from '../reports/index.js';
 import { Listener } from '../listener/index.js';
 import { AdminApi, TernMetrics } from '../control/index.js';
+import { policyParts } from './policy-parts.js';
+import type { PolicyParts } from './policy-parts.js';
 
 /** What composeParts needs besides the config. */
 export interface CompositionContext {
@@ -43,6 +45,8 @@ export interface Parts {
   readonly coordinator: LimitCoordinator;
   /** redis.ini enabled: this node's link to the state it shares with other nodes (issue #17). */
   readonly redis?: RedisLink;
+  /** Suspensions and overrides (shared through Redis when it is on) and automation.ini. */
+  readonly policy: PolicyParts;
 }
 
 type DnsFailure = ResolverOptions['onFailure'];
@@ -88,6 +92,7 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
   // redis.ini is read at start (a change needs a restart): one link per node, shared by every part that uses Redis.
   const redisSettings = config.current.redis;
   const redis = redisSettings.enabled ? new RedisLink({ settings: redisSettings, nodeId: redisSettings.node_id ?? defaultNodeId(ctx.shard), logger }) : undefined;
+  const policy = policyParts(config, { queueDir: spool.root, logger, clock, redis, nodeId: redis?.nodeId ?? defaultNodeId(ctx.shard) });
   // limits.ini's slots and tokens (and the rate's turns at the wire): in-process, or a nodes=N worker's link to the primary.
   const coordinator = ctx.coordinator ?? new LocalCoordinator(clock);
   const agent = new DeliveryAgent(config, { resolver: dns.delivery, bodyBytesOrStream: (e) => spool.bodyBytesOrStream(e), logger, hooks, clock, coordinator });
@@ -114,12 +119,13 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
       return plan.ok ? plan.hosts.map((h) => h.name) : undefined;
     },
     clock,
+    overrides: policy.table,
   });
   const scheduler = new Scheduler({
     config: config.current.outbound,
     routes: config.current.routes,
     spool,
-    deliverer: agent,
+    deliverer: policy.observed(agent),
     logger,
     clock,
     reporter: (entry, events, outcome) => reporter.report(entry, events, outcome),
@@ -143,6 +149,6 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
     clientName: (address) => confirmedClientName(dns.names(), address),
     onRejection: (record) => metrics.onRejection(record.reason, record.command),
   });
-  const admin = new AdminApi(config, scheduler, metrics, logger, clock, { socket: ctx.adminSocket });
-  return { spool, agent, scheduler, metrics, listener, admin, coordinator, ...(redis ? { redis } : {}) };
+  const admin = new AdminApi(config, scheduler, metrics, logger, clock, { socket: ctx.adminSocket, policy: policy.attach(scheduler) });
+  return { spool, agent, scheduler, metrics, listener, admin, coordinator, ...(redis ? { redis } : {}), policy };
 }

@@ -102,7 +102,7 @@ export function parseAutomation(raw: string | undefined): AutomationConfig {
     if (!result.success) {
       const issue = result.error.issues[0];
       const key = issue.code === 'unrecognized_keys' ? issue.keys[0] : issue.path.join('.');
-      const message = issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}` : issue.code === 'invalid_type' && fields[key] === undefined ? 'required' : issue.message;
+      const message = issue.code === 'unrecognized_keys' ? `unknown key(s) ${issue.keys.join(', ')}` : fields[key] === undefined ? 'required' : issue.message;
       fail(name, key, fields[key], message);
     }
     const r = result.data;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock, DeliveryOutcome, SmtpReply } from '../core/index.js';
+import { rateText } from '../config/index.js';
 import type { AutomationRule } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import type { AutomationCounter } from './automation-counter.js';
@@ -89,7 +90,7 @@ export class Automation {
         duration_ms: rule.durationMs,
         until: new Date(until).toISOString(),
         ...(rule.maxConnections !== undefined ? { max_connections: rule.maxConnections } : {}),
-        ...(rule.maxMessageRate ? { max_message_rate: rule.maxMessageRate } : {}),
+        ...(rule.maxMessageRate ? { max_message_rate: rateText(rule.maxMessageRate) } : {}),
         matches: counted.matches,
         threshold: rule.threshold,
         window_ms: rule.windowMs,

@@ -1,4 +1,5 @@
 import type { Clock } from '../core/index.js';
+import { rateText } from '../config/index.js';
 import type { LocalPolicy, OverrideRecord, PolicyChange } from '../cluster/index.js';
 import type { Logger } from '../log/index.js';
 import type { Suspension } from './destinations.js';
@@ -59,7 +60,7 @@ export class DestinationPolicy implements PolicyOperations, LocalPolicy {
 
   async override(destination: string, options: OverrideOptions): Promise<OverrideRecord> {
     const o = await this.book.set(destination, options);
-    this.logger.info({ event: 'override_set', destination: o.destination, max_connections: o.maxConnections ?? null, max_message_rate: o.maxMessageRate ?? null, until: new Date(o.until).toISOString(), reason: o.reason, ...(o.rule ? { rule: o.rule } : {}) }, 'destination limits overridden');
+    this.logger.info({ event: 'override_set', destination: o.destination, max_connections: o.maxConnections ?? null, max_message_rate: o.maxMessageRate ? rateText(o.maxMessageRate) : null, until: new Date(o.until).toISOString(), reason: o.reason, ...(o.rule ? { rule: o.rule } : {}) }, 'destination limits overridden');
     this.tell({ kind: 'override', key: o.destination, record: o, at: o.since });
     return o;
   }

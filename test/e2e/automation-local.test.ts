@@ -66,6 +66,7 @@ describe('automation on one node, without Redis', () => {
     assert.equal(fired.destination, 'mx:*.throttle.test');
     assert.equal(fired.action, 'override');
     assert.equal(fired.max_connections, 1);
+    assert.equal(fired.max_message_rate, '1/min');
     assert.equal(fired.code, 451);
     assert.equal(fired.enhanced, '4.7.500');
     assert.equal(fired.counted, 'local');

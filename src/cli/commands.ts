@@ -20,6 +20,9 @@ export interface CliOptions {
   readonly nonDefault?: boolean;
   readonly duration?: string;
   readonly reason?: string;
+  /** `tern domain override`. */
+  readonly maxConnections?: string;
+  readonly maxMessageRate?: string;
 }
 
 interface Summary {

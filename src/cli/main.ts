@@ -30,6 +30,9 @@ Commands:
   queue flush [--domain D]             make deferred entries due now
   domain suspend D [--duration 2h] [--reason TEXT] | resume D | ls
                                        pause delivery to one domain (until resumed, or for a while)
+  domain override D [--max-connections N] [--max-message-rate 10/min] --duration 90m [--reason TEXT]
+                                       lower a domain's (or an mx:pattern's) limits for a while
+  domain clear D                       lift an override (resume lifts a suspension)
   cluster status                       the nodes sharing limits through Redis (redis.ini): heartbeats,
                                        queues, sessions and connection leases of each
   dkim keygen --domain D --selector S [--algorithm rsa-sha256|ed25519-sha256] [--bits 2048]
@@ -115,6 +118,8 @@ function parse(argv: string[]) {
       offset: { type: 'string' },
       duration: { type: 'string' },
       reason: { type: 'string' },
+      'max-connections': { type: 'string' },
+      'max-message-rate': { type: 'string' },
       selector: { type: 'string' },
       algorithm: { type: 'string' },
       bits: { type: 'string' },
@@ -141,6 +146,8 @@ async function run(values: ReturnType<typeof parse>['values'], positionals: stri
     nonDefault: values['non-default'],
     duration: values.duration,
     reason: values.reason,
+    maxConnections: values['max-connections'],
+    maxMessageRate: values['max-message-rate'],
   };
   if (values.version) {
     process.stdout.write(`tern ${version()}\n`);

@@ -2,6 +2,9 @@ import type { Clock } from '../core/index.js';
 import { defaultBurst, mxPattern } from '../config/index.js';
 import type { LimitSection, LimitsConfig } from '../config/index.js';
 import type { DestinationLimits } from './coordinator.js';
+import type { OverrideTable } from './limit-overrides.js';
+import { lowerRate } from './policy-records.js';
+import type { OverrideRecord } from './policy-records.js';
 
 /** A destination under limits.ini: the key its limits are kept by, and the limits. */
 export interface ShapedDestination {
@@ -22,6 +25,8 @@ export interface DestinationKeyOptions {
   /** The names of the domain's MX hosts (the implicit MX is the domain), undefined when unknown now. */
   readonly mxHosts: (domain: string) => Promise<readonly string[] | undefined>;
   readonly clock: Clock;
+  /** Limit overrides in force (`tern domain override`, automation.ini): they lower limits.ini's. */
+  readonly overrides?: OverrideTable;
 }
 
 /** How long a domain's MX host names are kept for its site (the resolver's cache is per record). */
@@ -46,8 +51,59 @@ export class DestinationKeys {
 
   constructor(private readonly options: DestinationKeyOptions) {}
 
-  /** undefined: limits.ini does not shape this domain (today's per-domain cap applies alone). */
+  /**
+   * undefined: neither limits.ini nor an override shapes this domain (today's per-domain cap
+   * applies alone). An override lowers the limits of the domain's own key, of the domain,
+   * and of an `mx:` destination matching one of its MX hosts; a domain limits.ini leaves
+   * alone becomes shaped by it (under the `mx:` key when one matches, so that every domain
+   * those hosts serve shares it).
+   */
   resolve(domain: string): ShapedDestination | undefined | Promise<ShapedDestination | undefined> {
+    const base = this.fromLimits(domain);
+    const table = this.options.overrides;
+    if (!table || table.size === 0) return base;
+    if (base instanceof Promise) return base.then((b) => this.overridden(domain, b, table));
+    return this.overridden(domain, base, table);
+  }
+
+  private overridden(domain: string, base: ShapedDestination | undefined, table: OverrideTable): ShapedDestination | undefined | Promise<ShapedDestination | undefined> {
+    const mxKeys = table.mxKeys();
+    let hosts: readonly string[] | undefined;
+    if (mxKeys.length > 0) {
+      const cached = this.cachedHosts(domain);
+      if (cached === MISSING) return this.lookUp(domain).then(() => this.overridden(domain, base, table));
+      hosts = cached;
+    }
+    const found: OverrideRecord[] = [];
+    const add = (o: OverrideRecord | undefined) => o && !found.includes(o) && found.push(o);
+    add(table.get(domain));
+    if (base) add(table.get(base.key));
+    let mxKey: string | undefined;
+    for (const key of mxKeys) {
+      const pattern = mxPattern(key.slice(3));
+      if (hosts?.some((h) => pattern.test(h))) {
+        add(table.get(key));
+        mxKey ??= key;
+      }
+    }
+    if (found.length === 0) return base;
+    const local = this.options.localLimit(domain);
+    let maxConnections = base?.limits.maxConnections ?? local;
+    let rate = base?.limits.rate;
+    for (const o of found) {
+      if (o.maxConnections !== undefined) maxConnections = Math.min(maxConnections, o.maxConnections);
+      const lower = lowerRate(rate, o.maxMessageRate);
+      if (lower !== rate && lower) rate = { count: lower.count, perMs: lower.perMs, burst: Math.min(defaultBurst(lower), rate?.burst ?? Infinity) };
+    }
+    return {
+      key: base?.key ?? mxKey ?? domain,
+      limits: { maxConnections, ...(rate ? { rate } : {}) },
+      ...(base?.maxDeliveries !== undefined ? { maxDeliveries: base.maxDeliveries } : {}),
+    };
+  }
+
+  /** What limits.ini alone says of the domain. */
+  private fromLimits(domain: string): ShapedDestination | undefined | Promise<ShapedDestination | undefined> {
     const { sections } = this.options.limits();
     if (sections.size === 0) return undefined;
     const own = sections.get(domain);

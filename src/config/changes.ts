@@ -61,6 +61,26 @@ export function settingsByFile(c: TernConfig): Record<string, Record<string, unk
         flat({ ...s, key: keyFile, ...(signingDomain ? { domain: signingDomain } : {}), key_sha256: fingerprint(privateKey) }, `[${section}].`),
       ),
     ),
+    'automation.ini': Object.assign(
+      {},
+      ...c.automation.rules.map((r) =>
+        flat(
+          {
+            match: r.source,
+            domains: r.domains,
+            mx: r.mx,
+            threshold: r.threshold,
+            window: r.windowMs / 1000,
+            action: r.action,
+            duration: r.durationMs / 1000,
+            max_connections: r.maxConnections,
+            max_message_rate: r.maxMessageRate && rateText(r.maxMessageRate),
+            reason: r.reason,
+          },
+          `[${r.name}].`,
+        ),
+      ),
+    ),
     // A password inside the url is a secret like password= is.
     'redis.ini': flat({ ...c.redis, url: c.redis.url?.replace(/\/\/([^@/]*)@/, (_m, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:(secret)` : '(secret)'}@`) }),
   };

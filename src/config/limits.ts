@@ -15,7 +15,8 @@ const UNIT_MS: Record<string, number> = { s: 1000, sec: 1000, second: 1000, m: 6
 const MAX_RATE = 1_000_000;
 const MANY = 100_000;
 
-const rate = z
+/** `N/s`, `N/min` or `N/h` (limits.ini max_message_rate, automation.ini). */
+export const rateSchema = z
   .string()
   .transform((v, ctx): RateSetting => {
     const m = /^\s*(\d+)\s*\/\s*([a-z]+)\s*$/i.exec(v);
@@ -34,7 +35,7 @@ export const limitSectionSchema = z
   .object({
     // Sessions open to the destination at once (busy or idle), over every worker of the node.
     max_connections: optionalInt(1, MANY),
-    max_message_rate: rate,
+    max_message_rate: rateSchema,
     // Messages that may go at once after an idle spell; default: what the rate allows in
     // 100 ms, at least 1 (limits.ts defaultBurst).
     burst: optionalInt(1, MAX_RATE),

@@ -14,6 +14,8 @@ import { parseRewriteRules, REWRITE_FILE } from './rewrite-rules.js';
 import { parseHostPort, splitHostPort } from './host-port.js';
 import type { RewriteRules } from './rewrite-rules.js';
 import { LIMITS_FILE, parseLimits } from './limits.js';
+import { AUTOMATION_FILE, parseAutomation } from './automation-ini.js';
+import type { AutomationConfig } from './automation-ini.js';
 import { REDIS_FILE, checkRedisSettings, redisMainSchema } from './redis-ini.js';
 import type { RedisSettings } from './redis-ini.js';
 import type { LimitsConfig } from './limits.js';
@@ -63,12 +65,14 @@ export interface TernConfig {
   readonly dkim: DkimConfig;
   /** config/redis.ini `[main]`: limits, suspensions and automation shared by several nodes (off unless enabled). */
   readonly redis: RedisSettings;
+  /** config/automation.ini: rules that suspend or slow a destination on its replies (none without the file). */
+  readonly automation: AutomationConfig;
 }
 
 /** Every file Tern reads from the config directory (plugins/ is read once, at start). */
 export const CONFIG_FILES = [
   'me', 'smtp.ini', 'outbound.ini', 'tls.ini', 'dns.ini', 'dsn.ini', 'http.ini', 'log.ini', 'routes.ini',
-  'relay_acl_allow', 'auth_users', REWRITE_FILE, 'outbound.bounce_message', 'tls_key.pem', 'tls_cert.pem', LIMITS_FILE, 'dkim.ini', REDIS_FILE,
+  'relay_acl_allow', 'auth_users', REWRITE_FILE, 'outbound.bounce_message', 'tls_key.pem', 'tls_cert.pem', LIMITS_FILE, 'dkim.ini', REDIS_FILE, AUTOMATION_FILE,
 ] as const;
 
 /** The files a config is built from: a directory, or none at all (the built-in defaults). */
@@ -306,8 +310,10 @@ function build(dir: string, source: ConfigSource, problems?: ConfigError[]): Ter
   }, () => undefined);
   const dkim = step(() => parseDkim(text('dkim.ini'), dir), () => parseDkim(undefined, dir));
   const redis = step(() => checkRedisSettings(validate(REDIS_FILE, redisMainSchema, iniMain(source, REDIS_FILE))), () => redisMainSchema.parse({}));
+  const automation = step(() => parseAutomation(text(AUTOMATION_FILE)), () => parseAutomation(undefined));
   return deepFreeze({
     redis,
+    automation,
     dir,
     dkim,
     files: CONFIG_FILES.filter((f) => source.has(f)),

@@ -173,18 +173,24 @@ export class ClusterAdminApi implements Closable {
       // Every worker keeps the suspensions; the union shows one that only some hold (a worker that was down).
       const { answers, errors } = await askAll(this.targets(), 'GET', '/domains/suspended');
       const byDomain = new Map<string, { domain: string }>();
-      for (const a of answers) for (const s of (a.body as { suspensions: { domain: string }[] }).suspensions) if (!byDomain.has(s.domain)) byDomain.set(s.domain, s);
+      const byDestination = new Map<string, { destination: string }>();
+      for (const a of answers) {
+        const body = a.body as { suspensions: { domain: string }[]; overrides?: { destination: string }[] };
+        for (const s of body.suspensions) if (!byDomain.has(s.domain)) byDomain.set(s.domain, s);
+        for (const o of body.overrides ?? []) if (!byDestination.has(o.destination)) byDestination.set(o.destination, o);
+      }
       const suspensions = [...byDomain.values()];
-      return this.json(res, 200, { suspended: suspensions.map((s) => s.domain), suspensions, ...(errors.length ? { errors } : {}) });
+      const overrides = [...byDestination.values()].sort((a, b) => a.destination.localeCompare(b.destination));
+      return this.json(res, 200, { suspended: suspensions.map((s) => s.domain), suspensions, overrides, ...(errors.length ? { errors } : {}) });
     }
-    if (parts.length === 3 && method === 'POST' && (parts[2] === 'suspend' || parts[2] === 'resume')) {
+    if (parts.length === 3 && method === 'POST' && ['suspend', 'resume', 'override', 'clear'].includes(parts[2])) {
       const { answers, errors } = await askAll(this.targets(), method, url.pathname + url.search, client);
       if (answers.length === 0) {
         // Refused alike by every worker (a name that is not a domain): the worker's status; else unreachable.
         const status = errors.every((e) => e.status !== undefined && e.status === errors[0].status) ? errors[0].status! : 503;
         throw new MergeError(status, errors[0]?.error ?? 'no worker answered');
       }
-      if (parts[2] === 'suspend') return this.json(res, 200, { ...(answers[0].body as object), ...(errors.length ? { errors } : {}) });
+      if (parts[2] !== 'resume') return this.json(res, 200, { ...(answers[0].body as object), ...(errors.length ? { errors } : {}) });
       const released = answers.reduce((n, a) => n + Number((a.body as { released?: number }).released ?? 0), 0);
       return this.json(res, 200, { ...(answers[0].body as object), released, ...(errors.length ? { errors } : {}) });
     }

@@ -8,7 +8,8 @@ import { configHandle, splitHostPort } from '../config/index.js';
 import type { ConfigHandle, ConfigInput } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import { QueueAdminError } from '../scheduler/index.js';
-import type { QueueOperations, Suspension } from '../scheduler/index.js';
+import type { PolicyOperations, QueueOperations } from '../scheduler/index.js';
+import { domainRoutes } from './domain-routes.js';
 import type { TernMetrics } from './metrics.js';
 import { ACTION_VERBS, ADMIN_STATUS, MAX_IDS, runActions } from './queue-actions.js';
 import type { ActionVerb, Selection } from './queue-actions.js';
@@ -31,8 +32,6 @@ const MAX_BODY = 256 * 1024;
 const MAX_REASON = 500;
 const MAX_ADDRESS = 320;
 
-const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
-const suspensionView = (s: Suspension) => ({ domain: s.domain, reason: s.reason, since: iso(s.since), until: iso(s.until) });
 
 function number(params: URLSearchParams, name: string, fallback?: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const raw = params.get(name);
@@ -101,6 +100,8 @@ export interface AdminApiOptions {
   readonly socket?: string;
   /** redis.ini enabled: the nodes sharing limits, and this node's view of Redis (`GET /cluster`). */
   readonly cluster?: () => Promise<unknown>;
+  /** Suspensions and overrides, shared with other nodes when Redis is on; default: the scheduler's suspensions alone. */
+  readonly policy?: PolicyOperations;
 }
 
 /** How deep a worker's page may go for the primary's merged listing (control/cluster-admin.ts). */
@@ -296,25 +297,18 @@ export class AdminApi implements Closable {
     throw new HttpError(404, `no such endpoint: ${method} ${url.pathname}`);
   }
 
-  /** Suspensions (KumoMTA's suspend, with a reason and an optional duration). */
+  /** Suspensions and limit overrides (domain-routes.ts). */
   private async domains(method: string, parts: string[], q: URLSearchParams): Promise<unknown> {
     const s = this.scheduler;
-    if (parts.length === 2 && parts[1] === 'suspended' && method === 'GET') {
-      const list = s.suspensions();
-      return { suspended: list.map((x) => x.domain), suspensions: list.map(suspensionView) };
-    }
-    if (parts.length === 3 && method === 'POST' && parts[2] === 'suspend') {
-      const seconds = number(q, 'duration');
-      const suspension = await s.suspend(parts[1], { reason: q.get('reason') ?? undefined, durationMs: seconds === undefined ? undefined : seconds * 1000 });
-      this.logger.info({ domain: suspension.domain, reason: suspension.reason, until: iso(suspension.until) }, 'delivery to domain suspended by the operator');
-      return { suspended: suspension.domain, ...suspensionView(suspension) };
-    }
-    if (parts.length === 3 && method === 'POST' && parts[2] === 'resume') {
-      const released = await s.resume(parts[1]);
-      this.logger.info({ domain: parts[1].toLowerCase(), released }, 'delivery to domain resumed by the operator');
-      return { resumed: parts[1].toLowerCase(), released };
-    }
-    throw new HttpError(404, `no such endpoint: ${method} /${parts.join('/')}`);
+    const policy: PolicyOperations = this.options.policy ?? {
+      suspend: (d, o) => s.suspend(d, o),
+      resume: (d) => s.resume(d),
+      suspensions: () => s.suspensions(),
+      override: () => Promise.reject(new QueueAdminError('invalid', 'limit overrides are not kept here')),
+      clear: () => Promise.resolve(undefined),
+      overrides: () => [],
+    };
+    return domainRoutes(policy, this.logger, method, parts, q);
   }
 
   private json(res: ServerResponse, status: number, body: unknown): void {

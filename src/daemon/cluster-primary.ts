@@ -59,9 +59,11 @@ export async function startPrimary(options: PrimaryOptions): Promise<RunningPrim
     const socket = join(slot.dir, ADMIN_SOCKET);
     if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) throw new Error(`queue directory too deep for nodes=N: ${socket} is longer than ${MAX_SOCKET_PATH} bytes (a unix socket's limit)`);
     await mkdir(slot.dir, { recursive: true });
-    // Suspensions of a single process's queue hold for the shards made from it.
-    const legacy = join(queueDir, 'suspensions.json');
-    if (slot.dir !== queueDir && existsSync(legacy) && !existsSync(join(slot.dir, 'suspensions.json'))) await copyFile(legacy, join(slot.dir, 'suspensions.json'));
+    // Suspensions and overrides of a single process's queue hold for the shards made from it.
+    for (const file of ['suspensions.json', 'overrides.json']) {
+      const legacy = join(queueDir, file);
+      if (slot.dir !== queueDir && existsSync(legacy) && !existsSync(join(slot.dir, file))) await copyFile(legacy, join(slot.dir, file));
+    }
   }
 
   const supervisor = new WorkerSupervisor(slots, logger);

@@ -55,6 +55,7 @@ async function removeDrained(dir: string, sharded: boolean): Promise<void> {
   for (const d of ['seg', 'msg', 'entries', 'tmp', ADMIN_SOCKET]) await rm(join(dir, d), { recursive: true, force: true });
   if (!sharded) return;
   await rm(join(dir, 'suspensions.json'), { force: true });
+  await rm(join(dir, 'overrides.json'), { force: true });
   await rmdir(join(dir, 'corrupt')).catch(() => undefined);
   await rmdir(dir).catch(() => undefined);
 }

@@ -19,6 +19,8 @@ import { DkimSigningPool } from '../dkim/index.js';
 import { ReportGenerator } from '../reports/index.js';
 import { Listener } from '../listener/index.js';
 import { AdminApi, TernMetrics, buildInfo } from '../control/index.js';
+import { policyParts } from './policy-parts.js';
+import type { PolicyParts } from './policy-parts.js';
 
 /** What composeParts needs besides the config. */
 export interface CompositionContext {
@@ -45,6 +47,8 @@ export interface Parts {
   readonly coordinator: LimitCoordinator;
   /** redis.ini enabled: this node's link to the state it shares with other nodes (issue #17). */
   readonly redis?: RedisLink;
+  /** Suspensions and overrides (shared through Redis when it is on) and automation.ini. */
+  readonly policy: PolicyParts;
 }
 
 type DnsFailure = ResolverOptions['onFailure'];
@@ -97,6 +101,7 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
   const workers = ctx.shard === undefined ? 1 : smtpNodes === 'cpus' ? availableParallelism() : smtpNodes;
   const peers = Array.from({ length: Math.max(1, workers, (ctx.shard ?? 0) + 1) }, (_, k) => idOf(ctx.shard === undefined ? undefined : k));
   const redis = redisSettings.enabled ? new RedisLink({ settings: redisSettings, nodeId, logger }) : undefined;
+  const policy = policyParts(config, { queueDir: spool.root, logger, clock, redis, nodeId });
   // limits.ini's slots and tokens (and the rate's turns at the wire): in-process, or a nodes=N worker's link to the primary,
   // or with redis.ini every node's (each worker one of its own) shared with the others through Redis.
   const coordinator: LimitCoordinator = redis
@@ -136,12 +141,13 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
       return plan.ok ? plan.hosts.map((h) => h.name) : undefined;
     },
     clock,
+    overrides: policy.table,
   });
   const scheduler = new Scheduler({
     config: config.current.outbound,
     routes: config.current.routes,
     spool,
-    deliverer: agent,
+    deliverer: policy.observed(agent),
     logger,
     clock,
     reporter: (entry, events, outcome) => reporter.report(entry, events, outcome),
@@ -165,6 +171,6 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
     clientName: (address) => confirmedClientName(dns.names(), address),
     onRejection: (record) => metrics.onRejection(record.reason, record.command),
   });
-  const admin = new AdminApi(config, scheduler, metrics, logger, clock, { socket: ctx.adminSocket, ...(coordinator instanceof RedisCoordinator ? { cluster: () => coordinator.status() } : {}) });
-  return { spool, agent, scheduler, metrics, listener, admin, coordinator, ...(redis ? { redis } : {}) };
+  const admin = new AdminApi(config, scheduler, metrics, logger, clock, { socket: ctx.adminSocket, policy: policy.attach(scheduler), ...(coordinator instanceof RedisCoordinator ? { cluster: () => coordinator.status() } : {}) });
+  return { spool, agent, scheduler, metrics, listener, admin, coordinator, ...(redis ? { redis } : {}), policy };
 }

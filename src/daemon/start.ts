@@ -137,6 +137,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     { step: 'delivery', run: () => agent.close() },
     // After delivery, whose closing sessions give their slots back through it.
     { step: 'coordination', run: () => parts.coordinator.close() },
+    { step: 'policy', run: () => parts.policy.close() },
     { step: 'redis', run: () => parts.redis?.close() ?? Promise.resolve() },
     { step: 'listener sessions', run: () => closeWithin({ close: () => listenerClosed, destroy: () => listener.destroy(), closed: true }, LISTENER_CLOSE_MS) },
     { step: 'queue', run: () => spool.close() },

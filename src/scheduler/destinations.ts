@@ -16,6 +16,8 @@ export interface Suspension {
   readonly since: number;
   /** Epoch ms when it lifts by itself; absent: until resumed. */
   readonly until?: number;
+  /** The automation.ini rule that set it; absent: an operator did. */
+  readonly rule?: string;
 }
 
 export type Admission = { readonly go: true } | { readonly go: false; readonly reason: ParkReason };

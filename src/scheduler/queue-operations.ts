@@ -16,6 +16,14 @@ export interface SuspendOptions {
   readonly reason?: string;
   /** How long; absent: until resumed. */
   readonly durationMs?: number;
+  /** The automation.ini rule that suspends it. */
+  readonly rule?: string;
+  /**
+   * A suspension made elsewhere (another node, through the shared state): its own start and
+   * end (epoch ms), kept as they were rather than counted from now.
+   */
+  readonly since?: number;
+  readonly until?: number;
 }
 
 /**

@@ -19,6 +19,7 @@ const fileSchema = z.object({
       reason: z.string().max(1000),
       since: z.number().int().nonnegative(),
       until: z.number().int().nonnegative().optional(),
+      rule: z.string().max(64).optional(),
     }),
   ),
 });

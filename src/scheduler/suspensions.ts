@@ -42,10 +42,12 @@ export class Suspensions {
     const name = domainArg(domain);
     const reason = options.reason ?? '';
     if (reason.length > MAX_REASON) throw new QueueAdminError('invalid', `the reason is longer than ${MAX_REASON} characters`);
-    const { durationMs } = options;
+    const { durationMs, rule } = options;
     if (durationMs !== undefined && !(Number.isFinite(durationMs) && durationMs > 0)) throw new QueueAdminError('invalid', 'the duration must be positive');
     const now = this.deps.clock.now();
-    const suspension: Suspension = { domain: name, reason, since: now, ...(durationMs === undefined ? {} : { until: now + durationMs }) };
+    const since = options.since ?? now;
+    const until = options.until ?? (durationMs === undefined ? undefined : now + durationMs);
+    const suspension: Suspension = { domain: name, reason, since, ...(until === undefined ? {} : { until }), ...(rule ? { rule } : {}) };
     this.deps.gate.suspend(suspension);
     this.deps.wake();
     await this.persist();
@@ -71,7 +73,7 @@ export class Suspensions {
     const { released, expired } = this.deps.gate.lapse();
     this.deps.requeue(released);
     if (expired.length === 0) return;
-    for (const s of expired) this.deps.logger.info({ domain: s.domain, reason: s.reason, until: new Date(s.until!).toISOString() }, 'domain suspension expired; delivery resumed');
+    for (const s of expired) this.deps.logger.info({ event: 'suspension_expired', domain: s.domain, reason: s.reason, until: new Date(s.until!).toISOString(), ...(s.rule ? { rule: s.rule } : {}) }, 'domain suspension expired; delivery resumed');
     this.persist().catch((err: Error) => this.deps.logger.error({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'suspensions could not be saved'));
   }
 

@@ -1,0 +1,89 @@
+import type { Clock } from '../core/index.js';
+import type { RedisLink } from './redis-link.js';
+
+/** What a match of a rule counted: the matches now in its window, and whether this one made the rule fire. */
+export interface Count {
+  readonly matches: number;
+  readonly fired: boolean;
+  /** Counted on this node alone (no Redis, or Redis away). */
+  readonly local: boolean;
+}
+
+export interface CountedRule {
+  readonly name: string;
+  readonly threshold: number;
+  readonly windowMs: number;
+  readonly durationMs: number;
+}
+
+/**
+ * One match counted cluster-wide: a sorted set per rule and destination, scored by Redis's
+ * clock (not the node's), one member per match; trimmed to the window, counted; at the
+ * threshold a fired-marker (SET NX PX, for the action's duration) lets one node, once,
+ * fire the rule. While the marker lives the rule does not count (its action is in force).
+ * Safe twice: the member is added once (ZADD NX), and a run that finds its own member as
+ * the marker answers "fired" again, so a reply lost to a timeout does not lose the firing.
+ */
+const HIT = `
+local fired = redis.call('GET', KEYS[2])
+if fired then
+  if fired == ARGV[1] then return {tonumber(ARGV[3]), 1} end
+  return {0, 0}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], 'NX', now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local n = redis.call('ZCARD', KEYS[1])
+if n >= tonumber(ARGV[3]) and redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[4]) then
+  redis.call('DEL', KEYS[1])
+  return {n, 1}
+end
+return {n, 0}
+`;
+
+/** Local counts are kept for at most this many rule × destination pairs (the oldest go first). */
+const MAX_LOCAL_KEYS = 10_000;
+
+/**
+ * Counts the matches of automation rules: in Redis when there is a link and it is up, so
+ * that N matches anywhere in the cluster make the rule fire once; otherwise on this node
+ * alone (the rule still works on one node, and while Redis is away).
+ */
+export class AutomationCounter {
+  private readonly local = new Map<string, { hits: number[]; firedUntil: number }>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly link?: RedisLink,
+  ) {}
+
+  async hit(rule: CountedRule, destination: string, member: string): Promise<Count> {
+    if (this.link?.up) {
+      const keys = [this.link.destinationKey(destination, `auto:${rule.name}:hits`), this.link.destinationKey(destination, `auto:${rule.name}:fired`)];
+      const answer = await this.link.script('automation_hit', HIT, keys, [member, rule.windowMs, rule.threshold, rule.durationMs]);
+      if (Array.isArray(answer)) return { matches: Number(answer[0]), fired: answer[1] === 1, local: false };
+    }
+    return this.hitLocally(rule, destination);
+  }
+
+  private hitLocally(rule: CountedRule, destination: string): Count {
+    const now = this.clock.now();
+    const key = `${rule.name}|${destination}`;
+    let s = this.local.get(key);
+    if (!s) {
+      s = { hits: [], firedUntil: 0 };
+      this.local.set(key, s);
+      if (this.local.size > MAX_LOCAL_KEYS) this.local.delete(this.local.keys().next().value!);
+    }
+    if (s.firedUntil > now) return { matches: 0, fired: false, local: true };
+    s.hits = s.hits.filter((t) => t > now - rule.windowMs);
+    s.hits.push(now);
+    const matches = s.hits.length;
+    if (matches < rule.threshold) return { matches, fired: false, local: true };
+    s.hits = [];
+    s.firedUntil = now + rule.durationMs;
+    return { matches, fired: true, local: true };
+  }
+}

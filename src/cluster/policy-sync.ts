@@ -1,0 +1,253 @@
+import type { Clock } from '../core/index.js';
+import type { Logger } from '../log/index.js';
+import type { LocalPolicy, OverrideRecord, PolicyChange, SuspensionRecord } from './policy-records.js';
+import type { RedisLink } from './redis-link.js';
+
+export interface PolicySyncOptions {
+  readonly link: RedisLink;
+  readonly local: LocalPolicy;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** How often the epoch is read in case a published change was lost (default 3 s). */
+  readonly checkEveryMs?: number;
+}
+
+/** A lift is kept this long in Redis, so that a node back from a long outage does not set again what was lifted meanwhile. */
+export const TOMBSTONE_MS = 7 * 86_400_000;
+/** At most this many records are read (a bound on what a damaged or hostile Redis can make a node hold). */
+const MAX_RECORDS = 100_000;
+const MAX_VALUE_BYTES = 4096;
+
+/** A field's value in the records hash: the record, or a lift (no record), with when it changed and when it may be dropped. */
+interface Stored {
+  readonly changed: number;
+  readonly until?: number;
+  readonly record?: SuspensionRecord | OverrideRecord;
+}
+
+/**
+ * Writes a change unless a later one of the same destination is there already (two nodes
+ * that changed it while Redis was away: the later change wins). Safe twice: the same
+ * change written again changes nothing, and the epoch only counts up.
+ */
+const PUT = `
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then
+  local ok, old = pcall(cjson.decode, cur)
+  if ok and type(old) == 'table' and tonumber(old.changed) and tonumber(old.changed) > tonumber(ARGV[3]) then
+    return {0, tonumber(redis.call('GET', KEYS[2]) or '0')}
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return {1, redis.call('INCR', KEYS[2])}
+`;
+
+/** Drops a record whose time is up, unless it changed since it was read. */
+const DROP = `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+`;
+
+const fieldOf = (change: Pick<PolicyChange, 'kind' | 'key'>) => `${change.kind}|${change.key}`;
+
+function canonical(kind: PolicyChange['kind'], r: SuspensionRecord | OverrideRecord): string {
+  if (kind === 'suspension') {
+    const s = r as SuspensionRecord;
+    return JSON.stringify([s.domain, s.reason, s.since, s.until ?? null, s.rule ?? null]);
+  }
+  const o = r as OverrideRecord;
+  return JSON.stringify([o.destination, o.maxConnections ?? null, o.maxMessageRate?.count ?? null, o.maxMessageRate?.perMs ?? null, o.reason, o.since, o.until, o.rule ?? null]);
+}
+
+/** A value read from Redis, checked: anything else is ignored (and left for whoever wrote it). */
+function parseStored(kind: string, key: string, text: string): Stored | undefined {
+  if (text.length > MAX_VALUE_BYTES) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!v || typeof v !== 'object') return undefined;
+  const s = v as { changed?: unknown; until?: unknown; record?: Record<string, unknown> };
+  if (typeof s.changed !== 'number' || (s.until !== undefined && typeof s.until !== 'number')) return undefined;
+  const r = s.record;
+  if (r === undefined) return { changed: s.changed, ...(typeof s.until === 'number' ? { until: s.until } : {}) };
+  if (typeof r !== 'object' || r === null || typeof r.reason !== 'string' || typeof r.since !== 'number') return undefined;
+  if (kind === 'suspension' && r.domain !== key) return undefined;
+  if (kind === 'override' && (r.destination !== key || typeof r.until !== 'number')) return undefined;
+  return s as Stored;
+}
+
+/**
+ * Suspensions and limit overrides shared by every node through Redis (issue #17). Each
+ * record is a field of one hash (`<prefix>{policy}:records`, `suspension|<domain>` or
+ * `override|<destination>`), next to an epoch counter raised at every change. A change made
+ * here is written (PUT), then the epoch is published on the `policy` channel: every node
+ * reloads the hash and applies what differs, within a second. Each node also reads the
+ * epoch every few seconds (one GET) in case a message was lost, and reloads when it moved.
+ *
+ * Each node keeps its own copy (the queue directory's suspensions.json and overrides.json),
+ * so that the policy holds through a Redis outage and a restart. A change made while Redis
+ * is away applies here at once and is written when the link comes back (`up`); a record
+ * Redis does not have (a Redis that lost its data) is written back from the local copy.
+ * Records whose time is up are dropped by whichever node reads them.
+ */
+export class PolicySync {
+  /** Changes made here and not yet in Redis, by field (the latest of each). */
+  private readonly pending = new Map<string, PolicyChange>();
+  private epoch: string | undefined;
+  private timer?: NodeJS.Timeout;
+  private unsubscribe?: () => void;
+  private chain: Promise<void> = Promise.resolve();
+  private reloadQueued = false;
+  private closed = false;
+  private readonly recordsKey: string;
+  private readonly epochKey: string;
+  private readonly onUp = () => this.sync();
+
+  constructor(private readonly options: PolicySyncOptions) {
+    this.recordsKey = options.link.key('{policy}', 'records');
+    this.epochKey = options.link.key('{policy}', 'epoch');
+  }
+
+  start(): void {
+    const { link } = this.options;
+    this.unsubscribe = link.subscribe('policy', (message) => {
+      if (message !== this.epoch) this.reload();
+    });
+    link.on('up', this.onUp);
+    this.timer = setInterval(() => this.check(), this.options.checkEveryMs ?? 3000);
+    this.timer.unref();
+    if (link.up) this.sync();
+  }
+
+  /** A change made on this node: written to Redis now, or when it is back. */
+  announce(change: PolicyChange): void {
+    if (this.closed) return;
+    this.pending.set(fieldOf(change), change);
+    this.queue(() => this.push());
+  }
+
+  /** Resolves once the work asked for so far is done (tests, shutdown). */
+  settled(): Promise<void> {
+    return this.chain;
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.timer);
+    this.unsubscribe?.();
+    this.options.link.off('up', this.onUp);
+  }
+
+  /** Back in touch with Redis: what changed here first, then what changed elsewhere. */
+  private sync(): void {
+    this.queue(() => this.push());
+    this.reload();
+  }
+
+  private reload(): void {
+    if (this.reloadQueued) return;
+    this.reloadQueued = true;
+    this.queue(async () => {
+      this.reloadQueued = false;
+      await this.load();
+    });
+  }
+
+  /** The cheap check: one GET; a reload only when the epoch moved. */
+  private check(): void {
+    if (this.closed || !this.options.link.up) return;
+    this.queue(async () => {
+      const epoch = await this.options.link.call('policy_epoch', (c) => c.get(this.epochKey));
+      if (epoch !== undefined && (epoch ?? '0') !== this.epoch) await this.load();
+    });
+  }
+
+  private queue(work: () => Promise<void>): void {
+    this.chain = this.chain
+      .then(() => (this.closed ? undefined : work()))
+      .catch((err: Error) => this.options.logger.error({ event: 'policy_sync_failed', err: err.message }, 'the shared suspensions and overrides could not be synchronised'));
+  }
+
+  /** Writes the pending changes; stops at the first that Redis does not take (down: kept for `up`). */
+  private async push(): Promise<void> {
+    let epoch: number | undefined;
+    for (const [field, change] of [...this.pending]) {
+      const stored: Stored = change.record
+        ? { changed: change.at, ...(change.record.until !== undefined ? { until: change.record.until } : {}), record: change.record }
+        : { changed: change.at, until: change.at + TOMBSTONE_MS };
+      const answer = await this.options.link.script('policy_put', PUT, [this.recordsKey, this.epochKey], [field, JSON.stringify(stored), change.at]);
+      if (!Array.isArray(answer)) return;
+      if (this.pending.get(field) === change) this.pending.delete(field);
+      if (answer[0] === 1) epoch = Number(answer[1]);
+      else this.options.logger.info({ event: 'policy_change_superseded', field, at: change.at }, 'a later change of this destination made on another node stands');
+    }
+    if (epoch !== undefined) this.options.link.publish('policy', String(epoch));
+  }
+
+  /** Reads every record and makes the local policy the shared one. */
+  private async load(): Promise<void> {
+    const { link, local, clock } = this.options;
+    const read = await link.call('policy_load', async (c) => {
+      const [[, epoch], [, all]] = (await c.multi().get(this.epochKey).hgetall(this.recordsKey).exec()) as [[unknown, string | null], [unknown, Record<string, string>]];
+      return { epoch: epoch ?? '0', all };
+    });
+    if (!read) return;
+    const now = clock.now();
+    const remote = new Map<string, Stored>();
+    let n = 0;
+    for (const [field, text] of Object.entries(read.all)) {
+      if (++n > MAX_RECORDS) break;
+      const bar = field.indexOf('|');
+      const kind = field.slice(0, bar);
+      if (kind !== 'suspension' && kind !== 'override') continue;
+      const stored = parseStored(kind, field.slice(bar + 1), text);
+      if (!stored) continue;
+      if (stored.until !== undefined && stored.until <= now) {
+        // Its time is up: whoever sees it first drops it.
+        await link.script('policy_drop', DROP, [this.recordsKey], [field, text]);
+        continue;
+      }
+      remote.set(field, stored);
+    }
+    const mine = new Map<string, { kind: PolicyChange['kind']; record: SuspensionRecord | OverrideRecord }>();
+    for (const s of local.suspensions()) mine.set(`suspension|${s.domain}`, { kind: 'suspension', record: s });
+    for (const o of local.overrides()) mine.set(`override|${o.destination}`, { kind: 'override', record: o });
+    let pushBack = false;
+    for (const field of new Set([...remote.keys(), ...mine.keys()])) {
+      // A change made here and not yet written goes first; the next load sees it in Redis.
+      if (this.pending.has(field)) continue;
+      const bar = field.indexOf('|');
+      const kind = field.slice(0, bar) as PolicyChange['kind'];
+      const key = field.slice(bar + 1);
+      const there = remote.get(field);
+      const here = mine.get(field);
+      if (there?.record) {
+        if (here && canonical(kind, here.record) === canonical(kind, there.record)) continue;
+        if (here && here.record.since > there.changed) {
+          this.pending.set(field, { kind, key, record: here.record, at: here.record.since } as PolicyChange);
+          pushBack = true;
+          continue;
+        }
+        await local.apply({ kind, key, record: there.record, at: there.changed } as PolicyChange);
+      } else if (there) {
+        if (!here) continue;
+        if (here.record.since > there.changed) {
+          this.pending.set(field, { kind, key, record: here.record, at: here.record.since } as PolicyChange);
+          pushBack = true;
+        } else await local.apply({ kind, key, at: there.changed });
+      } else if (here) {
+        // Redis does not know it (it lost its data, or this node was set before it used Redis): written back.
+        this.pending.set(field, { kind, key, record: here.record, at: here.record.since } as PolicyChange);
+        pushBack = true;
+      }
+    }
+    this.epoch = read.epoch;
+    if (pushBack) await this.push();
+  }
+}

@@ -1,0 +1,102 @@
+import type { Clock } from '../core/index.js';
+import { rateText } from '../config/index.js';
+import type { LocalPolicy, OverrideRecord, PolicyChange } from '../cluster/index.js';
+import type { Logger } from '../log/index.js';
+import type { Suspension } from './destinations.js';
+import type { OverrideOptions, Overrides } from './overrides.js';
+import type { QueueOperations, SuspendOptions } from './queue-operations.js';
+
+/** What an operator (admin API) and automation.ini may do to a destination's policy. */
+export interface PolicyOperations {
+  suspend(domain: string, options?: SuspendOptions): Promise<Suspension>;
+  /** Lifts a suspension (and the domain's backoff); returns how many entries became due. */
+  resume(domain: string): Promise<number>;
+  suspensions(): Suspension[];
+  override(destination: string, options: OverrideOptions): Promise<OverrideRecord>;
+  /** Lifts an override; undefined when the destination had none here. */
+  clear(destination: string): Promise<OverrideRecord | undefined>;
+  overrides(): OverrideRecord[];
+}
+
+type Listener = (change: PolicyChange) => void;
+
+/**
+ * One node's destination policy: the scheduler's suspensions and the limit overrides. A
+ * change made here (operator, automation) is told to the listeners (the cluster's policy
+ * sync, which writes it to Redis); a change from elsewhere comes in through apply(), and
+ * is not told again.
+ */
+export class DestinationPolicy implements PolicyOperations, LocalPolicy {
+  private readonly listeners = new Set<Listener>();
+
+  constructor(
+    private readonly queue: Pick<QueueOperations, 'suspend' | 'resume' | 'suspensions'>,
+    private readonly book: Overrides,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {}
+
+  onChange(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async suspend(domain: string, options?: SuspendOptions): Promise<Suspension> {
+    const s = await this.queue.suspend(domain, options);
+    this.tell({ kind: 'suspension', key: s.domain, record: s, at: s.since });
+    return s;
+  }
+
+  async resume(domain: string): Promise<number> {
+    const released = await this.queue.resume(domain);
+    // Told even when this node held no suspension: another may (`resume` on any node lifts it everywhere).
+    this.tell({ kind: 'suspension', key: domain.toLowerCase(), at: this.clock.now() });
+    return released;
+  }
+
+  suspensions(): Suspension[] {
+    return this.queue.suspensions();
+  }
+
+  async override(destination: string, options: OverrideOptions): Promise<OverrideRecord> {
+    const o = await this.book.set(destination, options);
+    this.logger.info({ event: 'override_set', destination: o.destination, max_connections: o.maxConnections ?? null, max_message_rate: o.maxMessageRate ? rateText(o.maxMessageRate) : null, until: new Date(o.until).toISOString(), reason: o.reason, ...(o.rule ? { rule: o.rule } : {}) }, 'destination limits overridden');
+    this.tell({ kind: 'override', key: o.destination, record: o, at: o.since });
+    return o;
+  }
+
+  async clear(destination: string): Promise<OverrideRecord | undefined> {
+    const gone = await this.book.clear(destination);
+    this.tell({ kind: 'override', key: destination.toLowerCase(), at: this.clock.now() });
+    return gone;
+  }
+
+  overrides(): OverrideRecord[] {
+    return this.book.list();
+  }
+
+  /** A change made on another node: applied here as it was made there. */
+  async apply(change: PolicyChange): Promise<void> {
+    if (change.kind === 'suspension') {
+      if (!change.record) {
+        if (this.queue.suspensions().some((s) => s.domain === change.key)) await this.queue.resume(change.key);
+        return;
+      }
+      const { domain, reason, since, until, rule } = change.record;
+      if (until !== undefined && until <= this.clock.now()) return;
+      await this.queue.suspend(domain, { reason, since, ...(until !== undefined ? { until } : {}), ...(rule ? { rule } : {}) });
+      return;
+    }
+    if (!change.record) {
+      await this.book.clear(change.key);
+      return;
+    }
+    const o = change.record;
+    if (o.until <= this.clock.now()) return;
+    await this.book.set(o.destination, { ...o });
+  }
+
+  private tell(change: PolicyChange): void {
+    for (const listener of this.listeners) listener(change);
+  }
+}

@@ -1,0 +1,196 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
+import { Automation, AutomationCounter, OverrideTable, PolicySync, RedisLink } from '../../src/cluster/index.js';
+import { loadConfig, parseAutomation, redisMainSchema } from '../../src/config/index.js';
+import { systemClock } from '../../src/core/index.js';
+import type { SmtpReply } from '../../src/core/index.js';
+import { createLogger } from '../../src/log/index.js';
+import { DestinationPolicy, OverrideFile, Overrides, Scheduler, SuspensionFile } from '../../src/scheduler/index.js';
+import { MemorySpool } from '../../src/spool/index.js';
+import { RedisServer } from '../helpers/redis-server.js';
+import { tempDir } from '../helpers/temp-dir.js';
+import { writeConfig } from '../helpers/tern-process.js';
+
+const silent = createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }) as never });
+const outbound = loadConfig(writeConfig({})).outbound;
+
+/** Polls until `check` holds (a change travels through Redis; no time is asserted). */
+async function until(check: () => boolean, what: string, withinMs = 10_000): Promise<void> {
+  const end = Date.now() + withinMs;
+  while (!check()) {
+    if (Date.now() > end) assert.fail(`not within ${withinMs} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** One node's policy as the daemon builds it: a real scheduler, its files, a RedisLink and the sync. */
+class Node {
+  readonly link: RedisLink;
+  readonly scheduler: Scheduler;
+  readonly overrides: Overrides;
+  readonly policy: DestinationPolicy;
+  readonly sync: PolicySync;
+
+  constructor(
+    url: string,
+    readonly id: string,
+    readonly dir = tempDir('tern-policy-'),
+    checkEveryMs = 60_000,
+  ) {
+    this.link = new RedisLink({ settings: redisMainSchema.parse({ enabled: 'true', url, command_timeout: '300', key_prefix: 'ps:' }), nodeId: id, logger: silent });
+    const spool = new MemorySpool();
+    this.scheduler = new Scheduler({ config: outbound, spool, deliverer: { deliver: async () => ({ recipients: [], tls: false }), destroy: () => undefined }, logger: silent, clock: systemClock, suspensions: new SuspensionFile(this.dir) });
+    this.overrides = new Overrides({ table: new OverrideTable(systemClock), store: new OverrideFile(this.dir), clock: systemClock, logger: silent, reshape: () => this.scheduler.reshape() });
+    this.policy = new DestinationPolicy(this.scheduler, this.overrides, systemClock, silent);
+    this.sync = new PolicySync({ link: this.link, local: this.policy, logger: silent, clock: systemClock, checkEveryMs });
+    this.policy.onChange((c) => this.sync.announce(c));
+    this.sync.start();
+  }
+
+  suspended(domain: string) {
+    return this.policy.suspensions().find((s) => s.domain === domain);
+  }
+
+  async close(): Promise<void> {
+    this.sync.close();
+    this.overrides.close();
+    await this.sync.settled();
+    await this.scheduler.close();
+    await this.link.close();
+  }
+}
+
+describe('policy sync: suspensions and overrides shared through a real Redis', () => {
+  let redis: RedisServer;
+  const nodes: Node[] = [];
+  const node = async (id: string, dir?: string, checkEveryMs?: number) => {
+    const n = new Node(redis.url, id, dir, checkEveryMs);
+    nodes.push(n);
+    assert.equal(await n.link.ready(5000), true);
+    return n;
+  };
+  before(async () => {
+    redis = await RedisServer.start();
+  });
+  after(async () => {
+    for (const n of nodes) await n.close();
+    await redis.stop();
+  });
+
+  test('a suspension on one node reaches the others through the subscription; resume on another lifts it everywhere', async () => {
+    const [a, b, c] = [await node('a'), await node('b'), await node('c')];
+    await Promise.all([a, b, c].map((n) => n.sync.settled()));
+    const s = await a.policy.suspend('yahoo.com', { durationMs: 600_000, reason: 'x' });
+    await until(() => b.suspended('yahoo.com') !== undefined && c.suspended('yahoo.com') !== undefined, 'b and c suspend yahoo.com');
+    assert.equal(b.suspended('yahoo.com')!.until, s.until, 'the same end everywhere, not counted again from now');
+    assert.equal(c.suspended('yahoo.com')!.reason, 'x');
+    await b.policy.resume('yahoo.com');
+    await until(() => a.suspended('yahoo.com') === undefined && c.suspended('yahoo.com') === undefined, 'a and c resume yahoo.com');
+    await a.policy.override('mx:*.outlook.com', { maxConnections: 1, durationMs: 600_000, reason: 'slow down' });
+    await until(() => c.policy.overrides().some((o) => o.destination === 'mx:*.outlook.com' && o.maxConnections === 1), 'c holds the override');
+    await c.policy.clear('mx:*.outlook.com');
+    await until(() => a.policy.overrides().length === 0 && b.policy.overrides().length === 0, 'the override is cleared everywhere');
+  });
+
+  test('a lost message is caught by the epoch check', async () => {
+    const d = await node('d', undefined, 300);
+    await d.sync.settled();
+    // A change written as a node writes it, without its PUBLISH (the message that got lost).
+    const raw = new Redis(redis.url);
+    try {
+      const now = Date.now();
+      await raw.hset('ps:{policy}:records', 'suspension|lost.test', JSON.stringify({ changed: now, until: now + 600_000, record: { domain: 'lost.test', reason: 'no message', since: now, until: now + 600_000 } }));
+      await raw.incr('ps:{policy}:epoch');
+    } finally {
+      raw.disconnect();
+    }
+    await until(() => d.suspended('lost.test') !== undefined, 'd finds the suspension by its epoch check');
+    await d.policy.resume('lost.test');
+  });
+
+  test('a change made while Redis is away applies at once and is written when it is back; the later change wins', async () => {
+    const [e, f] = [await node('e', undefined, 300), await node('f', undefined, 300)];
+    await Promise.all([e.sync.settled(), f.sync.settled()]);
+    await e.policy.suspend('both.test', { durationMs: 600_000, reason: 'before' });
+    await until(() => f.suspended('both.test') !== undefined, 'f has it');
+    redis.pause();
+    await until(() => !e.link.up && !f.link.up, 'both links see Redis down');
+    await e.policy.suspend('outage.test', { durationMs: 600_000, reason: 'during the outage' });
+    assert.ok(e.suspended('outage.test'), 'applied locally at once');
+    // Both change both.test while apart: e lifts it, f (later) suspends it again with a new reason.
+    await e.policy.resume('both.test');
+    await new Promise((r) => setTimeout(r, 20));
+    await f.policy.suspend('both.test', { durationMs: 600_000, reason: 'later' });
+    redis.resume();
+    await until(() => f.suspended('outage.test')?.reason === 'during the outage', 'f gets the change made during the outage');
+    await until(() => e.suspended('both.test')?.reason === 'later' && f.suspended('both.test')?.reason === 'later', 'the later change stands on both');
+    await e.policy.resume('outage.test');
+    await e.policy.resume('both.test');
+    await until(() => f.suspended('both.test') === undefined && f.suspended('outage.test') === undefined, 'lifted on f');
+  });
+
+  test('the local copy holds through a restart, and is written back to a Redis that lost its data', async () => {
+    const dir = tempDir('tern-policy-');
+    const g = await node('g', dir, 300);
+    const h = await node('h', undefined, 300);
+    await g.policy.suspend('kept.test', { durationMs: 600_000, reason: 'kept' });
+    await g.policy.override('kept.test', { maxMessageRate: { count: 1, perMs: 60_000 }, durationMs: 600_000, reason: 'slow' });
+    await until(() => h.suspended('kept.test') !== undefined && h.policy.overrides().length > 0, 'h has both');
+    await g.close();
+    nodes.splice(nodes.indexOf(g), 1);
+    await redis.restart();
+    // g again, from its queue directory: its suspension and override are there before Redis answers.
+    const again = new Node(redis.url, 'g', dir, 300);
+    nodes.push(again);
+    assert.equal(again.suspended('kept.test')?.reason, 'kept');
+    assert.equal(again.policy.overrides()[0]?.reason, 'slow');
+    await until(() => again.link.up && h.link.up, 'both back on Redis');
+    const raw = new Redis(redis.url);
+    try {
+      let fields: string[] = [];
+      const end = Date.now() + 10_000;
+      while (fields.length < 2 && Date.now() < end) {
+        fields = Object.keys(await raw.hgetall('ps:{policy}:records'));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual(fields.sort(), ['override|kept.test', 'suspension|kept.test'], 'written back from the local copies');
+    } finally {
+      raw.disconnect();
+    }
+    assert.ok(h.suspended('kept.test'), 'h kept it throughout');
+    await again.policy.resume('kept.test');
+    await again.policy.clear('kept.test');
+    await until(() => h.suspended('kept.test') === undefined && h.policy.overrides().length === 0, 'lifted on h');
+  });
+
+  test('an automation threshold counted across nodes fires once, and its suspension reaches every node with the rule name', async () => {
+    const rules = parseAutomation('[ts04]\nmatch=\\[TS04\\]\nthreshold=3\nwindow=10m\naction=suspend\nduration=2h\n').rules;
+    const members = [await node('p'), await node('q'), await node('r')];
+    const firings: string[] = [];
+    const automations = members.map(
+      (n) =>
+        new Automation({
+          rules: () => rules,
+          counter: new AutomationCounter(systemClock, n.link),
+          logger: silent,
+          clock: systemClock,
+          nodeId: n.id,
+          fire: async ({ rule, domain }) => {
+            firings.push(n.id);
+            await n.policy.suspend(domain, { durationMs: rule.durationMs, reason: 'automation', rule: rule.name });
+          },
+        }),
+    );
+    const reply: SmtpReply = { code: 421, enhanced: '4.7.0', text: '[TS04] Messages temporarily deferred', remote: { name: 'mx.auto.test', address: '192.0.2.1' } };
+    // Two matches on each node: six in all, three needed; the rule fires once.
+    for (let round = 0; round < 2; round++) {
+      for (const [i, auto] of automations.entries()) auto.observe('auto.test', `e${round}${i}`, { recipients: [{ address: 'u@auto.test', result: 'deferred', reply }], tls: false });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await until(() => members.every((n) => n.suspended('auto.test')?.rule === 'ts04'), 'every node suspends auto.test by rule ts04');
+    assert.equal(firings.length, 1, `fired once cluster-wide (by ${firings.join(', ')})`);
+    await members[0].policy.resume('auto.test');
+  });
+});

@@ -1,6 +1,7 @@
 import type { Clock } from '../core/index.js';
 import type { Logger } from '../log/index.js';
 import type { LocalPolicy, OverrideRecord, PolicyChange, SuspensionRecord } from './policy-records.js';
+import { isOverrideDestination } from './policy-records.js';
 import { slotScope, type RedisLink } from './redis-link.js';
 
 export interface PolicySyncOptions {
@@ -75,6 +76,25 @@ function canonical(kind: PolicyChange['kind'], r: SuspensionRecord | OverrideRec
   return JSON.stringify([o.destination, o.maxConnections ?? null, o.maxMessageRate?.count ?? null, o.maxMessageRate?.perMs ?? null, o.reason, o.since, o.until, o.rule ?? null]);
 }
 
+const MAX_REASON = 500;
+const RULE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const SUSPENDED_DOMAIN = /^[a-z0-9.:[\]-]{1,255}$/;
+const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+const isCount = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= max;
+
+/** Whether a record read from Redis holds what the admin API would have accepted. */
+function validRecord(kind: string, key: string, r: Record<string, unknown>): boolean {
+  if (typeof r.reason !== 'string' || r.reason.length > MAX_REASON || !isTime(r.since)) return false;
+  if (r.rule !== undefined && !(typeof r.rule === 'string' && RULE_NAME.test(r.rule))) return false;
+  if (kind === 'suspension') return r.domain === key && SUSPENDED_DOMAIN.test(key) && (r.until === undefined || isTime(r.until));
+  if (r.destination !== key || !isOverrideDestination(key) || !isTime(r.until)) return false;
+  const rate = r.maxMessageRate as { count?: unknown; perMs?: unknown } | undefined;
+  if (r.maxConnections === undefined && rate === undefined) return false;
+  if (r.maxConnections !== undefined && !isCount(r.maxConnections, 100_000)) return false;
+  if (rate !== undefined && !(rate && typeof rate === 'object' && isCount(rate.count, 1e9) && typeof rate.perMs === 'number' && Number.isFinite(rate.perMs) && rate.perMs > 0)) return false;
+  return true;
+}
+
 /** A value read from Redis, checked: anything else is ignored (and left for whoever wrote it). */
 function parseStored(kind: string, key: string, text: string): Stored | undefined {
   if (text.length > MAX_VALUE_BYTES) return undefined;
@@ -86,12 +106,10 @@ function parseStored(kind: string, key: string, text: string): Stored | undefine
   }
   if (!v || typeof v !== 'object') return undefined;
   const s = v as { changed?: unknown; until?: unknown; record?: Record<string, unknown> };
-  if (typeof s.changed !== 'number' || (s.until !== undefined && typeof s.until !== 'number')) return undefined;
+  if (!isTime(s.changed) || (s.until !== undefined && !isTime(s.until))) return undefined;
   const r = s.record;
   if (r === undefined) return { changed: s.changed, ...(typeof s.until === 'number' ? { until: s.until } : {}) };
-  if (typeof r !== 'object' || r === null || typeof r.reason !== 'string' || typeof r.since !== 'number') return undefined;
-  if (kind === 'suspension' && r.domain !== key) return undefined;
-  if (kind === 'override' && (r.destination !== key || typeof r.until !== 'number')) return undefined;
+  if (typeof r !== 'object' || r === null || Array.isArray(r) || !validRecord(kind, key, r)) return undefined;
   return s as Stored;
 }
 
@@ -121,6 +139,8 @@ export class PolicySync {
    * over a later change on the strength of this node's clock.
    */
   private readonly known = new Map<string, string>();
+  /** Records from Redis this node refused (logged once each). */
+  private readonly refusedRecords = new Set<string>();
   private epoch: string | undefined;
   private timer?: NodeJS.Timeout;
   private unsubscribe?: () => void;
@@ -224,6 +244,22 @@ export class PolicySync {
     if (refused) this.reload();
   }
 
+  /**
+   * Applies one record from Redis; one this node refuses is skipped (logged once), so that
+   * one bad record does not stop the others, nor the epoch from being taken.
+   */
+  private async applyOne(field: string, change: PolicyChange): Promise<void> {
+    try {
+      await this.options.local.apply(change);
+    } catch (err) {
+      const seen = `${field}|${change.at}`;
+      if (this.refusedRecords.has(seen)) return;
+      if (this.refusedRecords.size >= 1000) this.refusedRecords.clear();
+      this.refusedRecords.add(seen);
+      this.options.logger.warn({ event: 'policy_record_refused', field, err: (err as Error).message }, 'a shared suspension or override was refused here and skipped');
+    }
+  }
+
   /** Reads every record and makes the local policy the shared one. */
   private async load(): Promise<void> {
     const { link, local, clock } = this.options;
@@ -276,11 +312,11 @@ export class PolicySync {
           pushBackLocal(field, kind, key, here.record);
           continue;
         }
-        await local.apply({ kind, key, record: there.record, at: there.changed } as PolicyChange);
+        await this.applyOne(field, { kind, key, record: there.record, at: there.changed } as PolicyChange);
       } else if (there) {
         if (!here) continue;
         if (unseen && here.record.since > there.changed) pushBackLocal(field, kind, key, here.record);
-        else await local.apply({ kind, key, at: there.changed });
+        else await this.applyOne(field, { kind, key, at: there.changed });
       } else if (here) {
         // Redis does not know it (it lost its data, or this node was set before it used Redis): written back.
         pushBackLocal(field, kind, key, here.record);

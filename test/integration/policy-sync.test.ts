@@ -210,6 +210,29 @@ describe('policy sync: suspensions and overrides shared through a real Redis', (
     await w.policy.resume('oom.test');
   });
 
+  test('a bad record in Redis is skipped alone: the others apply, and a negative rate never becomes the lower one', async () => {
+    const v = await node('v', undefined, 300);
+    await v.sync.settled();
+    const raw = new Redis(redis.url);
+    try {
+      const now = Date.now();
+      const until = now + 600_000;
+      const put = (field: string, record: object) => raw.hset('ps:{policy}:records', field, JSON.stringify({ changed: now, until, record }));
+      await put('suspension|long.test', { domain: 'long.test', reason: 'r'.repeat(600), since: now, until });
+      await put('override|neg.test', { destination: 'neg.test', maxMessageRate: { count: -5, perMs: 1000 }, reason: '', since: now, until });
+      await put('suspension|bad..test', { domain: 'bad..test', reason: '', since: now, until });
+      await put('suspension|good.test', { domain: 'good.test', reason: 'fine', since: now, until });
+      await raw.incr('ps:{policy}:epoch');
+    } finally {
+      raw.disconnect();
+    }
+    await until(() => v.suspended('good.test') !== undefined, 'the good record applies');
+    assert.equal(v.suspended('long.test'), undefined);
+    assert.equal(v.suspended('bad..test'), undefined);
+    assert.equal(v.policy.overrides().find((o) => o.destination === 'neg.test'), undefined, 'a negative rate is not taken');
+    await v.policy.resume('good.test');
+  });
+
   test('an automation threshold counted across nodes fires once, and its suspension reaches every node with the rule name', async () => {
     const rules = parseAutomation('[ts04]\nmatch=\\[TS04\\]\nthreshold=3\nwindow=10m\naction=suspend\nduration=2h\n').rules;
     const members = [await node('p'), await node('q'), await node('r')];

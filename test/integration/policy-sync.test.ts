@@ -233,6 +233,39 @@ describe('policy sync: suspensions and overrides shared through a real Redis', (
     await v.policy.resume('good.test');
   });
 
+  test('an operator who lifts a rule\'s suspension early on another node lets the rule fire again', async () => {
+    const rules = parseAutomation('[once]\nmatch=\\[TS04\\]\nthreshold=1\nwindow=10m\naction=suspend\nduration=2h\n').rules;
+    const [s1, s2] = [await node('s1'), await node('s2')];
+    const firings: string[] = [];
+    const automations = [s1, s2].map((n) => {
+      const counter = new AutomationCounter(systemClock, n.link);
+      // As policy-parts wires it.
+      n.policy.onRuleLift(({ rule, destination, here }) => void counter.forget(rule, destination, here));
+      return new Automation({
+        rules: () => rules,
+        counter,
+        logger: silent,
+        clock: systemClock,
+        nodeId: n.id,
+        fire: async ({ rule, domain }) => {
+          firings.push(n.id);
+          await n.policy.suspend(domain, { durationMs: rule.durationMs, reason: 'automation', rule: rule.name });
+        },
+      });
+    });
+    const reply: SmtpReply = { code: 421, enhanced: '4.7.0', text: '[TS04] deferred', remote: { name: 'mx.lift.test', address: '192.0.2.1' } };
+    const seen = (i: number, id: string) => automations[i].observe('lift.test', id, { recipients: [{ address: 'u@lift.test', result: 'deferred', reply }], tls: false });
+    seen(0, 'first');
+    await until(() => s2.suspended('lift.test')?.rule === 'once', 's2 holds the rule\'s suspension');
+    await s2.policy.resume('lift.test');
+    await until(() => s1.suspended('lift.test') === undefined, 'lifted on s1');
+    await s2.sync.settled();
+    await new Promise((r) => setTimeout(r, 200));
+    seen(0, 'second');
+    await until(() => firings.length === 2 && s2.suspended('lift.test')?.rule === 'once', 'the rule fires again and its suspension reaches s2');
+    await s1.policy.resume('lift.test');
+  });
+
   test('an automation threshold counted across nodes fires once, and its suspension reaches every node with the rule name', async () => {
     const rules = parseAutomation('[ts04]\nmatch=\\[TS04\\]\nthreshold=3\nwindow=10m\naction=suspend\nduration=2h\n').rules;
     const members = [await node('p'), await node('q'), await node('r')];

@@ -1,5 +1,5 @@
 import type { Clock } from '../core/index.js';
-import type { RedisLink } from './redis-link.js';
+import { slotScope, type RedisLink } from './redis-link.js';
 
 /** What a match of a rule counted: the matches now in its window, and whether this one made the rule fire. */
 export interface Count {
@@ -66,6 +66,19 @@ export class AutomationCounter {
       if (Array.isArray(answer)) return { matches: Number(answer[0]), fired: answer[1] === 1, local: false };
     }
     return this.hitLocally(rule, destination);
+  }
+
+  /**
+   * A rule's action lifted early (an operator's `resume` or `clear`): the rule counts again at
+   * once instead of staying muted for the rest of its duration. `shared`: the lift was made on
+   * this node, so the cluster's marker goes too (a lift heard from another node clears only
+   * this node's own count, so that a late message cannot unmute a rule that fired again).
+   */
+  async forget(rule: string, destination: string, shared: boolean): Promise<void> {
+    this.local.delete(`${rule}|${destination}`);
+    if (!shared || !this.link?.up) return;
+    const fired = this.link.destinationKey(destination, `auto:${rule}:fired`);
+    await this.link.call('automation_forget', (c) => c.del(fired), slotScope(fired));
   }
 
   private hitLocally(rule: CountedRule, destination: string): Count {

@@ -6,7 +6,7 @@ import type { Logger } from '../log/index.js';
 import type { AutomationCounter } from './automation-counter.js';
 
 /** Only this much of a reply is matched: a hostile server's long reply costs no more than this. */
-export const MATCHED_BYTES = 1024;
+export const MATCHED_BYTES = 512;
 
 /** What a rule that fired asks for, on the destination it names. */
 export interface Firing {
@@ -30,7 +30,7 @@ export interface AutomationOptions {
   readonly fire: (firing: Firing) => Promise<void>;
 }
 
-/** A reply as a rule sees it: `<code> <enhanced> <text>` (the enhanced status left out when there is none), lines joined by a space, at most 1 KiB. */
+/** A reply as a rule sees it: `<code> <enhanced> <text>` (the enhanced status left out when there is none), lines joined by a space, at most 512 bytes (a bound on what a pattern runs on, with regexHazard's refusals). */
 export function replyLine(reply: SmtpReply): string {
   const text = reply.text.length > MATCHED_BYTES ? reply.text.slice(0, MATCHED_BYTES) : reply.text;
   return `${reply.code}${reply.enhanced ? ` ${reply.enhanced}` : ''} ${text.replace(/\r?\n/g, ' ')}`.slice(0, MATCHED_BYTES);

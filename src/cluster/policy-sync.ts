@@ -1,7 +1,8 @@
 import type { Clock } from '../core/index.js';
 import type { Logger } from '../log/index.js';
 import type { LocalPolicy, OverrideRecord, PolicyChange, SuspensionRecord } from './policy-records.js';
-import type { RedisLink } from './redis-link.js';
+import { isOverrideDestination } from './policy-records.js';
+import { slotScope, type RedisLink } from './redis-link.js';
 
 export interface PolicySyncOptions {
   readonly link: RedisLink;
@@ -27,19 +28,32 @@ interface Stored {
 
 /**
  * Writes a change unless a later one of the same destination is there already (two nodes
- * that changed it while Redis was away: the later change wins). Safe twice: the same
- * change written again changes nothing, and the epoch only counts up.
+ * that changed it while Redis was away: the later change wins). A change made while Redis
+ * answers is stamped with Redis's TIME here (ARGV[4] = '1'), not the node's clock, so that
+ * nodes whose clocks differ still agree on which change came last; a change queued during
+ * an outage keeps the node's time (ARGV[3]), the only one there was. A lift is kept as a
+ * tombstone for ARGV[5] ms. Safe twice: the same change written again holds the same
+ * record, and the epoch only counts up. Answers {written, epoch, changed}.
  */
 const PUT = `
+local at = tonumber(ARGV[3])
+if ARGV[4] == '1' then
+  local t = redis.call('TIME')
+  at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur then
   local ok, old = pcall(cjson.decode, cur)
-  if ok and type(old) == 'table' and tonumber(old.changed) and tonumber(old.changed) > tonumber(ARGV[3]) then
-    return {0, tonumber(redis.call('GET', KEYS[2]) or '0')}
+  if ok and type(old) == 'table' and tonumber(old.changed) and tonumber(old.changed) > at then
+    return {0, tonumber(redis.call('GET', KEYS[2]) or '0'), at}
   end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return {1, redis.call('INCR', KEYS[2])}
+local value = '{"changed":' .. string.format('%d', at)
+if ARGV[5] ~= '' then value = value .. ',"until":' .. string.format('%d', at + tonumber(ARGV[5])) end
+local rest = string.sub(ARGV[2], 2)
+if rest ~= '}' then value = value .. ',' .. rest else value = value .. '}' end
+redis.call('HSET', KEYS[1], ARGV[1], value)
+return {1, redis.call('INCR', KEYS[2]), at}
 `;
 
 /** Drops a record whose time is up, unless it changed since it was read. */
@@ -62,6 +76,25 @@ function canonical(kind: PolicyChange['kind'], r: SuspensionRecord | OverrideRec
   return JSON.stringify([o.destination, o.maxConnections ?? null, o.maxMessageRate?.count ?? null, o.maxMessageRate?.perMs ?? null, o.reason, o.since, o.until, o.rule ?? null]);
 }
 
+const MAX_REASON = 500;
+const RULE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const SUSPENDED_DOMAIN = /^[a-z0-9.:[\]-]{1,255}$/;
+const isTime = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+const isCount = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= max;
+
+/** Whether a record read from Redis holds what the admin API would have accepted. */
+function validRecord(kind: string, key: string, r: Record<string, unknown>): boolean {
+  if (typeof r.reason !== 'string' || r.reason.length > MAX_REASON || !isTime(r.since)) return false;
+  if (r.rule !== undefined && !(typeof r.rule === 'string' && RULE_NAME.test(r.rule))) return false;
+  if (kind === 'suspension') return r.domain === key && SUSPENDED_DOMAIN.test(key) && (r.until === undefined || isTime(r.until));
+  if (r.destination !== key || !isOverrideDestination(key) || !isTime(r.until)) return false;
+  const rate = r.maxMessageRate as { count?: unknown; perMs?: unknown } | undefined;
+  if (r.maxConnections === undefined && rate === undefined) return false;
+  if (r.maxConnections !== undefined && !isCount(r.maxConnections, 100_000)) return false;
+  if (rate !== undefined && !(rate && typeof rate === 'object' && isCount(rate.count, 1e9) && typeof rate.perMs === 'number' && Number.isFinite(rate.perMs) && rate.perMs > 0)) return false;
+  return true;
+}
+
 /** A value read from Redis, checked: anything else is ignored (and left for whoever wrote it). */
 function parseStored(kind: string, key: string, text: string): Stored | undefined {
   if (text.length > MAX_VALUE_BYTES) return undefined;
@@ -73,12 +106,10 @@ function parseStored(kind: string, key: string, text: string): Stored | undefine
   }
   if (!v || typeof v !== 'object') return undefined;
   const s = v as { changed?: unknown; until?: unknown; record?: Record<string, unknown> };
-  if (typeof s.changed !== 'number' || (s.until !== undefined && typeof s.until !== 'number')) return undefined;
+  if (!isTime(s.changed) || (s.until !== undefined && !isTime(s.until))) return undefined;
   const r = s.record;
   if (r === undefined) return { changed: s.changed, ...(typeof s.until === 'number' ? { until: s.until } : {}) };
-  if (typeof r !== 'object' || r === null || typeof r.reason !== 'string' || typeof r.since !== 'number') return undefined;
-  if (kind === 'suspension' && r.domain !== key) return undefined;
-  if (kind === 'override' && (r.destination !== key || typeof r.until !== 'number')) return undefined;
+  if (typeof r !== 'object' || r === null || Array.isArray(r) || !validRecord(kind, key, r)) return undefined;
   return s as Stored;
 }
 
@@ -97,8 +128,19 @@ function parseStored(kind: string, key: string, text: string): Stored | undefine
  * Records whose time is up are dropped by whichever node reads them.
  */
 export class PolicySync {
-  /** Changes made here and not yet in Redis, by field (the latest of each). */
-  private readonly pending = new Map<string, PolicyChange>();
+  /**
+   * Changes made here and not yet in Redis, by field (the latest of each); `redisTime`: made
+   * while Redis answered, so stamped with Redis's time when written.
+   */
+  private readonly pending = new Map<string, { readonly change: PolicyChange; readonly redisTime: boolean }>();
+  /**
+   * What Redis is known to hold for each field (the record's canonical text, '' for a lift),
+   * as read or written by this process: a local record Redis has seen is never pushed back
+   * over a later change on the strength of this node's clock.
+   */
+  private readonly known = new Map<string, string>();
+  /** Records from Redis this node refused (logged once each). */
+  private readonly refusedRecords = new Set<string>();
   private epoch: string | undefined;
   private timer?: NodeJS.Timeout;
   private unsubscribe?: () => void;
@@ -128,7 +170,7 @@ export class PolicySync {
   /** A change made on this node: written to Redis now, or when it is back. */
   announce(change: PolicyChange): void {
     if (this.closed) return;
-    this.pending.set(fieldOf(change), change);
+    this.pending.set(fieldOf(change), { change, redisTime: this.options.link.up });
     this.queue(() => this.push());
   }
 
@@ -159,11 +201,15 @@ export class PolicySync {
     });
   }
 
-  /** The cheap check: one GET; a reload only when the epoch moved. */
+  /**
+   * The cheap check: one GET; a reload only when the epoch moved. Changes Redis refused
+   * while the link stayed up (OOM, a master failing over) are tried again here.
+   */
   private check(): void {
     if (this.closed || !this.options.link.up) return;
+    if (this.pending.size > 0) this.queue(() => this.push());
     this.queue(async () => {
-      const epoch = await this.options.link.call('policy_epoch', (c) => c.get(this.epochKey));
+      const epoch = await this.options.link.call('policy_epoch', (c) => c.get(this.epochKey), slotScope(this.epochKey));
       if (epoch !== undefined && (epoch ?? '0') !== this.epoch) await this.load();
     });
   }
@@ -174,20 +220,44 @@ export class PolicySync {
       .catch((err: Error) => this.options.logger.error({ event: 'policy_sync_failed', err: err.message }, 'the shared suspensions and overrides could not be synchronised'));
   }
 
-  /** Writes the pending changes; stops at the first that Redis does not take (down: kept for `up`). */
+  /** Writes the pending changes; stops at the first that Redis does not take (kept for `up` or the next check). */
   private async push(): Promise<void> {
     let epoch: number | undefined;
-    for (const [field, change] of [...this.pending]) {
-      const stored: Stored = change.record
-        ? { changed: change.at, ...(change.record.until !== undefined ? { until: change.record.until } : {}), record: change.record }
-        : { changed: change.at, until: change.at + TOMBSTONE_MS };
-      const answer = await this.options.link.script('policy_put', PUT, [this.recordsKey, this.epochKey], [field, JSON.stringify(stored), change.at]);
+    let refused = false;
+    for (const [field, entry] of [...this.pending]) {
+      const { change, redisTime } = entry;
+      const body = change.record ? { ...(change.record.until !== undefined ? { until: change.record.until } : {}), record: change.record } : {};
+      const args = [field, JSON.stringify(body), change.at, redisTime ? '1' : '0', change.record ? '' : TOMBSTONE_MS];
+      const answer = await this.options.link.script('policy_put', PUT, [this.recordsKey, this.epochKey], args);
       if (!Array.isArray(answer)) return;
-      if (this.pending.get(field) === change) this.pending.delete(field);
-      if (answer[0] === 1) epoch = Number(answer[1]);
-      else this.options.logger.info({ event: 'policy_change_superseded', field, at: change.at }, 'a later change of this destination made on another node stands');
+      if (this.pending.get(field) === entry) this.pending.delete(field);
+      if (answer[0] === 1) {
+        epoch = Number(answer[1]);
+        this.known.set(field, change.record ? canonical(change.kind, change.record) : '');
+      } else {
+        refused = true;
+        this.options.logger.info({ event: 'policy_change_superseded', field, at: Number(answer[2]) }, 'a later change of this destination made on another node stands');
+      }
     }
     if (epoch !== undefined) this.options.link.publish('policy', String(epoch));
+    // The change that stands elsewhere must stand here too.
+    if (refused) this.reload();
+  }
+
+  /**
+   * Applies one record from Redis; one this node refuses is skipped (logged once), so that
+   * one bad record does not stop the others, nor the epoch from being taken.
+   */
+  private async applyOne(field: string, change: PolicyChange): Promise<void> {
+    try {
+      await this.options.local.apply(change);
+    } catch (err) {
+      const seen = `${field}|${change.at}`;
+      if (this.refusedRecords.has(seen)) return;
+      if (this.refusedRecords.size >= 1000) this.refusedRecords.clear();
+      this.refusedRecords.add(seen);
+      this.options.logger.warn({ event: 'policy_record_refused', field, err: (err as Error).message }, 'a shared suspension or override was refused here and skipped');
+    }
   }
 
   /** Reads every record and makes the local policy the shared one. */
@@ -196,7 +266,7 @@ export class PolicySync {
     const read = await link.call('policy_load', async (c) => {
       const [[, epoch], [, all]] = (await c.multi().get(this.epochKey).hgetall(this.recordsKey).exec()) as [[unknown, string | null], [unknown, Record<string, string>]];
       return { epoch: epoch ?? '0', all };
-    });
+    }, slotScope(this.epochKey));
     if (!read) return;
     const now = clock.now();
     const remote = new Map<string, Stored>();
@@ -219,6 +289,11 @@ export class PolicySync {
     for (const s of local.suspensions()) mine.set(`suspension|${s.domain}`, { kind: 'suspension', record: s });
     for (const o of local.overrides()) mine.set(`override|${o.destination}`, { kind: 'override', record: o });
     let pushBack = false;
+    const pushBackLocal = (field: string, kind: PolicyChange['kind'], key: string, record: SuspensionRecord | OverrideRecord) => {
+      // Not a change made while Redis answered: its own time is all there is to compare.
+      this.pending.set(field, { change: { kind, key, record, at: record.since } as PolicyChange, redisTime: false });
+      pushBack = true;
+    };
     for (const field of new Set([...remote.keys(), ...mine.keys()])) {
       // A change made here and not yet written goes first; the next load sees it in Redis.
       if (this.pending.has(field)) continue;
@@ -227,25 +302,30 @@ export class PolicySync {
       const key = field.slice(bar + 1);
       const there = remote.get(field);
       const here = mine.get(field);
+      // A local record Redis held once (read or written by this process) was superseded
+      // there: Redis wins whatever the clocks say. Only a record Redis never saw (set during an
+      // outage, then a restart) is compared by time.
+      const unseen = here !== undefined && this.known.get(field) !== canonical(kind, here.record);
       if (there?.record) {
         if (here && canonical(kind, here.record) === canonical(kind, there.record)) continue;
-        if (here && here.record.since > there.changed) {
-          this.pending.set(field, { kind, key, record: here.record, at: here.record.since } as PolicyChange);
-          pushBack = true;
+        if (here && unseen && here.record.since > there.changed) {
+          pushBackLocal(field, kind, key, here.record);
           continue;
         }
-        await local.apply({ kind, key, record: there.record, at: there.changed } as PolicyChange);
+        await this.applyOne(field, { kind, key, record: there.record, at: there.changed } as PolicyChange);
       } else if (there) {
         if (!here) continue;
-        if (here.record.since > there.changed) {
-          this.pending.set(field, { kind, key, record: here.record, at: here.record.since } as PolicyChange);
-          pushBack = true;
-        } else await local.apply({ kind, key, at: there.changed });
+        if (unseen && here.record.since > there.changed) pushBackLocal(field, kind, key, here.record);
+        else await this.applyOne(field, { kind, key, at: there.changed });
       } else if (here) {
         // Redis does not know it (it lost its data, or this node was set before it used Redis): written back.
-        this.pending.set(field, { kind, key, record: here.record, at: here.record.since } as PolicyChange);
-        pushBack = true;
+        pushBackLocal(field, kind, key, here.record);
       }
+    }
+    this.known.clear();
+    for (const [field, there] of remote) {
+      const kind = field.slice(0, field.indexOf('|')) as PolicyChange['kind'];
+      this.known.set(field, there.record ? canonical(kind, there.record) : '');
     }
     this.epoch = read.epoch;
     if (pushBack) await this.push();

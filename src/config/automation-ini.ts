@@ -4,6 +4,7 @@ import { ConfigError } from '../core/index.js';
 import { parseDuration } from './durations.js';
 import { optionalInt, wholeNumber } from './fields.js';
 import { mxPattern, rateSchema } from './limits.js';
+import { regexHazard } from './regex-safety.js';
 import type { RateSetting } from './limits.js';
 
 export const AUTOMATION_FILE = 'automation.ini';
@@ -41,7 +42,7 @@ const pattern = z
 
 const ruleSchema = z
   .object({
-    // Matched against `<code> <enhanced> <text>` of each remote reply (first 1 KiB).
+    // Matched against `<code> <enhanced> <text>` of each remote reply (first 512 bytes).
     match: z.string().min(1).max(MAX_PATTERN_CHARS, `expected at most ${MAX_PATTERN_CHARS} characters`),
     domains: list,
     mx: pattern,
@@ -106,6 +107,8 @@ export function parseAutomation(raw: string | undefined): AutomationConfig {
       fail(name, key, fields[key], message);
     }
     const r = result.data;
+    const hazard = regexHazard(r.match);
+    if (hazard) fail(name, 'match', r.match, hazard);
     let match: RegExp;
     try {
       match = new RegExp(r.match, 'i');

@@ -53,12 +53,15 @@ export function policyParts(config: ConfigHandle, ctx: PolicyContext): PolicyPar
       ...(rule.maxMessageRate ? { maxMessageRate: rule.maxMessageRate } : {}),
     });
   };
-  const automation = new Automation({ rules: () => config.current.automation.rules, counter: new AutomationCounter(clock, redis), logger, clock, nodeId: ctx.nodeId, fire });
+  const counter = new AutomationCounter(clock, redis);
+  const automation = new Automation({ rules: () => config.current.automation.rules, counter, logger, clock, nodeId: ctx.nodeId, fire });
   return {
     table,
     attach(scheduler) {
       overrides = new Overrides({ table, store: new OverrideFile(ctx.queueDir), clock, logger, reshape: () => scheduler.reshape() });
       policy = new DestinationPolicy(scheduler, overrides, clock, logger);
+      // An operator's early lift unmutes the rule that set it (else it stays silent for its whole duration).
+      policy.onRuleLift(({ rule, destination, here }) => void counter.forget(rule, destination, here));
       if (redis) {
         sync = new PolicySync({ link: redis, local: policy, logger, clock });
         const s = sync;

@@ -16,4 +16,4 @@ export type { OverrideOptions } from './overrides.js';
 export { OverrideFile, OVERRIDE_FILE } from './override-file.js';
 export type { OverrideStore } from './override-file.js';
 export { DestinationPolicy } from './policy.js';
-export type { PolicyOperations } from './policy.js';
+export type { PolicyOperations, RuleLift } from './policy.js';

@@ -19,6 +19,13 @@ export interface PolicyOperations {
 }
 
 type Listener = (change: PolicyChange) => void;
+/** A suspension or override an automation rule set, lifted before its time; `here`: by a command on this node. */
+export interface RuleLift {
+  readonly rule: string;
+  readonly destination: string;
+  readonly here: boolean;
+}
+type LiftListener = (lift: RuleLift) => void;
 
 /**
  * One node's destination policy: the scheduler's suspensions and the limit overrides. A
@@ -28,6 +35,7 @@ type Listener = (change: PolicyChange) => void;
  */
 export class DestinationPolicy implements PolicyOperations, LocalPolicy {
   private readonly listeners = new Set<Listener>();
+  private readonly liftListeners = new Set<LiftListener>();
 
   constructor(
     private readonly queue: Pick<QueueOperations, 'suspend' | 'resume' | 'suspensions'>,
@@ -47,8 +55,16 @@ export class DestinationPolicy implements PolicyOperations, LocalPolicy {
     return s;
   }
 
+  /** Told when a rule's suspension or override is lifted early (automation.ini counts that rule again). */
+  onRuleLift(listener: LiftListener): () => void {
+    this.liftListeners.add(listener);
+    return () => this.liftListeners.delete(listener);
+  }
+
   async resume(domain: string): Promise<number> {
+    const held = this.heldSuspension(domain);
     const released = await this.queue.resume(domain);
+    if (held?.rule) this.tellLift({ rule: held.rule, destination: held.domain, here: true });
     // Told even when this node held no suspension: another may (`resume` on any node lifts it everywhere).
     this.tell({ kind: 'suspension', key: domain.toLowerCase(), at: this.clock.now() });
     return released;
@@ -67,6 +83,7 @@ export class DestinationPolicy implements PolicyOperations, LocalPolicy {
 
   async clear(destination: string): Promise<OverrideRecord | undefined> {
     const gone = await this.book.clear(destination);
+    if (gone?.rule) this.tellLift({ rule: gone.rule, destination: gone.destination, here: true });
     this.tell({ kind: 'override', key: destination.toLowerCase(), at: this.clock.now() });
     return gone;
   }
@@ -79,7 +96,11 @@ export class DestinationPolicy implements PolicyOperations, LocalPolicy {
   async apply(change: PolicyChange): Promise<void> {
     if (change.kind === 'suspension') {
       if (!change.record) {
-        if (this.queue.suspensions().some((s) => s.domain === change.key)) await this.queue.resume(change.key);
+        const held = this.heldSuspension(change.key);
+        if (held) {
+          await this.queue.resume(change.key);
+          if (held.rule) this.tellLift({ rule: held.rule, destination: held.domain, here: false });
+        }
         return;
       }
       const { domain, reason, since, until, rule } = change.record;
@@ -88,12 +109,22 @@ export class DestinationPolicy implements PolicyOperations, LocalPolicy {
       return;
     }
     if (!change.record) {
-      await this.book.clear(change.key);
+      const gone = await this.book.clear(change.key);
+      if (gone?.rule) this.tellLift({ rule: gone.rule, destination: gone.destination, here: false });
       return;
     }
     const o = change.record;
     if (o.until <= this.clock.now()) return;
     await this.book.set(o.destination, { ...o });
+  }
+
+  private heldSuspension(domain: string): Suspension | undefined {
+    const name = domain.toLowerCase();
+    return this.queue.suspensions().find((s) => s.domain === name);
+  }
+
+  private tellLift(lift: RuleLift): void {
+    for (const listener of this.liftListeners) listener(lift);
   }
 
   private tell(change: PolicyChange): void {

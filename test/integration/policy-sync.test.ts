@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { Automation, AutomationCounter, OverrideTable, PolicySync, RedisLink } from '../../src/cluster/index.js';
 import { loadConfig, parseAutomation, redisMainSchema } from '../../src/config/index.js';
 import { systemClock } from '../../src/core/index.js';
+import type { Clock } from '../../src/core/index.js';
 import type { SmtpReply } from '../../src/core/index.js';
 import { createLogger } from '../../src/log/index.js';
 import { DestinationPolicy, OverrideFile, Overrides, Scheduler, SuspensionFile } from '../../src/scheduler/index.js';
@@ -38,13 +39,14 @@ class Node {
     readonly id: string,
     readonly dir = tempDir('tern-policy-'),
     checkEveryMs = 60_000,
+    clock: Clock = systemClock,
   ) {
     this.link = new RedisLink({ settings: redisMainSchema.parse({ enabled: 'true', url, command_timeout: '300', key_prefix: 'ps:' }), nodeId: id, logger: silent });
     const spool = new MemorySpool();
-    this.scheduler = new Scheduler({ config: outbound, spool, deliverer: { deliver: async () => ({ recipients: [], tls: false }), destroy: () => undefined }, logger: silent, clock: systemClock, suspensions: new SuspensionFile(this.dir) });
-    this.overrides = new Overrides({ table: new OverrideTable(systemClock), store: new OverrideFile(this.dir), clock: systemClock, logger: silent, reshape: () => this.scheduler.reshape() });
-    this.policy = new DestinationPolicy(this.scheduler, this.overrides, systemClock, silent);
-    this.sync = new PolicySync({ link: this.link, local: this.policy, logger: silent, clock: systemClock, checkEveryMs });
+    this.scheduler = new Scheduler({ config: outbound, spool, deliverer: { deliver: async () => ({ recipients: [], tls: false }), destroy: () => undefined }, logger: silent, clock, suspensions: new SuspensionFile(this.dir) });
+    this.overrides = new Overrides({ table: new OverrideTable(clock), store: new OverrideFile(this.dir), clock, logger: silent, reshape: () => this.scheduler.reshape() });
+    this.policy = new DestinationPolicy(this.scheduler, this.overrides, clock, silent);
+    this.sync = new PolicySync({ link: this.link, local: this.policy, logger: silent, clock, checkEveryMs });
     this.policy.onChange((c) => this.sync.announce(c));
     this.sync.start();
   }
@@ -65,8 +67,8 @@ class Node {
 describe('policy sync: suspensions and overrides shared through a real Redis', () => {
   let redis: RedisServer;
   const nodes: Node[] = [];
-  const node = async (id: string, dir?: string, checkEveryMs?: number) => {
-    const n = new Node(redis.url, id, dir, checkEveryMs);
+  const node = async (id: string, dir?: string, checkEveryMs?: number, clock?: Clock) => {
+    const n = new Node(redis.url, id, dir, checkEveryMs, clock);
     nodes.push(n);
     assert.equal(await n.link.ready(5000), true);
     return n;
@@ -163,6 +165,105 @@ describe('policy sync: suspensions and overrides shared through a real Redis', (
     await again.policy.resume('kept.test');
     await again.policy.clear('kept.test');
     await until(() => h.suspended('kept.test') === undefined && h.policy.overrides().length === 0, 'lifted on h');
+  });
+
+  test('nodes whose clocks differ agree on the last change: a suspension on a slow node after a lift elsewhere holds everywhere, a lift after a fast node\'s suspension lifts it there', async () => {
+    const slow = await node('slow', undefined, 300, { now: () => Date.now() - 5000 });
+    const fast = await node('fast', undefined, 300, { now: () => Date.now() + 5000 });
+    const b = await node('clockb', undefined, 300);
+    await Promise.all([slow, fast, b].map((n) => n.sync.settled()));
+    // b suspends and lifts; a second later the slow node suspends: the last change, by Redis's time.
+    await b.policy.suspend('skew.test', { durationMs: 600_000, reason: 'first' });
+    await until(() => slow.suspended('skew.test') !== undefined, 'slow has the first suspension');
+    await b.policy.resume('skew.test');
+    await until(() => slow.suspended('skew.test') === undefined, 'slow has the lift');
+    await new Promise((r) => setTimeout(r, 1000));
+    await slow.policy.suspend('skew.test', { durationMs: 600_000, reason: 'last' });
+    await until(() => b.suspended('skew.test')?.reason === 'last' && fast.suspended('skew.test')?.reason === 'last', 'the slow node\'s later suspension reaches b and fast');
+    assert.equal(slow.suspended('skew.test')?.reason, 'last');
+    // The fast node suspends, b lifts a moment later: lifted on the fast node too, not written back.
+    await fast.policy.suspend('fast.test', { durationMs: 600_000, reason: 'fast' });
+    await until(() => b.suspended('fast.test') !== undefined, 'b has the fast node\'s suspension');
+    await b.policy.resume('fast.test');
+    await until(() => fast.suspended('fast.test') === undefined && slow.suspended('fast.test') === undefined, 'the lift stands on the fast node');
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal(b.suspended('fast.test'), undefined, 'nothing wrote the suspension back');
+    await b.policy.resume('skew.test');
+  });
+
+  test('a change Redis refuses while it stays up (OOM) is written once Redis takes writes again', async () => {
+    const [w, x] = [await node('w', undefined, 300), await node('x', undefined, 300)];
+    await Promise.all([w.sync.settled(), x.sync.settled()]);
+    const raw = new Redis(redis.url);
+    try {
+      await raw.config('SET', 'maxmemory-policy', 'noeviction');
+      await raw.config('SET', 'maxmemory', '1');
+      await w.policy.suspend('oom.test', { durationMs: 600_000, reason: 'refused at first' });
+      await w.sync.settled();
+      assert.equal(await raw.hget('ps:{policy}:records', 'suspension|oom.test'), null, 'Redis refused the write');
+      assert.ok(w.link.up, 'the link stays up');
+    } finally {
+      await raw.config('SET', 'maxmemory', '0');
+      raw.disconnect();
+    }
+    await until(() => x.suspended('oom.test') !== undefined, 'x gets the suspension once Redis takes writes');
+    await w.policy.resume('oom.test');
+  });
+
+  test('a bad record in Redis is skipped alone: the others apply, and a negative rate never becomes the lower one', async () => {
+    const v = await node('v', undefined, 300);
+    await v.sync.settled();
+    const raw = new Redis(redis.url);
+    try {
+      const now = Date.now();
+      const until = now + 600_000;
+      const put = (field: string, record: object) => raw.hset('ps:{policy}:records', field, JSON.stringify({ changed: now, until, record }));
+      await put('suspension|long.test', { domain: 'long.test', reason: 'r'.repeat(600), since: now, until });
+      await put('override|neg.test', { destination: 'neg.test', maxMessageRate: { count: -5, perMs: 1000 }, reason: '', since: now, until });
+      await put('suspension|bad..test', { domain: 'bad..test', reason: '', since: now, until });
+      await put('suspension|good.test', { domain: 'good.test', reason: 'fine', since: now, until });
+      await raw.incr('ps:{policy}:epoch');
+    } finally {
+      raw.disconnect();
+    }
+    await until(() => v.suspended('good.test') !== undefined, 'the good record applies');
+    assert.equal(v.suspended('long.test'), undefined);
+    assert.equal(v.suspended('bad..test'), undefined);
+    assert.equal(v.policy.overrides().find((o) => o.destination === 'neg.test'), undefined, 'a negative rate is not taken');
+    await v.policy.resume('good.test');
+  });
+
+  test('an operator who lifts a rule\'s suspension early on another node lets the rule fire again', async () => {
+    const rules = parseAutomation('[once]\nmatch=\\[TS04\\]\nthreshold=1\nwindow=10m\naction=suspend\nduration=2h\n').rules;
+    const [s1, s2] = [await node('s1'), await node('s2')];
+    const firings: string[] = [];
+    const automations = [s1, s2].map((n) => {
+      const counter = new AutomationCounter(systemClock, n.link);
+      // As policy-parts wires it.
+      n.policy.onRuleLift(({ rule, destination, here }) => void counter.forget(rule, destination, here));
+      return new Automation({
+        rules: () => rules,
+        counter,
+        logger: silent,
+        clock: systemClock,
+        nodeId: n.id,
+        fire: async ({ rule, domain }) => {
+          firings.push(n.id);
+          await n.policy.suspend(domain, { durationMs: rule.durationMs, reason: 'automation', rule: rule.name });
+        },
+      });
+    });
+    const reply: SmtpReply = { code: 421, enhanced: '4.7.0', text: '[TS04] deferred', remote: { name: 'mx.lift.test', address: '192.0.2.1' } };
+    const seen = (i: number, id: string) => automations[i].observe('lift.test', id, { recipients: [{ address: 'u@lift.test', result: 'deferred', reply }], tls: false });
+    seen(0, 'first');
+    await until(() => s2.suspended('lift.test')?.rule === 'once', 's2 holds the rule\'s suspension');
+    await s2.policy.resume('lift.test');
+    await until(() => s1.suspended('lift.test') === undefined, 'lifted on s1');
+    await s2.sync.settled();
+    await new Promise((r) => setTimeout(r, 200));
+    seen(0, 'second');
+    await until(() => firings.length === 2 && s2.suspended('lift.test')?.rule === 'once', 'the rule fires again and its suspension reaches s2');
+    await s1.policy.resume('lift.test');
   });
 
   test('an automation threshold counted across nodes fires once, and its suspension reaches every node with the rule name', async () => {

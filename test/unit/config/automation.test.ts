@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkConfig, loadConfig, parseAutomation, settingsByFile } from '../../../src/config/index.js';
+import { MATCHED_BYTES, replyLine } from '../../../src/cluster/index.js';
 import { ConfigError } from '../../../src/core/index.js';
 
 const YAHOO = `
@@ -80,6 +81,21 @@ describe('automation.ini', () => {
       ['match=x\n', /automation\.ini: match=.*under a \[rule-name\] section/],
     ];
     for (const [text, expected] of cases) assert.match(refused(text).message, expected, text);
+  });
+
+  it('refuses patterns that can backtrack for long on a hostile reply, naming the section and key', () => {
+    const rule = (m: string) => `[slow]\nmatch=${m}\nthreshold=1\nwindow=1m\naction=suspend\nduration=1h\n`;
+    // (\w+\s*)+ throttled on "451 4.7.500 aaa…!" doubles its time every ~2 characters.
+    for (const m of ['(\\w+\\s*)+ throttled', '(a+)+b', '(a|aa)+b', '(?:x?){20}y', '(a)\\1', '(?<=x)y', '.*a.*b.*c', 'a.{0,500}b.{0,500}c.{0,500}d']) {
+      assert.match(refused(rule(m)).message, /automation\.ini: \[slow\] match=/, m);
+    }
+    for (const m of ['\\[TS04\\]', '^4\\d\\d 4\\.7\\.\\d+ .*throttl', '(?:deferred|throttled) by', '(\\d{3})+ x', '(\\d+\\.)?x']) {
+      assert.equal(parseAutomation(rule(m)).rules.length, 1, m);
+    }
+    // What is accepted runs on a hostile reply and answers (the match is cut to its first bytes).
+    const hostile = replyLine({ code: 451, enhanced: '4.7.500', text: `${'a '.repeat(2000)}!` });
+    assert.equal(hostile.length, MATCHED_BYTES);
+    assert.equal(parseAutomation(rule('^4\\d\\d 4\\.7\\.\\d+ .*throttl')).rules[0].match.test(hostile), false);
   });
 
   it('is one of the config files: tern config check lists its problem, config show its rules', () => {

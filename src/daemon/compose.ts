@@ -6,7 +6,7 @@ import { DispositionSink } from '../log/index.js';
 import type { Logger } from '../log/index.js';
 import type { HookRunner } from '../hooks/index.js';
 import { DnsResolver, confirmedClientName, resolveMxPlan } from '../dns/index.js';
-import { DestinationKeys, LocalCoordinator, RedisLink, defaultNodeId } from '../cluster/index.js';
+import { DestinationKeys, LocalCoordinator, RedisDestinationHealth, RedisLink, RedisSharedCaches, defaultNodeId } from '../cluster/index.js';
 import type { LimitCoordinator } from '../cluster/index.js';
 import type { ResolverOptions } from '../dns/index.js';
 import { DiskSpool } from '../spool/index.js';
@@ -90,7 +90,11 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
   const redis = redisSettings.enabled ? new RedisLink({ settings: redisSettings, nodeId: redisSettings.node_id ?? defaultNodeId(ctx.shard), logger }) : undefined;
   // limits.ini's slots and tokens (and the rate's turns at the wire): in-process, or a nodes=N worker's link to the primary.
   const coordinator = ctx.coordinator ?? new LocalCoordinator(clock);
-  const agent = new DeliveryAgent(config, { resolver: dns.delivery, bodyBytesOrStream: (e) => spool.bodyBytesOrStream(e), logger, hooks, clock, coordinator });
+  // redis.ini: destination health (a probe lock lives as long as two connect timeouts, 5 s to 5 min), TLS-failure memory and MTA-STS policies shared with the other nodes.
+  const shared = redis ? new RedisSharedCaches(redis) : undefined;
+  const probeMs = () => Math.min(Math.max(config.current.outbound.connect_timeout * 2000, 5000), 300_000);
+  const health = redis ? new RedisDestinationHealth(redis, { logger, probeMs }) : undefined;
+  const agent = new DeliveryAgent(config, { resolver: dns.delivery, bodyBytesOrStream: (e) => spool.bodyBytesOrStream(e), logger, hooks, clock, coordinator, ...(shared ? { shared } : {}) });
   // Every disposition is logged, shown to plugins (log_disposition) and counted from here.
   const dispositions = new DispositionSink(logger);
   if (hooks.has('log_disposition')) dispositions.subscribe({ record: (record) => void hooks.logDisposition(record) });
@@ -127,6 +131,7 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
     suspensions: new SuspensionFile(spool.root),
     destinations,
     coordinator,
+    ...(health ? { health } : {}),
   });
   intake.handTo(scheduler);
   scheduler.on('disposition', (event) => dispositions.emit(event));

@@ -1,4 +1,4 @@
-import type { Clock } from '../core/index.js';
+import type { Clock, SmtpReply } from '../core/index.js';
 
 /**
  * Why an entry that came due waits instead of being attempted. Every wait of this kind is
@@ -34,6 +34,22 @@ interface Destination {
   suspension?: Suspension;
 }
 
+/**
+ * Who hears of a destination's backoff besides the gate (the cluster's shared health,
+ * shared-backoff.ts), and may hold its probe back while another node probes. Called only
+ * on transitions: a healthy destination costs nothing.
+ */
+export interface BackoffWatcher {
+  /** Every host refused a session: backed off for `backoffMs` from now. */
+  wentDown(domain: string, backoffMs: number, reply?: SmtpReply): void;
+  /** An attempt got a session to a destination that was backed off. */
+  cameUp(domain: string): void;
+  /** The operator lifted the backoff here (flush, resume). */
+  cleared(domain: string): void;
+  /** The backoff ended here: may this node's next entry probe? false: its entries stay parked until probeTurn(), adopt() or a lift. */
+  mayProbe(domain: string): boolean;
+}
+
 /** What lifted by itself when its time came. */
 export interface Lapse {
   /** Entries that may be tried again now. */
@@ -55,6 +71,7 @@ export class DestinationGate {
   private readonly reasons = new Map<string, GateReason>();
   /** The earliest time something lifts by itself (a backoff or a suspension ends). */
   private earliest = Infinity;
+  private watcher?: BackoffWatcher;
 
   constructor(
     private readonly clock: Clock,
@@ -73,6 +90,10 @@ export class DestinationGate {
     this.backoff = backoff;
   }
 
+  watch(watcher: BackoffWatcher): void {
+    this.watcher = watcher;
+  }
+
   private state(domain: string): Destination {
     let s = this.states.get(domain);
     if (!s) {
@@ -89,7 +110,7 @@ export class DestinationGate {
    */
   admit(domain: string, id: string, shaped = false): Admission {
     const s = this.state(domain);
-    let reason = this.closedTo(s, id);
+    let reason = this.closedTo(domain, s, id);
     if (!reason && !shaped && s.inFlight >= this.limit(domain)) reason = 'connection_limit';
     if (reason) {
       s.parked[reason].push(id);
@@ -107,13 +128,14 @@ export class DestinationGate {
     const now = this.clock.now();
     if (s.suspension && !(s.suspension.until !== undefined && s.suspension.until <= now)) return true;
     if (s.downUntil === undefined) return false;
-    return s.probing ? s.probe !== id : now < s.downUntil;
+    if (s.probing) return s.probe !== id;
+    return now < s.downUntil || (this.watcher !== undefined && !this.watcher.mayProbe(domain));
   }
 
   /** A shaped entry starts (blocks() said no just now): counted in flight, and the probe of a backed-off destination. */
   started(domain: string, id: string): void {
     const s = this.state(domain);
-    this.closedTo(s, id);
+    this.closedTo(domain, s, id);
     s.inFlight++;
   }
 
@@ -129,19 +151,21 @@ export class DestinationGate {
     return out;
   }
 
-  private closedTo(s: Destination, id: string): GateReason | undefined {
+  private closedTo(domain: string, s: Destination, id: string): GateReason | undefined {
     const now = this.clock.now();
     if (s.suspension && !(s.suspension.until !== undefined && s.suspension.until <= now)) return 'suspended';
     if (s.downUntil === undefined) return undefined;
     if (s.probing) return s.probe === id ? undefined : 'backoff';
     if (now < s.downUntil) return 'backoff';
+    // Another node of the cluster may be probing for everyone: wait for its verdict.
+    if (this.watcher && !this.watcher.mayProbe(domain)) return 'backoff';
     s.probing = true;
     s.probe = id;
     return undefined;
   }
 
   /** An attempt ended; returns the parked entries that may be tried again now. */
-  finished(domain: string, unreachable: boolean): string[] {
+  finished(domain: string, unreachable: boolean, reply?: SmtpReply): string[] {
     const s = this.state(domain);
     s.inFlight = Math.max(0, s.inFlight - 1);
     if (unreachable) {
@@ -154,11 +178,13 @@ export class DestinationGate {
       for (const id of s.parked.connection_limit) this.reasons.set(id, 'backoff');
       s.parked.backoff = s.parked.backoff.concat(s.parked.connection_limit);
       s.parked.connection_limit = [];
+      this.watcher?.wentDown(domain, s.backoffMs, reply);
       return [];
     }
     if (s.downUntil !== undefined) {
       // An attempt got a session: the destination is back, and everyone waiting may go.
       this.clearBackoff(s);
+      this.watcher?.cameUp(domain);
       return this.release(domain, s, 'backoff').concat(this.release(domain, s, 'connection_limit'));
     }
     return this.release(domain, s, 'connection_limit', Math.max(0, this.limit(domain) - s.inFlight));
@@ -188,6 +214,7 @@ export class DestinationGate {
     for (const [name, s] of domain === undefined ? this.states : this.pick(domain)) {
       if (s.downUntil === undefined) continue;
       this.clearBackoff(s);
+      this.watcher?.cleared(name);
       for (const id of this.release(name, s, 'backoff')) released.push(id);
     }
     return released;
@@ -206,13 +233,38 @@ export class DestinationGate {
         s.suspension = undefined;
         for (const id of this.release(domain, s, 'suspended')) released.push(id);
       }
-      if (s.downUntil !== undefined && s.downUntil <= now && !s.probing) {
+      if (s.downUntil !== undefined && s.downUntil <= now && !s.probing && s.parked.backoff.length > 0 && (!this.watcher || this.watcher.mayProbe(domain))) {
         // The backoff is over: the first of these becomes the probe, the rest park again.
         for (const id of this.release(domain, s, 'backoff')) released.push(id);
       }
       this.earliest = Math.min(this.earliest, ...this.lifts(s, now));
     }
     return { released, expired };
+  }
+
+  /**
+   * Another node backed the destination off (shared health): the same backoff applies
+   * here from now, entries coming due park without an attempt. A longer one of ours stays.
+   */
+  adopt(domain: string, remainingMs: number, backoffMs: number): void {
+    const s = this.state(domain);
+    const until = this.clock.now() + remainingMs;
+    s.backoffMs = Math.max(Math.min(backoffMs, this.backoff.maxMs), s.backoffMs);
+    if (s.downUntil !== undefined && s.downUntil >= until && !s.probing) return;
+    s.downUntil = until;
+    s.probing = false;
+    s.probe = undefined;
+    this.earliest = Math.min(this.earliest, until);
+    for (const id of s.parked.connection_limit) this.reasons.set(id, 'backoff');
+    s.parked.backoff = s.parked.backoff.concat(s.parked.connection_limit);
+    s.parked.connection_limit = [];
+  }
+
+  /** The watcher says this node may probe now (its backoff is over): the entries waiting go again, the first as the probe. */
+  probeTurn(domain: string): string[] {
+    const s = this.states.get(domain);
+    if (!s || s.downUntil === undefined || s.probing || s.downUntil > this.clock.now()) return [];
+    return this.release(domain, s, 'backoff');
   }
 
   /** When lapse() next has something to do, if ever. */

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import PQueue from 'p-queue';
 import { closedError } from '../core/index.js';
-import type { AdminRequest, Clock, Closable } from '../core/index.js';
+import type { AdminRequest, Clock, Closable, SmtpReply } from '../core/index.js';
 import type { HookRunner } from '../hooks/index.js';
 import type { OutboundConfig, Route } from '../config/index.js';
 import type { Logger } from '../log/index.js';
@@ -354,7 +354,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
   }
 
   private async attempt(item: QueueItem, ticket?: ShapingTicket): Promise<void> {
-    let unreachable = false;
+    let unreachable: SmtpReply | undefined;
     let use: TicketUse = 'unused';
     let entry: QueueEntry | undefined;
     try {
@@ -373,7 +373,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
       const started = this.clock.now();
       use = 'used';
       let outcome = await this.deliverer.deliver(entry, ticket && { lease: ticket.lease, maxDeliveries: ticket.destination.maxDeliveries, rate: ticket.destination.limits.rate });
-      unreachable = !!outcome.unreachable && !this.aborting;
+      unreachable = outcome.unreachable && !this.aborting ? (outcome.recipients[0]?.reply ?? { code: 451, enhanced: '4.4.0', text: 'unreachable' }) : undefined;
       if (outcome.unreachable) use = 'unreachable';
       const durationMs = this.clock.now() - started;
       if (this.aborting) {

@@ -1,0 +1,149 @@
+import type { SmtpReply } from '../core/index.js';
+import type { DestinationHealth, HealthNews } from '../cluster/index.js';
+import type { Logger } from '../log/index.js';
+import type { BackoffWatcher, DestinationGate } from './destinations.js';
+
+/**
+ * Whose turn it is to probe a destination the cluster backed off: `ask` (the backoff ends,
+ * nobody asked yet), `asking` (the probe lock is being claimed), `mine` (this node holds
+ * it), `theirs` (another node does: wait for its verdict or for the lock to lapse).
+ */
+type Turn = 'ask' | 'asking' | 'mine' | 'theirs';
+
+interface Shared {
+  turn: Turn;
+  timer?: NodeJS.Timeout;
+}
+
+export interface SharedBackoffDeps {
+  readonly gate: DestinationGate;
+  readonly health: DestinationHealth;
+  /** Queues entries the gate handed back, and pumps. */
+  readonly requeue: (ids: readonly string[]) => void;
+  readonly logger?: Logger;
+}
+
+/** A lock's remaining time is Redis's; a little more here, so that the next claim finds it gone. */
+const LAPSE_SLACK_MS = 50;
+
+/**
+ * The DestinationGate's backoff, shared by the nodes of a cluster (issue #17): a node that
+ * backs a destination off tells the others, which park their entries for it at once
+ * without an attempt; when the backoff ends exactly one node probes (the one that takes
+ * the probe lock) and the others wait for its verdict: up releases every node's entries,
+ * down backs the destination off again everywhere. A destination this node knows of only
+ * by itself, and every destination while the shared state does not answer, follows the
+ * gate's own rules (its backoff, its probe): a Redis fault never holds mail longer.
+ */
+export class SharedBackoffs implements BackoffWatcher {
+  private readonly shared = new Map<string, Shared>();
+  private readonly unsubscribe: () => void;
+  private stopped = false;
+
+  constructor(private readonly deps: SharedBackoffDeps) {
+    deps.gate.watch(this);
+    this.unsubscribe = deps.health.subscribe((news) => this.hear(news));
+  }
+
+  wentDown(domain: string, backoffMs: number, reply?: SmtpReply): void {
+    void this.deps.health.down(domain, backoffMs, reply).then((answer) => {
+      if (this.stopped) return;
+      if (!answer) {
+        // No answer: this node's own backoff and probe, as a single node's.
+        this.forget(domain);
+        return;
+      }
+      this.turn(domain, 'ask');
+      if (answer.remainingMs > backoffMs) this.deps.gate.adopt(domain, answer.remainingMs, answer.backoffMs);
+    });
+  }
+
+  cameUp(domain: string): void {
+    const known = this.shared.has(domain);
+    this.forget(domain);
+    // Other nodes may have heard of the backoff although this one claimed nothing: say it is over.
+    void this.deps.health.up(domain);
+    if (known) this.deps.logger?.info({ event: 'destination_up_shared', domain }, 'destination answers again: every node releases its entries');
+  }
+
+  cleared(domain: string): void {
+    this.forget(domain);
+  }
+
+  mayProbe(domain: string): boolean {
+    const s = this.shared.get(domain);
+    if (!s || s.turn === 'mine') return true;
+    if (s.turn === 'ask') {
+      s.turn = 'asking';
+      void this.claim(domain);
+    }
+    return false;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.unsubscribe();
+    for (const s of this.shared.values()) clearTimeout(s.timer);
+    this.shared.clear();
+  }
+
+  private async claim(domain: string): Promise<void> {
+    const answer = await this.deps.health.claimProbe(domain);
+    const s = this.shared.get(domain);
+    // News came meanwhile (up, or a new backoff) and decided for us.
+    if (this.stopped || s?.turn !== 'asking') return;
+    if (typeof answer === 'number') {
+      s.turn = 'theirs';
+      s.timer = setTimeout(() => {
+        s.timer = undefined;
+        if (this.shared.get(domain) !== s || s.turn !== 'theirs') return;
+        // The lock lapsed without a verdict (its node died, or its probe is still at it): ask again.
+        s.turn = 'asking';
+        void this.claim(domain);
+      }, answer + LAPSE_SLACK_MS);
+      s.timer.unref();
+      return;
+    }
+    if (answer === true) {
+      s.turn = 'mine';
+      this.deps.logger?.info({ event: 'destination_probe', domain }, 'this node probes the backed-off destination for the cluster');
+    } else this.forget(domain);
+    this.deps.requeue(this.deps.gate.probeTurn(domain));
+  }
+
+  private hear(news: HealthNews): void {
+    if (this.stopped) return;
+    if (news.kind === 'lost') {
+      // Redis does not answer: nobody's verdict is coming, each node probes for itself.
+      const waiting = [...this.shared.keys()];
+      for (const domain of waiting) this.forget(domain);
+      this.deps.requeue(waiting.flatMap((domain) => this.deps.gate.probeTurn(domain)));
+      return;
+    }
+    const { destination: domain } = news;
+    if (news.kind === 'up') {
+      this.forget(domain);
+      this.deps.requeue(this.deps.gate.resetBackoff(domain));
+      return;
+    }
+    this.turn(domain, 'ask');
+    this.deps.gate.adopt(domain, news.remainingMs, news.backoffMs);
+    this.deps.logger?.info({ event: 'destination_backoff_shared', domain, node: news.node, remaining_ms: news.remainingMs }, 'another node backed this destination off: its entries here wait too');
+  }
+
+  private turn(domain: string, turn: Turn): void {
+    const s = this.shared.get(domain);
+    if (s) {
+      clearTimeout(s.timer);
+      s.timer = undefined;
+      s.turn = turn;
+    } else this.shared.set(domain, { turn });
+  }
+
+  private forget(domain: string): void {
+    const s = this.shared.get(domain);
+    if (!s) return;
+    clearTimeout(s.timer);
+    this.shared.delete(domain);
+  }
+}

@@ -63,7 +63,7 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rec = cjson.decode(ARGV[3])
-rec.until = now + want
+rec['until'] = now + want
 redis.call('SET', KEYS[1], cjson.encode(rec), 'PX', want)
 return {want, want}`;
 

@@ -1,0 +1,321 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:https';
+import type { Server } from 'node:https';
+import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
+import { RedisDestinationHealth, RedisLink, RedisSharedCaches } from '../../src/cluster/index.js';
+import type { HealthNews } from '../../src/cluster/index.js';
+import { redisMainSchema } from '../../src/config/index.js';
+import { systemClock } from '../../src/core/index.js';
+import { DnsResolver } from '../../src/dns/index.js';
+import { createLogger } from '../../src/log/index.js';
+import { DestinationGate } from '../../src/scheduler/destinations.js';
+import { SharedBackoffs } from '../../src/scheduler/shared-backoff.js';
+import { MtaStsPolicies } from '../../src/delivery/mta-sts.js';
+import { NoTlsMemory } from '../../src/delivery/no-tls-memory.js';
+import { RedisServer } from '../helpers/redis-server.js';
+import { TestDnsServer } from '../helpers/dns-server.js';
+import { makeCert } from '../helpers/certs.js';
+import { listenOn } from '../helpers/ports.js';
+
+function recordingLogger() {
+  const records: Record<string, unknown>[] = [];
+  const logger = createLogger({
+    destination: new Writable({
+      write: (chunk: Buffer, _e, cb) => {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) records.push(JSON.parse(line) as Record<string, unknown>);
+        cb();
+      },
+    }) as never,
+  });
+  return { logger, records };
+}
+
+const PREFIX = 'ith:';
+const settings = (url: string) => redisMainSchema.parse({ enabled: 'true', url, command_timeout: '300', key_prefix: PREFIX });
+
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A node's shared parts, as compose.ts builds them on its RedisLink. */
+async function node(url: string, id: string, probeMs = 400) {
+  const { logger, records } = recordingLogger();
+  const link = new RedisLink({ settings: settings(url), nodeId: id, logger });
+  assert.equal(await link.ready(5000), true);
+  const health = new RedisDestinationHealth(link, { logger, probeMs: () => probeMs });
+  return { link, health, logger, records, caches: new RedisSharedCaches(link) };
+}
+
+describe('shared destination health, TLS memory and MTA-STS policies on a real Redis', () => {
+  let redis: RedisServer;
+  let raw: Redis;
+  before(async () => {
+    redis = await RedisServer.start();
+    raw = new Redis(redis.port, '127.0.0.1');
+  });
+  after(async () => {
+    raw.disconnect();
+    await redis.stop();
+  });
+
+  test('a down record with the until time and the last reply; another node hears it; a longer backoff already recorded wins', async () => {
+    const a = await node(redis.url, 'a');
+    const b = await node(redis.url, 'b');
+    try {
+      const heard: HealthNews[] = [];
+      b.health.subscribe((n) => heard.push(n));
+      await new Promise((r) => setTimeout(r, 100));
+      const answer = await a.health.down('down1.test', 5000, { code: 421, enhanced: '4.3.2', text: 'busy' });
+      assert.deepEqual(answer, { remainingMs: 5000, backoffMs: 5000 });
+      const record = JSON.parse((await raw.get(`${PREFIX}{down1.test}:health`))!) as Record<string, unknown>;
+      assert.equal(record.node, 'a');
+      assert.equal(record.backoff_ms, 5000);
+      assert.deepEqual(record.reply, { code: 421, enhanced: '4.3.2', text: 'busy' });
+      assert.ok(typeof record.until === 'number' && Math.abs(record.until - Date.now() - 5000) < 2000, 'until in Redis time');
+      assert.ok((await raw.pttl(`${PREFIX}{down1.test}:health`)) > 0, 'expires with the backoff');
+      await waitFor(() => heard.length > 0);
+      assert.deepEqual(heard[0], { kind: 'down', destination: 'down1.test', remainingMs: 5000, backoffMs: 5000, node: 'a' });
+      const shorter = await b.health.down('down1.test', 1000);
+      assert.ok(shorter && shorter.remainingMs > 1000 && shorter.backoffMs === 5000, 'b adopts the longer backoff a recorded');
+      await b.health.up('down1.test');
+      assert.equal(await raw.exists(`${PREFIX}{down1.test}:health`), 0);
+    } finally {
+      await Promise.all([a.link.close(), b.link.close()]);
+    }
+  });
+
+  test('the probe lock: exactly one of three nodes probes, a retried claim is the same node, another after the lock lapses', async () => {
+    const nodes = await Promise.all(['p1', 'p2', 'p3'].map((id) => node(redis.url, id, 400)));
+    try {
+      const answers = await Promise.all(nodes.map((n) => n.health.claimProbe('probe.test')));
+      const winners = answers.filter((a) => a === true);
+      assert.equal(winners.length, 1, 'exactly one probe');
+      for (const a of answers) if (a !== true) assert.ok(typeof a === 'number' && a > 0 && a <= 400, 'the others learn how long the lock holds');
+      const winner = nodes[answers.indexOf(true)];
+      assert.equal(await winner.health.claimProbe('probe.test'), true, 'idempotent by node id');
+      await new Promise((r) => setTimeout(r, 500));
+      const loser = nodes[answers.findIndex((a) => a !== true)];
+      assert.equal(await loser.health.claimProbe('probe.test'), true, 'the lock lapsed: another node may probe');
+      assert.equal(typeof (await winner.health.claimProbe('probe.test')), 'number');
+      // The prober's verdict (down) frees its lock.
+      await loser.health.down('probe.test', 2000);
+      assert.equal(await raw.exists(`${PREFIX}{probe.test}:probe`), 0);
+    } finally {
+      await Promise.all(nodes.map((n) => n.link.close()));
+    }
+  });
+
+  test('garbled news and a garbled record are ignored', async () => {
+    const a = await node(redis.url, 'g1');
+    const b = await node(redis.url, 'g2');
+    try {
+      const heard: HealthNews[] = [];
+      b.health.subscribe((n) => heard.push(n));
+      await new Promise((r) => setTimeout(r, 100));
+      for (const junk of ['not json', '{"v":2,"kind":"down"}', JSON.stringify({ v: 1, kind: 'down', destination: 'x.test', remaining_ms: -5, backoff_ms: 10, node: 'z' }), JSON.stringify({ v: 1, kind: 'up', destination: 'x'.repeat(300), node: 'z' }), 'x'.repeat(5000)]) {
+        await raw.publish(`${PREFIX}ch:health`, junk);
+      }
+      await raw.publish(`${PREFIX}ch:health`, JSON.stringify({ v: 1, kind: 'up', destination: 'x.test', node: 'z' }));
+      await waitFor(() => heard.length > 0);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(heard, [{ kind: 'up', destination: 'x.test', node: 'z' }]);
+      await raw.set(`${PREFIX}{garbled.test}:health`, '{"backoff_ms": "lots', 'PX', 60_000);
+      assert.deepEqual(await a.health.down('garbled.test', 3000), { remainingMs: 3000, backoffMs: 3000 }, 'the garbled record is replaced');
+      assert.equal((JSON.parse((await raw.get(`${PREFIX}{garbled.test}:health`))!) as { node: string }).node, 'g1');
+    } finally {
+      await Promise.all([a.link.close(), b.link.close()]);
+    }
+  });
+
+  test('two gates on one Redis: the other node parks without an attempt, exactly one probes, its verdict releases both', async () => {
+    const clock = systemClock;
+    const backoff = { minMs: 300, maxMs: 1000 };
+    const make = async (id: string) => {
+      const n = await node(redis.url, id, 2000);
+      const gate = new DestinationGate(clock, () => 10, backoff);
+      const requeued: string[] = [];
+      const shared = new SharedBackoffs({ gate, health: n.health, requeue: (ids) => requeued.push(...ids), logger: n.logger });
+      return { ...n, gate, requeued, shared };
+    };
+    const a = await make('ga');
+    const b = await make('gb');
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(a.gate.admit('gate.test', 'a1'), { go: true });
+      a.gate.finished('gate.test', true, { code: 421, enhanced: '4.4.2', text: 'no' });
+      await waitFor(() => b.gate.backedOff().some((d) => d.domain === 'gate.test'));
+      assert.deepEqual(b.gate.admit('gate.test', 'b1'), { go: false, reason: 'backoff' }, 'parked on b, never attempted');
+      assert.equal(b.gate.reasonOf('b1'), 'backoff');
+      assert.deepEqual(a.gate.admit('gate.test', 'a2'), { go: false, reason: 'backoff' });
+      // The backoff ends on both: each asks for the probe lock, one gets it.
+      await new Promise((r) => setTimeout(r, 350));
+      a.gate.lapse();
+      b.gate.lapse();
+      await waitFor(() => a.requeued.length + b.requeued.length > 0);
+      await new Promise((r) => setTimeout(r, 200));
+      const [prober, other, probeId] = a.requeued.length > 0 ? [a, b, 'a2'] : [b, a, 'b1'];
+      assert.deepEqual(prober.requeued, [probeId]);
+      assert.deepEqual(other.requeued, [], 'the other node keeps its entries parked');
+      assert.deepEqual(prober.gate.admit('gate.test', probeId), { go: true }, 'the probe');
+      const otherId = probeId === 'a2' ? 'b1' : 'a2';
+      assert.deepEqual(other.gate.admit('gate.test', otherId), { go: false, reason: 'backoff' }, 'still parked while the probe runs');
+      // The probe gets a session: up everywhere.
+      prober.gate.finished('gate.test', false);
+      await waitFor(() => other.requeued.includes(otherId));
+      assert.deepEqual(other.gate.admit('gate.test', otherId), { go: true });
+      assert.equal(prober.records.filter((r) => r.event === 'destination_probe').length, 1);
+      assert.equal(other.records.filter((r) => r.event === 'destination_probe').length, 0);
+    } finally {
+      a.shared.stop();
+      b.shared.stop();
+      await Promise.all([a.link.close(), b.link.close()]);
+    }
+  });
+
+  test('a paused Redis: calls answer undefined within the timeout, and the gate probes on its own', async () => {
+    const n = await node(redis.url, 'paused', 5000);
+    const gate = new DestinationGate(systemClock, () => 10, { minMs: 200, maxMs: 1000 });
+    const requeued: string[] = [];
+    const shared = new SharedBackoffs({ gate, health: n.health, requeue: (ids) => requeued.push(...ids) });
+    try {
+      // Down while Redis answers: shared; then Redis stops answering before the backoff ends.
+      assert.deepEqual(gate.admit('paused.test', 'e1'), { go: true });
+      gate.finished('paused.test', true);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(gate.admit('paused.test', 'e2'), { go: false, reason: 'backoff' });
+      redis.pause();
+      assert.equal(await n.health.claimProbe('paused.test'), undefined);
+      assert.equal(await n.health.down('paused.test', 1000), undefined);
+      assert.equal(await n.caches.recall({ name: 'mx.paused.test', address: '127.0.0.211', port: 25 }), undefined);
+      assert.equal(await n.caches.lookup('paused.test'), undefined);
+      await new Promise((r) => setTimeout(r, 200));
+      gate.lapse();
+      await waitFor(() => requeued.includes('e2'));
+      assert.deepEqual(gate.admit('paused.test', 'e2'), { go: true }, 'this node probes itself, as a single node would');
+    } finally {
+      redis.resume();
+      shared.stop();
+      await n.link.close();
+    }
+  });
+
+  test('TLS-failure memory: shared for the exact host only, cached locally, no answer is no memory', async () => {
+    const a = await node(redis.url, 'ta');
+    const b = await node(redis.url, 'tb');
+    try {
+      const host = { name: 'mx.tls.test', address: '127.0.0.212', port: 2525 };
+      a.caches.remember(host, 60_000);
+      await waitFor(async () => (await b.caches.recall(host)) !== undefined);
+      assert.ok((await b.caches.recall(host))! <= 60_000);
+      assert.equal(await b.caches.recall({ ...host, name: 'mx.other.test' }), undefined, 'another name at the same address');
+      assert.equal(await b.caches.recall({ ...host, port: 25 }), undefined, 'another port');
+      const memory = new NoTlsMemory({ clock: systemClock, logger: b.logger, shared: b.caches });
+      assert.equal(await memory.remembered(host, true), true);
+      assert.equal(await memory.remembered(host, false), false, 'no_tls_memory=0: the shared memory is not asked');
+      assert.ok(b.records.some((r) => r.event === 'tls_memory_shared'));
+      const before = (await redis.commandCalls()).get('pttl') ?? 0;
+      for (let i = 0; i < 20; i++) assert.equal(await memory.remembered(host, true), true);
+      assert.equal((await redis.commandCalls()).get('pttl') ?? 0, before, 'the answer is cached: Redis is not asked per session');
+      const fresh = new NoTlsMemory({ clock: systemClock, logger: b.logger, shared: b.caches });
+      redis.pause();
+      assert.equal(await fresh.remembered(host, true), false, 'Redis does not answer: TLS is tried');
+    } finally {
+      redis.resume();
+      await Promise.all([a.link.close(), b.link.close()]);
+    }
+  });
+
+  describe('MTA-STS policies', () => {
+    const dns = new TestDnsServer();
+    let https: Server;
+    const fetches: string[] = [];
+    const webCert = makeCert('mta-sts.cache.test', ['mta-sts.cache.test']);
+    const POLICY = 'version: STSv1\nmode: enforce\nmx: mx.cache.test\nmax_age: 86400\n';
+    before(async () => {
+      dns.add('_mta-sts.cache.test', { type: 'TXT', data: 'v=STSv1; id=pol1;' }).add('mta-sts.cache.test', { type: 'A', data: '127.0.0.213' });
+      await dns.start();
+      https = createServer({ key: webCert.key, cert: webCert.cert }, (req, res) => {
+        fetches.push(String(req.headers.host));
+        res.writeHead(200, { 'content-type': 'text/plain' }).end(POLICY);
+      });
+      await listenOn(https, '127.0.0.213');
+    });
+    after(async () => {
+      https.close();
+      await dns.stop();
+    });
+    const policies = (n: Awaited<ReturnType<typeof node>>) => {
+      const resolver = new DnsResolver({ servers: [{ host: '127.0.0.1', port: dns.port }], timeoutMs: 1000, cacheMaxEntries: 0, clock: systemClock });
+      return new MtaStsPolicies({ resolver: () => resolver, clock: systemClock, logger: n.logger, ca: () => webCert.cert, port: () => (https.address() as { port: number }).port, timeoutMs: () => 2000, shared: n.caches });
+    };
+
+    test('one node fetches and stores; another uses the stored policy without fetching; an invalid stored policy is rejected', async () => {
+      const a = await node(redis.url, 'sa');
+      const b = await node(redis.url, 'sb');
+      const c = await node(redis.url, 'sc');
+      try {
+        const fromA = await policies(a).policyFor('cache.test');
+        assert.equal(fromA?.mode, 'enforce');
+        assert.equal(fetches.length, 1);
+        await waitFor(async () => (await b.caches.lookup('cache.test')) !== undefined);
+        const stored = (await b.caches.lookup('cache.test'))!;
+        assert.equal(stored.id, 'pol1');
+        assert.ok(stored.remainingMs <= 86_400_000);
+        const fromB = await policies(b).policyFor('cache.test');
+        assert.deepEqual(fromB, fromA);
+        assert.equal(fetches.length, 1, 'b did not fetch');
+        assert.ok(b.records.some((r) => r.event === 'mta_sts_shared' && r.domain === 'cache.test'));
+        // A stored policy that does not parse (mode missing) is not used: c fetches over HTTPS.
+        await raw.set(`${PREFIX}{cache.test}:mta-sts`, JSON.stringify({ id: 'pol1', policy: 'version: STSv1\nmx: evil.test\nmax_age: 86400\n' }), 'PX', 60_000);
+        const fromC = await policies(c).policyFor('cache.test');
+        assert.deepEqual(fromC?.mx, ['mx.cache.test']);
+        assert.equal(fetches.length, 2);
+        assert.ok(c.records.some((r) => r.event === 'mta_sts_shared_invalid'));
+        // Garbled, too large, another id: lookup answers nothing.
+        await raw.set(`${PREFIX}{x1.test}:mta-sts`, '{"id": ', 'PX', 60_000);
+        await raw.set(`${PREFIX}{x2.test}:mta-sts`, JSON.stringify({ id: 'a', policy: 'x'.repeat(65 * 1024) }), 'PX', 60_000);
+        await raw.set(`${PREFIX}{x3.test}:mta-sts`, JSON.stringify({ id: 'bad id!', policy: POLICY }), 'PX', 60_000);
+        for (const d of ['x1.test', 'x2.test', 'x3.test']) assert.equal(await c.caches.lookup(d), undefined, d);
+      } finally {
+        await Promise.all([a.link.close(), b.link.close(), c.link.close()]);
+      }
+    });
+
+    test('a paused Redis: the policy is fetched over HTTPS, never "no policy"', async () => {
+      const n = await node(redis.url, 'sp');
+      try {
+        redis.pause();
+        const before = fetches.length;
+        const policy = await policies(n).policyFor('cache.test');
+        assert.equal(policy?.mode, 'enforce');
+        assert.equal(fetches.length, before + 1);
+      } finally {
+        redis.resume();
+        await n.link.close();
+      }
+    });
+  });
+
+  test('a node whose link went down hears "lost"', async () => {
+    const n = await node(redis.url, 'lost');
+    try {
+      const heard: HealthNews[] = [];
+      n.health.subscribe((m) => heard.push(m));
+      redis.pause();
+      const down = once(n.link, 'down');
+      await n.health.claimProbe('lost.test');
+      await down;
+      assert.deepEqual(heard, [{ kind: 'lost' }]);
+    } finally {
+      redis.resume();
+      await n.link.close();
+    }
+  });
+});

@@ -54,7 +54,10 @@ export class SharedBackoffs implements BackoffWatcher {
         return;
       }
       this.turn(domain, 'ask');
-      if (answer.remainingMs > backoffMs) this.deps.gate.adopt(domain, answer.remainingMs, answer.backoffMs);
+      if (answer.remainingMs <= backoffMs) return;
+      this.deps.gate.adopt(domain, answer.remainingMs, answer.backoffMs);
+      // The scheduler's timer follows the gate's next lapse: arm it for the longer backoff.
+      this.deps.requeue([]);
     });
   }
 
@@ -128,6 +131,7 @@ export class SharedBackoffs implements BackoffWatcher {
     }
     this.turn(domain, 'ask');
     this.deps.gate.adopt(domain, news.remainingMs, news.backoffMs);
+    this.deps.requeue([]);
     this.deps.logger?.info({ event: 'destination_backoff_shared', domain, node: news.node, remaining_ms: news.remainingMs }, 'another node backed this destination off: its entries here wait too');
   }
 

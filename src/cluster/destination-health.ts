@@ -30,7 +30,8 @@ export interface DestinationHealth {
   up(destination: string): Promise<void>;
   /**
    * The backoff ended here: may this node probe? true: it holds the probe lock; a number:
-   * another node does, for that many ms at most; undefined: no answer (probe locally).
+   * not yet, ask again in that many ms (another node holds the lock, or the cluster's
+   * backoff still runs); undefined: no answer (probe locally).
    */
   claimProbe(destination: string): Promise<true | number | undefined>;
   subscribe(handler: (news: HealthNews) => void): () => void;
@@ -68,8 +69,10 @@ redis.call('SET', KEYS[1], cjson.encode(rec), 'PX', want)
 return {want, want}`;
 
 /**
- * KEYS[1] the probe lock. ARGV: node id, lock ms. The lock is this node's already (a
- * retried call): renewed. Another's: its remaining time. Free: taken.
+ * KEYS[1] the probe lock, KEYS[2] the health record. ARGV: node id, lock ms. The lock is
+ * this node's already (a retried call): renewed. Another's: its remaining time. The
+ * cluster's backoff still runs (a verdict came while this node's own timer ran out, or
+ * its clock is ahead): that remaining time. Otherwise taken.
  */
 const CLAIM = `
 local cur = redis.call('GET', KEYS[1])
@@ -78,6 +81,8 @@ if cur then
   local ttl = redis.call('PTTL', KEYS[1])
   if ttl > 0 then return {ttl} end
 end
+local down = redis.call('PTTL', KEYS[2])
+if down > 0 then return {down} end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`;
 
@@ -123,9 +128,10 @@ export class RedisDestinationHealth implements DestinationHealth {
 
   async claimProbe(destination: string): Promise<true | number | undefined> {
     const lockMs = Math.max(100, Math.round(this.options.probeMs()));
-    const answer = await this.link.script('health_claim', CLAIM, [this.keys(destination)[1]], [this.link.nodeId, lockMs]);
+    const [record, lock] = this.keys(destination);
+    const answer = await this.link.script('health_claim', CLAIM, [lock, record], [this.link.nodeId, lockMs]);
     if (answer === 1) return true;
-    if (Array.isArray(answer) && answer.length === 1 && validMs(Number(answer[0]))) return Math.min(Number(answer[0]), lockMs);
+    if (Array.isArray(answer) && answer.length === 1 && validMs(Number(answer[0]))) return Number(answer[0]);
     return undefined;
   }
 

@@ -107,6 +107,8 @@ describe('shared destination health, TLS memory and MTA-STS policies on a real R
       // The prober's verdict (down) frees its lock.
       await loser.health.down('probe.test', 2000);
       assert.equal(await raw.exists(`${PREFIX}{probe.test}:probe`), 0);
+      const wait = await winner.health.claimProbe('probe.test');
+      assert.ok(typeof wait === 'number' && wait > 400 && wait <= 2000, 'the backoff the verdict started runs: no probe before it ends');
     } finally {
       await Promise.all(nodes.map((n) => n.link.close()));
     }

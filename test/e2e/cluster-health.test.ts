@@ -174,4 +174,21 @@ describe('destination health shared by two nodes through Redis', () => {
     assert.equal(probes().length, 2, 'one probe in each round');
     assert.equal(queue(a).total + queue(b).total, 0);
   });
+
+  it('a destination that answers costs no Redis command per message', async () => {
+    const { a, b } = nodes as Record<'a' | 'b', TernProcess>;
+    const before = await redis.commandCalls();
+    for (let i = 0; i < 5; i++) {
+      await sendMail({ port: a.port, from: 'app@client.test', to: [`ha${i}@down.test`], body: message(`ha${i}`) });
+      await sendMail({ port: b.port, from: 'app@client.test', to: [`hb${i}@down.test`], body: message(`hb${i}`) });
+    }
+    for (let i = 0; i < 5; i++) {
+      await a.waitFor(is('Delivery', `ha${i}@down.test`));
+      await b.waitFor(is('Delivery', `hb${i}@down.test`));
+    }
+    const after = await redis.commandCalls();
+    const grew = [...after].filter(([cmd, n]) => n > (before.get(cmd) ?? 0) && cmd !== 'info').map(([cmd, n]) => [cmd, n - (before.get(cmd) ?? 0)] as const);
+    // At most the TLS memory's once-a-minute question per node and host (PTTL); nothing per message.
+    assert.ok(grew.every(([cmd, n]) => cmd === 'pttl' && n <= 2), JSON.stringify(grew));
+  });
 });

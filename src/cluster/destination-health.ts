@@ -11,6 +11,12 @@ export type HealthNews =
   /** Redis stopped answering: each node is on its own again (its own backoff and probe). */
   | { readonly kind: 'lost' };
 
+/** Not this node's turn to probe: another node holds the lock (`probing`), or the cluster's backoff still runs (`backoff`), for `ms` at most. */
+export interface ProbeWait {
+  readonly why: 'probing' | 'backoff';
+  readonly ms: number;
+}
+
 /** The backoff in force for the whole cluster. */
 export interface SharedBackoff {
   readonly remainingMs: number;
@@ -29,11 +35,11 @@ export interface DestinationHealth {
   /** This node got a session to a destination that was backed off. */
   up(destination: string): Promise<void>;
   /**
-   * The backoff ended here: may this node probe? true: it holds the probe lock; a number:
-   * not yet, ask again in that many ms (another node holds the lock, or the cluster's
-   * backoff still runs); undefined: no answer (probe locally).
+   * The backoff ended here: may this node probe? true: it holds the probe lock; a wait:
+   * not yet (another node holds the lock, or the cluster's backoff still runs);
+   * undefined: no answer (probe locally).
    */
-  claimProbe(destination: string): Promise<true | number | undefined>;
+  claimProbe(destination: string): Promise<true | ProbeWait | undefined>;
   subscribe(handler: (news: HealthNews) => void): () => void;
 }
 
@@ -79,10 +85,10 @@ local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
 if cur then
   local ttl = redis.call('PTTL', KEYS[1])
-  if ttl > 0 then return {ttl} end
+  if ttl > 0 then return {ttl, 1} end
 end
 local down = redis.call('PTTL', KEYS[2])
-if down > 0 then return {down} end
+if down > 0 then return {down, 2} end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`;
 
@@ -126,12 +132,12 @@ export class RedisDestinationHealth implements DestinationHealth {
     this.link.publish(CHANNEL, JSON.stringify({ v: 1, kind: 'up', destination, node: this.link.nodeId }));
   }
 
-  async claimProbe(destination: string): Promise<true | number | undefined> {
+  async claimProbe(destination: string): Promise<true | ProbeWait | undefined> {
     const lockMs = Math.max(100, Math.round(this.options.probeMs()));
     const [record, lock] = this.keys(destination);
     const answer = await this.link.script('health_claim', CLAIM, [lock, record], [this.link.nodeId, lockMs]);
     if (answer === 1) return true;
-    if (Array.isArray(answer) && answer.length === 1 && validMs(Number(answer[0]))) return Number(answer[0]);
+    if (Array.isArray(answer) && answer.length === 2 && validMs(Number(answer[0]))) return { why: answer[1] === 1 ? 'probing' : 'backoff', ms: Number(answer[0]) };
     return undefined;
   }
 

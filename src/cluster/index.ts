@@ -11,6 +11,6 @@ export { rateShare, slotShare } from './local-share.js';
 export { RedisLink, defaultNodeId } from './redis-link.js';
 export type { RedisClient, RedisLinkOptions } from './redis-link.js';
 export { RedisDestinationHealth, parseNews } from './destination-health.js';
-export type { DestinationHealth, HealthNews, RedisDestinationHealthOptions, SharedBackoff } from './destination-health.js';
+export type { DestinationHealth, HealthNews, ProbeWait, RedisDestinationHealthOptions, SharedBackoff } from './destination-health.js';
 export { RedisSharedCaches, MAX_STORED_POLICY_BYTES } from './shared-caches.js';
 export type { SharedPolicyCache, SharedTlsMemory, StoredPolicy, TlsHost } from './shared-caches.js';

@@ -25,6 +25,11 @@ export interface SharedBackoffDeps {
 
 /** A lock's remaining time is Redis's; a little more here, so that the next claim finds it gone. */
 const LAPSE_SLACK_MS = 50;
+/**
+ * While another node probes, this one asks again this often: a paused or partitioned
+ * Redis then shows within a second (and the call's timeout), not when the lock would lapse.
+ */
+const RECHECK_MS = 1000;
 
 /**
  * The DestinationGate's backoff, shared by the nodes of a cluster (issue #17): a node that
@@ -95,15 +100,15 @@ export class SharedBackoffs implements BackoffWatcher {
     const s = this.shared.get(domain);
     // News came meanwhile (up, or a new backoff) and decided for us.
     if (this.stopped || s?.turn !== 'asking') return;
-    if (typeof answer === 'number') {
+    if (answer !== undefined && answer !== true) {
       s.turn = 'theirs';
       s.timer = setTimeout(() => {
         s.timer = undefined;
         if (this.shared.get(domain) !== s || s.turn !== 'theirs') return;
-        // The lock lapsed without a verdict (its node died, or its probe is still at it): ask again.
+        // No verdict yet: ask again (the lock may have lapsed: its node died, or its probe is still at it).
         s.turn = 'asking';
         void this.claim(domain);
-      }, answer + LAPSE_SLACK_MS);
+      }, answer.why === 'probing' ? Math.min(answer.ms + LAPSE_SLACK_MS, RECHECK_MS) : answer.ms + LAPSE_SLACK_MS);
       s.timer.unref();
       return;
     }

@@ -97,18 +97,18 @@ describe('shared destination health, TLS memory and MTA-STS policies on a real R
       const answers = await Promise.all(nodes.map((n) => n.health.claimProbe('probe.test')));
       const winners = answers.filter((a) => a === true);
       assert.equal(winners.length, 1, 'exactly one probe');
-      for (const a of answers) if (a !== true) assert.ok(typeof a === 'number' && a > 0 && a <= 400, 'the others learn how long the lock holds');
+      for (const a of answers) if (a !== true) assert.ok(a !== undefined && a.why === 'probing' && a.ms > 0 && a.ms <= 400, 'the others learn how long the lock holds');
       const winner = nodes[answers.indexOf(true)];
       assert.equal(await winner.health.claimProbe('probe.test'), true, 'idempotent by node id');
       await new Promise((r) => setTimeout(r, 500));
       const loser = nodes[answers.findIndex((a) => a !== true)];
       assert.equal(await loser.health.claimProbe('probe.test'), true, 'the lock lapsed: another node may probe');
-      assert.equal(typeof (await winner.health.claimProbe('probe.test')), 'number');
+      assert.equal(((await winner.health.claimProbe('probe.test')) as { why: string }).why, 'probing');
       // The prober's verdict (down) frees its lock.
       await loser.health.down('probe.test', 2000);
       assert.equal(await raw.exists(`${PREFIX}{probe.test}:probe`), 0);
       const wait = await winner.health.claimProbe('probe.test');
-      assert.ok(typeof wait === 'number' && wait > 400 && wait <= 2000, 'the backoff the verdict started runs: no probe before it ends');
+      assert.ok(wait !== undefined && wait !== true && wait.why === 'backoff' && wait.ms > 400 && wait.ms <= 2000, 'the backoff the verdict started runs: no probe before it ends');
     } finally {
       await Promise.all(nodes.map((n) => n.link.close()));
     }
@@ -205,6 +205,36 @@ describe('shared destination health, TLS memory and MTA-STS policies on a real R
       redis.resume();
       shared.stop();
       await n.link.close();
+    }
+  });
+
+  test('Redis paused while another node probes: the waiting node stops waiting and probes itself', async () => {
+    const a = await node(redis.url, 'wa', 60_000);
+    const b = await node(redis.url, 'wb', 60_000);
+    const gate = new DestinationGate(systemClock, () => 10, { minMs: 200, maxMs: 200 });
+    const requeued: string[] = [];
+    const shared = new SharedBackoffs({ gate, health: b.health, requeue: (ids) => requeued.push(...ids), logger: b.logger });
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      // A backs the destination off and, when it ends, takes the probe lock (for a minute).
+      await a.health.down('wait.test', 200);
+      await waitFor(() => gate.backedOff().some((d) => d.domain === 'wait.test'));
+      assert.deepEqual(gate.admit('wait.test', 'w1'), { go: false, reason: 'backoff' });
+      await waitFor(async () => (await raw.exists(`${PREFIX}{wait.test}:health`)) === 0);
+      assert.equal(await a.health.claimProbe('wait.test'), true);
+      await new Promise((r) => setTimeout(r, 100));
+      gate.lapse();
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(requeued.length, 0, 'B waits for the verdict of A');
+      assert.deepEqual(gate.admit('wait.test', 'w2'), { go: false, reason: 'backoff' });
+      // Redis stops answering: no verdict can come; B must not wait for the lock's minute.
+      redis.pause();
+      await waitFor(() => requeued.includes('w1'));
+      assert.deepEqual(gate.admit('wait.test', 'w1'), { go: true }, 'B probes on its own');
+    } finally {
+      redis.resume();
+      shared.stop();
+      await Promise.all([a.link.close(), b.link.close()]);
     }
   });
 

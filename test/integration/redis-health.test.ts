@@ -15,7 +15,7 @@ import { DestinationGate } from '../../src/scheduler/destinations.js';
 import { SharedBackoffs } from '../../src/scheduler/shared-backoff.js';
 import { MtaStsPolicies } from '../../src/delivery/mta-sts.js';
 import { NoTlsMemory } from '../../src/delivery/no-tls-memory.js';
-import { RedisServer } from '../helpers/redis-server.js';
+import { RedisCluster, RedisServer } from '../helpers/redis-server.js';
 import { TestDnsServer } from '../helpers/dns-server.js';
 import { makeCert } from '../helpers/certs.js';
 import { listenOn } from '../helpers/ports.js';
@@ -348,6 +348,49 @@ describe('shared destination health, TLS memory and MTA-STS policies on a real R
     } finally {
       redis.resume();
       await n.link.close();
+    }
+  });
+});
+
+describe('shared destination health on a 3-master Redis Cluster', () => {
+  let cluster: RedisCluster;
+  before(async () => {
+    cluster = await RedisCluster.start();
+  });
+  after(async () => {
+    await cluster.stop();
+  });
+
+  test('records, the probe lock and news work for destinations on every master', async () => {
+    const make = async (id: string) => {
+      const { logger } = recordingLogger();
+      const link = new RedisLink({ settings: redisMainSchema.parse({ enabled: 'true', cluster: cluster.seeds, command_timeout: '500' }), nodeId: id, logger });
+      assert.equal(await link.ready(10_000), true);
+      return { link, health: new RedisDestinationHealth(link, { logger, probeMs: () => 5000 }), caches: new RedisSharedCaches(link) };
+    };
+    const a = await make('ca');
+    const b = await make('cb');
+    try {
+      const heard: HealthNews[] = [];
+      b.health.subscribe((n) => heard.push(n));
+      const domains = ['example.com', 'example.net', 'example.org', 'outlook.com'];
+      await waitFor(async () => {
+        await a.health.down(domains[0], 60_000);
+        await new Promise((r) => setTimeout(r, 50));
+        return heard.length > 0;
+      });
+      for (const d of domains) {
+        assert.deepEqual(await a.health.down(d, 60_000), { remainingMs: 60_000, backoffMs: 60_000 }, d);
+        assert.equal(((await b.health.claimProbe(d)) as { why: string }).why, 'backoff', d);
+        await a.health.up(d);
+        assert.equal(await b.health.claimProbe(d), true, d);
+        assert.equal(((await a.health.claimProbe(d)) as { why: string }).why, 'probing', d);
+        a.caches.store(d, { id: 'c1', text: 'version: STSv1\nmode: testing\nmx: *\nmax_age: 600\n', maxAgeMs: 600_000 });
+        await waitFor(async () => (await b.caches.lookup(d))?.id === 'c1');
+      }
+      await waitFor(() => domains.every((d) => heard.some((n) => n.kind === 'up' && n.destination === d)));
+    } finally {
+      await Promise.all([a.link.close(), b.link.close()]);
     }
   });
 });

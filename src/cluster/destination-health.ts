@@ -1,5 +1,4 @@
 import type { SmtpReply } from '../core/index.js';
-import type { Logger } from '../log/index.js';
 import type { RedisLink } from './redis-link.js';
 
 /** What another node learnt about a destination's health (pub/sub), or that the shared view is gone. */
@@ -93,7 +92,6 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`;
 
 export interface RedisDestinationHealthOptions {
-  readonly logger: Logger;
   /** How long a probe lock holds (read at each claim): a node that took it and died frees it within this. */
   readonly probeMs: () => number;
 }

@@ -93,7 +93,7 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
   // redis.ini: destination health (a probe lock lives as long as two connect timeouts, 5 s to 5 min), TLS-failure memory and MTA-STS policies shared with the other nodes.
   const shared = redis ? new RedisSharedCaches(redis) : undefined;
   const probeMs = () => Math.min(Math.max(config.current.outbound.connect_timeout * 2000, 5000), 300_000);
-  const health = redis ? new RedisDestinationHealth(redis, { logger, probeMs }) : undefined;
+  const health = redis ? new RedisDestinationHealth(redis, { probeMs }) : undefined;
   const agent = new DeliveryAgent(config, { resolver: dns.delivery, bodyBytesOrStream: (e) => spool.bodyBytesOrStream(e), logger, hooks, clock, coordinator, ...(shared ? { shared } : {}) });
   // Every disposition is logged, shown to plugins (log_disposition) and counted from here.
   const dispositions = new DispositionSink(logger);

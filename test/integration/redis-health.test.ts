@@ -49,7 +49,7 @@ async function node(url: string, id: string, probeMs = 400) {
   const { logger, records } = recordingLogger();
   const link = new RedisLink({ settings: settings(url), nodeId: id, logger });
   assert.equal(await link.ready(5000), true);
-  const health = new RedisDestinationHealth(link, { logger, probeMs: () => probeMs });
+  const health = new RedisDestinationHealth(link, { probeMs: () => probeMs });
   return { link, health, logger, records, caches: new RedisSharedCaches(link) };
 }
 
@@ -366,7 +366,7 @@ describe('shared destination health on a 3-master Redis Cluster', () => {
       const { logger } = recordingLogger();
       const link = new RedisLink({ settings: redisMainSchema.parse({ enabled: 'true', cluster: cluster.seeds, command_timeout: '500' }), nodeId: id, logger });
       assert.equal(await link.ready(10_000), true);
-      return { link, health: new RedisDestinationHealth(link, { logger, probeMs: () => 5000 }), caches: new RedisSharedCaches(link) };
+      return { link, health: new RedisDestinationHealth(link, { probeMs: () => 5000 }), caches: new RedisSharedCaches(link) };
     };
     const a = await make('ca');
     const b = await make('cb');

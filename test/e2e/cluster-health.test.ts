@@ -1,11 +1,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
-import type { Server, Socket } from 'node:net';
 import { join } from 'node:path';
 import { World } from '../helpers/world.js';
-import { listenOn } from '../helpers/ports.js';
+import { FlakySink } from '../helpers/flaky-sink.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { message, sendMail } from '../helpers/smtp-client.js';
 import { REPO_ROOT, is } from '../helpers/tern-process.js';
@@ -13,73 +11,6 @@ import type { TernProcess } from '../helpers/tern-process.js';
 
 const SINK = '127.0.0.216';
 const FROM = { a: '127.0.0.214', b: '127.0.0.215' } as const;
-
-/**
- * A mail exchanger that answers every session `421` while `down`, and otherwise accepts
- * everything; it notes each session's source address (each node sends from its own).
- */
-class FlakySink {
-  down = true;
-  readonly sessions: { from: string; down: boolean }[] = [];
-  readonly received: string[] = [];
-  private server?: Server;
-  private readonly sockets = new Set<Socket>();
-
-  async start(port: number): Promise<void> {
-    this.server = createServer((socket) => this.session(socket));
-    await listenOn(this.server, SINK, port);
-  }
-
-  private session(socket: Socket): void {
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-    socket.on('error', () => undefined);
-    this.sessions.push({ from: String(socket.remoteAddress), down: this.down });
-    if (this.down) {
-      socket.end('421 4.3.2 Service not available, try again later\r\n');
-      return;
-    }
-    socket.write('220 sink ESMTP\r\n');
-    let buf = '';
-    let inData = false;
-    let rcpts: string[] = [];
-    socket.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      if (buf.length > 1 << 20) socket.destroy();
-      let i;
-      while ((i = buf.indexOf('\r\n')) !== -1) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        if (inData) {
-          if (line !== '.') continue;
-          inData = false;
-          this.received.push(...rcpts);
-          rcpts = [];
-          socket.write('250 2.0.0 queued\r\n');
-          continue;
-        }
-        const verb = line.slice(0, 4).toUpperCase();
-        if (verb === 'EHLO' || verb === 'HELO') socket.write('250 sink\r\n');
-        else if (verb === 'MAIL' || verb === 'RSET' || verb === 'NOOP') {
-          if (verb === 'RSET') rcpts = [];
-          socket.write('250 2.0.0 ok\r\n');
-        } else if (verb === 'RCPT') {
-          rcpts.push(/<([^>]*)>/.exec(line)?.[1] ?? '');
-          socket.write('250 2.1.5 ok\r\n');
-        } else if (verb === 'DATA') {
-          inData = true;
-          socket.write('354 go ahead\r\n');
-        } else if (verb === 'QUIT') socket.end('221 2.0.0 bye\r\n');
-        else socket.write('502 5.5.2 what\r\n');
-      }
-    });
-  }
-
-  async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
-}
 
 interface QueueList {
   total: number;
@@ -94,7 +25,7 @@ interface QueueList {
 describe('destination health shared by two nodes through Redis', () => {
   let world: World;
   let redis: RedisServer;
-  const sink = new FlakySink();
+  const sink = new FlakySink(SINK);
   const nodes: Partial<Record<'a' | 'b', TernProcess>> = {};
 
   const queue = (tern: TernProcess): QueueList => {

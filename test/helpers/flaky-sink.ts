@@ -5,15 +5,22 @@ import { listenOn } from './ports.js';
 /**
  * A mail exchanger that answers every session `421` while `down`, and otherwise accepts
  * everything; it notes each session's source address (each node sends from its own).
+ * With `brokenTls` it offers STARTTLS, answers it 220 and then breaks the handshake
+ * (noting who asked), so that a client retries in plaintext.
  */
 export class FlakySink {
   down = true;
   readonly sessions: { from: string; down: boolean }[] = [];
   readonly received: string[] = [];
+  /** Source addresses of the sessions that asked for STARTTLS. */
+  readonly starttls: string[] = [];
   private server?: Server;
   private readonly sockets = new Set<Socket>();
 
-  constructor(readonly host: string) {}
+  constructor(
+    readonly host: string,
+    private readonly options: { brokenTls?: boolean } = {},
+  ) {}
 
   async start(port: number): Promise<void> {
     this.server = createServer((socket) => this.session(socket));
@@ -33,7 +40,10 @@ export class FlakySink {
     let buf = '';
     let inData = false;
     let rcpts: string[] = [];
+    let handshake = false;
     socket.on('data', (d: Buffer) => {
+      // The client's TLS hello gets plain text back: its handshake fails.
+      if (handshake) return void socket.end('this is not TLS\r\n');
       buf += d.toString('latin1');
       if (buf.length > 1 << 20) socket.destroy();
       let i;
@@ -49,8 +59,12 @@ export class FlakySink {
           continue;
         }
         const verb = line.slice(0, 4).toUpperCase();
-        if (verb === 'EHLO' || verb === 'HELO') socket.write('250 sink\r\n');
-        else if (verb === 'MAIL' || verb === 'RSET' || verb === 'NOOP') {
+        if (verb === 'EHLO' || verb === 'HELO') socket.write(this.options.brokenTls && verb === 'EHLO' ? '250-sink\r\n250 STARTTLS\r\n' : '250 sink\r\n');
+        else if (verb === 'STAR' && this.options.brokenTls) {
+          this.starttls.push(String(socket.remoteAddress));
+          handshake = true;
+          socket.write('220 2.0.0 go ahead\r\n');
+        } else if (verb === 'MAIL' || verb === 'RSET' || verb === 'NOOP') {
           if (verb === 'RSET') rcpts = [];
           socket.write('250 2.0.0 ok\r\n');
         } else if (verb === 'RCPT') {

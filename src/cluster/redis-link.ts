@@ -22,6 +22,23 @@ const MAX_MESSAGE_BYTES = 64 * 1024;
 const PROBE_EVERY_MS = 1000;
 /** Reply errors that say the server cannot serve now, rather than that a command is wrong. */
 const UNAVAILABLE = /^(CLUSTERDOWN|LOADING|TRYAGAIN|MASTERDOWN|READONLY|BUSY|NOREPLICAS)\b/;
+/** A command error (OOM, NOPERM, a script's bug) is logged at most this often per command, with a count. */
+const ERROR_RECORD_EVERY_MS = 10_000;
+/** Hash slots (Redis Cluster) remembered as failing at most; past it the oldest are forgotten. */
+const MAX_SCOPES = 10_000;
+
+/**
+ * What a key's Redis Cluster slot is computed from: the hash tag when the key has one
+ * (`{…}`, non-empty), else the whole key (the Cluster specification's rule).
+ */
+export function slotScope(key: string): string {
+  const open = key.indexOf('{');
+  if (open >= 0) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) return key.slice(open + 1, close);
+  }
+  return key;
+}
 
 /** This node's default name: the host name, with the shard under nodes=N. */
 export function defaultNodeId(shard?: number): string {
@@ -98,6 +115,14 @@ export class RedisLink extends EventEmitter {
   private probing = false;
   private closed = false;
   private readonly scripts = new Set<string>();
+  /**
+   * Redis Cluster: slots (by scope) whose master did not answer, until when. One master
+   * down takes only its slots' destinations to failure_mode; the link stays up for the
+   * rest (a PING to another master would say up, and the link would flap).
+   */
+  private readonly scopesDown = new Map<string, number>();
+  private readonly errorRecords = new Map<string, { at: number; suppressed: number }>();
+  private readonly clustered: boolean;
 
   constructor(private readonly options: RedisLinkOptions) {
     super();
@@ -105,6 +130,7 @@ export class RedisLink extends EventEmitter {
     this.prefix = options.settings.key_prefix;
     this.timeoutMs = options.settings.command_timeout;
     this.client = options.client ?? buildClient(options.settings, options.nodeId);
+    this.clustered = this.client instanceof Cluster;
     // ioredis emits `error` on every failed reconnect; unhandled, an EventEmitter would throw.
     this.client.on('error', (err: Error) => this.noteError(err));
     this.client.on('ready', () => void this.probe());
@@ -145,9 +171,18 @@ export class RedisLink extends EventEmitter {
     return `${this.prefix}{${destination.replace(/[{}]/g, '_')}}:${what}`;
   }
 
-  /** Runs `fn` against Redis within the timeout; `undefined` when Redis is down or fails. */
-  async call<T>(what: string, fn: (client: RedisClient) => Promise<T>): Promise<T | undefined> {
+  /**
+   * Runs `fn` against Redis within the timeout; `undefined` when Redis is down or fails.
+   * `scope` names the hash slot the call works on (see slotScope): on a Redis Cluster a
+   * failure then marks only that slot down for a moment, not the whole link.
+   */
+  async call<T>(what: string, fn: (client: RedisClient) => Promise<T>, scope?: string): Promise<T | undefined> {
     if (!this.isUp || this.closed) return undefined;
+    if (scope !== undefined && this.clustered) {
+      const until = this.scopesDown.get(scope);
+      // Past its moment, the next call asks the slot's master again (and clears it on an answer).
+      if (until !== undefined && until > Date.now()) return undefined;
+    }
     let timer: NodeJS.Timeout | undefined;
     try {
       // ioredis's commandTimeout bounds each command; this bounds a call of several, and a
@@ -155,9 +190,11 @@ export class RedisLink extends EventEmitter {
       const deadline = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs + 50);
       });
-      return await Promise.race([fn(this.client), deadline]);
+      const answer = await Promise.race([fn(this.client), deadline]);
+      if (scope !== undefined && this.clustered && this.scopesDown.delete(scope)) this.options.logger.info({ event: 'redis_slot_up', node: this.nodeId, scope }, 'a Redis Cluster master answers again');
+      return answer;
     } catch (err) {
-      this.fault(what, err as Error);
+      this.fault(what, err as Error, scope);
       return undefined;
     } finally {
       clearTimeout(timer);
@@ -175,7 +212,8 @@ export class RedisLink extends EventEmitter {
       this.client.defineCommand(command, { numberOfKeys: keys.length, lua });
       this.scripts.add(command);
     }
-    return this.call(name, (c) => (c as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[command](...keys, ...args));
+    const scope = keys.length > 0 ? slotScope(keys[0]) : undefined;
+    return this.call(name, (c) => (c as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[command](...keys, ...args), scope);
   }
 
   /** Publishes on a cluster-wide channel (fire and forget; a lost message is caught by the periodic checks). */
@@ -204,7 +242,17 @@ export class RedisLink extends EventEmitter {
   private subscriberClient(): RedisClient {
     if (this.subscriber) return this.subscriber;
     // The subscriber may queue its SUBSCRIBE until connected: it carries no delivery's wait.
-    const sub: RedisClient = this.client instanceof Cluster ? this.client.duplicate(undefined, { enableOfflineQueue: true }) : this.client.duplicate({ enableOfflineQueue: true, commandTimeout: undefined });
+    // It waits for Redis as long as it takes (no retry limit): a SUBSCRIBE dropped while
+    // Redis was away at start would leave the node deaf to every notice for its lifetime.
+    const sub: RedisClient =
+      this.client instanceof Cluster
+        ? this.client.duplicate(undefined, { enableOfflineQueue: true, redisOptions: { ...this.client.options.redisOptions, maxRetriesPerRequest: null, commandTimeout: undefined } })
+        : this.client.duplicate({ enableOfflineQueue: true, commandTimeout: undefined, maxRetriesPerRequest: null });
+    // After every (re)connection: what ioredis resubscribes is what it knew to be subscribed.
+    sub.on('ready', () => {
+      const channels = [...this.handlers.keys()];
+      if (channels.length > 0) void sub.subscribe(...channels).catch((err: Error) => this.noteError(err));
+    });
     sub.on('error', (err: Error) => this.noteError(err));
     sub.on('message', (channel: string, message: string) => {
       if (Buffer.byteLength(message) > MAX_MESSAGE_BYTES) return;
@@ -241,10 +289,28 @@ export class RedisLink extends EventEmitter {
     await Promise.all([quit(this.client), quit(this.subscriber)]);
   }
 
-  private fault(what: string, err: Error): void {
-    // A script's own error is a bug here, not Redis being away: the call fails alone.
+  private fault(what: string, err: Error, scope?: string): void {
+    if (this.closed) return;
+    // A command's own error (a script's bug, OOM, NOPERM) is not Redis being away: the call
+    // fails alone (the caller applies failure_mode), and the record is not repeated per call.
     if (err.name === 'ReplyError' && !UNAVAILABLE.test(err.message)) {
-      this.options.logger.error({ event: 'redis_command_failed', what, err: err.message }, 'a Redis command failed');
+      const now = Date.now();
+      const seen = this.errorRecords.get(what);
+      if (seen && now - seen.at < ERROR_RECORD_EVERY_MS) {
+        seen.suppressed++;
+        return;
+      }
+      if (this.errorRecords.size > 100) this.errorRecords.clear();
+      this.errorRecords.set(what, { at: now, suppressed: 0 });
+      this.options.logger.error({ event: 'redis_command_failed', what, err: err.message, suppressed: seen?.suppressed ?? 0 }, 'a Redis command failed');
+      return;
+    }
+    // One master of a Redis Cluster away: its slots wait, the others go on.
+    if (this.clustered && scope !== undefined && (this.client as Cluster).status === 'ready') {
+      if (this.scopesDown.size >= MAX_SCOPES) this.scopesDown.delete(this.scopesDown.keys().next().value!);
+      const fresh = !this.scopesDown.has(scope);
+      this.scopesDown.set(scope, Date.now() + PROBE_EVERY_MS);
+      if (fresh) this.options.logger.warn({ event: 'redis_slot_down', node: this.nodeId, what, scope, err: err.message, failure_mode: this.options.settings.failure_mode }, 'a Redis Cluster master does not answer: its destinations follow failure_mode for a second, then ask again');
       return;
     }
     if (!this.isUp) return;

@@ -73,5 +73,10 @@ export function checkRedisSettings(settings: RedisSettings): RedisSettings {
   const ways = [settings.url, settings.cluster, settings.sentinels].filter((w) => w !== undefined).length;
   if (ways !== 1) throw new ConfigError(REDIS_FILE, 'url', '', 'enabled=true needs exactly one of url=, cluster= or sentinels= (with name=)');
   if (settings.sentinels && !settings.name) throw new ConfigError(REDIS_FILE, 'name', '', 'sentinels= needs name= (the primary Sentinel watches)');
+  // A renewal or heartbeat that may take longer than the time between two of them would let
+  // leases lapse and nodes look dead while Redis is merely slow.
+  const renewMs = (settings.lease_ttl * 1000) / 3;
+  if (settings.command_timeout >= renewMs) throw new ConfigError(REDIS_FILE, 'command_timeout', settings.command_timeout, `must be shorter than a third of lease_ttl (${Math.round(renewMs)} ms), how often leases are renewed`);
+  if (settings.command_timeout >= settings.heartbeat_interval * 1000) throw new ConfigError(REDIS_FILE, 'command_timeout', settings.command_timeout, `must be shorter than heartbeat_interval (${settings.heartbeat_interval * 1000} ms)`);
   return settings;
 }

@@ -50,7 +50,7 @@ export class RedisServer {
     const args = [
       '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no',
       '--protected-mode', 'no', '--loglevel', 'warning', '--logfile', '',
-      ...(options.cluster ? ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000'] : []),
+      ...(options.cluster ? ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000', '--cluster-require-full-coverage', 'no'] : []),
     ];
     const server = new RedisServer(port, args, dir);
     await server.launch();

@@ -80,6 +80,33 @@ describe('RedisLink: one node to a standalone Redis', () => {
     }
   });
 
+  test('a node started while Redis is away hears what is published once Redis is there', async () => {
+    const { logger } = recordingLogger();
+    const port = redis.port;
+    await redis.kill();
+    const late = new RedisLink({ settings: settings({ url: `redis://127.0.0.1:${port}` }), nodeId: 'late', logger });
+    const got: string[] = [];
+    late.subscribe('freed', (m) => got.push(m));
+    try {
+      // Longer than two reconnect attempts: a SUBSCRIBE with a retry limit is dropped by then.
+      await new Promise((r) => setTimeout(r, 1500));
+      await redis.restart();
+      const speaker = new RedisLink({ settings: settings({ url: redis.url }), nodeId: 'speaker', logger });
+      try {
+        assert.equal(await speaker.ready(5000), true);
+        await waitFor(async () => {
+          speaker.publish('freed', 'example.com');
+          await new Promise((r) => setTimeout(r, 50));
+          return got.includes('example.com');
+        });
+      } finally {
+        await speaker.close();
+      }
+    } finally {
+      await late.close();
+    }
+  });
+
   test('a Redis killed and started again: down, then up again without a restart of the node; pub/sub resubscribes', async () => {
     const { logger } = recordingLogger();
     const a = new RedisLink({ settings: settings({ url: redis.url }), nodeId: 'a', logger });
@@ -140,6 +167,31 @@ describe('RedisLink: a 3-master Redis Cluster', () => {
       });
     } finally {
       await Promise.all([link.close(), other.close()]);
+    }
+  });
+
+  test('one master killed: its destinations answer undefined at once, the others are served, and the link does not flap', async () => {
+    const { logger, records } = recordingLogger();
+    const link = new RedisLink({ settings: settings({ cluster: cluster.seeds }), nodeId: 'c3', logger });
+    try {
+      assert.equal(await link.ready(10_000), true);
+      const domains = Array.from({ length: 30 }, (_, i) => `d${i}.example`);
+      const victim = await cluster.masterOf(link.destinationKey(domains[0], 'count'));
+      const onVictim: string[] = [];
+      const elsewhere: string[] = [];
+      for (const d of domains) ((await cluster.masterOf(link.destinationKey(d, 'count'))) === victim ? onVictim : elsewhere).push(d);
+      assert.ok(elsewhere.length > 0);
+      await victim.kill();
+      const run = (d: string) => link.script('incr_once', INCR_ONCE, [link.destinationKey(d, 'count'), link.destinationKey(d, `call:${Math.random()}`)], []);
+      for (let round = 0; round < 3; round++) {
+        for (const d of onVictim) assert.equal(await run(d), undefined, d);
+        for (const d of elsewhere) assert.equal(typeof (await run(d)), 'number', d);
+      }
+      assert.equal(link.up, true);
+      assert.equal(records.filter((r) => r.event === 'redis_down').length, 0);
+      assert.ok(records.some((r) => r.event === 'redis_slot_down' && r.node === 'c3'));
+    } finally {
+      await link.close();
     }
   });
 });

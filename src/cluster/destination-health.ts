@@ -1,4 +1,5 @@
 import type { SmtpReply } from '../core/index.js';
+import { slotScope } from './redis-link.js';
 import type { RedisLink } from './redis-link.js';
 
 /** What another node learnt about a destination's health (pub/sub), or that the shared view is gone. */
@@ -39,6 +40,8 @@ export interface DestinationHealth {
    * undefined: no answer (probe locally).
    */
   claimProbe(destination: string): Promise<true | ProbeWait | undefined>;
+  /** This node's probe ended without a verdict: its lock goes (if still its own), the record stays, another node may probe. */
+  releaseProbe(destination: string): Promise<void>;
   subscribe(handler: (news: HealthNews) => void): () => void;
 }
 
@@ -91,6 +94,11 @@ if down > 0 then return {down, 2} end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1`;
 
+/** KEYS[1] the probe lock. ARGV: node id. Only this node's own lock goes (safe to run twice). */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
 export interface RedisDestinationHealthOptions {
   /** How long a probe lock holds (read at each claim): a node that took it and died frees it within this. */
   readonly probeMs: () => number;
@@ -125,7 +133,8 @@ export class RedisDestinationHealth implements DestinationHealth {
   }
 
   async up(destination: string): Promise<void> {
-    const gone = await this.link.call('health_up', (c) => c.del(...this.keys(destination)));
+    const keys = this.keys(destination);
+    const gone = await this.link.call('health_up', (c) => c.del(...keys), slotScope(keys[0]));
     if (gone === undefined) return;
     this.link.publish(CHANNEL, JSON.stringify({ v: 1, kind: 'up', destination, node: this.link.nodeId }));
   }
@@ -137,6 +146,10 @@ export class RedisDestinationHealth implements DestinationHealth {
     if (answer === 1) return true;
     if (Array.isArray(answer) && answer.length === 2 && validMs(Number(answer[0]))) return { why: answer[1] === 1 ? 'probing' : 'backoff', ms: Number(answer[0]) };
     return undefined;
+  }
+
+  async releaseProbe(destination: string): Promise<void> {
+    await this.link.script('health_release', RELEASE, [this.keys(destination)[1]], [this.link.nodeId]);
   }
 
   subscribe(handler: (news: HealthNews) => void): () => void {

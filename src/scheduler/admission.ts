@@ -49,6 +49,9 @@ export async function drainWithin(work: PQueue, boundMs: number, abort: () => vo
 
 type ShaperDeps = ConstructorParameters<typeof Shaper>[0];
 
+/** What an attempt says about its destination: down (with the last reply), answered, or nothing. */
+export type AttemptVerdict = { readonly down: SmtpReply } | 'answered' | 'none';
+
 /** How an attempt used its ticket. */
 export type TicketUse = 'used' | 'unused' | 'unreachable';
 
@@ -109,10 +112,16 @@ export class Admission {
     return false;
   }
 
-  /** An attempt ended (`down`: every host refused a session, with the last reply); returns the parked entries that may be tried again now. */
-  finished(item: QueueItem, down: SmtpReply | undefined, ticket?: ShapingTicket, use: TicketUse = 'used'): string[] {
+  /**
+   * An attempt ended: `down` (every host refused a session, with the last reply), `answered`
+   * (a remote server took part in a session), or neither (no verdict on the destination).
+   * Returns the parked entries that may be tried again now.
+   */
+  finished(item: QueueItem, verdict: AttemptVerdict, ticket?: ShapingTicket, use: TicketUse = 'used'): string[] {
     if (ticket) this.shaper?.finished(ticket, use);
-    return this.gate.finished(item.domain, down !== undefined, down);
+    if (verdict === 'answered') return this.gate.finished(item.domain, false);
+    if (verdict !== 'none') return this.gate.finished(item.domain, true, verdict.down);
+    return this.gate.unsettled(item.domain, item.id);
   }
 
   reasonOf(id: string): ParkReason | undefined {

@@ -46,6 +46,12 @@ export interface BackoffWatcher {
   cameUp(domain: string): void;
   /** The operator lifted the backoff here (flush, resume). */
   cleared(domain: string): void;
+  /**
+   * This node's probe ended without a verdict (no session was tried: its DNS lookup failed,
+   * a hook delayed it, it expired, a local fault, shutdown cut it short): the destination
+   * is neither up nor down, and another entry or node may probe.
+   */
+  probeEnded(domain: string): void;
   /** The backoff ended here: may this node's next entry probe? false: its entries stay parked until probeTurn(), adopt() or a lift. */
   mayProbe(domain: string): boolean;
 }
@@ -188,6 +194,25 @@ export class DestinationGate {
       return this.release(domain, s, 'backoff').concat(this.release(domain, s, 'connection_limit'));
     }
     return this.release(domain, s, 'connection_limit', Math.max(0, this.limit(domain) - s.inFlight));
+  }
+
+  /**
+   * An attempt ended without a verdict on the destination (nothing reached a remote
+   * server, see BackoffWatcher.probeEnded): a backoff stays, and if this entry was the
+   * probe, the next lapse() picks another (or asks the watcher again). Returns the parked
+   * entries that may be tried again now.
+   */
+  unsettled(domain: string, id: string): string[] {
+    const s = this.state(domain);
+    s.inFlight = Math.max(0, s.inFlight - 1);
+    if (s.downUntil === undefined) return this.release(domain, s, 'connection_limit', Math.max(0, this.limit(domain) - s.inFlight));
+    if (s.probing && s.probe === id) {
+      s.probing = false;
+      s.probe = undefined;
+      this.earliest = Math.min(this.earliest, s.downUntil);
+      this.watcher?.probeEnded(domain);
+    }
+    return [];
   }
 
   /** Stops delivery to a domain (replacing an earlier suspension of it). */

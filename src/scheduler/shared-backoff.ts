@@ -78,6 +78,21 @@ export class SharedBackoffs implements BackoffWatcher {
     this.forget(domain);
   }
 
+  probeEnded(domain: string): void {
+    const s = this.shared.get(domain);
+    if (s?.turn !== 'mine') return;
+    // Neither up nor down: the cluster's record stays; the lock goes so that another node
+    // (or this one's next entry) may probe. No "up": that would release every node's mail.
+    // Nobody asks before the release is done (a claim run first would renew the lock the
+    // release then deletes); then the entries parked here, if any, ask again.
+    s.turn = 'asking';
+    void this.deps.health.releaseProbe(domain).then(() => {
+      if (this.stopped || this.shared.get(domain) !== s || s.turn !== 'asking') return;
+      s.turn = 'ask';
+      this.deps.requeue(this.deps.gate.probeTurn(domain));
+    });
+  }
+
   mayProbe(domain: string): boolean {
     const s = this.shared.get(domain);
     if (!s || s.turn === 'mine') return true;

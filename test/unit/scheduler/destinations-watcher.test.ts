@@ -23,6 +23,9 @@ class Watcher implements BackoffWatcher {
   cleared(domain: string): void {
     this.calls.push(`cleared ${domain}`);
   }
+  probeEnded(domain: string): void {
+    this.calls.push(`ended ${domain}`);
+  }
   mayProbe(domain: string): boolean {
     this.calls.push(`may ${domain}`);
     return this.allow;
@@ -91,6 +94,30 @@ describe('DestinationGate and its BackoffWatcher (shared destination health)', (
     assert.deepEqual(gate.admit('d.test', 'b'), { go: true }, 'the watcher allows: b probes');
     assert.deepEqual(gate.probeTurn('d.test'), []);
     assert.deepEqual(gate.probeTurn('unknown.test'), []);
+  });
+
+  it('a probe that ends without a verdict (no session tried) is neither up nor down: the backoff stays, another entry probes', () => {
+    const { clock, gate, watcher } = setup();
+    gate.admit('d.test', 'x');
+    gate.finished('d.test', true);
+    gate.admit('d.test', 'a');
+    gate.admit('d.test', 'b');
+    clock.t += 1000;
+    assert.deepEqual(gate.lapse().released, ['a', 'b']);
+    assert.deepEqual(gate.admit('d.test', 'a'), { go: true }, 'a probes');
+    assert.deepEqual(gate.admit('d.test', 'b'), { go: false, reason: 'backoff' });
+    // a's DNS lookup failed (or a hook delayed it, or shutdown cut it short).
+    assert.deepEqual(gate.unsettled('d.test', 'a'), []);
+    assert.ok(watcher.calls.includes('ended d.test'));
+    assert.ok(!watcher.calls.includes('up d.test'), 'no "up": the other nodes keep their mail parked');
+    assert.equal(gate.backedOff().length, 0, 'its time is over, but the backoff is not cleared:');
+    assert.deepEqual(gate.lapse().released, ['b'], 'the next entry becomes the probe');
+    assert.deepEqual(gate.admit('d.test', 'b'), { go: true });
+    assert.deepEqual(gate.admit('d.test', 'c'), { go: false, reason: 'backoff' }, 'still one probe at a time');
+    // An entry that was not the probe ending without a verdict changes nothing.
+    assert.deepEqual(gate.unsettled('d.test', 'zzz'), []);
+    assert.deepEqual(gate.admit('d.test', 'e'), { go: false, reason: 'backoff' });
+    assert.deepEqual(gate.finished('d.test', false), ['c', 'e'], 'a session: everyone goes');
   });
 
   it('a flush tells the watcher the backoff is cleared', () => {

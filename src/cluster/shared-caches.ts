@@ -1,3 +1,4 @@
+import { slotScope } from './redis-link.js';
 import type { RedisLink } from './redis-link.js';
 
 /**
@@ -55,14 +56,14 @@ export class RedisSharedCaches implements SharedTlsMemory, SharedPolicyCache {
   async recall(host: TlsHost): Promise<number | undefined> {
     const key = this.tlsKey(host);
     if (!key) return undefined;
-    const ttl = await this.link.call('notls_recall', (c) => c.pttl(key));
+    const ttl = await this.link.call('notls_recall', (c) => c.pttl(key), slotScope(key));
     return ttl !== undefined && ttl > 0 ? ttl : undefined;
   }
 
   remember(host: TlsHost, ms: number): void {
     const key = this.tlsKey(host);
     if (!key || !(ms >= 1)) return;
-    void this.link.call('notls_remember', (c) => c.set(key, this.link.nodeId, 'PX', Math.round(ms)));
+    void this.link.call('notls_remember', (c) => c.set(key, this.link.nodeId, 'PX', Math.round(ms)), slotScope(key));
   }
 
   async lookup(domain: string): Promise<StoredPolicy | undefined> {
@@ -87,7 +88,7 @@ export class RedisSharedCaches implements SharedTlsMemory, SharedPolicyCache {
     if (domain.length > MAX_NAME || !POLICY_ID.test(policy.id) || Buffer.byteLength(policy.text) > MAX_STORED_POLICY_BYTES || !(policy.maxAgeMs >= 1)) return;
     const key = this.link.destinationKey(domain, 'mta-sts');
     const value = JSON.stringify({ id: policy.id, policy: policy.text });
-    void this.link.call('sts_store', (c) => c.set(key, value, 'PX', Math.min(Math.round(policy.maxAgeMs), MAX_AGE_MS)));
+    void this.link.call('sts_store', (c) => c.set(key, value, 'PX', Math.min(Math.round(policy.maxAgeMs), MAX_AGE_MS)), slotScope(key));
   }
 
   private tlsKey(host: TlsHost): string | undefined {

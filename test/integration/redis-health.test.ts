@@ -181,6 +181,51 @@ describe('shared destination health, TLS memory and MTA-STS policies on a real R
     }
   });
 
+  test('a probe that ends without a verdict (DNS failed, shutdown cut it short) releases nobody: its lock goes and the other node probes', async () => {
+    const backoff = { minMs: 300, maxMs: 1000 };
+    const make = async (id: string) => {
+      const n = await node(redis.url, id, 60_000);
+      const gate = new DestinationGate(systemClock, () => 10, backoff);
+      const requeued: string[] = [];
+      const heard: HealthNews[] = [];
+      n.health.subscribe((m) => heard.push(m));
+      const shared = new SharedBackoffs({ gate, health: n.health, requeue: (ids) => requeued.push(...ids), logger: n.logger });
+      return { ...n, gate, requeued, heard, shared };
+    };
+    const a = await make('na');
+    const b = await make('nb');
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      a.gate.admit('nv.test', 'a0');
+      a.gate.finished('nv.test', true, { code: 421, enhanced: '4.4.2', text: 'no' });
+      await waitFor(() => b.gate.backedOff().some((d) => d.domain === 'nv.test'));
+      assert.deepEqual(b.gate.admit('nv.test', 'b1'), { go: false, reason: 'backoff' });
+      // a's own probe after the backoff: it takes the lock (for a minute).
+      await waitFor(() => a.gate.backedOff().length === 0);
+      a.gate.admit('nv.test', 'a1');
+      await waitFor(() => a.requeued.includes('a1'));
+      assert.deepEqual(a.gate.admit('nv.test', 'a1'), { go: true }, 'a probes');
+      await waitFor(async () => (await raw.get(`${PREFIX}{nv.test}:probe`)) === 'na');
+      await waitFor(() => b.gate.backedOff().length === 0);
+      b.gate.lapse();
+      // a's probe reached no server: the lock goes, b (re-asking every second) takes it.
+      a.gate.unsettled('nv.test', 'a1');
+      await waitFor(() => b.requeued.includes('b1'));
+      assert.deepEqual(b.gate.admit('nv.test', 'b1'), { go: true }, 'b probes now');
+      assert.equal(await raw.get(`${PREFIX}{nv.test}:probe`), 'nb');
+      assert.deepEqual(b.gate.admit('nv.test', 'b2'), { go: false, reason: 'backoff' }, 'b still backs off: no "up" came');
+      assert.deepEqual(a.gate.admit('nv.test', 'a2'), { go: false, reason: 'backoff' }, 'a waits for b now');
+      assert.equal([...a.heard, ...b.heard].filter((m) => m.kind === 'up').length, 0);
+      assert.equal(a.records.filter((r) => r.event === 'destination_up_shared').length, 0);
+      b.gate.finished('nv.test', false);
+      await waitFor(() => a.requeued.includes('a2'));
+    } finally {
+      a.shared.stop();
+      b.shared.stop();
+      await Promise.all([a.link.close(), b.link.close()]);
+    }
+  });
+
   test('a paused Redis: calls answer undefined within the timeout, and the gate probes on its own', async () => {
     const n = await node(redis.url, 'paused', 5000);
     const gate = new DestinationGate(systemClock, () => 10, { minMs: 200, maxMs: 1000 });
@@ -391,6 +436,35 @@ describe('shared destination health on a 3-master Redis Cluster', () => {
       await waitFor(() => domains.every((d) => heard.some((n) => n.kind === 'up' && n.destination === d)));
     } finally {
       await Promise.all([a.link.close(), b.link.close()]);
+    }
+  });
+
+  // Last: it kills a master.
+  test('one master killed: TLS memory, MTA-STS and health calls on its slots answer nothing, the rest are served, the link stays up', async () => {
+    const { logger, records } = recordingLogger();
+    const link = new RedisLink({ settings: redisMainSchema.parse({ enabled: 'true', cluster: cluster.seeds, command_timeout: '500' }), nodeId: 'ck', logger });
+    assert.equal(await link.ready(10_000), true);
+    const health = new RedisDestinationHealth(link, { probeMs: () => 5000 });
+    const caches = new RedisSharedCaches(link);
+    try {
+      const hosts = Array.from({ length: 12 }, (_, i) => ({ name: `mx${i}.kill.test`, address: '127.0.0.214', port: 25 }));
+      const domains = Array.from({ length: 12 }, (_, i) => `k${i}.example`);
+      for (const h of hosts) caches.remember(h, 60_000);
+      await waitFor(async () => (await Promise.all(hosts.map((h) => caches.recall(h)))).every((t) => t !== undefined));
+      const victim = await cluster.masterOf(link.key('notls', `${hosts[0].name}|${hosts[0].address}|${hosts[0].port}`));
+      const elsewhere: string[] = [];
+      for (const d of domains) if ((await cluster.masterOf(link.destinationKey(d, 'health'))) !== victim) elsewhere.push(d);
+      assert.ok(elsewhere.length > 0);
+      await victim.kill();
+      for (let round = 0; round < 3; round++) {
+        assert.equal(await caches.recall(hosts[0]), undefined, 'its master is down: no memory, TLS is tried');
+        for (const d of elsewhere) assert.ok(await health.down(d, 60_000), d);
+        for (const d of elsewhere) await health.up(d);
+      }
+      assert.equal(link.up, true, 'one master down does not take the link down');
+      assert.equal(records.filter((r) => r.event === 'redis_down').length, 0);
+    } finally {
+      await link.close();
     }
   });
 });

@@ -292,6 +292,11 @@ export class DestinationGate {
     return this.release(domain, s, 'backoff');
   }
 
+  /** Whether an entry of this node is out probing the backed-off destination now. */
+  probing(domain: string): boolean {
+    return this.states.get(domain)?.probing === true;
+  }
+
   /** When lapse() next has something to do, if ever. */
   wakeAt(): number | undefined {
     return this.earliest === Infinity ? undefined : this.earliest;

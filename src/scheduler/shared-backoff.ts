@@ -30,6 +30,12 @@ const LAPSE_SLACK_MS = 50;
  * Redis then shows within a second (and the call's timeout), not when the lock would lapse.
  */
 const RECHECK_MS = 1000;
+/**
+ * While this node's probe runs, its lock is renewed this often: a probe may try every MX
+ * address at connect_timeout each, plus greeting and EHLO, longer than the lock holds, and
+ * the waiting nodes (asking every second) would probe too once it lapsed.
+ */
+const RENEW_MS = 1000;
 
 /**
  * The DestinationGate's backoff, shared by the nodes of a cluster (issue #17): a node that
@@ -85,6 +91,8 @@ export class SharedBackoffs implements BackoffWatcher {
     // (or this one's next entry) may probe. No "up": that would release every node's mail.
     // Nobody asks before the release is done (a claim run first would renew the lock the
     // release then deletes); then the entries parked here, if any, ask again.
+    clearInterval(s.timer);
+    s.timer = undefined;
     s.turn = 'asking';
     void this.deps.health.releaseProbe(domain).then(() => {
       if (this.stopped || this.shared.get(domain) !== s || s.turn !== 'asking') return;
@@ -129,9 +137,23 @@ export class SharedBackoffs implements BackoffWatcher {
     }
     if (answer === true) {
       s.turn = 'mine';
+      this.renew(domain, s);
       this.deps.logger?.info({ event: 'destination_probe', domain }, 'this node probes the backed-off destination for the cluster');
     } else this.forget(domain);
     this.deps.requeue(this.deps.gate.probeTurn(domain));
+  }
+
+  /**
+   * Keeps this node's probe lock while its probe runs; before the probe starts (and after
+   * it, until the verdict clears the lock) the lock's own time covers it. Ends with the
+   * turn (turn() and forget() clear the timer).
+   */
+  private renew(domain: string, s: Shared): void {
+    s.timer = setInterval(() => {
+      if (this.stopped || this.shared.get(domain) !== s || s.turn !== 'mine') return;
+      if (this.deps.gate.probing(domain)) void this.deps.health.claimProbe(domain);
+    }, RENEW_MS);
+    s.timer.unref();
   }
 
   private hear(news: HealthNews): void {

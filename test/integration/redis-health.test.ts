@@ -226,6 +226,37 @@ describe('shared destination health, TLS memory and MTA-STS policies on a real R
     }
   });
 
+  test('a probe that runs longer than the lock: the lock is renewed while it runs, no second node probes, and goes with the verdict', async () => {
+    const a = await node(redis.url, 'ra', 2500);
+    const b = await node(redis.url, 'rb', 2500);
+    const gate = new DestinationGate(systemClock, () => 10, { minMs: 200, maxMs: 200 });
+    const requeued: string[] = [];
+    const shared = new SharedBackoffs({ gate, health: a.health, requeue: (ids) => requeued.push(...ids), logger: a.logger });
+    try {
+      gate.admit('long.test', 'x');
+      gate.finished('long.test', true);
+      await waitFor(() => gate.backedOff().length === 0);
+      gate.admit('long.test', 'p');
+      await waitFor(() => requeued.includes('p'));
+      assert.deepEqual(gate.admit('long.test', 'p'), { go: true }, 'a probes');
+      // The probe takes longer than the lock's 2.5 s (every MX address at connect_timeout).
+      const claimsByB: (true | { why: string } | undefined)[] = [];
+      const until = Date.now() + 4000;
+      while (Date.now() < until) {
+        claimsByB.push(await b.health.claimProbe('long.test'));
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      assert.ok(claimsByB.length > 0 && claimsByB.every((c) => c !== true && c?.why === 'probing'), 'b never gets the lock while a probes');
+      assert.equal(await raw.get(`${PREFIX}{long.test}:probe`), 'ra');
+      gate.finished('long.test', false);
+      await waitFor(async () => (await raw.exists(`${PREFIX}{long.test}:probe`)) === 0);
+      assert.equal(await b.health.claimProbe('long.test'), true, 'the verdict freed it');
+    } finally {
+      shared.stop();
+      await Promise.all([a.link.close(), b.link.close()]);
+    }
+  });
+
   test('a paused Redis: calls answer undefined within the timeout, and the gate probes on its own', async () => {
     const n = await node(redis.url, 'paused', 5000);
     const gate = new DestinationGate(systemClock, () => 10, { minMs: 200, maxMs: 1000 });

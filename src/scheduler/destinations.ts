@@ -32,6 +32,8 @@ interface Destination {
   /** The entry that is the probe (a shaped one may wait for its slot before it goes). */
   probe?: string;
   suspension?: Suspension;
+  /** The backoff is another node's (adopt()), not learnt by an attempt here: forgotten when it ends with nothing of it here. */
+  adopted?: boolean;
 }
 
 /**
@@ -46,6 +48,8 @@ export interface BackoffWatcher {
   cameUp(domain: string): void;
   /** The operator lifted the backoff here (flush, resume). */
   cleared(domain: string): void;
+  /** An adopted backoff ended with no entry of the destination here: the gate forgot it. */
+  forgotten(domain: string): void;
   /**
    * This node's probe ended without a verdict (no session was tried: its DNS lookup failed,
    * a hook delayed it, it expired, a local fault, shutdown cut it short): the destination
@@ -173,6 +177,7 @@ export class DestinationGate {
   /** An attempt ended; returns the parked entries that may be tried again now. */
   finished(domain: string, unreachable: boolean, reply?: SmtpReply): string[] {
     const s = this.state(domain);
+    s.adopted = false;
     s.inFlight = Math.max(0, s.inFlight - 1);
     if (unreachable) {
       s.backoffMs = Math.min(Math.max(s.backoffMs * 2, this.backoff.minMs), this.backoff.maxMs);
@@ -262,6 +267,13 @@ export class DestinationGate {
         // The backoff is over: the first of these becomes the probe, the rest park again.
         for (const id of this.release(domain, s, 'backoff')) released.push(id);
       }
+      if (s.adopted && s.downUntil !== undefined && s.downUntil <= now && !s.probing && s.inFlight === 0 && !s.suspension && s.parked.backoff.length + s.parked.connection_limit.length + s.parked.suspended.length === 0) {
+        // Another node's backoff, over, with nothing of it here: keeping it would grow the
+        // map by every destination any node of the cluster ever backed off.
+        this.states.delete(domain);
+        this.watcher?.forgotten(domain);
+        continue;
+      }
       this.earliest = Math.min(this.earliest, ...this.lifts(s, now));
     }
     return { released, expired };
@@ -272,7 +284,9 @@ export class DestinationGate {
    * here from now, entries coming due park without an attempt. A longer one of ours stays.
    */
   adopt(domain: string, remainingMs: number, backoffMs: number): void {
+    const known = this.states.get(domain);
     const s = this.state(domain);
+    if (!known || (known.downUntil === undefined && known.backoffMs === 0)) s.adopted = true;
     const until = this.clock.now() + remainingMs;
     s.backoffMs = Math.max(Math.min(backoffMs, this.backoff.maxMs), s.backoffMs);
     if (s.downUntil !== undefined && s.downUntil >= until && !s.probing) return;

@@ -36,6 +36,8 @@ const RECHECK_MS = 1000;
  * the waiting nodes (asking every second) would probe too once it lapsed.
  */
 const RENEW_MS = 1000;
+/** Destinations followed at most (each a few hundred bytes); past it, another node's news of a new one is ignored here. */
+const MAX_SHARED = 10_000;
 
 /**
  * The DestinationGate's backoff, shared by the nodes of a cluster (issue #17): a node that
@@ -81,6 +83,10 @@ export class SharedBackoffs implements BackoffWatcher {
   }
 
   cleared(domain: string): void {
+    this.forget(domain);
+  }
+
+  forgotten(domain: string): void {
     this.forget(domain);
   }
 
@@ -171,6 +177,8 @@ export class SharedBackoffs implements BackoffWatcher {
       this.deps.requeue(this.deps.gate.resetBackoff(domain));
       return;
     }
+    // Bounded: an entry of an unfollowed destination finds out by its own attempt, as a single node's would.
+    if (!this.shared.has(domain) && this.shared.size >= MAX_SHARED) return;
     this.turn(domain, 'ask');
     this.deps.gate.adopt(domain, news.remainingMs, news.backoffMs);
     this.deps.requeue([]);

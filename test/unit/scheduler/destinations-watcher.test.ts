@@ -23,6 +23,9 @@ class Watcher implements BackoffWatcher {
   cleared(domain: string): void {
     this.calls.push(`cleared ${domain}`);
   }
+  forgotten(domain: string): void {
+    this.calls.push(`forgotten ${domain}`);
+  }
   probeEnded(domain: string): void {
     this.calls.push(`ended ${domain}`);
   }
@@ -118,6 +121,24 @@ describe('DestinationGate and its BackoffWatcher (shared destination health)', (
     assert.deepEqual(gate.unsettled('d.test', 'zzz'), []);
     assert.deepEqual(gate.admit('d.test', 'e'), { go: false, reason: 'backoff' });
     assert.deepEqual(gate.finished('d.test', false), ['c', 'e'], 'a session: everyone goes');
+  });
+
+  it('another node\'s backoff with nothing of it here is forgotten when it ends; one with parked entries or learnt here is kept', () => {
+    const { clock, gate, watcher } = setup();
+    for (let i = 0; i < 100; i++) gate.adopt(`far${i}.test`, 1000, 1000);
+    gate.adopt('mine.test', 1000, 1000);
+    gate.admit('mine.test', 'm');
+    gate.admit('own.test', 'o');
+    gate.finished('own.test', true);
+    assert.equal(gate.backedOff().length, 102);
+    clock.t += 1000;
+    watcher.allow = false;
+    gate.lapse();
+    assert.equal(watcher.calls.filter((c) => c.startsWith('forgotten')).length, 100);
+    assert.ok(!watcher.calls.includes('forgotten mine.test') && !watcher.calls.includes('forgotten own.test'));
+    assert.equal(gate.closedUntil('far0.test'), undefined, 'gone from the gate');
+    assert.ok(gate.closedUntil('mine.test') !== undefined, 'its entry still waits for the probe');
+    assert.deepEqual(gate.admit('far0.test', 'f'), { go: true }, 'a later entry is not held by a backoff that ended');
   });
 
   it('a flush tells the watcher the backoff is cleared', () => {

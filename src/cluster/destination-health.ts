@@ -40,6 +40,8 @@ export interface DestinationHealth {
    * undefined: no answer (probe locally).
    */
   claimProbe(destination: string): Promise<true | ProbeWait | undefined>;
+  /** How much longer the cluster's backoff of `destination` runs: 0 when it has no record (over, or lifted by an "up"), undefined: no answer. */
+  backoffLeft(destination: string): Promise<number | undefined>;
   /** This node's probe ended without a verdict: its lock goes (if still its own), the record stays, another node may probe. */
   releaseProbe(destination: string): Promise<void>;
   subscribe(handler: (news: HealthNews) => void): () => void;
@@ -146,6 +148,13 @@ export class RedisDestinationHealth implements DestinationHealth {
     if (answer === 1) return true;
     if (Array.isArray(answer) && answer.length === 2 && validMs(Number(answer[0]))) return { why: answer[1] === 1 ? 'probing' : 'backoff', ms: Number(answer[0]) };
     return undefined;
+  }
+
+  async backoffLeft(destination: string): Promise<number | undefined> {
+    const [record] = this.keys(destination);
+    const ttl = await this.link.call('health_left', (c) => c.pttl(record), slotScope(record));
+    if (ttl === undefined) return undefined;
+    return ttl > 0 ? ttl : 0;
   }
 
   async releaseProbe(destination: string): Promise<void> {

@@ -306,6 +306,19 @@ export class DestinationGate {
     return this.release(domain, s, 'backoff');
   }
 
+  /** How long this node's backoff of the destination still runs (ms), if it runs. */
+  backoffRemaining(domain: string): number | undefined {
+    const until = this.states.get(domain)?.downUntil;
+    if (until === undefined) return undefined;
+    const left = until - this.clock.now();
+    return left > 0 ? left : undefined;
+  }
+
+  /** How many entries of this node wait for the destination's backoff. */
+  parkedForBackoff(domain: string): number {
+    return this.states.get(domain)?.parked.backoff.length ?? 0;
+  }
+
   /** Whether an entry of this node is out probing the backed-off destination now. */
   probing(domain: string): boolean {
     return this.states.get(domain)?.probing === true;

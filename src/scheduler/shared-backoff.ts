@@ -13,6 +13,8 @@ type Turn = 'ask' | 'asking' | 'mine' | 'theirs';
 interface Shared {
   turn: Turn;
   timer?: NodeJS.Timeout;
+  /** While the backoff runs here with entries parked: is the cluster's record still there? */
+  watch?: NodeJS.Timeout;
 }
 
 export interface SharedBackoffDeps {
@@ -36,6 +38,12 @@ const RECHECK_MS = 1000;
  * the waiting nodes (asking every second) would probe too once it lapsed.
  */
 const RENEW_MS = 1000;
+/**
+ * While a backoff runs here and entries wait for it, the cluster's record is looked at this
+ * often (one PTTL): an "up" whose message was lost then releases them within this, not when
+ * the backoff (up to destination_backoff_max) would end.
+ */
+const WATCH_MS = 3000;
 /** Destinations followed at most (each a few hundred bytes); past it, another node's news of a new one is ignored here. */
 const MAX_SHARED = 10_000;
 
@@ -67,6 +75,7 @@ export class SharedBackoffs implements BackoffWatcher {
         return;
       }
       this.turn(domain, 'ask');
+      this.watch(domain);
       if (answer.remainingMs <= backoffMs) return;
       this.deps.gate.adopt(domain, answer.remainingMs, answer.backoffMs);
       // The scheduler's timer follows the gate's next lapse: arm it for the longer backoff.
@@ -120,7 +129,10 @@ export class SharedBackoffs implements BackoffWatcher {
   stop(): void {
     this.stopped = true;
     this.unsubscribe();
-    for (const s of this.shared.values()) clearTimeout(s.timer);
+    for (const s of this.shared.values()) {
+      clearTimeout(s.timer);
+      clearInterval(s.watch);
+    }
     this.shared.clear();
   }
 
@@ -137,7 +149,7 @@ export class SharedBackoffs implements BackoffWatcher {
         // No verdict yet: ask again (the lock may have lapsed: its node died, or its probe is still at it).
         s.turn = 'asking';
         void this.claim(domain);
-      }, answer.why === 'probing' ? Math.min(answer.ms + LAPSE_SLACK_MS, RECHECK_MS) : answer.ms + LAPSE_SLACK_MS);
+      }, Math.min(answer.ms + LAPSE_SLACK_MS, answer.why === 'probing' ? RECHECK_MS : WATCH_MS));
       s.timer.unref();
       return;
     }
@@ -162,6 +174,32 @@ export class SharedBackoffs implements BackoffWatcher {
     s.timer.unref();
   }
 
+  /**
+   * Until the backoff here ends: every WATCH_MS, if entries wait for it, asks whether the
+   * cluster's record still exists. Gone well before our end means an "up" this node did
+   * not hear: its entries go.
+   */
+  private watch(domain: string): void {
+    const s = this.shared.get(domain);
+    if (!s || s.watch) return;
+    s.watch = setInterval(() => {
+      const left = this.deps.gate.backoffRemaining(domain);
+      if (this.stopped || this.shared.get(domain) !== s || left === undefined) {
+        clearInterval(s.watch);
+        s.watch = undefined;
+        return;
+      }
+      if (left <= WATCH_MS || this.deps.gate.parkedForBackoff(domain) === 0) return;
+      void this.deps.health.backoffLeft(domain).then((left) => {
+        if (left !== 0 || this.stopped || this.shared.get(domain) !== s) return;
+        this.deps.logger?.info({ event: 'destination_up_missed', domain }, 'the cluster no longer backs this destination off (a missed "up"): its entries here go');
+        this.forget(domain);
+        this.deps.requeue(this.deps.gate.resetBackoff(domain));
+      });
+    }, WATCH_MS);
+    s.watch.unref();
+  }
+
   private hear(news: HealthNews): void {
     if (this.stopped) return;
     if (news.kind === 'lost') {
@@ -180,6 +218,7 @@ export class SharedBackoffs implements BackoffWatcher {
     // Bounded: an entry of an unfollowed destination finds out by its own attempt, as a single node's would.
     if (!this.shared.has(domain) && this.shared.size >= MAX_SHARED) return;
     this.turn(domain, 'ask');
+    this.watch(domain);
     this.deps.gate.adopt(domain, news.remainingMs, news.backoffMs);
     this.deps.requeue([]);
     this.deps.logger?.info({ event: 'destination_backoff_shared', domain, node: news.node, remaining_ms: news.remainingMs }, 'another node backed this destination off: its entries here wait too');
@@ -198,6 +237,7 @@ export class SharedBackoffs implements BackoffWatcher {
     const s = this.shared.get(domain);
     if (!s) return;
     clearTimeout(s.timer);
+    clearInterval(s.watch);
     this.shared.delete(domain);
   }
 }

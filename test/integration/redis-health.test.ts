@@ -257,6 +257,29 @@ describe('shared destination health, TLS memory and MTA-STS policies on a real R
     }
   });
 
+  test('an "up" whose message was lost: the waiting node sees the record gone and releases its mail long before its backoff ends', async () => {
+    const a = await node(redis.url, 'la');
+    const b = await node(redis.url, 'lb');
+    const gate = new DestinationGate(systemClock, () => 10, { minMs: 1000, maxMs: 600_000 });
+    const requeued: string[] = [];
+    const shared = new SharedBackoffs({ gate, health: b.health, requeue: (ids) => requeued.push(...ids), logger: b.logger });
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      await a.health.down('lost-up.test', 600_000);
+      await waitFor(() => gate.backedOff().some((d) => d.domain === 'lost-up.test'));
+      assert.deepEqual(gate.admit('lost-up.test', 'l1'), { go: false, reason: 'backoff' });
+      // A's probe got a session: the record goes, but the "up" message never reaches B.
+      await raw.del(`${PREFIX}{lost-up.test}:health`);
+      await waitFor(() => requeued.includes('l1'), 20_000);
+      assert.deepEqual(gate.admit('lost-up.test', 'l1'), { go: true });
+      assert.ok(b.records.some((r) => r.event === 'destination_up_missed' && r.domain === 'lost-up.test'));
+      assert.equal(gate.backedOff().length, 0);
+    } finally {
+      shared.stop();
+      await Promise.all([a.link.close(), b.link.close()]);
+    }
+  });
+
   test('a paused Redis: calls answer undefined within the timeout, and the gate probes on its own', async () => {
     const n = await node(redis.url, 'paused', 5000);
     const gate = new DestinationGate(systemClock, () => 10, { minMs: 200, maxMs: 1000 });

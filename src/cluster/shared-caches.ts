@@ -42,8 +42,12 @@ const POLICY_ID = /^[A-Za-z0-9]{1,32}$/;
 const MAX_AGE_MS = 31_557_600_000;
 const MAX_NAME = 255;
 
-/** GET and PTTL of one key in one round trip. */
-const READ = `return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}`;
+/** GET and PTTL of one key in one round trip; a value longer than ARGV[1] bytes is not sent (an empty answer). */
+const READ = `
+if redis.call('STRLEN', KEYS[1]) > tonumber(ARGV[1]) then return {} end
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}`;
+/** JSON escapes at most sextuple a byte; anything larger cannot hold a 64 KiB policy. */
+const MAX_STORED_VALUE_BYTES = MAX_STORED_POLICY_BYTES * 6 + 128;
 
 /**
  * The TLS-failure memory and the MTA-STS policies of every node, in Redis: one key per
@@ -68,11 +72,10 @@ export class RedisSharedCaches implements SharedTlsMemory, SharedPolicyCache {
 
   async lookup(domain: string): Promise<StoredPolicy | undefined> {
     if (domain.length > MAX_NAME) return undefined;
-    const answer = await this.link.script('sts_read', READ, [this.link.destinationKey(domain, 'mta-sts')], []);
+    const answer = await this.link.script('sts_read', READ, [this.link.destinationKey(domain, 'mta-sts')], [MAX_STORED_VALUE_BYTES]);
     if (!Array.isArray(answer) || answer.length !== 2 || typeof answer[0] !== 'string') return undefined;
     const [value, ttl] = [answer[0], Number(answer[1])];
-    // JSON escapes at most sextuple a byte; anything larger cannot hold a 64 KiB policy.
-    if (!(ttl > 0) || value.length > MAX_STORED_POLICY_BYTES * 6 + 128) return undefined;
+    if (!(ttl > 0) || value.length > MAX_STORED_VALUE_BYTES) return undefined;
     let stored: { id?: unknown; policy?: unknown };
     try {
       stored = JSON.parse(value) as typeof stored;

@@ -414,6 +414,12 @@ describe('shared destination health, TLS memory and MTA-STS policies on a real R
         await raw.set(`${PREFIX}{x2.test}:mta-sts`, JSON.stringify({ id: 'a', policy: 'x'.repeat(65 * 1024) }), 'PX', 60_000);
         await raw.set(`${PREFIX}{x3.test}:mta-sts`, JSON.stringify({ id: 'bad id!', policy: POLICY }), 'PX', 60_000);
         for (const d of ['x1.test', 'x2.test', 'x3.test']) assert.equal(await c.caches.lookup(d), undefined, d);
+        // A huge value is not even sent to the node: Redis's output grows by far less than it.
+        await raw.set(`${PREFIX}{huge.test}:mta-sts`, 'x'.repeat(8 * 1024 * 1024), 'PX', 60_000);
+        const sent = async () => Number(/total_net_output_bytes:(\d+)/.exec(await raw.info('stats'))![1]);
+        const before = await sent();
+        assert.equal(await c.caches.lookup('huge.test'), undefined);
+        assert.ok((await sent()) - before < 1024 * 1024, 'the 8 MiB value stayed in Redis');
       } finally {
         await Promise.all([a.link.close(), b.link.close(), c.link.close()]);
       }

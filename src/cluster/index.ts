@@ -22,3 +22,7 @@ export { AutomationCounter } from './automation-counter.js';
 export type { Count, CountedRule } from './automation-counter.js';
 export { Automation, MATCHED_BYTES, replyLine, ruleMatches } from './automation.js';
 export type { AutomationOptions, Firing } from './automation.js';
+export { RedisDestinationHealth, parseNews } from './destination-health.js';
+export type { DestinationHealth, HealthNews, ProbeWait, RedisDestinationHealthOptions, SharedBackoff } from './destination-health.js';
+export { RedisSharedCaches, MAX_STORED_POLICY_BYTES } from './shared-caches.js';
+export type { SharedPolicyCache, SharedTlsMemory, StoredPolicy, TlsHost } from './shared-caches.js';

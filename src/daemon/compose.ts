@@ -8,7 +8,7 @@ import { DispositionSink } from '../log/index.js';
 import type { Logger } from '../log/index.js';
 import type { HookRunner } from '../hooks/index.js';
 import { DnsResolver, confirmedClientName, resolveMxPlan } from '../dns/index.js';
-import { DestinationKeys, LocalCoordinator, RedisCoordinator, RedisLink, defaultNodeId } from '../cluster/index.js';
+import { DestinationKeys, LocalCoordinator, RedisCoordinator, RedisDestinationHealth, RedisLink, RedisSharedCaches, defaultNodeId } from '../cluster/index.js';
 import type { LimitCoordinator, NodeCounts } from '../cluster/index.js';
 import type { ResolverOptions } from '../dns/index.js';
 import { DiskSpool } from '../spool/index.js';
@@ -117,7 +117,11 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
     : (ctx.coordinator ?? new LocalCoordinator(clock));
   // A worker's link to the primary is not asked when Redis shares the limits.
   if (redis && ctx.coordinator) void ctx.coordinator.close();
-  const agent = new DeliveryAgent(config, { resolver: dns.delivery, bodyBytesOrStream: (e) => spool.bodyBytesOrStream(e), logger, hooks, clock, coordinator });
+  // redis.ini: destination health (a probe lock lives as long as two connect timeouts, 5 s to 5 min), TLS-failure memory and MTA-STS policies shared with the other nodes.
+  const shared = redis ? new RedisSharedCaches(redis) : undefined;
+  const probeMs = () => Math.min(Math.max(config.current.outbound.connect_timeout * 2000, 5000), 300_000);
+  const health = redis ? new RedisDestinationHealth(redis, { probeMs }) : undefined;
+  const agent = new DeliveryAgent(config, { resolver: dns.delivery, bodyBytesOrStream: (e) => spool.bodyBytesOrStream(e), logger, hooks, clock, coordinator, ...(shared ? { shared } : {}) });
   // Every disposition is logged, shown to plugins (log_disposition) and counted from here.
   const dispositions = new DispositionSink(logger);
   if (hooks.has('log_disposition')) dispositions.subscribe({ record: (record) => void hooks.logDisposition(record) });
@@ -155,6 +159,7 @@ export function composeParts(config: ConfigHandle, ctx: CompositionContext): Par
     suspensions: new SuspensionFile(spool.root),
     destinations,
     coordinator,
+    ...(health ? { health } : {}),
   });
   intake.handTo(scheduler);
   scheduler.on('disposition', (event) => dispositions.emit(event));

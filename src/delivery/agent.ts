@@ -16,7 +16,8 @@ import { DeliverySession } from './session.js';
 import { SessionPool } from './pool.js';
 import { LeasedSessions } from './leased-sessions.js';
 import { LocalCoordinator } from '../cluster/index.js';
-import type { ConnectionLease, LimitCoordinator, MessageRate } from '../cluster/index.js';
+import type { ConnectionLease, LimitCoordinator, MessageRate, SharedPolicyCache, SharedTlsMemory } from '../cluster/index.js';
+import { NoTlsMemory } from './no-tls-memory.js';
 import { WirePacer } from './wire-pacer.js';
 import { MtaStsPolicies, mxMatches } from './mta-sts.js';
 import type { SessionRequest, SessionResult, SessionTimeouts, TlsMode } from './session.js';
@@ -56,6 +57,8 @@ export interface AgentDeps {
   readonly clock: Clock;
   /** Where the rate's turns at the wire are taken (the scheduler's coordinator); default in-process. */
   readonly coordinator?: LimitCoordinator;
+  /** redis.ini: the TLS-failure memory and MTA-STS policies of the other nodes, as caches (this node's own stay authoritative). */
+  readonly shared?: SharedTlsMemory & SharedPolicyCache;
 }
 
 function everyone(recipients: readonly string[], reply: SmtpReply): RecipientOutcome[] {
@@ -74,7 +77,7 @@ export class DeliveryAgent implements Closable {
   private secureContext?: SecureContext;
   private rewriter: DeliveryStatusRewriter;
   /** Opportunistic hosts whose TLS handshake failed, until when they get plaintext. */
-  private readonly noTls = new Map<string, number>();
+  private readonly noTls: NoTlsMemory;
 
   private readonly sts: MtaStsPolicies;
   private readonly leased = new LeasedSessions();
@@ -91,7 +94,9 @@ export class DeliveryAgent implements Closable {
     this.configs = configHandle(config);
     this.pacer = new WirePacer(deps.clock, deps.coordinator ?? new LocalCoordinator(deps.clock));
     this.rewriter = new DeliveryStatusRewriter(this.config.rewrite);
+    this.noTls = new NoTlsMemory({ clock: deps.clock, logger: deps.logger, shared: deps.shared });
     this.sts = new MtaStsPolicies({
+      shared: deps.shared,
       resolver: deps.resolver,
       clock: deps.clock,
       logger: deps.logger,
@@ -238,11 +243,12 @@ export class DeliveryAgent implements Closable {
       for (const address of target.addresses) {
         const peer: PeerInfo = { name: target.name, address, port: target.port };
         // An opportunistic host whose TLS handshake failed recently gets plaintext (Haraka does the same).
-        const noTlsKey = `${address}:${target.port}`;
-        const remembered = (this.noTls.get(noTlsKey) ?? 0) > this.deps.clock.now();
-        let { result, tlsInfo } = await attempt(target, peer, target.tlsMode === 'opportunistic' && remembered ? 'disabled' : target.tlsMode);
+        // Only opportunistic: required, verify and MTA-STS enforce (verify) never hear of it.
+        const host = { name: target.name, address, port: target.port };
+        const remembered = target.tlsMode === 'opportunistic' && (await this.noTls.remembered(host, o.no_tls_memory > 0));
+        let { result, tlsInfo } = await attempt(target, peer, remembered ? 'disabled' : target.tlsMode);
         if (result.kind === 'unavailable' && result.tlsFailed && target.tlsMode === 'opportunistic' && !remembered) {
-          this.noTls.set(noTlsKey, this.deps.clock.now() + o.no_tls_memory * 1000);
+          this.noTls.remember(host, o.no_tls_memory * 1000);
           this.deps.logger.warn({ id: entry.id, peer, reply: result.reply }, 'TLS handshake failed; retrying this host in plaintext');
           ({ result, tlsInfo } = await attempt(target, peer, 'disabled'));
         }

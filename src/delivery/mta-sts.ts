@@ -1,6 +1,7 @@
 import { request } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type { Clock } from '../core/index.js';
+import type { SharedPolicyCache } from '../cluster/index.js';
 import type { DnsResolver } from '../dns/index.js';
 import { hostAddresses } from '../dns/index.js';
 import type { Logger } from '../log/index.js';
@@ -67,6 +68,8 @@ export class MtaStsPolicies {
       readonly port: () => number;
       /** Read at each fetch, so that a reload of connect_timeout applies to the next one. */
       readonly timeoutMs: () => number;
+      /** redis.ini: policies other nodes fetched, asked before fetching over HTTPS. */
+      readonly shared?: SharedPolicyCache;
     },
   ) {}
 
@@ -89,16 +92,39 @@ export class MtaStsPolicies {
     }
     if (cached && cached.expires > now && (id === undefined || id === cached.policy.id)) return cached.policy;
     if (id === undefined) return cached && cached.expires > now ? cached.policy : undefined;
+    const stored = await this.fromCluster(domain, id);
+    if (stored) return stored;
     try {
-      const policy = parsePolicy(await this.fetch(domain), id);
+      const text = await this.fetch(domain);
+      const policy = parsePolicy(text, id);
       if (!policy) throw new Error('the policy does not parse');
       this.cache.set(domain, { policy, expires: now + policy.maxAge * 1000 });
+      this.deps.shared?.store(domain, { id, text, maxAgeMs: policy.maxAge * 1000 });
       this.deps.logger.info({ domain, mode: policy.mode, mx: policy.mx, max_age: policy.maxAge, id }, 'MTA-STS policy fetched');
       return policy;
     } catch (err) {
       this.deps.logger.warn({ domain, id, error: (err as Error).message }, 'MTA-STS policy could not be fetched');
       return cached && cached.expires > now ? cached.policy : undefined;
     }
+  }
+
+  /**
+   * The policy another node fetched under the id the TXT record names now, validated as a
+   * fetched one (parsePolicy; the cache read at most 64 KiB of it). Anything else, or no
+   * answer, and the policy is fetched over HTTPS as without a cluster.
+   */
+  private async fromCluster(domain: string, id: string): Promise<StsPolicy | undefined> {
+    const found = await this.deps.shared?.lookup(domain);
+    if (!found || found.id !== id) return undefined;
+    const policy = parsePolicy(found.text, id);
+    if (!policy) {
+      this.deps.logger.warn({ event: 'mta_sts_shared_invalid', domain, id }, 'the MTA-STS policy in the cluster cache does not parse: fetching it over HTTPS');
+      return undefined;
+    }
+    const now = this.deps.clock.now();
+    this.cache.set(domain, { policy, expires: now + Math.min(found.remainingMs, policy.maxAge * 1000) });
+    this.deps.logger.info({ event: 'mta_sts_shared', domain, mode: policy.mode, mx: policy.mx, max_age: policy.maxAge, id, remaining_ms: found.remainingMs }, 'MTA-STS policy from the cluster cache');
+    return policy;
   }
 
   private async fetch(domain: string): Promise<string> {

@@ -1,13 +1,15 @@
 import type PQueue from 'p-queue';
-import type { Clock } from '../core/index.js';
+import type { Clock, SmtpReply } from '../core/index.js';
 import type { OutboundConfig, Route } from '../config/index.js';
-import type { LimitCoordinator } from '../cluster/index.js';
+import type { DestinationHealth, LimitCoordinator } from '../cluster/index.js';
+import type { Logger } from '../log/index.js';
 import { DestinationGate } from './destinations.js';
 import type { ParkReason } from './destinations.js';
 import type { QueueItem } from './queue-index.js';
 import { Shaper } from './shaper.js';
 import type { ShapingTicket } from './shaper.js';
 import type { DestinationResolver } from './scheduler-options.js';
+import { SharedBackoffs } from './shared-backoff.js';
 
 export interface AdmissionDeps {
   readonly clock: Clock;
@@ -17,6 +19,9 @@ export interface AdmissionDeps {
   readonly inFlight: (id: string) => boolean;
   readonly destinations?: DestinationResolver;
   readonly coordinator?: LimitCoordinator;
+  /** Destination health shared with other nodes (redis.ini): one node probes a down destination for all. */
+  readonly health?: DestinationHealth;
+  readonly logger?: Logger;
   readonly idleMs: () => number;
   readonly endLease: ShaperDeps['endLease'];
   /** Starts an attempt of a shaped entry with its ticket. */
@@ -44,6 +49,9 @@ export async function drainWithin(work: PQueue, boundMs: number, abort: () => vo
 
 type ShaperDeps = ConstructorParameters<typeof Shaper>[0];
 
+/** What an attempt says about its destination: down (with the last reply), answered, or nothing. */
+export type AttemptVerdict = { readonly down: SmtpReply } | 'answered' | 'none';
+
 /** How an attempt used its ticket. */
 export type TicketUse = 'used' | 'unused' | 'unreachable';
 
@@ -62,10 +70,12 @@ export type TicketUse = 'used' | 'unused' | 'unreachable';
 export class Admission {
   readonly gate: DestinationGate;
   private readonly shaper?: Shaper;
+  private readonly shared?: SharedBackoffs;
 
   constructor(private readonly deps: AdmissionDeps) {
     const waiting = (id: string) => this.waiting(id);
     this.gate = new DestinationGate(deps.clock, deps.limit, deps.backoff, waiting);
+    if (deps.health) this.shared = new SharedBackoffs({ gate: this.gate, health: deps.health, requeue: deps.requeue, logger: deps.logger });
     if (deps.coordinator && deps.destinations) {
       this.shaper = new Shaper({
         coordinator: deps.coordinator,
@@ -102,10 +112,16 @@ export class Admission {
     return false;
   }
 
-  /** An attempt ended; returns the parked entries that may be tried again now. */
-  finished(item: QueueItem, unreachable: boolean, ticket?: ShapingTicket, use: TicketUse = 'used'): string[] {
+  /**
+   * An attempt ended: `down` (every host refused a session, with the last reply), `answered`
+   * (a remote server took part in a session), or neither (no verdict on the destination).
+   * Returns the parked entries that may be tried again now.
+   */
+  finished(item: QueueItem, verdict: AttemptVerdict, ticket?: ShapingTicket, use: TicketUse = 'used'): string[] {
     if (ticket) this.shaper?.finished(ticket, use);
-    return this.gate.finished(item.domain, unreachable);
+    if (verdict === 'answered') return this.gate.finished(item.domain, false);
+    if (verdict !== 'none') return this.gate.finished(item.domain, true, verdict.down);
+    return this.gate.unsettled(item.domain, item.id);
   }
 
   reasonOf(id: string): ParkReason | undefined {
@@ -141,6 +157,7 @@ export class Admission {
 
   stop(): void {
     this.shaper?.stop();
+    this.shared?.stop();
   }
 }
 

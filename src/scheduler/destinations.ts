@@ -1,4 +1,4 @@
-import type { Clock } from '../core/index.js';
+import type { Clock, SmtpReply } from '../core/index.js';
 
 /**
  * Why an entry that came due waits instead of being attempted. Every wait of this kind is
@@ -34,6 +34,32 @@ interface Destination {
   /** The entry that is the probe (a shaped one may wait for its slot before it goes). */
   probe?: string;
   suspension?: Suspension;
+  /** The backoff is another node's (adopt()), not learnt by an attempt here: forgotten when it ends with nothing of it here. */
+  adopted?: boolean;
+}
+
+/**
+ * Who hears of a destination's backoff besides the gate (the cluster's shared health,
+ * shared-backoff.ts), and may hold its probe back while another node probes. Called only
+ * on transitions: a healthy destination costs nothing.
+ */
+export interface BackoffWatcher {
+  /** Every host refused a session: backed off for `backoffMs` from now. */
+  wentDown(domain: string, backoffMs: number, reply?: SmtpReply): void;
+  /** An attempt got a session to a destination that was backed off. */
+  cameUp(domain: string): void;
+  /** The operator lifted the backoff here (flush, resume). */
+  cleared(domain: string): void;
+  /** An adopted backoff ended with no entry of the destination here: the gate forgot it. */
+  forgotten(domain: string): void;
+  /**
+   * This node's probe ended without a verdict (no session was tried: its DNS lookup failed,
+   * a hook delayed it, it expired, a local fault, shutdown cut it short): the destination
+   * is neither up nor down, and another entry or node may probe.
+   */
+  probeEnded(domain: string): void;
+  /** The backoff ended here: may this node's next entry probe? false: its entries stay parked until probeTurn(), adopt() or a lift. */
+  mayProbe(domain: string): boolean;
 }
 
 /** What lifted by itself when its time came. */
@@ -57,6 +83,7 @@ export class DestinationGate {
   private readonly reasons = new Map<string, GateReason>();
   /** The earliest time something lifts by itself (a backoff or a suspension ends). */
   private earliest = Infinity;
+  private watcher?: BackoffWatcher;
 
   constructor(
     private readonly clock: Clock,
@@ -75,6 +102,10 @@ export class DestinationGate {
     this.backoff = backoff;
   }
 
+  watch(watcher: BackoffWatcher): void {
+    this.watcher = watcher;
+  }
+
   private state(domain: string): Destination {
     let s = this.states.get(domain);
     if (!s) {
@@ -91,7 +122,7 @@ export class DestinationGate {
    */
   admit(domain: string, id: string, shaped = false): Admission {
     const s = this.state(domain);
-    let reason = this.closedTo(s, id);
+    let reason = this.closedTo(domain, s, id);
     if (!reason && !shaped && s.inFlight >= this.limit(domain)) reason = 'connection_limit';
     if (reason) {
       s.parked[reason].push(id);
@@ -109,13 +140,14 @@ export class DestinationGate {
     const now = this.clock.now();
     if (s.suspension && !(s.suspension.until !== undefined && s.suspension.until <= now)) return true;
     if (s.downUntil === undefined) return false;
-    return s.probing ? s.probe !== id : now < s.downUntil;
+    if (s.probing) return s.probe !== id;
+    return now < s.downUntil || (this.watcher !== undefined && !this.watcher.mayProbe(domain));
   }
 
   /** A shaped entry starts (blocks() said no just now): counted in flight, and the probe of a backed-off destination. */
   started(domain: string, id: string): void {
     const s = this.state(domain);
-    this.closedTo(s, id);
+    this.closedTo(domain, s, id);
     s.inFlight++;
   }
 
@@ -131,20 +163,23 @@ export class DestinationGate {
     return out;
   }
 
-  private closedTo(s: Destination, id: string): GateReason | undefined {
+  private closedTo(domain: string, s: Destination, id: string): GateReason | undefined {
     const now = this.clock.now();
     if (s.suspension && !(s.suspension.until !== undefined && s.suspension.until <= now)) return 'suspended';
     if (s.downUntil === undefined) return undefined;
     if (s.probing) return s.probe === id ? undefined : 'backoff';
     if (now < s.downUntil) return 'backoff';
+    // Another node of the cluster may be probing for everyone: wait for its verdict.
+    if (this.watcher && !this.watcher.mayProbe(domain)) return 'backoff';
     s.probing = true;
     s.probe = id;
     return undefined;
   }
 
   /** An attempt ended; returns the parked entries that may be tried again now. */
-  finished(domain: string, unreachable: boolean): string[] {
+  finished(domain: string, unreachable: boolean, reply?: SmtpReply): string[] {
     const s = this.state(domain);
+    s.adopted = false;
     s.inFlight = Math.max(0, s.inFlight - 1);
     if (unreachable) {
       s.backoffMs = Math.min(Math.max(s.backoffMs * 2, this.backoff.minMs), this.backoff.maxMs);
@@ -156,14 +191,35 @@ export class DestinationGate {
       for (const id of s.parked.connection_limit) this.reasons.set(id, 'backoff');
       s.parked.backoff = s.parked.backoff.concat(s.parked.connection_limit);
       s.parked.connection_limit = [];
+      this.watcher?.wentDown(domain, s.backoffMs, reply);
       return [];
     }
     if (s.downUntil !== undefined) {
       // An attempt got a session: the destination is back, and everyone waiting may go.
       this.clearBackoff(s);
+      this.watcher?.cameUp(domain);
       return this.release(domain, s, 'backoff').concat(this.release(domain, s, 'connection_limit'));
     }
     return this.release(domain, s, 'connection_limit', Math.max(0, this.limit(domain) - s.inFlight));
+  }
+
+  /**
+   * An attempt ended without a verdict on the destination (nothing reached a remote
+   * server, see BackoffWatcher.probeEnded): a backoff stays, and if this entry was the
+   * probe, the next lapse() picks another (or asks the watcher again). Returns the parked
+   * entries that may be tried again now.
+   */
+  unsettled(domain: string, id: string): string[] {
+    const s = this.state(domain);
+    s.inFlight = Math.max(0, s.inFlight - 1);
+    if (s.downUntil === undefined) return this.release(domain, s, 'connection_limit', Math.max(0, this.limit(domain) - s.inFlight));
+    if (s.probing && s.probe === id) {
+      s.probing = false;
+      s.probe = undefined;
+      this.earliest = Math.min(this.earliest, s.downUntil);
+      this.watcher?.probeEnded(domain);
+    }
+    return [];
   }
 
   /** Stops delivery to a domain (replacing an earlier suspension of it). */
@@ -190,6 +246,7 @@ export class DestinationGate {
     for (const [name, s] of domain === undefined ? this.states : this.pick(domain)) {
       if (s.downUntil === undefined) continue;
       this.clearBackoff(s);
+      this.watcher?.cleared(name);
       for (const id of this.release(name, s, 'backoff')) released.push(id);
     }
     return released;
@@ -208,13 +265,65 @@ export class DestinationGate {
         s.suspension = undefined;
         for (const id of this.release(domain, s, 'suspended')) released.push(id);
       }
-      if (s.downUntil !== undefined && s.downUntil <= now && !s.probing) {
+      if (s.downUntil !== undefined && s.downUntil <= now && !s.probing && s.parked.backoff.length > 0 && (!this.watcher || this.watcher.mayProbe(domain))) {
         // The backoff is over: the first of these becomes the probe, the rest park again.
         for (const id of this.release(domain, s, 'backoff')) released.push(id);
+      }
+      if (s.adopted && s.downUntil !== undefined && s.downUntil <= now && !s.probing && s.inFlight === 0 && !s.suspension && s.parked.backoff.length + s.parked.connection_limit.length + s.parked.suspended.length === 0) {
+        // Another node's backoff, over, with nothing of it here: keeping it would grow the
+        // map by every destination any node of the cluster ever backed off.
+        this.states.delete(domain);
+        this.watcher?.forgotten(domain);
+        continue;
       }
       this.earliest = Math.min(this.earliest, ...this.lifts(s, now));
     }
     return { released, expired };
+  }
+
+  /**
+   * Another node backed the destination off (shared health): the same backoff applies
+   * here from now, entries coming due park without an attempt. A longer one of ours stays.
+   */
+  adopt(domain: string, remainingMs: number, backoffMs: number): void {
+    const known = this.states.get(domain);
+    const s = this.state(domain);
+    if (!known || (known.downUntil === undefined && known.backoffMs === 0)) s.adopted = true;
+    const until = this.clock.now() + remainingMs;
+    s.backoffMs = Math.max(Math.min(backoffMs, this.backoff.maxMs), s.backoffMs);
+    if (s.downUntil !== undefined && s.downUntil >= until && !s.probing) return;
+    s.downUntil = until;
+    s.probing = false;
+    s.probe = undefined;
+    this.earliest = Math.min(this.earliest, until);
+    for (const id of s.parked.connection_limit) this.reasons.set(id, 'backoff');
+    s.parked.backoff = s.parked.backoff.concat(s.parked.connection_limit);
+    s.parked.connection_limit = [];
+  }
+
+  /** The watcher says this node may probe now (its backoff is over): the entries waiting go again, the first as the probe. */
+  probeTurn(domain: string): string[] {
+    const s = this.states.get(domain);
+    if (!s || s.downUntil === undefined || s.probing || s.downUntil > this.clock.now()) return [];
+    return this.release(domain, s, 'backoff');
+  }
+
+  /** How long this node's backoff of the destination still runs (ms), if it runs. */
+  backoffRemaining(domain: string): number | undefined {
+    const until = this.states.get(domain)?.downUntil;
+    if (until === undefined) return undefined;
+    const left = until - this.clock.now();
+    return left > 0 ? left : undefined;
+  }
+
+  /** How many entries of this node wait for the destination's backoff. */
+  parkedForBackoff(domain: string): number {
+    return this.states.get(domain)?.parked.backoff.length ?? 0;
+  }
+
+  /** Whether an entry of this node is out probing the backed-off destination now. */
+  probing(domain: string): boolean {
+    return this.states.get(domain)?.probing === true;
   }
 
   /** When lapse() next has something to do, if ever. */

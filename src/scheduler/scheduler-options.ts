@@ -1,4 +1,4 @@
-import type { ConnectionLease, LimitCoordinator, MessageRate, ShapedDestination } from '../cluster/index.js';
+import type { ConnectionLease, DestinationHealth, LimitCoordinator, MessageRate, ShapedDestination } from '../cluster/index.js';
 import type { AdminAction, Clock, DeliveryOutcome, RecipientDisposition } from '../core/index.js';
 import type { HookRunner } from '../hooks/index.js';
 import type { OutboundConfig, Route } from '../config/index.js';
@@ -57,5 +57,7 @@ export interface SchedulerOptions {
   /** limits.ini: both, or neither (then only the per-domain cap of routes.ini and outbound.ini applies). */
   readonly destinations?: DestinationResolver;
   readonly coordinator?: LimitCoordinator;
+  /** redis.ini: destination health shared with the other nodes (one probes a down destination for all). */
+  readonly health?: DestinationHealth;
 }
 

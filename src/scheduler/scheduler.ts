@@ -9,7 +9,7 @@ import type { EntryHead, QueueEntry, Spool } from '../spool/index.js';
 import { EntryNotFoundError } from '../spool/index.js';
 import { applyOutcome, expireEntry } from './apply-outcome.js';
 import { Admission, drainWithin, gateSettings } from './admission.js';
-import type { TicketUse } from './admission.js';
+import type { AttemptVerdict, TicketUse } from './admission.js';
 import type { DestinationGate, ParkReason, Suspension } from './destinations.js';
 import type { ShapingTicket } from './shaper.js';
 import { EntryActions } from './entry-actions.js';
@@ -354,7 +354,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
   }
 
   private async attempt(item: QueueItem, ticket?: ShapingTicket): Promise<void> {
-    let unreachable = false;
+    // Only an attempt that reached a remote server says whether the destination is up: an
+    // expired entry, a hook's delay, a failed DNS lookup, a local fault or shutdown's abort
+    // say nothing (and must not release a backoff for the whole cluster).
+    let verdict: AttemptVerdict = 'none';
     let use: TicketUse = 'unused';
     let entry: QueueEntry | undefined;
     try {
@@ -373,7 +376,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
       const started = this.clock.now();
       use = 'used';
       let outcome = await this.deliverer.deliver(entry, ticket && { lease: ticket.lease, maxDeliveries: ticket.destination.maxDeliveries, rate: ticket.destination.limits.rate });
-      unreachable = !!outcome.unreachable && !this.aborting;
+      if (outcome.unreachable) {
+        if (!this.aborting) verdict = { down: outcome.recipients[0]?.reply ?? { code: 451, enhanced: '4.4.0', text: 'unreachable' } };
+      } else if (outcome.peer !== undefined) verdict = 'answered';
       if (outcome.unreachable) use = 'unreachable';
       const durationMs = this.clock.now() - started;
       if (this.aborting) {
@@ -406,7 +411,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
       this.queue.detach(item);
       if (this.queue.has(item.id)) this.queue.schedule(item);
       // The slot this frees is filled from the p-queue's 'next' event.
-      this.requeue(this.admission.finished(item, unreachable, ticket, use));
+      this.requeue(this.admission.finished(item, verdict, ticket, use));
     }
   }
 }

@@ -36,7 +36,8 @@ class HeldDeliverer extends EventEmitter implements Deliverer {
 
 function outcome(entry: QueueEntry, result: RecipientOutcome['result'], extra: Partial<DeliveryOutcome> = {}): DeliveryOutcome {
   const reply = { delivered: { code: 250, text: 'ok' }, deferred: { code: 451, text: 'later' }, failed: { code: 550, text: 'no' } }[result];
-  return { tls: false, recipients: entry.recipients.map((r) => ({ address: r.address, result, reply })), ...extra };
+  // As a real session's: it names the host that answered.
+  return { tls: false, recipients: entry.recipients.map((r) => ({ address: r.address, result, reply })), peer: { name: `mx.${entry.domain}`, address: '192.0.2.1', port: 25 }, ...extra };
 }
 
 class FakeClock implements Clock {
@@ -162,6 +163,22 @@ describe('Scheduler (fake clock, real spool)', { timeout: 20000 }, () => {
     assert.deepEqual(deliverer.calls.slice(2).map((c) => c.entry.recipients[0].address), ['b@d.test'], 'one probe');
     await finish(2, 'delivered');
     assert.deepEqual(deliverer.calls.slice(3).map((c) => c.entry.recipients[0].address), ['c@d.test'], 'the probe got through: the rest go');
+  });
+
+  it('a probe that reaches no server (its DNS lookup failed) does not end the backoff: the next entry probes', async () => {
+    const { deliverer, queue, advance, finish } = await setup('temp_fail_intervals=1h\ndestination_backoff_min=10m');
+    await queue(['a@d.test']);
+    await finish(0, 'deferred', { unreachable: true });
+    await queue(['b@d.test']);
+    await queue(['c@d.test']);
+    await queue(['d@d.test']);
+    await advance(600_000);
+    assert.deepEqual(deliverer.calls.slice(1).map((c) => c.entry.recipients[0].address), ['b@d.test'], 'one probe');
+    // No session was tried: no peer, not unreachable (as the agent answers a failed MX lookup).
+    await finish(1, 'deferred', { peer: undefined });
+    assert.equal(deliverer.calls.length, 3, 'one more probe, not everyone');
+    await finish(2, 'delivered');
+    assert.deepEqual(deliverer.calls.map((c) => c.entry.recipients[0].address).sort(), ['a@d.test', 'b@d.test', 'c@d.test', 'd@d.test'], 'a session: the rest go');
   });
 
   it('flush (one domain, or all) ends a destination’s backoff at once (issue 14.1)', async () => {

@@ -64,10 +64,16 @@ describe('cluster-wide policy: three nodes on one Redis', () => {
       await sink.start();
       world.dns.add(`${name}.test`, { type: 'MX', preference: 10, exchange: `mx.${name}.test` }).add(`mx.${name}.test`, { type: 'A', data: sink.host });
     }
-    // Yahoo's way of saying "too much from you": a 421 with [TS04] at the greeting.
-    ts04 = await scriptedServer('127.0.0.199', world.port, '421 4.7.0 [TS04] Messages from 127.0.0.1 temporarily deferred due to unexpected volume', (socket) => {
-      socket.end();
-      return () => undefined;
+    // "[TS04]" deferrals of each recipient. Not at the greeting: a server refusing every
+    // session is down for the cluster, and then only the one node that probes it hears it
+    // (shared destination health), while this test wants two nodes to each hear a match.
+    ts04 = await scriptedServer('127.0.0.199', world.port, '220 mx.ts04.test ESMTP', (socket) => (line) => {
+      const verb = line.slice(0, 4).toUpperCase();
+      if (verb === 'EHLO' || verb === 'HELO') socket.write('250 mx.ts04.test\r\n');
+      else if (verb === 'MAIL') socket.write('250 2.1.0 ok\r\n');
+      else if (verb === 'RCPT') socket.write('451 4.7.0 [TS04] Messages from 127.0.0.1 temporarily deferred due to unexpected volume\r\n');
+      else if (verb === 'QUIT') socket.end('221 2.0.0 bye\r\n');
+      else socket.write('503 5.5.1 no\r\n');
     });
     world.dns.add('ts04.test', { type: 'MX', preference: 10, exchange: 'mx.ts04.test' }).add('mx.ts04.test', { type: 'A', data: '127.0.0.199' });
     // Node C runs two workers (smtp.ini nodes=2): each is a Redis node of its own, named by host and shard.
@@ -128,10 +134,10 @@ describe('cluster-wide policy: three nodes on one Redis', () => {
     assert.equal(firing.rule, 'yahoo-ts04');
     assert.equal(firing.destination, 'ts04.test');
     assert.equal(firing.action, 'suspend');
-    assert.equal(firing.code, 421);
+    assert.equal(firing.code, 451);
     assert.equal(firing.enhanced, '4.7.0');
     assert.equal(firing.matches, 2);
-    assert.match(String(firing.reply), /^421 4\.7\.0 \[TS04\]/);
+    assert.match(String(firing.reply), /^451 4\.7\.0 \[TS04\]/);
     for (const n of nodes) await seen(n, (l) => l.suspensions.some((s) => s.domain === 'ts04.test' && s.rule === 'yahoo-ts04'), 'the rule’s suspension is listed');
     const human = cli(nodes[2], 'domain', 'ls').out;
     assert.match(human, /^DOMAIN +UNTIL +REASON +RULE\n/);

@@ -3,14 +3,12 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer } from 'node:https';
 import type { Server } from 'node:https';
-import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { RedisDestinationHealth, RedisLink, RedisSharedCaches } from '../../src/cluster/index.js';
 import type { HealthNews } from '../../src/cluster/index.js';
 import { redisMainSchema } from '../../src/config/index.js';
 import { systemClock } from '../../src/core/index.js';
 import { DnsResolver } from '../../src/dns/index.js';
-import { createLogger } from '../../src/log/index.js';
 import { DestinationGate } from '../../src/scheduler/destinations.js';
 import { SharedBackoffs } from '../../src/scheduler/shared-backoff.js';
 import { MtaStsPolicies } from '../../src/delivery/mta-sts.js';
@@ -19,19 +17,8 @@ import { RedisCluster, RedisServer } from '../helpers/redis-server.js';
 import { TestDnsServer } from '../helpers/dns-server.js';
 import { makeCert } from '../helpers/certs.js';
 import { listenOn } from '../helpers/ports.js';
+import { recordingLogger } from '../helpers/recording-logger.js';
 
-function recordingLogger() {
-  const records: Record<string, unknown>[] = [];
-  const logger = createLogger({
-    destination: new Writable({
-      write: (chunk: Buffer, _e, cb) => {
-        for (const line of chunk.toString().split('\n').filter(Boolean)) records.push(JSON.parse(line) as Record<string, unknown>);
-        cb();
-      },
-    }) as never,
-  });
-  return { logger, records };
-}
 
 const PREFIX = 'ith:';
 const settings = (url: string) => redisMainSchema.parse({ enabled: 'true', url, command_timeout: '300', key_prefix: PREFIX });

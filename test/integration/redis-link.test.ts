@@ -1,24 +1,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { Writable } from 'node:stream';
 import { RedisLink } from '../../src/cluster/index.js';
 import { redisMainSchema } from '../../src/config/index.js';
-import { createLogger } from '../../src/log/index.js';
 import { RedisCluster, RedisServer } from '../helpers/redis-server.js';
+import { recordingLogger } from '../helpers/recording-logger.js';
 
-function recordingLogger() {
-  const records: Record<string, unknown>[] = [];
-  const logger = createLogger({
-    destination: new Writable({
-      write: (chunk: Buffer, _e, cb) => {
-        for (const line of chunk.toString().split('\n').filter(Boolean)) records.push(JSON.parse(line) as Record<string, unknown>);
-        cb();
-      },
-    }) as never,
-  });
-  return { logger, records };
-}
 
 const settings = (over: Record<string, unknown>) => redisMainSchema.parse({ enabled: 'true', command_timeout: '200', ...over });
 

@@ -6,8 +6,11 @@ import type { RedisLink } from './redis-link.js';
 export type HealthNews =
   /** A node found every host of the destination refusing sessions: back off for `remainingMs`. */
   | { readonly kind: 'down'; readonly destination: string; readonly remainingMs: number; readonly backoffMs: number; readonly node: string }
-  /** A node got a session: the destination is back. */
-  | { readonly kind: 'up'; readonly destination: string; readonly node: string }
+  /**
+   * A node got a session: the destination is back. `lifted`: no session said so, an
+   * operator did (`tern queue flush`, `tern domain resume`, SIGHUP on that node).
+   */
+  | { readonly kind: 'up'; readonly destination: string; readonly node: string; readonly lifted?: true }
   /** Redis stopped answering: each node is on its own again (its own backoff and probe). */
   | { readonly kind: 'lost' };
 
@@ -32,8 +35,13 @@ export interface SharedBackoff {
 export interface DestinationHealth {
   /** This node backs `destination` off for `backoffMs`; resolves with the backoff in force cluster-wide (a longer one another node recorded wins). */
   down(destination: string, backoffMs: number, reply?: SmtpReply): Promise<SharedBackoff | undefined>;
-  /** This node got a session to a destination that was backed off. */
-  up(destination: string): Promise<void>;
+  /**
+   * The destination's backoff is over for the whole cluster: its record and probe lock go,
+   * and every node hears "up". This node got a session to it, or (`lifted`) its operator
+   * said so. Resolves false when the shared state did not answer (the other nodes then
+   * keep their backoff until a probe's verdict).
+   */
+  up(destination: string, lifted?: boolean): Promise<boolean>;
   /**
    * The backoff ended here: may this node probe? true: it holds the probe lock; a wait:
    * not yet (another node holds the lock, or the cluster's backoff still runs);
@@ -134,11 +142,12 @@ export class RedisDestinationHealth implements DestinationHealth {
     return { remainingMs, backoffMs: effective };
   }
 
-  async up(destination: string): Promise<void> {
+  async up(destination: string, lifted = false): Promise<boolean> {
     const keys = this.keys(destination);
     const gone = await this.link.call('health_up', (c) => c.del(...keys), slotScope(keys[0]));
-    if (gone === undefined) return;
-    this.link.publish(CHANNEL, JSON.stringify({ v: 1, kind: 'up', destination, node: this.link.nodeId }));
+    if (gone === undefined) return false;
+    this.link.publish(CHANNEL, JSON.stringify({ v: 1, kind: 'up', destination, node: this.link.nodeId, ...(lifted ? { lifted: true } : {}) }));
+    return true;
   }
 
   async claimProbe(destination: string): Promise<true | ProbeWait | undefined> {
@@ -212,7 +221,7 @@ export function parseNews(message: string): HealthNews | undefined {
   const { destination, node } = m;
   if (typeof destination !== 'string' || destination.length === 0 || destination.length > MAX_DESTINATION) return undefined;
   if (typeof node !== 'string' || node.length === 0 || node.length > 256) return undefined;
-  if (m.kind === 'up') return { kind: 'up', destination, node };
+  if (m.kind === 'up') return { kind: 'up', destination, node, ...(m.lifted === true ? { lifted: true as const } : {}) };
   const remainingMs = Number(m.remaining_ms);
   const backoffMs = Number(m.backoff_ms);
   if (m.kind !== 'down' || !validMs(remainingMs) || !validMs(backoffMs)) return undefined;

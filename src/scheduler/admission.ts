@@ -124,6 +124,16 @@ export class Admission {
     return this.gate.unsettled(item.domain, item.id);
   }
 
+  /**
+   * The operator lifts the backoff of one domain, or of all (flush, resume, SIGHUP): here
+   * and, with shared health, on every node (SharedBackoffs.lift). `here`: on this node only
+   * (a resume made on another node and heard through the policy sync: that node lifted
+   * the shared backoff itself). Returns the entries that waited for it.
+   */
+  liftBackoff(domain?: string, here = false): string[] {
+    return this.shared && !here ? this.shared.lift(domain) : this.gate.resetBackoff(domain);
+  }
+
   reasonOf(id: string): ParkReason | undefined {
     return this.shaper?.reasonOf(id) ?? this.gate.reasonOf(id);
   }

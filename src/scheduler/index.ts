@@ -3,7 +3,7 @@ export type { Deliverer, SchedulerEvents, SchedulerOptions } from './scheduler.j
 export type { DeliveryTicket, DestinationResolver } from './scheduler-options.js';
 export { gateSettings } from './admission.js';
 export { QueueAdminError } from './queue-operations.js';
-export type { QueueOperations, SuspendOptions } from './queue-operations.js';
+export type { QueueOperations, ResumeOptions, SuspendOptions } from './queue-operations.js';
 export type { Admission, ParkReason, Suspension } from './destinations.js';
 export { SuspensionFile, SUSPENSION_FILE } from './suspension-file.js';
 export type { SuspensionStore } from './suspension-file.js';

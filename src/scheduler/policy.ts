@@ -98,7 +98,8 @@ export class DestinationPolicy implements PolicyOperations, LocalPolicy {
       if (!change.record) {
         const held = this.heldSuspension(change.key);
         if (held) {
-          await this.queue.resume(change.key);
+          // That node's resume lifted the shared backoff already: not again from here.
+          await this.queue.resume(change.key, { here: true });
           if (held.rule) this.tellLift({ rule: held.rule, destination: held.domain, here: false });
         }
         return;

@@ -26,6 +26,14 @@ export interface SuspendOptions {
   readonly until?: number;
 }
 
+export interface ResumeOptions {
+  /**
+   * The backoff is lifted on this node only: a resume made on another node and heard
+   * through the policy sync (that node's lift cleared the shared backoff already).
+   */
+  readonly here?: boolean;
+}
+
 /**
  * What an operator may see and do to the queue (postqueue, postsuper, KumoMTA's admin
  * bounce and suspend). The admin API knows the scheduler only through this.
@@ -59,7 +67,7 @@ export interface QueueOperations {
   flush(domain?: string): number;
   /** Stops delivery to a domain; resolves once the suspension is on disk. */
   suspend(domain: string, options?: SuspendOptions): Promise<Suspension>;
-  /** Lifts a suspension and the domain's backoff; returns how many entries became due. */
-  resume(domain: string): Promise<number>;
+  /** Lifts a suspension and the domain's backoff (the cluster's too, unless `here`); returns how many entries became due. */
+  resume(domain: string, options?: ResumeOptions): Promise<number>;
   suspensions(): Suspension[];
 }

@@ -13,7 +13,7 @@ import type { AttemptVerdict, TicketUse } from './admission.js';
 import type { DestinationGate, ParkReason, Suspension } from './destinations.js';
 import type { ShapingTicket } from './shaper.js';
 import { EntryActions } from './entry-actions.js';
-import type { QueueOperations, SuspendOptions } from './queue-operations.js';
+import type { QueueOperations, ResumeOptions, SuspendOptions } from './queue-operations.js';
 import { RetrySchedule } from './retry-schedule.js';
 import { QueueIndex } from './queue-index.js';
 import type { QueueItem } from './queue-index.js';
@@ -102,7 +102,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
       wake: () => this.pump(),
     });
     this.gate = this.admission.gate;
-    this.suspended = new Suspensions({ gate: this.gate, store: options.suspensions, clock, logger, requeue: (ids) => this.requeue(ids), wake: () => this.pump() });
+    this.suspended = new Suspensions({ gate: this.gate, store: options.suspensions, clock, logger, requeue: (ids) => this.requeue(ids), wake: () => this.pump(), liftBackoff: (d, here) => this.admission.liftBackoff(d, here) });
     this.work = new PQueue({ concurrency: this.config.concurrency_max });
     // A slot came free: start what is due (while every slot is busy no timer waits for it).
     this.work.on('next', () => this.pump());
@@ -164,7 +164,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
     if (this.closed) throw closedError('scheduler');
     const name = domain?.toLowerCase();
     const flushed = this.queue.flush(this.clock.now(), name, (item) => this.inFlight.has(item.id));
-    const released = this.requeue(this.gate.resetBackoff(name));
+    const released = this.requeue(this.admission.liftBackoff(name));
     this.pump();
     return flushed + released;
   }
@@ -223,9 +223,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements QueueOpe
     return this.suspended.suspend(domain, options);
   }
 
-  async resume(domain: string): Promise<number> {
+  async resume(domain: string, options?: ResumeOptions): Promise<number> {
     this.refuseWhenClosed();
-    return this.suspended.resume(domain);
+    return this.suspended.resume(domain, options);
   }
 
   /** Why an entry that came due waits (the queue view); undefined when it does not. */

@@ -2,6 +2,7 @@ import type { SmtpReply } from '../core/index.js';
 import type { DestinationHealth, HealthNews } from '../cluster/index.js';
 import type { Logger } from '../log/index.js';
 import type { BackoffWatcher, DestinationGate } from './destinations.js';
+import { liftShared, logLift } from './shared-lift.js';
 
 /**
  * Whose turn it is to probe a destination the cluster backed off: `ask` (the backoff ends,
@@ -46,6 +47,13 @@ const RENEW_MS = 1000;
 const WATCH_MS = 3000;
 /** Destinations followed at most (each a few hundred bytes); past it, another node's news of a new one is ignored here. */
 const MAX_SHARED = 10_000;
+/** A name the shared state can carry (the health channel refuses longer ones). */
+const MAX_DOMAIN = 255;
+
+/** A down() call in flight; `void` once the destination was lifted or came up meanwhile, so that its answer parks nothing. */
+interface DownCall {
+  void: boolean;
+}
 
 /**
  * The DestinationGate's backoff, shared by the nodes of a cluster (issue #17): a node that
@@ -58,6 +66,10 @@ const MAX_SHARED = 10_000;
  */
 export class SharedBackoffs implements BackoffWatcher {
   private readonly shared = new Map<string, Shared>();
+  /** down() calls in flight, by destination (a few at most: one per attempt that just failed). */
+  private readonly downs = new Map<string, Set<DownCall>>();
+  /** While lift() runs the gate's reset: the destinations it clears. */
+  private lifting?: Set<string>;
   private readonly unsubscribe: () => void;
   private stopped = false;
 
@@ -67,8 +79,15 @@ export class SharedBackoffs implements BackoffWatcher {
   }
 
   wentDown(domain: string, backoffMs: number, reply?: SmtpReply): void {
+    const call: DownCall = { void: false };
+    const calls = this.downs.get(domain) ?? new Set<DownCall>();
+    this.downs.set(domain, calls.add(call));
     void this.deps.health.down(domain, backoffMs, reply).then((answer) => {
-      if (this.stopped) return;
+      calls.delete(call);
+      if (calls.size === 0 && this.downs.get(domain) === calls) this.downs.delete(domain);
+      // Lifted (or up) while Redis recorded it: that lift's "up" went after this down and
+      // deleted its record; the answer must not park this node's entries again.
+      if (this.stopped || call.void) return;
       if (!answer) {
         // No answer: this node's own backoff and probe, as a single node's.
         this.forget(domain);
@@ -85,6 +104,7 @@ export class SharedBackoffs implements BackoffWatcher {
 
   cameUp(domain: string): void {
     const known = this.shared.has(domain);
+    this.voidDowns(domain);
     this.forget(domain);
     // Other nodes may have heard of the backoff although this one claimed nothing: say it is over.
     void this.deps.health.up(domain);
@@ -92,7 +112,29 @@ export class SharedBackoffs implements BackoffWatcher {
   }
 
   cleared(domain: string): void {
+    this.lifting?.add(domain);
     this.forget(domain);
+  }
+
+  /**
+   * The operator lifts the backoff here (`tern queue flush`, `tern domain resume`, SIGHUP):
+   * of `domain`, or of every destination this node backed off or followed. The lift is the
+   * cluster's: each one's shared record goes and every node hears "up" (liftShared). A
+   * named domain is cleared in Redis even when this node knew nothing of it (another may).
+   * Returns the entries that waited here for the backoff.
+   */
+  lift(domain?: string): string[] {
+    const lifted = new Set<string>(domain === undefined ? this.shared.keys() : domain.length > 0 && domain.length <= MAX_DOMAIN ? [domain] : []);
+    this.lifting = lifted;
+    let released: string[];
+    try {
+      released = this.deps.gate.resetBackoff(domain);
+    } finally {
+      this.lifting = undefined;
+    }
+    for (const name of lifted) this.voidDowns(name);
+    if (lifted.size > 0) void liftShared(this.deps.health, [...lifted]).then((result) => logLift(this.deps.logger, domain, result));
+    return released;
   }
 
   forgotten(domain: string): void {
@@ -134,6 +176,7 @@ export class SharedBackoffs implements BackoffWatcher {
       clearInterval(s.watch);
     }
     this.shared.clear();
+    this.downs.clear();
   }
 
   private async claim(domain: string): Promise<void> {
@@ -211,8 +254,11 @@ export class SharedBackoffs implements BackoffWatcher {
     }
     const { destination: domain } = news;
     if (news.kind === 'up') {
+      const known = this.shared.has(domain);
       this.forget(domain);
-      this.deps.requeue(this.deps.gate.resetBackoff(domain));
+      const released = this.deps.gate.resetBackoff(domain);
+      this.deps.requeue(released);
+      if (news.lifted && (known || released.length > 0)) this.deps.logger?.info({ event: 'destination_lift_shared', domain, node: news.node, released: released.length }, "another node's operator lifted the backoff: the entries here go");
       return;
     }
     // Bounded: an entry of an unfollowed destination finds out by its own attempt, as a single node's would.
@@ -231,6 +277,11 @@ export class SharedBackoffs implements BackoffWatcher {
       s.timer = undefined;
       s.turn = turn;
     } else this.shared.set(domain, { turn });
+  }
+
+  private voidDowns(domain: string): void {
+    for (const call of this.downs.get(domain) ?? []) call.void = true;
+    this.downs.delete(domain);
   }
 
   private forget(domain: string): void {

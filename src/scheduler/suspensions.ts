@@ -3,7 +3,7 @@ import type { Logger } from '../log/index.js';
 import { isDomainName } from '../smtp/index.js';
 import type { DestinationGate, Suspension } from './destinations.js';
 import { QueueAdminError } from './queue-operations.js';
-import type { SuspendOptions } from './queue-operations.js';
+import type { ResumeOptions, SuspendOptions } from './queue-operations.js';
 import type { SuspensionStore } from './suspension-file.js';
 
 const MAX_REASON = 500;
@@ -15,6 +15,8 @@ export interface SuspensionDeps {
   readonly logger: Logger;
   /** Queues entries the gate handed back; returns how many will be attempted. */
   requeue(ids: readonly string[]): number;
+  /** Lifts the domain's backoff (and the cluster's, unless `here`); returns the entries that waited for it. */
+  liftBackoff(domain: string, here?: boolean): string[];
   /** Something changed: start what is due. */
   wake(): void;
 }
@@ -55,10 +57,10 @@ export class Suspensions {
   }
 
   /** Lifts the suspension and the domain's backoff: the operator says it works again. */
-  async resume(domain: string): Promise<number> {
+  async resume(domain: string, options: ResumeOptions = {}): Promise<number> {
     const name = domainArg(domain);
     const suspended = this.deps.gate.resume(name);
-    const released = this.deps.requeue([...(suspended ?? []), ...this.deps.gate.resetBackoff(name)]);
+    const released = this.deps.requeue([...(suspended ?? []), ...this.deps.liftBackoff(name, options.here)]);
     this.deps.wake();
     if (suspended) await this.persist();
     return released;

@@ -81,12 +81,11 @@ describe('destination health shared by two nodes through Redis', () => {
     // B gets mail for the destination A found down: it waits, unattempted.
     await sendMail({ port: b.port, from: 'app@client.test', to: ['y1@down.test'], body: message('y1') });
     await sendMail({ port: b.port, from: 'app@client.test', to: ['y2@down.test'], body: message('y2') });
-    const parked = queue(b);
-    assert.equal(parked.total, 2);
-    for (const e of parked.entries) {
-      assert.equal(e.attempts, 0, 'no attempt charged');
-      assert.equal(e.waiting, 'backoff', 'tern queue ls says why');
-    }
+    // Both wait, unattempted, and `tern queue ls` says why.
+    await until(() => {
+      const parked = queue(b);
+      return parked.total === 2 && parked.entries.every((e) => e.attempts === 0 && e.waiting === 'backoff');
+    }, 'B parks y1 and y2 for the backoff');
     assert.deepEqual(sink.sessions, [{ from: FROM.a, down: true }], 'only A has connected');
 
     // The backoff ends: exactly one node probes (the sink still refuses).

@@ -82,6 +82,7 @@ export function policyParts(config: ConfigHandle, ctx: PolicyContext): PolicyPar
       };
     },
     async close() {
+      automation.close();
       overrides?.close();
       sync?.close();
       await Promise.all([overrides?.settled(), sync?.settled()]);

@@ -237,6 +237,48 @@ describe('policy sync: suspensions and overrides shared through a real Redis', (
     }
   });
 
+  test('a node restarted during an outage, its clock 2 minutes slow, holds its copies until Redis answers, then writes back only what is live by Redis\'s time and lifts the rest', async () => {
+    const dir = tempDir('tern-policy-');
+    const slowClock = { now: () => Date.now() - 120_000 };
+    const k = await node('late', dir, 200, slowClock);
+    await k.sync.settled();
+    await k.policy.suspend('gone.test', { durationMs: 1500, reason: 'short' });
+    await k.policy.suspend('stays.test', { durationMs: 600_000, reason: 'long' });
+    await k.sync.settled();
+    await k.close();
+    nodes.splice(nodes.indexOf(k), 1);
+    // Redis loses its data and stops answering; the node starts again meanwhile.
+    await redis.restart();
+    redis.pause();
+    const again = new Node(redis.url, 'late', dir, 200, slowClock);
+    nodes.push(again);
+    assert.equal(again.suspended('gone.test')?.reason, 'short', 'the local copy applies before Redis answers');
+    assert.equal(again.suspended('stays.test')?.reason, 'long');
+    const raw = new Redis(redis.url, { lazyConnect: true });
+    try {
+      // gone.test is over by Redis's time (its clock says 2 minutes to go) before Redis answers again.
+      await new Promise((r) => setTimeout(r, 2000));
+      redis.resume();
+      await raw.connect();
+      await until(() => again.link.up, 'back on Redis');
+      let fields: string[] = [];
+      for (let end = Date.now() + 10_000; !fields.includes('suspension|stays.test') && Date.now() < end; ) {
+        fields = Object.keys(await raw.hgetall('ps:{policy}:records'));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(fields.includes('suspension|stays.test'), 'the live suspension is written back');
+      await until(() => again.suspended('gone.test') === undefined, 'the lapsed one lifts on the slow node');
+      for (let i = 0; i < 4; i++) {
+        await raw.incr('ps:{policy}:epoch');
+        await new Promise((r) => setTimeout(r, 250));
+        assert.equal(await raw.hget('ps:{policy}:records', 'suspension|gone.test'), null, 'the lapsed one is never written back');
+      }
+      await again.policy.resume('stays.test');
+    } finally {
+      raw.disconnect();
+    }
+  });
+
   test('a change Redis refuses while it stays up (OOM) is written once Redis takes writes again', async () => {
     const [w, x] = [await node('w', undefined, 300), await node('x', undefined, 300)];
     await Promise.all([w.sync.settled(), x.sync.settled()]);

@@ -7,6 +7,12 @@ export interface Count {
   readonly fired: boolean;
   /** Counted on this node alone (no Redis, or Redis away). */
   readonly local: boolean;
+  /**
+   * The Redis call was sent and not answered (a timeout, Redis gone mid-call): the script may
+   * still run there, and may fire the rule for this member. The caller keeps the member and
+   * asks again (ask()) once Redis answers; meanwhile the match was counted here.
+   */
+  readonly unheard?: boolean;
 }
 
 export interface CountedRule {
@@ -22,7 +28,9 @@ export interface CountedRule {
  * threshold a fired-marker (SET NX PX, for the action's duration) lets one node, once,
  * fire the rule. While the marker lives the rule does not count (its action is in force).
  * Safe twice: the member is added once (ZADD NX), and a run that finds its own member as
- * the marker answers "fired" again, so a reply lost to a timeout does not lose the firing.
+ * the marker answers "fired" again. The marker names the member that fired: a node whose
+ * call went unanswered keeps that member and asks again with it (Automation), so a firing
+ * whose reply was lost to a timeout is heard late rather than lost, and by that node alone.
  */
 const HIT = `
 local fired = redis.call('GET', KEYS[2])
@@ -61,11 +69,36 @@ export class AutomationCounter {
 
   async hit(rule: CountedRule, destination: string, member: string): Promise<Count> {
     if (this.link?.up) {
-      const keys = [this.link.destinationKey(destination, `auto:${rule.name}:hits`), this.link.destinationKey(destination, `auto:${rule.name}:fired`)];
-      const answer = await this.link.script('automation_hit', HIT, keys, [member, rule.windowMs, rule.threshold, rule.durationMs]);
-      if (Array.isArray(answer)) return { matches: Number(answer[0]), fired: answer[1] === 1, local: false };
+      const counted = await this.ask(rule, destination, member);
+      if (counted) return counted;
+      return { ...this.hitLocally(rule, destination), unheard: true };
     }
     return this.hitLocally(rule, destination);
+  }
+
+  /**
+   * The counting call in Redis alone, with this member (again, for a call that went
+   * unanswered: the same arguments, so the script counts it at most once and answers
+   * "fired" if this member fired the rule); undefined when Redis does not answer.
+   */
+  async ask(rule: CountedRule, destination: string, member: string): Promise<Count | undefined> {
+    if (!this.link?.up) return undefined;
+    const keys = [this.link.destinationKey(destination, `auto:${rule.name}:hits`), this.link.destinationKey(destination, `auto:${rule.name}:fired`)];
+    const answer = await this.link.script('automation_hit', HIT, keys, [member, rule.windowMs, rule.threshold, rule.durationMs]);
+    return Array.isArray(answer) ? { matches: Number(answer[0]), fired: answer[1] === 1, local: false } : undefined;
+  }
+
+  /** Whether this node's own count fired the rule for the destination and its action still runs (an outage's firing). */
+  firedHere(rule: string, destination: string): boolean {
+    return (this.local.get(`${rule}|${destination}`)?.firedUntil ?? 0) > this.clock.now();
+  }
+
+  /** Called on every `up` of the link (Redis answers again); the returned function stops it. */
+  onUp(listener: () => void): () => void {
+    const link = this.link;
+    if (!link) return () => undefined;
+    link.on('up', listener);
+    return () => void link.off('up', listener);
   }
 
   /**

@@ -3,10 +3,23 @@ import type { Clock, DeliveryOutcome, SmtpReply } from '../core/index.js';
 import { rateText } from '../config/index.js';
 import type { AutomationRule } from '../config/index.js';
 import type { Logger } from '../log/index.js';
-import type { AutomationCounter } from './automation-counter.js';
+import type { AutomationCounter, Count } from './automation-counter.js';
 
 /** Only this much of a reply is matched: a hostile server's long reply costs no more than this. */
 export const MATCHED_BYTES = 512;
+
+/** Counting calls kept for asking again at most (the oldest go first). */
+const MAX_UNHEARD = 10_000;
+
+/** A counting call Redis did not answer, kept with what its firing would log and do. */
+interface Unheard {
+  readonly rule: AutomationRule;
+  readonly destination: string;
+  readonly domain: string;
+  readonly reply: SmtpReply;
+  readonly line: string;
+  readonly member: string;
+}
 
 /** What a rule that fired asks for, on the destination it names. */
 export interface Firing {
@@ -51,7 +64,13 @@ export function ruleMatches(rule: AutomationRule, domain: string, reply: SmtpRep
  * that reaches the threshold fires the rule's action for its duration.
  */
 export class Automation {
-  constructor(private readonly options: AutomationOptions) {}
+  /** Counting calls sent to Redis and not answered, by member. */
+  private readonly unheard = new Map<string, Unheard>();
+  private readonly stopListening: () => void;
+
+  constructor(private readonly options: AutomationOptions) {
+    this.stopListening = options.counter.onUp(() => void this.askAgain());
+  }
 
   observe(domain: string, entryId: string, outcome: DeliveryOutcome): void {
     const rules = this.options.rules();
@@ -74,11 +93,48 @@ export class Automation {
     }
   }
 
+  /** Stops asking again on Redis's return (the daemon's shutdown). */
+  close(): void {
+    this.stopListening();
+  }
+
   private async count(rule: AutomationRule, destination: string, domain: string, reply: SmtpReply, line: string, entryId: string): Promise<void> {
-    const { counter, logger, nodeId } = this.options;
+    const { counter, nodeId } = this.options;
+    // A call of this rule and destination Redis never answered is asked again first: it may be the one that fired.
+    if (this.unheard.size > 0) await this.askAgain((u) => u.rule.name === rule.name && u.destination === destination);
     const member = `${nodeId}|${entryId}|${randomUUID()}`;
     const counted = await counter.hit(rule, destination, member);
-    if (!counted.fired) return;
+    if (counted.unheard) this.keep({ rule, destination, domain, reply, line, member });
+    if (counted.fired) await this.fired({ rule, destination, domain, reply, line, member }, counted);
+  }
+
+  private keep(call: Unheard): void {
+    if (this.unheard.size >= MAX_UNHEARD) this.unheard.delete(this.unheard.keys().next().value!);
+    this.unheard.set(call.member, call);
+  }
+
+  /**
+   * Asks Redis again, with the same member and arguments, the counting calls it did not
+   * answer (on `up`, or at the next match of the same rule and destination). The script
+   * answers "fired" only to the member that set the rule's marker: this node then fires it,
+   * the only one in the cluster to do so, unless its own count fired it during the outage.
+   */
+  private async askAgain(which: (call: Unheard) => boolean = () => true): Promise<void> {
+    for (const call of [...this.unheard.values()].filter(which)) {
+      // Taken before asking, so that two askings at once (an `up` and a match) do not both fire.
+      if (!this.unheard.delete(call.member)) continue;
+      const counted = await this.options.counter.ask(call.rule, call.destination, call.member);
+      if (!counted) {
+        this.keep(call);
+        return;
+      }
+      if (counted.fired && !this.options.counter.firedHere(call.rule.name, call.destination)) await this.fired(call, counted);
+    }
+  }
+
+  private async fired(call: Unheard, counted: Count): Promise<void> {
+    const { logger, nodeId } = this.options;
+    const { rule, destination, domain, reply, line } = call;
     const until = this.options.clock.now() + rule.durationMs;
     logger.warn(
       {

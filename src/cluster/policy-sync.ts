@@ -32,20 +32,25 @@ interface Stored {
  * answers is stamped with Redis's TIME here (ARGV[4] = '1'), not the node's clock, so that
  * nodes whose clocks differ still agree on which change came last; a change queued during
  * an outage keeps the node's time (ARGV[3]), the only one there was. A lift is kept as a
- * tombstone for ARGV[5] ms. Safe twice: the same change written again holds the same
- * record, and the epoch only counts up. Answers {written, epoch, changed}.
+ * tombstone for ARGV[5] ms. A record whose end (ARGV[6]) has passed by Redis's TIME is
+ * not written (2): a node whose clock runs slow, or that held it through an outage, does
+ * not bring back what the cluster let lapse. Safe twice: the same change written again
+ * holds the same record, and the epoch only counts up. Answers {written, epoch, changed,
+ * Redis's time in ms}.
  */
 const PUT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local at = tonumber(ARGV[3])
-if ARGV[4] == '1' then
-  local t = redis.call('TIME')
-  at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[4] == '1' then at = now end
+if ARGV[6] ~= '' and tonumber(ARGV[6]) <= now then
+  return {2, tonumber(redis.call('GET', KEYS[2]) or '0'), at, now}
 end
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur then
   local ok, old = pcall(cjson.decode, cur)
   if ok and type(old) == 'table' and tonumber(old.changed) and tonumber(old.changed) > at then
-    return {0, tonumber(redis.call('GET', KEYS[2]) or '0'), at}
+    return {0, tonumber(redis.call('GET', KEYS[2]) or '0'), at, now}
   end
 end
 local value = '{"changed":' .. string.format('%d', at)
@@ -53,7 +58,7 @@ if ARGV[5] ~= '' then value = value .. ',"until":' .. string.format('%d', at + t
 local rest = string.sub(ARGV[2], 2)
 if rest ~= '}' then value = value .. ',' .. rest else value = value .. '}' end
 redis.call('HSET', KEYS[1], ARGV[1], value)
-return {1, redis.call('INCR', KEYS[2]), at}
+return {1, redis.call('INCR', KEYS[2]), at, now}
 `;
 
 /** Drops a record whose time is up, unless it changed since it was read. */
@@ -125,7 +130,12 @@ function parseStored(kind: string, key: string, text: string): Stored | undefine
  * so that the policy holds through a Redis outage and a restart. A change made while Redis
  * is away applies here at once and is written when the link comes back (`up`); a record
  * Redis does not have (a Redis that lost its data) is written back from the local copy.
- * Records whose time is up are dropped by whichever node reads them.
+ * Records whose time is up are dropped by whichever node reads them, judged by Redis's
+ * clock (TIME read with the records; between reads, this node's clock plus its offset to
+ * Redis's as last measured), never by a node's own: a node whose clock runs fast does not
+ * drop a live suspension for the cluster, nor one whose clock runs slow write back one the
+ * cluster let lapse. Until Redis has answered once (a start during an outage) the offset is
+ * unknown and no local record is written back; the local copy still applies here.
  */
 export class PolicySync {
   /**
@@ -142,6 +152,8 @@ export class PolicySync {
   /** Records from Redis this node refused (logged once each). */
   private readonly refusedRecords = new Set<string>();
   private epoch: string | undefined;
+  /** Redis's clock minus this node's, in ms, as last measured; undefined until Redis answered. */
+  private offsetMs: number | undefined;
   private timer?: NodeJS.Timeout;
   private unsubscribe?: () => void;
   private chain: Promise<void> = Promise.resolve();
@@ -172,6 +184,11 @@ export class PolicySync {
     if (this.closed) return;
     this.pending.set(fieldOf(change), { change, redisTime: this.options.link.up });
     this.queue(() => this.push());
+  }
+
+  /** Redis's time now as this node reckons it (its clock plus the last measured offset); undefined before Redis answered. */
+  redisNow(): number | undefined {
+    return this.offsetMs === undefined ? undefined : this.options.clock.now() + this.offsetMs;
   }
 
   /** Resolves once the work asked for so far is done (tests, shutdown). */
@@ -227,11 +244,17 @@ export class PolicySync {
     for (const [field, entry] of [...this.pending]) {
       const { change, redisTime } = entry;
       const body = change.record ? { ...(change.record.until !== undefined ? { until: change.record.until } : {}), record: change.record } : {};
-      const args = [field, JSON.stringify(body), change.at, redisTime ? '1' : '0', change.record ? '' : TOMBSTONE_MS];
+      const args = [field, JSON.stringify(body), change.at, redisTime ? '1' : '0', change.record ? '' : TOMBSTONE_MS, change.record?.until ?? ''];
+      const sent = this.options.clock.now();
       const answer = await this.options.link.script('policy_put', PUT, [this.recordsKey, this.epochKey], args);
       if (!Array.isArray(answer)) return;
+      this.measure(Number(answer[3]), sent);
       if (this.pending.get(field) === entry) this.pending.delete(field);
-      if (answer[0] === 1) {
+      if (answer[0] === 2) {
+        // Over by Redis's time: the cluster let it lapse (or will not see it); here it lifts too.
+        this.options.logger.info({ event: 'policy_record_lapsed', field, until: change.record!.until }, 'a suspension or override whose time is up by Redis\'s clock was not written');
+        await this.applyOne(field, { kind: change.kind, key: change.key, at: Number(answer[2]) } as PolicyChange);
+      } else if (answer[0] === 1) {
         epoch = Number(answer[1]);
         this.known.set(field, change.record ? canonical(change.kind, change.record) : '');
       } else {
@@ -242,6 +265,16 @@ export class PolicySync {
     if (epoch !== undefined) this.options.link.publish('policy', String(epoch));
     // The change that stands elsewhere must stand here too.
     if (refused) this.reload();
+  }
+
+  /**
+   * Redis's clock minus this node's, from a time Redis gave in ms and when the call was sent
+   * (half the round trip is taken as the way back).
+   */
+  private measure(redisMs: number, sentMs: number): void {
+    if (!Number.isFinite(redisMs)) return;
+    const now = this.options.clock.now();
+    this.offsetMs = Math.round(redisMs - (sentMs + now) / 2);
   }
 
   /**
@@ -263,12 +296,15 @@ export class PolicySync {
   /** Reads every record and makes the local policy the shared one. */
   private async load(): Promise<void> {
     const { link, local, clock } = this.options;
+    const sent = clock.now();
     const read = await link.call('policy_load', async (c) => {
-      const [[, epoch], [, all]] = (await c.multi().get(this.epochKey).hgetall(this.recordsKey).exec()) as [[unknown, string | null], [unknown, Record<string, string>]];
-      return { epoch: epoch ?? '0', all };
+      const [[, time], [, epoch], [, all]] = (await c.multi().time().get(this.epochKey).hgetall(this.recordsKey).exec()) as [[unknown, [string, string]], [unknown, string | null], [unknown, Record<string, string>]];
+      return { time, epoch: epoch ?? '0', all };
     }, slotScope(this.epochKey));
     if (!read) return;
-    const now = clock.now();
+    this.measure(Number(read.time[0]) * 1000 + Math.floor(Number(read.time[1]) / 1000), sent);
+    // Redis's time, not this node's: what the cluster holds lapses when Redis's clock says.
+    const now = this.redisNow()!;
     const remote = new Map<string, Stored>();
     let n = 0;
     for (const [field, text] of Object.entries(read.all)) {
@@ -289,7 +325,12 @@ export class PolicySync {
     for (const s of local.suspensions()) mine.set(`suspension|${s.domain}`, { kind: 'suspension', record: s });
     for (const o of local.overrides()) mine.set(`override|${o.destination}`, { kind: 'override', record: o });
     let pushBack = false;
-    const pushBackLocal = (field: string, kind: PolicyChange['kind'], key: string, record: SuspensionRecord | OverrideRecord) => {
+    const pushBackLocal = async (field: string, kind: PolicyChange['kind'], key: string, record: SuspensionRecord | OverrideRecord) => {
+      if (record.until !== undefined && record.until <= now) {
+        // Over by Redis's time (this node's clock runs slow, or it held it through an outage): lifted here, not written back.
+        await this.applyOne(field, { kind, key, at: now } as PolicyChange);
+        return;
+      }
       // Not a change made while Redis answered: its own time is all there is to compare.
       this.pending.set(field, { change: { kind, key, record, at: record.since } as PolicyChange, redisTime: false });
       pushBack = true;
@@ -309,17 +350,17 @@ export class PolicySync {
       if (there?.record) {
         if (here && canonical(kind, here.record) === canonical(kind, there.record)) continue;
         if (here && unseen && here.record.since > there.changed) {
-          pushBackLocal(field, kind, key, here.record);
+          await pushBackLocal(field, kind, key, here.record);
           continue;
         }
         await this.applyOne(field, { kind, key, record: there.record, at: there.changed } as PolicyChange);
       } else if (there) {
         if (!here) continue;
-        if (unseen && here.record.since > there.changed) pushBackLocal(field, kind, key, here.record);
+        if (unseen && here.record.since > there.changed) await pushBackLocal(field, kind, key, here.record);
         else await this.applyOne(field, { kind, key, at: there.changed });
       } else if (here) {
         // Redis does not know it (it lost its data, or this node was set before it used Redis): written back.
-        pushBackLocal(field, kind, key, here.record);
+        await pushBackLocal(field, kind, key, here.record);
       }
     }
     this.known.clear();

@@ -5,6 +5,20 @@
  */
 export const MAX_UNBOUNDED_QUANTIFIERS = 2;
 const LONG_RANGE = 16;
+/**
+ * The text a pattern runs on at most (automation's MATCHED_BYTES): what a long quantifier can
+ * take, in the cost estimate below.
+ */
+const TEXT_BYTES = 512;
+/**
+ * Short quantifiers (`?`, `{n,m}` no wider than LONG_RANGE) multiply the ways a match can be
+ * tried too: `a?` ×18 then `a` ×18, or `a{0,16}` ×10 then `b`, count no long quantifier and
+ * take seconds to minutes on a hostile reply. The product of their choices (m − n + 1 each)
+ * is held to this (`a?` ×7, `\d{1,3}` ×4, `{0,15}` with `{0,7}`)…
+ */
+const MAX_SHORT_CHOICES = 128;
+/** …and the product of every quantifier's choices (a long one: TEXT_BYTES) to two long quantifiers' worth. */
+const MAX_CHOICES = TEXT_BYTES * TEXT_BYTES;
 
 interface Frame {
   /** A quantifier that varies (`*`, `+`, `?`, `{n,m}` with n < m) somewhere inside. */
@@ -18,13 +32,19 @@ interface Frame {
  * in JavaScript's backtracking engine, or undefined when it cannot. Refused: a group
  * repeated (`*`, `+`, `{n,}`, `{n,m}` with m > 1) that holds a varying quantifier or an
  * alternation (`(a+)+`, `(\w+\s*)*`, `(a|aa)+`, `(a?){20}`), backreferences and lookbehinds,
- * and more than MAX_UNBOUNDED_QUANTIFIERS long quantifiers. Conservative: a few safe
+ * more than MAX_UNBOUNDED_QUANTIFIERS long quantifiers, and short ones (`?`, `{n,m}`) whose
+ * choices multiply past MAX_SHORT_CHOICES, or with the long ones past MAX_CHOICES (the
+ * backtracking of one start is at worst the product of every quantifier's choices). What is
+ * accepted still costs up to about half a second on 512 hostile bytes (`a*a*b` against 500
+ * `a`: O(n³)); exponential cases are refused. Conservative: a few safe
  * patterns are refused too, and the operator is told how to write them.
  */
 export function regexHazard(source: string): string | undefined {
   const stack: Frame[] = [{ varies: false, alternates: false }];
   let last: 'atom' | Frame | undefined;
   let unbounded = 0;
+  let shortChoices = 1;
+  let choices = 1;
   for (let i = 0; i < source.length; i++) {
     const c = source[i];
     const top = stack[stack.length - 1];
@@ -89,6 +109,11 @@ export function regexHazard(source: string): string | undefined {
     }
     if (min !== max) top.varies = true;
     if (max - min > LONG_RANGE && ++unbounded > MAX_UNBOUNDED_QUANTIFIERS) return `more than ${MAX_UNBOUNDED_QUANTIFIERS} unbounded quantifiers (*, +, {n,} or a range wider than ${LONG_RANGE}) can take polynomial time on a hostile reply`;
+    if (min !== max) {
+      const long = max - min > LONG_RANGE;
+      if (!long && (shortChoices *= max - min + 1) > MAX_SHORT_CHOICES) return `optional and ranged quantifiers (?, {n,m}) whose choices multiply past ${MAX_SHORT_CHOICES} (such as a?a?a?a?a?a?a?a? or a{0,16}a{0,16}) can take exponential time on a hostile reply`;
+      if ((choices *= long ? TEXT_BYTES : max - min + 1) > MAX_CHOICES) return `quantifiers whose choices multiply past two unbounded ones' (such as .*a.*b? or .*x.*y{0,3}) can take polynomial time on a hostile reply`;
+    }
     last = undefined;
   }
   return undefined;

@@ -32,16 +32,18 @@ export interface PolicyContext {
  */
 export function policyParts(config: ConfigHandle, ctx: PolicyContext): PolicyParts {
   const { logger, clock, redis } = ctx;
-  const table = new OverrideTable(clock);
   let policy: DestinationPolicy | undefined;
   let overrides: Overrides | undefined;
   let sync: PolicySync | undefined;
+  // Shared records start, end and lapse by Redis's time (this node's clock plus its measured offset), not by a node's own clock.
+  const policyClock: Clock = { now: () => sync?.redisNow() ?? clock.now() };
+  const table = new OverrideTable(policyClock);
   const fire = async ({ rule, destination, domain }: Firing) => {
     const reason = rule.reason ?? `automation rule ${rule.name}`;
     if (rule.action === 'suspend') {
       // A suspension that lasts longer (an operator's, until resumed) is not cut short by a rule.
       const held = policy!.suspensions().find((s) => s.domain === domain);
-      if (held && (held.until === undefined || held.until >= clock.now() + rule.durationMs)) return;
+      if (held && (held.until === undefined || held.until >= policyClock.now() + rule.durationMs)) return;
       await policy!.suspend(domain, { durationMs: rule.durationMs, reason, rule: rule.name });
       return;
     }
@@ -58,8 +60,8 @@ export function policyParts(config: ConfigHandle, ctx: PolicyContext): PolicyPar
   return {
     table,
     attach(scheduler) {
-      overrides = new Overrides({ table, store: new OverrideFile(ctx.queueDir), clock, logger, reshape: () => scheduler.reshape() });
-      policy = new DestinationPolicy(scheduler, overrides, clock, logger);
+      overrides = new Overrides({ table, store: new OverrideFile(ctx.queueDir), clock: policyClock, logger, reshape: () => scheduler.reshape() });
+      policy = new DestinationPolicy(scheduler, overrides, policyClock, logger);
       // An operator's early lift unmutes the rule that set it (else it stays silent for its whole duration).
       policy.onRuleLift(({ rule, destination, here }) => void counter.forget(rule, destination, here));
       if (redis) {
@@ -82,6 +84,7 @@ export function policyParts(config: ConfigHandle, ctx: PolicyContext): PolicyPar
       };
     },
     async close() {
+      automation.close();
       overrides?.close();
       sync?.close();
       await Promise.all([overrides?.settled(), sync?.settled()]);

@@ -31,7 +31,8 @@ type LiftListener = (lift: RuleLift) => void;
  * One node's destination policy: the scheduler's suspensions and the limit overrides. A
  * change made here (operator, automation) is told to the listeners (the cluster's policy
  * sync, which writes it to Redis); a change from elsewhere comes in through apply(), and
- * is not told again.
+ * is not told again. Its clock is the cluster's (Redis's time as this node reckons it) when
+ * the policy is shared: records start, end and are judged expired by it.
  */
 export class DestinationPolicy implements PolicyOperations, LocalPolicy {
   private readonly listeners = new Set<Listener>();
@@ -50,7 +51,7 @@ export class DestinationPolicy implements PolicyOperations, LocalPolicy {
   }
 
   async suspend(domain: string, options?: SuspendOptions): Promise<Suspension> {
-    const s = await this.queue.suspend(domain, options);
+    const s = await this.queue.suspend(domain, options && this.timed(options));
     this.tell({ kind: 'suspension', key: s.domain, record: s, at: s.since });
     return s;
   }
@@ -75,7 +76,7 @@ export class DestinationPolicy implements PolicyOperations, LocalPolicy {
   }
 
   async override(destination: string, options: OverrideOptions): Promise<OverrideRecord> {
-    const o = await this.book.set(destination, options);
+    const o = await this.book.set(destination, this.timed(options));
     this.logger.info({ event: 'override_set', destination: o.destination, max_connections: o.maxConnections ?? null, max_message_rate: o.maxMessageRate ? rateText(o.maxMessageRate) : null, until: new Date(o.until).toISOString(), reason: o.reason, ...(o.rule ? { rule: o.rule } : {}) }, 'destination limits overridden');
     this.tell({ kind: 'override', key: o.destination, record: o, at: o.since });
     return o;
@@ -117,6 +118,18 @@ export class DestinationPolicy implements PolicyOperations, LocalPolicy {
     const o = change.record;
     if (o.until <= this.clock.now()) return;
     await this.book.set(o.destination, { ...o });
+  }
+
+  /**
+   * A duration made into a start and an end by this policy's clock (Redis's time while the
+   * cluster shares the policy), so that every node ends the record at the same moment
+   * whatever its own clock says.
+   */
+  private timed<T extends { readonly durationMs?: number; readonly since?: number; readonly until?: number }>(options: T): T {
+    const d = options.durationMs;
+    if (d === undefined || !(Number.isFinite(d) && d > 0) || options.since !== undefined || options.until !== undefined) return options;
+    const since = this.clock.now();
+    return { ...options, since, until: since + d };
   }
 
   private heldSuspension(domain: string): Suspension | undefined {

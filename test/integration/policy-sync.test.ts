@@ -44,8 +44,10 @@ class Node {
     this.link = new RedisLink({ settings: redisMainSchema.parse({ enabled: 'true', url, command_timeout: '300', key_prefix: 'ps:' }), nodeId: id, logger: silent });
     const spool = new MemorySpool();
     this.scheduler = new Scheduler({ config: outbound, spool, deliverer: { deliver: async () => ({ recipients: [], tls: false }), destroy: () => undefined }, logger: silent, clock, suspensions: new SuspensionFile(this.dir) });
-    this.overrides = new Overrides({ table: new OverrideTable(clock), store: new OverrideFile(this.dir), clock, logger: silent, reshape: () => this.scheduler.reshape() });
-    this.policy = new DestinationPolicy(this.scheduler, this.overrides, clock, silent);
+    // As policy-parts wires it: the shared records run on Redis's time as this node reckons it.
+    const policyClock: Clock = { now: () => this.sync?.redisNow() ?? clock.now() };
+    this.overrides = new Overrides({ table: new OverrideTable(policyClock), store: new OverrideFile(this.dir), clock: policyClock, logger: silent, reshape: () => this.scheduler.reshape() });
+    this.policy = new DestinationPolicy(this.scheduler, this.overrides, policyClock, silent);
     this.sync = new PolicySync({ link: this.link, local: this.policy, logger: silent, clock, checkEveryMs });
     this.policy.onChange((c) => this.sync.announce(c));
     this.sync.start();
@@ -189,6 +191,92 @@ describe('policy sync: suspensions and overrides shared through a real Redis', (
     await new Promise((r) => setTimeout(r, 700));
     assert.equal(b.suspended('fast.test'), undefined, 'nothing wrote the suspension back');
     await b.policy.resume('skew.test');
+  });
+
+  test('expiry is judged by Redis\'s time: a node whose clock runs 2 minutes fast does not drop a live suspension or override, one 2 minutes slow does not write them back once lapsed', async () => {
+    const fast = await node('fast2', undefined, 200, { now: () => Date.now() + 120_000 });
+    const slow = await node('slow2', undefined, 200, { now: () => Date.now() - 120_000 });
+    const b = await node('clock2b', undefined, 200);
+    await Promise.all([fast, slow, b].map((n) => n.sync.settled()));
+    const raw = new Redis(redis.url);
+    const fields = ['suspension|lapse.test', 'override|lapse.test'];
+    // Redis's time and both fields, read at once.
+    const look = async () => {
+      const [[, t], [, s], [, o]] = (await raw.multi().time().hget('ps:{policy}:records', fields[0]).hget('ps:{policy}:records', fields[1]).exec()) as [[unknown, [string, string]], [unknown, string | null], [unknown, string | null]];
+      return { now: Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000), held: [s !== null, o !== null] };
+    };
+    // Every node reloads (the epoch moved), as at any change made elsewhere.
+    const stir = async () => {
+      await raw.incr('ps:{policy}:epoch');
+      await new Promise((r) => setTimeout(r, 250));
+    };
+    try {
+      const s = await b.policy.suspend('lapse.test', { durationMs: 4000, reason: 'short' });
+      await b.policy.override('lapse.test', { maxConnections: 1, durationMs: 4000, reason: 'short' });
+      await until(() => slow.suspended('lapse.test') !== undefined && slow.policy.overrides().length > 0, 'the slow node holds both');
+      let looked = 0;
+      for (let l = await look(); l.now < s.until! - 300; l = await look()) {
+        assert.deepEqual(l.held, [true, true], 'live by Redis\'s time, so still in Redis after the fast node\'s reloads');
+        looked++;
+        await stir();
+      }
+      assert.ok(looked > 0, 'Redis was looked at while the records lived');
+      // Lapsed by Redis's time: dropped by a reload, and the slow node (its own clock says 2 minutes to go) does not write them back.
+      for (let l = await look(), end = Date.now() + 15_000; l.held.some(Boolean); l = await look()) {
+        if (Date.now() > end) assert.fail('the lapsed records stay in Redis');
+        await stir();
+      }
+      for (let i = 0; i < 6; i++) {
+        await stir();
+        assert.deepEqual((await look()).held, [false, false], 'not written back');
+      }
+      assert.equal(slow.suspended('lapse.test'), undefined, 'lifted on the slow node too');
+      assert.equal(slow.policy.overrides().find((o) => o.destination === 'lapse.test'), undefined);
+    } finally {
+      raw.disconnect();
+    }
+  });
+
+  test('a node restarted during an outage, its clock 2 minutes slow, holds its copies until Redis answers, then writes back only what is live by Redis\'s time and lifts the rest', async () => {
+    const dir = tempDir('tern-policy-');
+    const slowClock = { now: () => Date.now() - 120_000 };
+    const k = await node('late', dir, 200, slowClock);
+    await k.sync.settled();
+    await k.policy.suspend('gone.test', { durationMs: 1500, reason: 'short' });
+    await k.policy.suspend('stays.test', { durationMs: 600_000, reason: 'long' });
+    await k.sync.settled();
+    await k.close();
+    nodes.splice(nodes.indexOf(k), 1);
+    // Redis loses its data and stops answering; the node starts again meanwhile.
+    await redis.restart();
+    redis.pause();
+    const again = new Node(redis.url, 'late', dir, 200, slowClock);
+    nodes.push(again);
+    assert.equal(again.suspended('gone.test')?.reason, 'short', 'the local copy applies before Redis answers');
+    assert.equal(again.suspended('stays.test')?.reason, 'long');
+    const raw = new Redis(redis.url, { lazyConnect: true });
+    try {
+      // gone.test is over by Redis's time (its clock says 2 minutes to go) before Redis answers again.
+      await new Promise((r) => setTimeout(r, 2000));
+      redis.resume();
+      await raw.connect();
+      await until(() => again.link.up, 'back on Redis');
+      let fields: string[] = [];
+      for (let end = Date.now() + 10_000; !fields.includes('suspension|stays.test') && Date.now() < end; ) {
+        fields = Object.keys(await raw.hgetall('ps:{policy}:records'));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(fields.includes('suspension|stays.test'), 'the live suspension is written back');
+      await until(() => again.suspended('gone.test') === undefined, 'the lapsed one lifts on the slow node');
+      for (let i = 0; i < 4; i++) {
+        await raw.incr('ps:{policy}:epoch');
+        await new Promise((r) => setTimeout(r, 250));
+        assert.equal(await raw.hget('ps:{policy}:records', 'suspension|gone.test'), null, 'the lapsed one is never written back');
+      }
+      await again.policy.resume('stays.test');
+    } finally {
+      raw.disconnect();
+    }
   });
 
   test('a change Redis refuses while it stays up (OOM) is written once Redis takes writes again', async () => {

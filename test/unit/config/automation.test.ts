@@ -86,10 +86,10 @@ describe('automation.ini', () => {
   it('refuses patterns that can backtrack for long on a hostile reply, naming the section and key', () => {
     const rule = (m: string) => `[slow]\nmatch=${m}\nthreshold=1\nwindow=1m\naction=suspend\nduration=1h\n`;
     // (\w+\s*)+ throttled on "451 4.7.500 aaa…!" doubles its time every ~2 characters.
-    for (const m of ['(\\w+\\s*)+ throttled', '(a+)+b', '(a|aa)+b', '(?:x?){20}y', '(a)\\1', '(?<=x)y', '.*a.*b.*c', 'a.{0,500}b.{0,500}c.{0,500}d']) {
+    for (const m of ['(\\w+\\s*)+ throttled', '(a+)+b', '(a|aa)+b', '(?:x?){20}y', '(a)\\1', '(?<=x)y', '.*a.*b.*c', 'a.{0,500}b.{0,500}c.{0,500}d', `${'a?'.repeat(18)}${'a'.repeat(18)}`, `${'a{0,16}'.repeat(10)}b`, 'a{0,16}a{0,16}b', '.*a.*b?']) {
       assert.match(refused(rule(m)).message, /automation\.ini: \[slow\] match=/, m);
     }
-    for (const m of ['\\[TS04\\]', '^4\\d\\d 4\\.7\\.\\d+ .*throttl', '(?:deferred|throttled) by', '(\\d{3})+ x', '(\\d+\\.)?x']) {
+    for (const m of ['\\[TS04\\]', '^4\\d\\d 4\\.7\\.\\d+ .*throttl', '(?:deferred|throttled) by', '(\\d{3})+ x', '(\\d+\\.)?x', 'from \\d{1,3}\\.\\d{1,3}\\.\\d{1,3}\\.\\d{1,3}', 'a*a*b']) {
       assert.equal(parseAutomation(rule(m)).rules.length, 1, m);
     }
     // What is accepted runs on a hostile reply and answers (the match is cut to its first bytes).

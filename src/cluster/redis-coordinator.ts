@@ -163,7 +163,8 @@ export class RedisCoordinator implements LimitCoordinator {
     const rate = limits.rate;
     if (!rate) return { granted: wanted };
     if (this.options.link.up && !this.closing) {
-      const answer = await this.tokens.take(key, rate, wanted);
+      // The wire pacer's line takes no slot (max_connections 0): its turns are the last gate.
+      const answer = await this.tokens.take(key, rate, wanted, limits.maxConnections === 0 ? 'wire' : 'admission');
       if (answer) return answer;
     }
     const now = this.options.clock.now();

@@ -13,6 +13,11 @@ import type { RedisLink } from './redis-link.js';
 
 /** How long a grant's or give-back's answer is kept for a rerun with the same id. */
 export const CALL_ID_TTL_MS = 30_000;
+/**
+ * A rate key lives this long (µs) past the TAT its expiry was last set at, and is set
+ * again once less than half of it is left: at least CALL_ID_TTL_MS past every call.
+ */
+const KEY_LIFE_US = 4 * CALL_ID_TTL_MS * 1000;
 
 // Lua's tostring keeps 14 digits: Redis time in µs has 16, so numbers are written with %.3f.
 const NOW = `
@@ -34,13 +39,16 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])`;
  * end of this reservation, as a string); none granted: {0, µs until one is due within the
  * horizon, tat}. A rerun with the same call id answers the recorded answer (the node calls
  * one at a time per key, so its last call is the only one that can run twice). Commands:
- * HMGET, TIME, HSET, PEXPIRE.
+ * HMGET, TIME, HSET, and PEXPIRE only when the key's expiry (field `x`, Redis µs, as last
+ * set) would come less than KEY_LIFE_US/2 after the new TAT: the key then lives at least
+ * that long past its TAT and its call ids (CALL_ID_TTL_MS), for one PEXPIRE in 30 s of a
+ * busy destination instead of one a call (Redis counts each command a script runs).
  * A step that differs from the stored one (limits.ini reloaded) rescales what is owed, as
  * LocalCoordinator does: a rate raised from 1/h does not hold the next message for an hour.
  */
 export const GRANT_LUA = `
 local field = 'c:' .. ARGV[2]
-local s = redis.call('HMGET', KEYS[1], 'tat', 'step', field)
+local s = redis.call('HMGET', KEYS[1], 'tat', 'step', field, 'x')
 if s[3] then
   local id, g, w, e = string.match(s[3], '^(.-):(%d+):(-?%d+):(.*)$')
   if id == ARGV[1] then return {tonumber(g), tonumber(w), e} end
@@ -64,8 +72,14 @@ local answer = first
 if granted == 0 then answer = math.max(1, first - horizon) end
 tat = tat + granted * step
 local e = string.format('%.3f', tat)
-redis.call('HSET', KEYS[1], 'tat', e, 'step', string.format('%.6f', step), field, ARGV[1] .. ':' .. granted .. ':' .. string.format('%d', answer) .. ':' .. e)
-redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000) + 60000)
+local x = tonumber(s[4])
+local life = ${KEY_LIFE_US}
+if x and x - tat >= life / 2 then
+  redis.call('HSET', KEYS[1], 'tat', e, 'step', string.format('%.6f', step), field, ARGV[1] .. ':' .. granted .. ':' .. string.format('%d', answer) .. ':' .. e)
+else
+  redis.call('HSET', KEYS[1], 'tat', e, 'step', string.format('%.6f', step), field, ARGV[1] .. ':' .. granted .. ':' .. string.format('%d', answer) .. ':' .. e, 'x', string.format('%.0f', tat + life))
+  redis.call('PEXPIRE', KEYS[1], math.ceil((tat + life - now) / 1000))
+end
 return {granted, answer, e}`;
 
 /**
@@ -91,17 +105,22 @@ return back`;
 
 /**
  * A connection lease: KEYS[1] the destination's leases (a sorted set: lease id → expiry in
- * Redis µs). ARGV: lease id, max, ttl (µs). Expired leases are dropped; the lease already
- * there is renewed (granted: the same id acquires once); below max it is added. Refused:
- * {0, µs until the earliest lease lapses}.
+ * Redis µs). ARGV: lease id, max, ttl (µs). The lease already there is renewed (granted:
+ * the same id acquires once); below max it is added. Expired leases are dropped only when
+ * the set is full: below max they take no room a live one needs, and a grant costs TIME,
+ * ZCARD, ZADD and PEXPIRE. Refused: {0, µs until the earliest lease lapses}.
  */
 export const ACQUIRE_LUA = `
 ${NOW}
 local ttl = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now))
-local exp = string.format('%.0f', now + ttl)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) or redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  redis.call('ZADD', KEYS[1], exp, ARGV[1])
+local max = tonumber(ARGV[2])
+local n = redis.call('ZCARD', KEYS[1])
+if n >= max then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now))
+  n = redis.call('ZCARD', KEYS[1])
+end
+if n < max or redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], string.format('%.0f', now + ttl), ARGV[1])
   redis.call('PEXPIRE', KEYS[1], math.ceil(ttl / 1000) * 2)
   return {1, 0}
 end

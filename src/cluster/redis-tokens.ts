@@ -9,25 +9,43 @@ const DEMAND_MS = 200;
 const HORIZON_US = 200_000;
 /**
  * A node whose demand is high reserves this far ahead instead (µs), so that a busy
- * destination costs a node about one call a second. Tokens are reserved at their due
- * times, so a longer horizon does not bunch messages; what is not used goes back.
+ * destination costs a node a few calls a second. Tokens are reserved at their due times, so
+ * a longer horizon does not bunch messages; what is not used goes back.
  */
 const BUSY_HORIZON_US = 1_000_000;
 /** Tokens handed out in the last DEMAND_MS from which a node counts as busy. */
 const BUSY_DEMAND = 20;
+/**
+ * A chunk's tokens span at most this much of the destination's time (µs), by line. A chunk
+ * is a run of consecutive tokens, so while one node hands out its run the others wait for
+ * theirs: a node that held a second of a 1,000/s destination would have to deliver at
+ * 1,000/s alone (more than one node of a shared 2-core machine does: bench, 527 msg/s),
+ * and the wire turns it could not use in time were lost. Short runs of wire turns
+ * interleave the nodes' transactions; admission tokens may be late (ADMISSION_LATE_MS), so
+ * their runs can be longer, for fewer calls.
+ */
+const MAX_SPAN_US: Record<TokenLine, number> = { admission: 250_000, wire: 100_000 };
 
 /**
- * Tokens due but not used for this long go back to Redis: a token taken early and used late
- * would let this node's messages bunch with those of others at the remote server.
+ * Tokens due but not used for this long go back to Redis: a node that stopped sending to a
+ * destination leaves its time to the others.
  */
 export const HOLD_MS = 250;
 /**
- * Lateness tolerated before a token is dropped, at least: a step (1 ms at 1,000/s, 10 ms at
- * 100/s) is finer than a busy event loop's timers, and dropping at one step lost what the
- * loop's jitter made late (bench: 420 of 1,000 msg/s; 91 of 100/s). A bunch is then at
- * most this long's worth of tokens (5 at 100/s), not every token however late.
+ * Lateness tolerated before a wire turn (the last gate before a transaction starts) is
+ * dropped, at least: a step (1 ms at 1,000/s, 10 ms at 100/s) is finer than a busy event
+ * loop's timers, and dropping at one step lost what the loop's jitter made late (bench: 420
+ * of 1,000 msg/s; 91 of 100/s). A bunch is then at most this long's worth of turns (5 at
+ * 100/s), which the wire's half burst leaves room for.
  */
 const LATE_MS = 50;
+/**
+ * Admission tokens (what lets an attempt start) are kept this long past their time: the
+ * wire turns pace the transactions those attempts start, so a late admission token bunches
+ * nothing at the remote server, while a dropped one is a message that never goes (each
+ * lost token lowers the average rate: bench, 93.9 of 100/s when they were dropped at 50 ms).
+ */
+const ADMISSION_LATE_MS = 1000;
 /** Chunks kept at most for this many destinations; past it, the oldest goes. */
 const MAX_KEYS = 10_000;
 
@@ -50,6 +68,8 @@ interface Chunk {
   returned: number;
   /** Where the TAT ended after this node's last reservation (Redis µs, as the script wrote it): a give-back only counts while it still ends there. */
   end?: string;
+  /** How late (ms) a token may be handed out before it is dropped. */
+  lateMs: number;
   /** Redis said no token is due before this (ms): no call until then. */
   retryAt?: number;
   /** A call to Redis in progress: callers of the same key wait for it rather than call too. */
@@ -60,6 +80,12 @@ interface Chunk {
 export function stepOf(rate: MessageRate): number {
   return Math.round(((rate.perMs * 1000) / rate.count) * 1e6) / 1e6;
 }
+
+/**
+ * What a line of tokens gates: `admission`, an attempt's start (the shaper); `wire`, a
+ * transaction's start (the wire pacer, the last gate before the remote server).
+ */
+export type TokenLine = 'admission' | 'wire';
 
 /**
  * Message tokens of the cluster's GCRA, taken from Redis in chunks: the shaper asks for one
@@ -77,13 +103,15 @@ export class TokenChunks {
     private readonly now: () => number,
   ) {}
 
-  async take(key: string, rate: MessageRate, wanted: number): Promise<TokenAnswer | undefined> {
+  async take(key: string, rate: MessageRate, wanted: number, line: TokenLine): Promise<TokenAnswer | undefined> {
     const step = stepOf(rate);
-    let chunk = this.chunk(key, step);
+    const lateMs = line === 'admission' ? ADMISSION_LATE_MS : LATE_MS;
+    const span = Math.ceil(MAX_SPAN_US[line] / step);
+    let chunk = this.chunk(key, step, lateMs);
     // One call per key at a time: the others wait for its chunk.
     while (chunk.asking) {
       await chunk.asking;
-      chunk = this.chunk(key, step);
+      chunk = this.chunk(key, step, lateMs);
     }
     const now = this.now();
     const local = this.handOut(chunk, wanted, now, step);
@@ -92,7 +120,7 @@ export class TokenChunks {
     const burst = Math.max(1, rate.burst);
     const recent = chunk.now + chunk.before;
     const horizon = recent >= BUSY_DEMAND ? BUSY_HORIZON_US : HORIZON_US;
-    const demand = Math.min(burst + Math.ceil(horizon / step), Math.max(wanted, Math.ceil((recent * horizon) / (DEMAND_MS * 1000))));
+    const demand = Math.min(burst + Math.ceil(horizon / step), Math.max(wanted, Math.min(span, Math.ceil((recent * horizon) / (DEMAND_MS * 1000)))));
     const back = chunk.tokens + chunk.returned;
     chunk.tokens = 0;
     chunk.returned = 0;
@@ -135,7 +163,8 @@ export class TokenChunks {
     const calls: Promise<unknown>[] = [];
     for (const [key, chunk] of this.chunks) {
       if (chunk.asking) continue;
-      if (chunk.tokens + chunk.returned > 0 && (all || now - chunk.at >= HOLD_MS)) {
+      // Tokens whose time is still ahead are kept: the node asks for them when they are due.
+      if (chunk.tokens + chunk.returned > 0 && (all || now - Math.max(chunk.at, chunk.tokens > 0 ? chunk.due : 0) >= HOLD_MS)) {
         this.drop(chunk, now);
         const back = chunk.tokens + chunk.returned;
         chunk.tokens = 0;
@@ -154,24 +183,25 @@ export class TokenChunks {
     this.chunks.clear();
   }
 
-  private chunk(key: string, step: number): Chunk {
+  private chunk(key: string, step: number, lateMs: number): Chunk {
     let chunk = this.chunks.get(key);
     if (!chunk) {
       if (this.chunks.size >= MAX_KEYS) this.chunks.delete(this.chunks.keys().next().value!);
       const now = this.now();
-      chunk = { tokens: 0, returned: 0, granted: now, due: now, stepMs: step / 1000, step, at: now, now: 0, before: 0, spell: now };
+      chunk = { tokens: 0, returned: 0, granted: now, due: now, stepMs: step / 1000, step, at: now, now: 0, before: 0, spell: now, lateMs };
       this.chunks.set(key, chunk);
     }
     return chunk;
   }
 
-  /** Drops the tokens whose time passed more than a step ago: they are not handed out late, in a bunch. */
+  /** Drops the tokens whose time passed more than their line allows (a step at least): they are not handed out late, in a bunch. */
   private drop(chunk: Chunk, now: number): void {
     if (chunk.tokens <= 0 || chunk.stepMs <= 0) return;
-    // A token whose time passed more than a step (or LATE_MS, the timer's grain) ago is not
-    // handed out: handing out every overdue token at once would bunch messages at the
-    // remote server (a node that trickles would send them in a burst above the rate).
-    const cutoff = now - Math.max(chunk.stepMs, LATE_MS);
+    // A token whose time passed more than a step (or its line's lateness, the timer's grain
+    // at the wire) ago is not handed out: handing out every overdue token at once would
+    // bunch messages at the remote server (a node that trickles would send them in a burst
+    // above the rate).
+    const cutoff = now - Math.max(chunk.stepMs, chunk.lateMs);
     // Tokens due when they were granted (the burst) count from the grant: GCRA lets them go at once.
     if (cutoff <= chunk.granted || cutoff <= chunk.due) return;
     const dropped = Math.min(chunk.tokens, Math.ceil((cutoff - chunk.due) / chunk.stepMs - 1e-9));

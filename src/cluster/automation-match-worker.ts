@@ -40,7 +40,12 @@ function serve(port: MessagePort): void {
       return;
     }
     msg.names.forEach((name, index) => {
-      const matched = rules.get(name)?.test(msg.line) ?? false;
+      let matched = false;
+      try {
+        matched = rules.get(name)?.test(msg.line) ?? false;
+      } catch {
+        // A pattern that throws on this line (V8's backtrack stack overflow) does not match it.
+      }
       port.postMessage({ type: 'answer', id: msg.id, index, matched } satisfies FromMatchWorker);
     });
   });

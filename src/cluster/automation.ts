@@ -4,6 +4,7 @@ import { rateText } from '../config/index.js';
 import type { AutomationRule } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import type { AutomationCounter, Count } from './automation-counter.js';
+import { AutomationMatcher } from './automation-matcher.js';
 
 /** Only this much of a reply is matched: a hostile server's long reply costs no more than this. */
 export const MATCHED_BYTES = 512;
@@ -41,19 +42,29 @@ export interface AutomationOptions {
   readonly nodeId: string;
   /** Carries the action out (a suspension or an override, set through the shared policy). */
   readonly fire: (firing: Firing) => Promise<void>;
+  /** The time bound per rule and reply in the match worker (tests shorten it); MATCH_BOUND_MS by default. */
+  readonly matchBoundMs?: number;
 }
 
-/** A reply as a rule sees it: `<code> <enhanced> <text>` (the enhanced status left out when there is none), lines joined by a space, at most 512 bytes (a bound on what a pattern runs on, with regexHazard's refusals). */
+/** A reply as a rule sees it: `<code> <enhanced> <text>` (the enhanced status left out when there is none), lines joined by a space, at most 512 bytes (a bound on what a pattern runs on, with regexHazard's refusals and the match worker's time bound). */
 export function replyLine(reply: SmtpReply): string {
   const text = reply.text.length > MATCHED_BYTES ? reply.text.slice(0, MATCHED_BYTES) : reply.text;
   return `${reply.code}${reply.enhanced ? ` ${reply.enhanced}` : ''} ${text.replace(/\r?\n/g, ' ')}`.slice(0, MATCHED_BYTES);
 }
 
-/** Whether a rule watches this reply of this domain (its domains=, or the MX host that replied for mx=) and its pattern matches. */
-export function ruleMatches(rule: AutomationRule, domain: string, reply: SmtpReply, line = replyLine(reply)): boolean {
+/** Whether a rule watches this reply of this domain: its domains=, or the MX host that replied for mx= (a glob the config compiled, safe on the event loop). */
+export function ruleWatches(rule: AutomationRule, domain: string, reply: SmtpReply): boolean {
   if (rule.domains && !rule.domains.includes(domain)) return false;
-  if (rule.mxRegExp && !(reply.remote && rule.mxRegExp.test(reply.remote.name.toLowerCase()))) return false;
-  return rule.match.test(line);
+  return !rule.mxRegExp || !!(reply.remote && rule.mxRegExp.test(reply.remote.name.toLowerCase()));
+}
+
+/**
+ * Whether a rule watches this reply and its pattern matches, on the calling thread: for
+ * `tern` tools and tests on trusted text only. The daemon matches remote replies in the
+ * match worker (AutomationMatcher), where a slow pattern cannot block the event loop.
+ */
+export function ruleMatches(rule: AutomationRule, domain: string, reply: SmtpReply, line = replyLine(reply)): boolean {
+  return ruleWatches(rule, domain, reply) && rule.match.test(line);
 }
 
 /**
@@ -61,15 +72,35 @@ export function ruleMatches(rule: AutomationRule, domain: string, reply: SmtpRep
  * every attempt's remote replies (each distinct failure reply of its recipients, which
  * includes a session refused at the greeting or at EHLO) are matched against every rule;
  * a match counts once per attempt and rule, cluster-wide (AutomationCounter), and the match
- * that reaches the threshold fires the rule's action for its duration.
+ * that reaches the threshold fires the rule's action for its duration. Patterns run in a
+ * worker thread with a time bound (AutomationMatcher): a reply is matched a moment after the
+ * attempt, never on the event loop.
  */
 export class Automation {
   /** Counting calls sent to Redis and not answered, by member. */
   private readonly unheard = new Map<string, Unheard>();
   private readonly stopListening: () => void;
+  private readonly matcher: AutomationMatcher;
+  /** Attempts being matched and counted (settled() waits for them). */
+  private readonly working = new Set<Promise<void>>();
 
   constructor(private readonly options: AutomationOptions) {
     this.stopListening = options.counter.onUp(() => void this.askAgain());
+    this.matcher = new AutomationMatcher({ logger: options.logger, clock: options.clock, ...(options.matchBoundMs !== undefined ? { boundMs: options.matchBoundMs } : {}) });
+  }
+
+  /** Rule runs that overran the time bound, and replies not matched because too many waited (since start). */
+  get matchTimeouts(): number {
+    return this.matcher.timeouts;
+  }
+
+  get matchDropped(): number {
+    return this.matcher.dropped;
+  }
+
+  /** Resolves once every attempt observed so far is matched and its counting calls answered. */
+  async settled(): Promise<void> {
+    while (this.working.size > 0) await Promise.allSettled([...this.working]);
   }
 
   observe(domain: string, entryId: string, outcome: DeliveryOutcome): void {
@@ -83,19 +114,38 @@ export class Automation {
       if (!replies.has(line)) replies.set(line, r.reply);
     }
     if (replies.size === 0) return;
-    for (const rule of rules) {
-      for (const [line, reply] of replies) {
-        if (!ruleMatches(rule, domain, reply, line)) continue;
-        const destination = rule.action === 'override' && rule.mx ? `mx:${rule.mx}` : domain;
-        void this.count(rule, destination, domain, reply, line, entryId);
-        break;
-      }
-    }
+    this.track(this.matchAll(rules, domain, entryId, replies));
   }
 
-  /** Stops asking again on Redis's return (the daemon's shutdown). */
+  /** Stops asking again on Redis's return, and the match worker (the daemon's shutdown). */
   close(): void {
     this.stopListening();
+    void this.matcher.close();
+  }
+
+  private track(work: Promise<void>): void {
+    this.working.add(work);
+    work
+      .catch((err: Error) => this.options.logger.error({ event: 'automation_failed', err: err.message }, 'an automation reply could not be matched or counted'))
+      .finally(() => this.working.delete(work));
+  }
+
+  /** Each rule counts once per attempt: on the first of the attempt's distinct replies it matches. */
+  private async matchAll(rules: readonly AutomationRule[], domain: string, entryId: string, replies: Map<string, SmtpReply>): Promise<void> {
+    let left = rules;
+    for (const [line, reply] of replies) {
+      const watching = left.filter((rule) => ruleWatches(rule, domain, reply));
+      if (watching.length === 0) continue;
+      const matched = await this.matcher.match(line, watching, rules);
+      if (matched.size === 0) continue;
+      for (const rule of watching) {
+        if (!matched.has(rule.name)) continue;
+        const destination = rule.action === 'override' && rule.mx ? `mx:${rule.mx}` : domain;
+        this.track(this.count(rule, destination, domain, reply, line, entryId));
+      }
+      left = left.filter((rule) => !matched.has(rule.name));
+      if (left.length === 0) return;
+    }
   }
 
   private async count(rule: AutomationRule, destination: string, domain: string, reply: SmtpReply, line: string, entryId: string): Promise<void> {

@@ -36,8 +36,10 @@ interface Frame {
  * choices multiply past MAX_SHORT_CHOICES, or with the long ones past MAX_CHOICES (the
  * backtracking of one start is at worst the product of every quantifier's choices). What is
  * accepted still costs up to about half a second on 512 hostile bytes (`a*a*b` against 500
- * `a`: O(n³)); exponential cases are refused. Conservative: a few safe
- * patterns are refused too, and the operator is told how to write them.
+ * `a`: O(n³)); exponential cases are refused. This is the first line only: the daemon runs
+ * patterns in a worker thread that cuts a rule off at MATCH_BOUND_MS (AutomationMatcher),
+ * so what passes here costs the worker that bound at most, and the event loop nothing.
+ * Conservative: a few safe patterns are refused too, and the operator is told how to write them.
  */
 export function regexHazard(source: string): string | undefined {
   const stack: Frame[] = [{ varies: false, alternates: false }];

@@ -10,7 +10,9 @@ import type { TernProcess } from '../helpers/tern-process.js';
 /**
  * The most backtracking-prone patterns automation.ini still accepts: two long quantifiers
  * (O(n³) on a run of what they match), one long with short ones whose choices multiply to
- * the limit (512 × 128), and ranges. Each fails on a run of `a` without `!`, slowly.
+ * the limit (512 × 128), and ranges. Each fails on a run of `a` without `!` (or `b`), in
+ * 0.1–0.2 s on the event loop (measured): in the match worker each overruns its bound, is
+ * cut off and counts as not matched, and the rule after it still answers.
  */
 const AUTOMATION = `
 [slow-long]
@@ -29,6 +31,13 @@ duration = 1h
 
 [slow-ranges]
 match = a{0,15}a{0,7}a*!
+threshold = 1
+window = 10m
+action = suspend
+duration = 1h
+
+[slow-b]
+match = a*a*b
 threshold = 1
 window = 10m
 action = suspend
@@ -76,7 +85,7 @@ describe('automation matching a hostile reply', () => {
     await world?.stop();
   });
 
-  it('while mail flows to the hostile MX, another client\'s transaction completes, /health answers, and the rule that matches fires', async () => {
+  it('while mail flows to the hostile MX, another client\'s transaction completes, /health answers, a slow rule is cut off by its bound, and the rule that matches fires', async () => {
     // Mail to four domains behind the hostile MX, each retried every second (temp_fail_intervals=1s*3).
     for (const d of ['h1', 'h2', 'h3', 'h4']) {
       const sent = await sendMail({ port: tern.port, from: 'app@client.test', to: [`u1@${d}.test`, `u2@${d}.test`], body: message(d) });
@@ -95,6 +104,9 @@ describe('automation matching a hostile reply', () => {
       assert.equal(((await health.json()) as { status: string }).status, 'ok');
       await tern.waitFor(is('Delivery', rcpt), 30_000);
     }
+    const timeout = await tern.waitFor((r) => r.event === 'automation_match_timeout', 30_000);
+    assert.ok(['slow-long', 'slow-short', 'slow-ranges', 'slow-b'].includes(timeout.rule as string), `a slow rule overran its bound (${String(timeout.rule)})`);
+    assert.equal(timeout.level, 'warn');
     const fired = await tern.waitFor((r) => r.event === 'automation_fired', 30_000);
     assert.equal(fired.rule, 'hostile-451');
     assert.equal(fired.domain, 'h1.test');

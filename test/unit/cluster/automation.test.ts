@@ -62,21 +62,22 @@ describe('automation rules: counting on one node', () => {
     const ts04 = reply(421, '4.7.0', '[TS04] deferred');
     // Ten recipients of one attempt with the same reply: one match.
     automation.observe('yahoo.com', 'e1', outcome(...Array.from({ length: 10 }, () => ts04)));
-    await new Promise((r) => setImmediate(r));
+    await automation.settled();
     assert.equal(fired.length, 0, 'one attempt is one match, below the threshold of 2');
     now += 11 * 60_000;
     automation.observe('yahoo.com', 'e2', outcome(ts04));
-    await new Promise((r) => setImmediate(r));
+    await automation.settled();
     assert.equal(fired.length, 0, 'the first match left the 10-minute window');
     automation.observe('yahoo.com', 'e3', outcome(ts04));
-    await new Promise((r) => setImmediate(r));
+    await automation.settled();
     assert.equal(fired.length, 1);
     assert.equal(fired[0].rule.name, 'yahoo-ts04');
     assert.equal(fired[0].destination, 'yahoo.com');
     assert.equal(fired[0].matches, 2);
     for (const id of ['e4', 'e5', 'e6']) automation.observe('yahoo.com', id, outcome(ts04));
-    await new Promise((r) => setImmediate(r));
+    await automation.settled();
     assert.equal(fired.length, 1, 'fired once for its duration');
+    automation.close();
   });
 
   it('an override rule with mx= counts and acts on the mx: destination, over every domain those hosts serve', async () => {
@@ -87,12 +88,13 @@ describe('automation rules: counting on one node', () => {
     automation.observe('contoso.com', 'a', outcome(throttled('contoso-com.mail.protection.outlook.com')));
     automation.observe('fabrikam.com', 'b', outcome(throttled('fabrikam-com.mail.protection.outlook.com')));
     automation.observe('contoso.com', 'c', outcome(reply(250, '2.0.0', 'ok throttled', 'contoso-com.mail.protection.outlook.com')));
-    await new Promise((r) => setImmediate(r));
+    await automation.settled();
     assert.equal(fired.length, 0, 'a 2xx reply is not matched');
     automation.observe('fabrikam.com', 'd', outcome(throttled('fabrikam-com.mail.protection.outlook.com')));
-    await new Promise((r) => setImmediate(r));
+    await automation.settled();
     assert.equal(fired.length, 1);
     assert.equal(fired[0].destination, 'mx:*.mail.protection.outlook.com');
     assert.equal(fired[0].domain, 'fabrikam.com');
+    automation.close();
   });
 });

@@ -69,7 +69,11 @@ export interface LimitCoordinator {
   takeTokens(key: string, limits: DestinationLimits, wanted: number): Promise<TokenAnswer>;
   /** Hands back tokens taken but not used (a session failed before its messages went). */
   returnTokens(key: string, limits: DestinationLimits, count: number): void;
-  /** Calls `listener(key)` when a slot of `key` may have come free anywhere; returns an unsubscribe. */
+  /**
+   * Calls `listener(key)` when a slot of `key` may have come free anywhere, or one held here
+   * may have been taken back (the shaper then asks keepSlot of its idle sessions); returns
+   * an unsubscribe.
+   */
   onFreed(listener: (key: string) => void): () => void;
   close(): Promise<void>;
 }

@@ -7,7 +7,9 @@ import { LocalBucket, rateShare, slotShare } from './local-share.js';
 import { NodeRegistry } from './node-registry.js';
 import type { NodeCounts, NodeView } from './node-registry.js';
 import { RedisLeases } from './redis-leases.js';
+import { PROBE_EVERY_MS } from './redis-link.js';
 import type { RedisLink } from './redis-link.js';
+import { RejoinFence } from './rejoin-fence.js';
 import { HOLD_MS, TokenChunks } from './redis-tokens.js';
 
 export interface RedisCoordinatorOptions {
@@ -31,11 +33,20 @@ export interface ClusterStatus {
 }
 
 /**
- * Back from an outage, Redis grants no new slot for this long: every node puts back the
- * leases it held first (two PING probes of the link), so that whichever node comes back
- * first does not take slots the others' live sessions still use.
+ * Redis lost the leases (restarted empty): no new slot for this long (rejoin-fence.ts),
+ * while every node puts back those its live sessions hold. The nodes see Redis again
+ * within a probe of each other; the hold covers three probes and two timed-out commands,
+ * so a node slowed by a busy machine is still in time.
  */
-const REJOIN_HOLD_MS = 2000;
+const rejoinHoldMs = (commandTimeoutMs: number) => 3 * PROBE_EVERY_MS + 2 * commandTimeoutMs;
+/**
+ * Back from an outage, a node puts its leases back this long after it released its late
+ * acquisitions: by then the other nodes (a probe apart) released theirs, which would
+ * otherwise take the room of live sessions. Twice this is shorter than the fence.
+ */
+const putBackAfterMs = (commandTimeoutMs: number) => PROBE_EVERY_MS + commandTimeoutMs;
+/** Redis away: how often what failure_mode allows is asked again. */
+const OUTAGE_RECHECK_MS = 1000;
 /** closed: a refused token is asked for again after this long. */
 const CLOSED_RETRY_MS = 1000;
 /** Local buckets (failure_mode=share) and refused keys kept at most. */
@@ -71,10 +82,14 @@ export class RedisCoordinator implements LimitCoordinator {
    * refused lease script costs Redis six commands.
    */
   private readonly refused = new Map<string, { until: number; max: number }>();
+  /** Since when (ms) Redis has not answered for each destination asked while it did not (failure_mode=share waits a TTL before new slots). */
+  private readonly unansweredSince = new Map<string, number>();
   private resync?: Promise<void>;
   /** New slots from Redis only after this (ms): see REJOIN_HOLD_MS. */
   private rejoinUntil = 0;
   private rejoinTimer?: NodeJS.Timeout;
+  private outageTimer?: NodeJS.Timeout;
+  private readonly fence: RejoinFence;
   private readonly sweeper: NodeJS.Timeout;
   private closing?: Promise<void>;
   private readonly onUp = () => this.redisUp();
@@ -83,13 +98,16 @@ export class RedisCoordinator implements LimitCoordinator {
   constructor(private readonly options: RedisCoordinatorOptions) {
     const { link, settings, clock } = options;
     this.tokens = new TokenChunks(link, () => clock.now());
-    this.leases = new RedisLeases({ link, ttlMs: settings.lease_ttl * 1000, freed: (key) => this.emitFreed(key), restarted: () => this.rejoin() });
+    this.fence = new RejoinFence(link, rejoinHoldMs(link.timeoutMs));
+    this.leases = new RedisLeases({ link, ttlMs: settings.lease_ttl * 1000, freed: (key) => this.emitFreed(key), restarted: () => this.leasesLost() });
     this.registry = new NodeRegistry({ link, intervalMs: settings.heartbeat_interval * 1000, counts: options.counts, leases: () => this.leases.counts(), version: options.version, peers: options.peers });
     this.open = new LocalCoordinator(clock);
     this.own = new LocalCoordinator(clock);
     this.own.onFreed((key) => this.emitFreed(key));
     link.on('up', this.onUp);
     link.on('down', this.onDown);
+    // Redis answered before this coordinator listened: learn the epoch now (a later loss is told by it).
+    if (link.up) void this.fence.check();
     this.registry.start();
     this.sweeper = setInterval(() => void this.tokens.sweep(), HOLD_MS / 2);
     this.sweeper.unref();
@@ -111,10 +129,11 @@ export class RedisCoordinator implements LimitCoordinator {
       const known = this.refused.get(key);
       if (known && known.until > Date.now() && known.max === max) return { granted: false, reason: 'connection_limit' };
       const granted = await this.leases.acquire(key, max, leaseId);
+      if (granted !== undefined) this.unansweredSince.delete(key);
       if (granted === true) return { granted: true, lease: { key, id: leaseId } };
       if (granted !== undefined) return this.refuse(key, granted, max);
     }
-    if (this.leases.count(key) >= this.outageLimit(key, max)) return this.refuse(key);
+    if (this.leases.count(key) >= this.newSlotLimit(key, max)) return this.refuse(key);
     this.leases.hold(key, leaseId, max);
     return { granted: true, lease: { key, id: leaseId } };
   }
@@ -130,11 +149,12 @@ export class RedisCoordinator implements LimitCoordinator {
   keepSlot(lease: ConnectionLease): boolean {
     const { key, id } = lease;
     if (this.own.keepSlot(lease)) return true;
-    if (!this.leases.holds(key, id)) return false;
+    if (!this.leases.holds(key, id) || this.leases.isRevoked(id)) return false;
     if (this.leases.keeps(key, id)) return true;
     if (this.mode === 'open') return true;
     const max = this.leases.maxOf(key);
-    if (this.leases.count(key) <= this.outageLimit(key, max)) return true;
+    // Those already revoked are on their way out: they do not count against the others.
+    if (this.leases.live(key) <= this.outageLimit(key, max)) return true;
     // One over: this one goes (its release lowers the count for the next asked).
     this.leases.revoke(id);
     return false;
@@ -147,6 +167,28 @@ export class RedisCoordinator implements LimitCoordinator {
    * their last heartbeats (until that is older than the lease TTL, when Redis would have
    * let their leases lapse too); open: the whole limit.
    */
+  /**
+   * New slots of a destination this node may hold while Redis does not answer for it.
+   * share: none for a lease TTL (the leases Redis granted may all be live: the nodes that
+   * hold them keep their sessions that long, and a heartbeat does not tell what they took
+   * since), then its share, less what the others held at their last heartbeats until those
+   * are two TTLs old (their sessions over their own share end after a TTL, and their
+   * transaction); closed and open: as outageLimit.
+   */
+  private newSlotLimit(key: string, max: number): number {
+    if (this.mode !== 'share') return this.outageLimit(key, max);
+    const ttl = this.options.settings.lease_ttl * 1000;
+    const now = Date.now();
+    let since = this.unansweredSince.get(key);
+    if (since === undefined) {
+      since = Math.min(now, this.options.link.downSinceMs ?? now);
+      if (this.unansweredSince.size < MAX_KEYS) this.unansweredSince.set(key, since);
+    }
+    if (now - since < ttl) return 0;
+    const others = this.registry.othersHeld(key, 2 * ttl);
+    return Math.max(0, Math.min(this.slotsOfMine(key, max), max - others));
+  }
+
   private outageLimit(key: string, max: number): number {
     if (this.mode === 'open') return max;
     if (this.mode === 'closed') return 0;
@@ -215,6 +257,7 @@ export class RedisCoordinator implements LimitCoordinator {
     this.closing ??= (async () => {
       clearInterval(this.sweeper);
       clearTimeout(this.rejoinTimer);
+      clearInterval(this.outageTimer);
       const { link } = this.options;
       link.off('up', this.onUp);
       link.off('down', this.onDown);
@@ -237,35 +280,70 @@ export class RedisCoordinator implements LimitCoordinator {
     return { granted: false, reason: 'connection_limit' };
   }
 
+  /**
+   * Redis answers again. This node's late acquisitions go first (they would take room the
+   * nodes' live sessions need), then, once the others released theirs too, its held leases
+   * go back: if Redis lost them (restarted empty), the fence it raises holds every node's
+   * new slots meanwhile. New slots here wait for that, and until the fence answered as if
+   * it stood.
+   */
   private redisUp(): void {
+    clearInterval(this.outageTimer);
+    this.unansweredSince.clear();
     this.tokens.forget();
     this.buckets.clear();
     this.open = new LocalCoordinator(this.options.clock);
-    this.rejoin();
-    // Every node's late acquisitions go before any node puts its held leases back: the nodes
-    // see Redis again within a probe of each other, and new slots wait REJOIN_HOLD_MS.
+    this.holdUntil(Date.now() + this.fence.holdMs);
     this.resync = this.leases
       .releaseDoubtful()
-      .then(() => new Promise((resolve) => setTimeout(resolve, REJOIN_HOLD_MS / 2).unref()))
+      .then(() => this.fence.check())
+      .then((standsMs) => {
+        this.holdUntil(Date.now() + (standsMs ?? this.fence.holdMs));
+        return new Promise((resolve) => setTimeout(resolve, putBackAfterMs(this.options.link.timeoutMs)).unref());
+      })
       .then(() => Promise.all([this.leases.renewAll(), this.registry.beat()]))
       .then(() => {
-      this.resync = undefined;
-      this.freeRefused();
+        this.resync = undefined;
+        this.freeRefused();
+      });
+  }
+
+  /** A renewal found this node's leases gone from Redis without an outage seen here (it restarted between two calls). */
+  private leasesLost(): void {
+    this.holdUntil(Date.now() + this.fence.holdMs);
+    void this.fence.check(true).then((standsMs) => {
+      if (standsMs !== undefined) this.holdUntil(Date.now() + standsMs);
     });
   }
 
-  /** New slots wait REJOIN_HOLD_MS, then whoever was refused meanwhile asks again. */
-  private rejoin(): void {
-    this.rejoinUntil = Date.now() + REJOIN_HOLD_MS;
+  /** New slots wait until `until` (ms), then whoever was refused meanwhile asks again. */
+  private holdUntil(until: number): void {
+    this.rejoinUntil = until;
     clearTimeout(this.rejoinTimer);
-    this.rejoinTimer = setTimeout(() => this.freeRefused(), REJOIN_HOLD_MS + 5);
+    this.rejoinTimer = setTimeout(() => this.freeRefused(), Math.max(0, until - Date.now()) + 5);
     this.rejoinTimer.unref();
   }
 
   private redisDown(): void {
     // Tokens held are not given back (Redis does not answer); what waited on Redis asks failure_mode now.
     this.tokens.forget();
+    this.outageRecheck();
+    // What failure_mode allows changes as Redis would let leases lapse (the others' after a
+    // TTL from their last heartbeat, ours after a TTL from their last renewal): asked again
+    // every second, idle sessions over this node's share end, parked entries within it go.
+    clearInterval(this.outageTimer);
+    this.outageTimer = setInterval(() => this.outageRecheck(), OUTAGE_RECHECK_MS);
+    this.outageTimer.unref();
+  }
+
+  private outageRecheck(): void {
+    if (this.options.link.up || this.closing) {
+      clearInterval(this.outageTimer);
+      return;
+    }
+    const held = Object.keys(this.leases.counts());
     this.freeRefused();
+    for (const key of held) this.emitFreed(key);
   }
 
   private freeRefused(): void {

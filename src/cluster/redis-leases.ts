@@ -113,6 +113,17 @@ export class RedisLeases {
     return this.held.get(key)?.size ?? 0;
   }
 
+  isRevoked(id: string): boolean {
+    return this.revoked.has(id);
+  }
+
+  /** Leases held of `key` that were not revoked. */
+  live(key: string): number {
+    let n = 0;
+    for (const id of this.held.get(key) ?? []) if (!this.revoked.has(id)) n++;
+    return n;
+  }
+
   /** Leases held per destination (heartbeats, `tern cluster status`). */
   counts(): Record<string, number> {
     return Object.fromEntries([...this.held].map(([key, set]) => [key, set.size]));
@@ -182,7 +193,10 @@ export class RedisLeases {
           if (Number(answer[0]) > 0) this.options.restarted?.();
           // Redis restarted empty (or the TTL ran out while it was away) and others took the
           // slots first: these sessions end after their transaction, so the limit holds.
-          for (const id of (answer[1] as unknown[]).map(String)) if (set.has(id)) this.revoked.add(id);
+          let lost = 0;
+          for (const id of (answer[1] as unknown[]).map(String)) if (set.has(id) && !this.revoked.has(id)) (this.revoked.add(id), lost++);
+          // The shaper asks again: idle sessions on a revoked lease end now, not at their idle timeout.
+          if (lost > 0) this.options.freed(key);
         }),
       );
     }

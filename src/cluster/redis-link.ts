@@ -19,7 +19,7 @@ export interface RedisLinkOptions {
 /** A pub/sub message larger than this is dropped: nothing Tern publishes comes near it. */
 const MAX_MESSAGE_BYTES = 64 * 1024;
 /** While Redis is down, how often a PING asks whether it is back. */
-const PROBE_EVERY_MS = 1000;
+export const PROBE_EVERY_MS = 1000;
 /** Reply errors that say the server cannot serve now, rather than that a command is wrong. */
 const UNAVAILABLE = /^(CLUSTERDOWN|LOADING|TRYAGAIN|MASTERDOWN|READONLY|BUSY|NOREPLICAS)\b/;
 /** A command error (OOM, NOPERM, a script's bug) is logged at most this often per command, with a count. */
@@ -133,12 +133,20 @@ export class RedisLink extends EventEmitter {
     this.clustered = this.client instanceof Cluster;
     // ioredis emits `error` on every failed reconnect; unhandled, an EventEmitter would throw.
     this.client.on('error', (err: Error) => this.noteError(err));
+    // A connection lost and made again at once (Redis restarted between two calls) reports no
+    // error: down and up still, so that callers check what Redis lost (the rejoin fence).
+    this.client.on('close', () => this.noteError(new Error('connection closed')));
     this.client.on('ready', () => void this.probe());
     this.scheduleProbe();
   }
 
   get up(): boolean {
     return this.isUp;
+  }
+
+  /** Since when (ms) Redis has not answered; undefined while it is up. */
+  get downSinceMs(): number | undefined {
+    return this.isUp ? undefined : this.downSince;
   }
 
   /** Resolves once Redis answered, or after `withinMs` (start-up waits that long at most). */

@@ -74,6 +74,9 @@ export class Shaper {
   constructor(private readonly options: ShaperOptions) {
     this.unsubscribe = options.coordinator.onFreed((key) => {
       const s = this.keys.get(key);
+      // The notice may also say a slot was taken back (Redis kept another node's, or this node
+      // is over its failure_mode share): an idle session on it ends now, not at its idle timeout.
+      if (s && s.spare.length > 0) this.dropUnkept(key, s);
       // A notice may come while a pass waits for the coordinator's answer (over IPC the
       // "freed" can overtake the "no slot"): that pass then goes round once more.
       if (s?.running) s.again = true;
@@ -273,6 +276,17 @@ export class Shaper {
       .endLease(lease)
       .catch(() => undefined)
       .then(() => this.options.coordinator.releaseSlot(lease));
+  }
+
+  private dropUnkept(key: string, s: KeyState): void {
+    const before = s.spare.length;
+    for (let i = s.spare.length - 1; i >= 0; i--) {
+      const { lease } = s.spare[i];
+      if (this.options.coordinator.keepSlot(lease)) continue;
+      s.spare.splice(i, 1);
+      this.release(lease);
+    }
+    if (s.spare.length < before) this.forget(key, s);
   }
 
   private forget(key: string, s: KeyState): void {

@@ -300,6 +300,9 @@ describe('RedisCoordinator: Redis stopped or killed (failure_mode)', () => {
     try {
       await waitFor(() => nodes.every((n) => n.coordinator.nodesAlive.length === 3));
       redis.pause();
+      // For a lease TTL the leases Redis granted may all be live: no new slot.
+      assert.deepEqual(await grab(nodes, 'share.test', { maxConnections: 5 }), [0, 0, 0]);
+      await waitFor(() => nodes.every((n) => Date.now() - (n.link.downSinceMs ?? Date.now()) > 3000));
       const slots = await grab(nodes, 'share.test', { maxConnections: 5 });
       assert.equal(slots.reduce((a, b) => a + b, 0), 5, `slots per node: ${slots}`);
       const rate: DestinationLimits = { maxConnections: 5, rate: { count: 30, perMs: 1000, burst: 9 } };
@@ -352,6 +355,66 @@ describe('RedisCoordinator: Redis stopped or killed (failure_mode)', () => {
       assert.ok(Number(await redis.cli('ZCARD', leasesKey(nodes[0].link, 'killed.test'))) <= 2);
     } finally {
       await closeAll(nodes);
+    }
+  });
+});
+
+describe('RedisCoordinator: back from an outage (the rejoin fence)', () => {
+  let redis: RedisServer;
+  before(async () => {
+    redis = await RedisServer.start();
+  });
+  after(async () => {
+    await redis.stop();
+  });
+  const fenceKey = (n: Node) => n.link.key('{rejoin}', 'fence');
+
+  test('Redis restarted empty: no node takes a new slot until the leases held are back, so the live session keeps its slot', async () => {
+    const [a, b] = [await node(redis.url, 'a'), await node(redis.url, 'b')];
+    const limits: DestinationLimits = { maxConnections: 1 };
+    const downs: string[] = [];
+    for (const n of [a, b]) n.link.on('down', () => downs.push(n.link.nodeId));
+    try {
+      assert.equal((await a.coordinator.acquireSlot('fence.test', limits, 'la')).granted, true);
+      await redis.restart();
+      await waitFor(() => downs.includes('a') && downs.includes('b') && a.link.up && b.link.up);
+      // b asks for a slot as fast as the shaper could, from the moment it sees Redis again until the fence is down.
+      let asked = 0;
+      let fenceSeen = false;
+      let granted = 0;
+      await waitFor(async () => {
+        asked++;
+        if ((await b.coordinator.acquireSlot('fence.test', limits, `lb-${asked}`)).granted) granted++;
+        if (Number(await redis.cli('PTTL', fenceKey(a))) > 0) fenceSeen = true;
+        return fenceSeen && (await redis.cli('EXISTS', fenceKey(a))) === '0';
+      });
+      assert.equal(fenceSeen, true, 'the first node back raised the fence');
+      assert.equal(granted, 0, `b was granted ${granted} of ${asked} asks while a's session held the only slot`);
+      assert.equal(await redis.cli('ZRANGE', leasesKey(a.link, 'fence.test'), '0', '-1'), 'la');
+      assert.equal(a.coordinator.keepSlot({ key: 'fence.test', id: 'la' }), true);
+    } finally {
+      await closeAll([a, b]);
+    }
+  });
+
+  test('Redis paused and resumed (nothing lost): no fence; the node back takes new slots once its own are put back', async () => {
+    // A TTL far longer than the pause: Redis still holds a's lease when it answers again.
+    const [a, b] = [await node(redis.url, 'a', { lease_ttl: '30' }), await node(redis.url, 'b', { lease_ttl: '30' })];
+    const limits: DestinationLimits = { maxConnections: 2 };
+    const ups: string[] = [];
+    for (const n of [a, b]) n.link.on('up', () => ups.push(n.link.nodeId));
+    try {
+      assert.equal((await a.coordinator.acquireSlot('blip.test', limits, 'la')).granted, true);
+      redis.pause();
+      // Heartbeats (every second) find it silent.
+      await waitFor(() => !a.link.up && !b.link.up);
+      redis.resume();
+      await waitFor(() => ups.includes('a') && ups.includes('b'));
+      assert.equal((await b.coordinator.acquireSlot('blip.test', limits, 'lb')).granted, true);
+      assert.equal(await redis.cli('EXISTS', fenceKey(a)), '0');
+      assert.equal(a.coordinator.keepSlot({ key: 'blip.test', id: 'la' }), true);
+    } finally {
+      await closeAll([a, b]);
     }
   });
 });

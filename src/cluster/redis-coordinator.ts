@@ -14,7 +14,7 @@ import { HOLD_MS, TokenChunks } from './redis-tokens.js';
 
 export interface RedisCoordinatorOptions {
   readonly link: RedisLink;
-  readonly settings: Pick<RedisSettings, 'failure_mode' | 'lease_ttl' | 'heartbeat_interval' | 'url' | 'cluster' | 'sentinels'>;
+  readonly settings: Pick<RedisSettings, 'failure_mode' | 'lease_ttl' | 'heartbeat_interval' | 'url' | 'cluster' | 'sentinels'> & Partial<Pick<RedisSettings, 'connect_timeout'>>;
   readonly clock: Clock;
   readonly logger: Logger;
   /** This node's queue counts, for its heartbeat. */
@@ -33,12 +33,13 @@ export interface ClusterStatus {
 }
 
 /**
- * Redis lost the leases (restarted empty): no new slot for this long (rejoin-fence.ts),
- * while every node puts back those its live sessions hold. The nodes see Redis again
- * within a probe of each other; the hold covers three probes and two timed-out commands,
- * so a node slowed by a busy machine is still in time.
+ * Redis lost the leases (restarted empty, or an outage long enough for them to lapse): no
+ * new slot for this long (rejoin-fence.ts), while every node puts back those its live
+ * sessions hold. The nodes see Redis again a reconnection apart (ioredis retries within
+ * two probes, plus a connect timeout when SYNs are dropped); each puts back a probe and a
+ * command later; the hold covers that with a probe and two timed-out commands to spare.
  */
-const rejoinHoldMs = (commandTimeoutMs: number) => 3 * PROBE_EVERY_MS + 2 * commandTimeoutMs;
+const rejoinHoldMs = (commandTimeoutMs: number, connectTimeoutMs: number) => 3 * PROBE_EVERY_MS + connectTimeoutMs + putBackAfterMs(commandTimeoutMs) + 2 * commandTimeoutMs;
 /**
  * Back from an outage, a node puts its leases back this long after it released its late
  * acquisitions: by then the other nodes (a probe apart) released theirs, which would
@@ -83,7 +84,11 @@ export class RedisCoordinator implements LimitCoordinator {
    */
   private readonly refused = new Map<string, { until: number; max: number }>();
   /** Since when (ms) Redis has not answered for each destination asked while it did not (failure_mode=share waits a TTL before new slots). */
-  private readonly unansweredSince = new Map<string, number>();
+  private readonly unansweredSince = new Map<string, { since: number; last: number }>();
+  /** When Redis last stopped answering (ms): an outage longer than a lease can outlive raises the rejoin fence. */
+  private downAt?: number;
+  /** Counts the resyncs begun: a chain that a newer one overtook (Redis flapped) stops. */
+  private resyncs = 0;
   private resync?: Promise<void>;
   /** New slots from Redis only after this (ms): see REJOIN_HOLD_MS. */
   private rejoinUntil = 0;
@@ -98,7 +103,7 @@ export class RedisCoordinator implements LimitCoordinator {
   constructor(private readonly options: RedisCoordinatorOptions) {
     const { link, settings, clock } = options;
     this.tokens = new TokenChunks(link, () => clock.now());
-    this.fence = new RejoinFence(link, rejoinHoldMs(link.timeoutMs));
+    this.fence = new RejoinFence(link, rejoinHoldMs(link.timeoutMs, settings.connect_timeout ?? 2000));
     this.leases = new RedisLeases({ link, ttlMs: settings.lease_ttl * 1000, freed: (key) => this.emitFreed(key), restarted: () => this.leasesLost() });
     this.registry = new NodeRegistry({ link, intervalMs: settings.heartbeat_interval * 1000, counts: options.counts, leases: () => this.leases.counts(), version: options.version, peers: options.peers });
     this.open = new LocalCoordinator(clock);
@@ -133,7 +138,11 @@ export class RedisCoordinator implements LimitCoordinator {
       if (granted === true) return { granted: true, lease: { key, id: leaseId } };
       if (granted !== undefined) return this.refuse(key, granted, max);
     }
-    if (this.leases.count(key) >= this.newSlotLimit(key, max)) return this.refuse(key);
+    if (this.leases.count(key) >= this.newSlotLimit(key, max)) {
+      // Past the TTL, what the share allows changes with the others' heartbeats' age: ask again in a second.
+      this.leases.freedAt(key, Date.now() + OUTAGE_RECHECK_MS);
+      return this.refuse(key);
+    }
     this.leases.hold(key, leaseId, max);
     return { granted: true, lease: { key, id: leaseId } };
   }
@@ -179,12 +188,16 @@ export class RedisCoordinator implements LimitCoordinator {
     if (this.mode !== 'share') return this.outageLimit(key, max);
     const ttl = this.options.settings.lease_ttl * 1000;
     const now = Date.now();
-    let since = this.unansweredSince.get(key);
-    if (since === undefined) {
-      since = Math.min(now, this.options.link.downSinceMs ?? now);
-      if (this.unansweredSince.size < MAX_KEYS) this.unansweredSince.set(key, since);
+    const known = this.unansweredSince.get(key);
+    // An earlier outage that Redis answered after (for this key or all) does not count: this one starts now.
+    const fresh = !known || now - known.last > PROBE_EVERY_MS + this.options.link.timeoutMs;
+    const since = fresh ? Math.min(now, this.options.link.downSinceMs ?? now) : known.since;
+    if (this.unansweredSince.size < MAX_KEYS || known) this.unansweredSince.set(key, { since, last: now });
+    if (now - since < ttl) {
+      // Nothing else may tell this key to ask again (a Redis Cluster master away keeps the link up).
+      this.leases.freedAt(key, since + ttl + 5);
+      return 0;
     }
-    if (now - since < ttl) return 0;
     const others = this.registry.othersHeld(key, 2 * ttl);
     return Math.max(0, Math.min(this.slotsOfMine(key, max), max - others));
   }
@@ -294,18 +307,27 @@ export class RedisCoordinator implements LimitCoordinator {
     this.buckets.clear();
     this.open = new LocalCoordinator(this.options.clock);
     this.holdUntil(Date.now() + this.fence.holdMs);
-    this.resync = this.leases
+    // Away long enough that a lease renewed just before may have lapsed: Redis kept its data
+    // but not every node's slots, as if it had lost them.
+    const downMs = this.downAt === undefined ? 0 : Date.now() - this.downAt;
+    const lapsed = downMs >= (this.options.settings.lease_ttl * 1000) / 2;
+    const chain = ++this.resyncs;
+    const current = () => chain === this.resyncs && !this.closing;
+    const resync: Promise<void> = this.leases
       .releaseDoubtful()
-      .then(() => this.fence.check())
+      .then(() => (current() ? this.fence.check(lapsed) : undefined))
       .then((standsMs) => {
+        if (!current()) return;
         this.holdUntil(Date.now() + (standsMs ?? this.fence.holdMs));
         return new Promise((resolve) => setTimeout(resolve, putBackAfterMs(this.options.link.timeoutMs)).unref());
       })
-      .then(() => Promise.all([this.leases.renewAll(), this.registry.beat()]))
+      .then(() => (current() ? Promise.all([this.leases.renewAll(), this.registry.beat()]) : undefined))
       .then(() => {
+        if (this.resync !== resync) return;
         this.resync = undefined;
-        this.freeRefused();
+        if (!this.closing) this.freeRefused();
       });
+    this.resync = resync;
   }
 
   /** A renewal found this node's leases gone from Redis without an outage seen here (it restarted between two calls). */
@@ -318,6 +340,7 @@ export class RedisCoordinator implements LimitCoordinator {
 
   /** New slots wait until `until` (ms), then whoever was refused meanwhile asks again. */
   private holdUntil(until: number): void {
+    if (this.closing) return;
     this.rejoinUntil = until;
     clearTimeout(this.rejoinTimer);
     this.rejoinTimer = setTimeout(() => this.freeRefused(), Math.max(0, until - Date.now()) + 5);
@@ -325,6 +348,7 @@ export class RedisCoordinator implements LimitCoordinator {
   }
 
   private redisDown(): void {
+    this.downAt = Date.now();
     // Tokens held are not given back (Redis does not answer); what waited on Redis asks failure_mode now.
     this.tokens.forget();
     this.outageRecheck();

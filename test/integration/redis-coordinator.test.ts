@@ -4,6 +4,7 @@ import { Writable } from 'node:stream';
 import { RedisCoordinator, RedisLink } from '../../src/cluster/index.js';
 import type { DestinationLimits } from '../../src/cluster/index.js';
 import { ACQUIRE_LUA, GRANT_LUA, RENEW_LUA, leasesKey, rateKey } from '../../src/cluster/redis-scripts.js';
+import { slotShare } from '../../src/cluster/local-share.js';
 import { redisMainSchema } from '../../src/config/index.js';
 import { systemClock } from '../../src/core/index.js';
 import { createLogger } from '../../src/log/index.js';
@@ -316,6 +317,28 @@ describe('RedisCoordinator: Redis stopped or killed (failure_mode)', () => {
     } finally {
       redis.resume();
       await closeAll(nodes);
+    }
+  });
+
+  test('nodes=N: a worker that never reached Redis counts its machine\'s workers alive and takes its share, not the whole limit', async () => {
+    // Nothing listens on port 1: Redis is away from the start.
+    const settings = redisMainSchema.parse({ enabled: 'true', url: 'redis://127.0.0.1:1', command_timeout: '200', key_prefix: 'it:', lease_ttl: '3', heartbeat_interval: '1' });
+    const peers = ['mx1/shard-0', 'mx1/shard-1'];
+    const workers: Node[] = peers.map((id) => {
+      const link = new RedisLink({ settings, nodeId: id, logger: quiet() });
+      const coordinator = new RedisCoordinator({ link, settings, clock: systemClock, logger: quiet(), counts: () => ({ queued: 0, in_flight: 0, sessions: 0 }), version: 'test', peers });
+      return { link, coordinator, freed: [] };
+    });
+    try {
+      for (const w of workers) assert.deepEqual(w.coordinator.nodesAlive, peers);
+      // For a lease TTL no new slot (leases Redis granted before may be live), then each worker's share.
+      assert.deepEqual(await grab(workers, 'machine.test', { maxConnections: 3 }), [0, 0]);
+      await waitFor(() => workers.every((w) => Date.now() - (w.link.downSinceMs ?? Date.now()) > 3000));
+      const got = await grab(workers, 'machine.test', { maxConnections: 3 });
+      assert.deepEqual(got, [slotShare('machine.test', 3, 2, 0), slotShare('machine.test', 3, 2, 1)]);
+      assert.equal(got[0] + got[1], 3);
+    } finally {
+      await closeAll(workers);
     }
   });
 

@@ -4,7 +4,7 @@
  */
 import type { RedisBackend } from './redis-backend.js';
 import { recordTime } from './redis-nodes.js';
-import { attemptsCharged, burstOf, firstRecordAfter, peakFields, sessionNodes, sessionPeak, slashed, sleep, waitForIds, withSetup } from './redis-scenario.js';
+import { attemptsCharged, burstOf, firstRecordAfter, openAtTransactions, peakFields, sessionNodes, sessionPeak, sessionsOpened, slashed, sleep, waitForIds, withSetup } from './redis-scenario.js';
 import type { RedisBenchOptions } from './redis-scenario.js';
 import { firstAtLeast, largestGap, round, tally, windowCounts } from './sink-figures.js';
 
@@ -121,6 +121,10 @@ export async function redisKilled(backend: RedisBackend, o: RedisBenchOptions): 
     const windows = windowCounts(times, 1000, 100, killAt, restartAt);
     const maxWindow = windows.length ? Math.max(...windows) : 0;
     const gap = largestGap(times, killAt - 1000, killAt + 5000);
+    // The gap above is the whole sink's, around the kill only; over the whole outage too,
+    // and whether the mail went on in the sessions open at the kill or in new ones.
+    const gapAway = largestGap(times, killAt, restartAt);
+    const opened = sessionsOpened(sink, killAt, restartAt);
     const away_ = sessionPeak(sink, killAt, killAt, restartAt);
     const sessionsAway = away_.max;
     const charged = attemptsCharged(nodes);
@@ -155,6 +159,10 @@ export async function redisKilled(backend: RedisBackend, o: RedisBenchOptions): 
       away_s: round((restartAt - killAt) / 1000, 2),
       arrived_before_kill: times.filter((x) => x < killAt).length,
       max_gap_around_kill_ms: gap,
+      max_gap_away_ms: gapAway,
+      sessions_opened_away: opened.count,
+      sessions_opened_away_of: opened.of,
+      open_at_kill_transactions: openAtTransactions(sink, killAt),
       rate_away_per_s: round(awayRate, 1),
       rate_away_limit: round(1.05 * o.rate, 1),
       max_1s_window_away: maxWindow,

@@ -127,3 +127,24 @@ export const peakFields = (suffix: string, p: ReturnType<typeof sessionPeak>) =>
   [`max_sessions${suffix}_at_s`]: p.at_s,
   [`max_sessions${suffix}_of`]: p.nodes,
 });
+
+/**
+ * Sessions the sink saw opened in [from, to), per node (`n1:2/n3:1`, '-' for none), and the
+ * most transactions any one of them carried: under failure_mode=share no node opens one for
+ * a lease TTL after Redis stops answering, so during a shorter outage mail goes on only in
+ * the sessions already open.
+ */
+export function sessionsOpened(sink: RecordingMx, from: number, to: number): { count: number; of: string } {
+  const of = sessionNodes(sink);
+  const counts = new Map<string, number>();
+  for (const s of sink.sessions) if (s.openedAt >= from && s.openedAt < to) counts.set(of.get(s.id) ?? '?', (counts.get(of.get(s.id) ?? '?') ?? 0) + 1);
+  const list = [...counts].sort(([a], [b]) => a.localeCompare(b));
+  return { count: list.reduce((n, [, c]) => n + c, 0), of: list.length ? list.map(([n, c]) => `${n}:${c}`).join('/') : '-' };
+}
+
+/** Transactions of the sessions open at `at` (those Redis granted before it went away), as `n1:312/n3:298`. */
+export function openAtTransactions(sink: RecordingMx, at: number): string {
+  const of = sessionNodes(sink);
+  const open = sink.sessions.filter((s) => s.openedAt <= at && (s.closedAt === undefined || s.closedAt > at));
+  return open.length ? open.map((s) => `${of.get(s.id)}:${s.transactions}`).sort().join('/') : '-';
+}

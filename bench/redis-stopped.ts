@@ -5,7 +5,7 @@
 import { eventLoopDelay } from './loop-delay.js';
 import type { RedisBackend } from './redis-backend.js';
 import { recordTime } from './redis-nodes.js';
-import { attemptsCharged, burstOf, firstRecordAfter, peakFields, sessionPeak, slashed, sleep, waitForIds, withSetup } from './redis-scenario.js';
+import { attemptsCharged, burstOf, firstRecordAfter, openAtTransactions, peakFields, sessionPeak, sessionsOpened, slashed, sleep, waitForIds, withSetup } from './redis-scenario.js';
 import type { RedisBenchOptions } from './redis-scenario.js';
 import { largestGap, round, tally } from './sink-figures.js';
 
@@ -61,6 +61,7 @@ export async function redisStopped(backend: RedisBackend, o: RedisBenchOptions):
     const t = tally(acked, sink.arrivals.map((a) => a.messageId));
     const loopMax = Math.max(...stopped.map((l) => l.max_ms));
     const during = times.filter((x) => x >= stopAt && x < contAt).length;
+    const opened = sessionsOpened(sink, stopAt, contAt);
     return {
       scenario: 'redis stopped',
       redis: backend.kind,
@@ -77,6 +78,9 @@ export async function redisStopped(backend: RedisBackend, o: RedisBenchOptions):
       max_gap_stopped_ms: gap,
       gap_limit_ms: o.commandTimeout + GAP_ALLOWANCE_MS,
       rate_stopped_per_s: round((during * 1000) / (contAt - stopAt), 1),
+      sessions_opened_stopped: opened.count,
+      sessions_opened_stopped_of: opened.of,
+      open_at_stop_transactions: openAtTransactions(sink, stopAt),
       ...peakFields('_stopped', sessionPeak(sink, stopAt, stopAt, contAt)),
       ...peakFields('', sessionPeak(sink, stopAt)),
       loop_p99_ms: stopped.map((l) => l.p99_ms).join('/'),
